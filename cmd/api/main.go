@@ -1,0 +1,74 @@
+// Command api runs the crm REST API. With no NATS_URL it is the whole
+// service in one process: an embedded nats-server (JetStream on DATA_DIR),
+// the SQLite read model and the projector.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"crm/internal/app"
+	"crm/internal/config"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "crm api:", err)
+		os.Exit(1)
+	}
+}
+
+// shutdownGrace bounds how long in-flight requests may finish after SIGTERM.
+const shutdownGrace = 25 * time.Second
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("api", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: api\n\n", config.Usage("api", "the crm REST API (embedded NATS + SQLite by default)"))
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil
+		}
+		return err
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := app.Start(ctx, cfg, app.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "crm API listening on %s\n", a.URL())
+	if cfg.Embedded() {
+		fmt.Fprintf(stdout, "embedded NATS (JetStream, data in %s): %s\n", cfg.DataDir, a.NATSURL)
+	}
+	if a.AdminToken != "" {
+		fmt.Fprintf(stdout, "admin token (valid 30 days; mint more with: go run ./cmd/crmctl token --data-dir %s):\n%s\n", cfg.DataDir, a.AdminToken)
+	}
+	<-ctx.Done()
+	stop()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	return a.Close(sctx)
+}
+
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(s))
+	return l
+}

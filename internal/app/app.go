@@ -1,0 +1,265 @@
+// Package app wires the service: configuration in, running parts out. Both
+// cmd/api and the integration tests start the service through Start, so the
+// tests run exactly what users run.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"crm/internal/auth"
+	"crm/internal/commands"
+	"crm/internal/config"
+	"crm/internal/embedded"
+	"crm/internal/eventstore"
+	"crm/internal/httpapi"
+	"crm/internal/projections"
+	"crm/internal/readmodel"
+)
+
+// App is a running API process (with, in embedded mode, its own nats-server,
+// SQLite read model and projector).
+type App struct {
+	Config config.Config
+	// NATSURL is the NATS server the app uses (the embedded one's URL in
+	// embedded mode).
+	NATSURL string
+	// AdminToken is a ready-to-use admin token when the secret was generated
+	// (embedded mode without SECRET_KEY), else "".
+	AdminToken string
+
+	log       *slog.Logger
+	ns        *embedded.Server
+	nc        *nats.Conn
+	events    *eventstore.Store
+	store     readmodel.Store
+	projector *projections.Projector
+	srv       *http.Server
+	ln        net.Listener
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// Options for Start beyond the configuration.
+type Options struct {
+	Logger *slog.Logger
+	// OpenStore opens the read model; default: SQLite under DATA_DIR, or
+	// MongoDB when MONGODB_URL is set.
+	OpenStore func(ctx context.Context, cfg config.Config) (readmodel.Store, error)
+	// NoProjector: do not run the projector in this process (the API then
+	// waits for read-your-writes on the store's checkpoint).
+	NoProjector bool
+}
+
+// Start starts every part and returns once the API accepts connections.
+// On error, whatever was started is stopped again.
+func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.OpenStore == nil {
+		o.OpenStore = OpenStore
+	}
+	a := &App{Config: cfg, log: o.Logger}
+	defer func() {
+		if err != nil {
+			a.Close(context.Background())
+		}
+	}()
+
+	key := []byte(cfg.SecretKey)
+	if cfg.Embedded() {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
+		}
+		a.ns, err = embedded.Start(embedded.Config{DataDir: cfg.DataDir, Host: cfg.NATSHost, Port: cfg.NATSPort, NoSync: cfg.NATSNoSync})
+		if err != nil {
+			return nil, err
+		}
+		a.NATSURL = a.ns.ClientURL()
+		if len(key) == 0 {
+			if key, err = embeddedSecret(cfg.DataDir); err != nil {
+				return nil, err
+			}
+			a.AdminToken, err = auth.Mint(key, "00000000-0000-4000-8000-000000000001", []string{"admin"}, 30*24*time.Hour, time.Now())
+			if err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		a.NATSURL = cfg.NATSURL
+	}
+
+	a.nc, err = nats.Connect(a.NATSURL,
+		nats.Name("crm-api"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(a.NATSURL), err)
+	}
+	a.events, err = eventstore.Open(ctx, a.nc, eventstore.Config{Replicas: cfg.StreamReplicas, Duplicates: cfg.DuplicateWindow})
+	if err != nil {
+		return nil, err
+	}
+	a.store, err = o.OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open read model: %w", err)
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	var waiter httpapi.Projection
+	if !o.NoProjector {
+		a.projector = projections.New(a.events.JetStream(), a.events.StreamName(), a.store, projections.Options{Logger: a.log.With("component", "projector")})
+		waiter = a.projector
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			_ = a.projector.Run(runCtx) // a stuck projector is reported by Status
+		}()
+	} else {
+		waiter = &projections.CheckpointWaiter{Store: a.store}
+	}
+
+	handler := commands.New(a.events, commands.Options{
+		IsConflict:    func(err error) bool { return errors.Is(err, eventstore.ErrConflict) },
+		IsUnavailable: func(err error) bool { return errors.Is(err, eventstore.ErrUnavailable) },
+	})
+	verifier := auth.NewVerifier(key, auth.Options{Roles: cfg.Roles, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience})
+	api := httpapi.New(httpapi.Deps{
+		Commands:              handler,
+		Verifier:              verifier,
+		Reader:                a.store,
+		Projection:            waiter,
+		Logger:                a.log,
+		ReadYourWritesTimeout: cfg.ReadYourWritesTimeout,
+		CORSOrigins:           cfg.CORSOrigins,
+	})
+	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	a.srv = &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("http server", "err", err)
+		}
+	}()
+	return a, nil
+}
+
+// Addr is the address the API listens on.
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// URL is the API's base URL (http://host:port).
+func (a *App) URL() string {
+	host, port, _ := net.SplitHostPort(a.Addr())
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// Projector returns the in-process projector (nil with NoProjector).
+func (a *App) Projector() *projections.Projector { return a.projector }
+
+// Store returns the read model.
+func (a *App) Store() readmodel.Store { return a.store }
+
+// Close stops accepting requests, lets in-flight ones finish (until ctx
+// ends), stops the projector, and closes NATS, the store and the embedded
+// server, in that order.
+func (a *App) Close(ctx context.Context) error {
+	var err error
+	a.once.Do(func() {
+		if a.srv != nil {
+			err = a.srv.Shutdown(ctx)
+		} else if a.ln != nil {
+			a.ln.Close()
+		}
+		if a.cancel != nil {
+			a.cancel()
+		}
+		a.wg.Wait()
+		if a.events != nil {
+			a.events.Close()
+		}
+		if a.nc != nil {
+			_ = a.nc.Drain()
+			for i := 0; i < 200 && !a.nc.IsClosed(); i++ {
+				time.Sleep(10 * time.Millisecond)
+			}
+			a.nc.Close()
+		}
+		if a.store != nil {
+			a.store.Close()
+		}
+		if a.ns != nil {
+			a.ns.Shutdown()
+		}
+	})
+	return err
+}
+
+// embeddedSecret returns the signing key kept in dataDir/secret.key,
+// generating it (32 random bytes, hex) on first use.
+func embeddedSecret(dataDir string) ([]byte, error) {
+	path := filepath.Join(dataDir, "secret.key")
+	if b, err := os.ReadFile(path); err == nil {
+		if s := strings.TrimSpace(string(b)); len(s) >= 32 {
+			return []byte(s), nil
+		}
+		return nil, fmt.Errorf("%s is shorter than 32 bytes; delete it to generate a new one", path)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	s := hex.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return []byte(s), nil
+}
+
+// redactURL hides credentials in a URL list for logs and errors.
+func redactURL(u string) string {
+	parts := strings.Split(u, ",")
+	for i, p := range parts {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			if scheme := strings.Index(p, "://"); scheme >= 0 && scheme < at {
+				parts[i] = p[:scheme+3] + "***" + p[at:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}

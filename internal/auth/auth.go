@@ -1,0 +1,191 @@
+// Package auth verifies the bearer JWTs of the API and maps roles to
+// permissions. It knows nothing about HTTP.
+package auth
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Permissions of the CRM.
+const (
+	PermView   = "crm.view"
+	PermCreate = "crm.create"
+	PermEdit   = "crm.edit"
+	PermDelete = "crm.delete"
+	PermAudit  = "crm.audit"
+)
+
+// Errors, matched with errors.Is.
+var (
+	// ErrUnauthorized: the token is missing, malformed, badly signed or expired.
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrForbidden: the token is valid but lacks the permission.
+	ErrForbidden = errors.New("forbidden")
+)
+
+// RolePermissions maps a role to the permissions it grants.
+type RolePermissions map[string][]string
+
+// DefaultRoles is the seed's mapping: admin, super_admin, moderator and user
+// have every CRM permission; crm.audit is for admin and super_admin only.
+func DefaultRoles() RolePermissions {
+	all := []string{PermView, PermCreate, PermEdit, PermDelete}
+	return RolePermissions{
+		"super_admin": append(slices.Clone(all), PermAudit),
+		"admin":       append(slices.Clone(all), PermAudit),
+		"moderator":   all,
+		"user":        all,
+	}
+}
+
+// ParseRoles parses a JSON object such as {"admin":["crm.view"]}.
+func ParseRoles(s string) (RolePermissions, error) {
+	var rp RolePermissions
+	if err := json.Unmarshal([]byte(s), &rp); err != nil {
+		return nil, fmt.Errorf("role permissions must be a JSON object of role to list of permissions: %w", err)
+	}
+	return rp, nil
+}
+
+// Principal is the authenticated caller.
+type Principal struct {
+	Subject     string   // the user id (JWT sub)
+	Roles       []string // as in the token
+	Permissions []string // effective permissions, sorted
+}
+
+// Can reports whether the principal holds permission p.
+func (p Principal) Can(perm string) bool {
+	_, ok := slices.BinarySearch(p.Permissions, perm)
+	return ok
+}
+
+// Require returns ErrForbidden unless the principal holds perm.
+func (p Principal) Require(perm string) error {
+	if p.Can(perm) {
+		return nil
+	}
+	return fmt.Errorf("%w: requires permission %s", ErrForbidden, perm)
+}
+
+// Verifier checks HS256 tokens. It is safe for concurrent use.
+type Verifier struct {
+	key      []byte
+	roles    RolePermissions
+	parser   *jwt.Parser
+	issuer   string
+	audience string
+}
+
+// Options of a Verifier.
+type Options struct {
+	Roles    RolePermissions // default DefaultRoles()
+	Issuer   string          // when set, iss must equal it
+	Audience string          // when set, aud must contain it
+	Leeway   time.Duration   // clock skew allowed on exp/nbf/iat, default 30s
+}
+
+// NewVerifier returns a verifier for tokens signed with key.
+func NewVerifier(key []byte, o Options) *Verifier {
+	if o.Roles == nil {
+		o.Roles = DefaultRoles()
+	}
+	if o.Leeway == 0 {
+		o.Leeway = 30 * time.Second
+	}
+	popts := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(o.Leeway),
+	}
+	if o.Issuer != "" {
+		popts = append(popts, jwt.WithIssuer(o.Issuer))
+	}
+	if o.Audience != "" {
+		popts = append(popts, jwt.WithAudience(o.Audience))
+	}
+	return &Verifier{key: key, roles: o.Roles, parser: jwt.NewParser(popts...), issuer: o.Issuer, audience: o.Audience}
+}
+
+// claims are the token's claims. Role and Roles accept a string or a list of
+// strings; anything else fails to decode (and the token is refused).
+type claims struct {
+	jwt.RegisteredClaims
+	Role        stringList  `json:"role,omitempty"`
+	Roles       stringList  `json:"roles,omitempty"`
+	Permissions *stringList `json:"permissions,omitempty"`
+}
+
+type stringList []string
+
+func (l *stringList) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*l = stringList{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("must be a string or a list of strings")
+	}
+	*l = many
+	return nil
+}
+
+// Verify parses and checks a token and returns its principal. Every failure
+// wraps ErrUnauthorized.
+func (v *Verifier) Verify(token string) (Principal, error) {
+	var c claims
+	_, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+		return v.key, nil
+	})
+	if err != nil {
+		return Principal{}, fmt.Errorf("%w: %v", ErrUnauthorized, err)
+	}
+	if strings.TrimSpace(c.Subject) == "" {
+		return Principal{}, fmt.Errorf("%w: token has no subject", ErrUnauthorized)
+	}
+	roles := append(slices.Clone([]string(c.Role)), c.Roles...)
+	perms := map[string]bool{}
+	if c.Permissions != nil {
+		// An explicit permissions claim is honoured as given.
+		for _, p := range *c.Permissions {
+			perms[p] = true
+		}
+	} else {
+		for _, r := range roles {
+			for _, p := range v.roles[r] {
+				perms[p] = true
+			}
+		}
+	}
+	list := make([]string, 0, len(perms))
+	for p := range perms {
+		list = append(list, p)
+	}
+	sort.Strings(list)
+	return Principal{Subject: c.Subject, Roles: roles, Permissions: list}, nil
+}
+
+// Mint signs a token for sub with the given roles, valid for ttl. It is for
+// development and tests (crmctl token, the embedded start-up banner).
+func Mint(key []byte, sub string, roles []string, ttl time.Duration, now time.Time) (string, error) {
+	c := claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   sub,
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+		},
+		Roles: roles,
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(key)
+}

@@ -1,0 +1,182 @@
+// Package commands carries out the customer commands: authorize, validate,
+// load the customer's events from the event store, decide, append. One file
+// per use case; no transport or storage imports.
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"crm/internal/auth"
+	"crm/internal/customer"
+	"crm/internal/events"
+)
+
+// EventStore is what the command side needs from the event store
+// (implemented by eventstore.Store).
+type EventStore interface {
+	// Load returns the customer's events in order and the stream sequence of
+	// the last one (0 if none).
+	Load(ctx context.Context, customerID string) ([]events.Event, uint64, error)
+	// Append stores ev if the customer's last event is still at expectedSeq
+	// and returns its stream sequence. A concurrent change is an error that
+	// IsConflict recognises.
+	Append(ctx context.Context, ev events.Event, expectedSeq uint64) (uint64, error)
+	// NextCode returns a fresh customer number, unique forever.
+	NextCode(ctx context.Context) (uint64, error)
+}
+
+// Errors of the command side, besides the domain's (customer.ErrNotFound,
+// *customer.ValidationError, customer.ErrPreconditionFailed) and auth's.
+var (
+	// ErrConflict: the customer kept changing under us; retries ran out.
+	ErrConflict = errors.New("concurrent changes to the customer, try again")
+	// ErrUnavailable: the event store cannot be reached. For an append, the
+	// outcome is unknown.
+	ErrUnavailable = errors.New("event store unavailable")
+)
+
+// Handler carries out commands. It is safe for concurrent use.
+type Handler struct {
+	store EventStore
+	// IsConflict recognises the store's optimistic-concurrency error.
+	isConflict    func(error) bool
+	isUnavailable func(error) bool
+	now           func() time.Time
+	newID         func() string
+	source        string
+	retries       int
+}
+
+// Options of a Handler.
+type Options struct {
+	IsConflict    func(error) bool // required
+	IsUnavailable func(error) bool // required
+	Now           func() time.Time // default time.Now
+	NewID         func() string    // default uuid v4
+	Source        string           // CloudEvents source, default events.DefaultSource
+	Retries       int              // re-decides after a conflict, default 10
+}
+
+// New returns a Handler appending to store.
+func New(store EventStore, o Options) *Handler {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.NewID == nil {
+		o.NewID = func() string { return uuid.NewString() }
+	}
+	if o.Source == "" {
+		o.Source = events.DefaultSource
+	}
+	if o.Retries == 0 {
+		o.Retries = 10
+	}
+	if o.IsConflict == nil || o.IsUnavailable == nil {
+		panic("commands.New: IsConflict and IsUnavailable are required")
+	}
+	return &Handler{store: store, isConflict: o.IsConflict, isUnavailable: o.IsUnavailable, now: o.Now, newID: o.NewID, source: o.Source, retries: o.Retries}
+}
+
+// Request is the context of one command: who asks, and the ids that tie its
+// event to the request.
+type Request struct {
+	Principal     auth.Principal
+	CorrelationID string
+}
+
+// Result is the outcome of a successful command.
+type Result struct {
+	// Customer is the state after the command, from the aggregate.
+	Customer customer.Customer
+	// Seq is the stream sequence of the appended event; 0 when the command
+	// changed nothing and appended no event.
+	Seq uint64
+}
+
+func (h *Handler) meta(r Request) customer.Meta {
+	return customer.Meta{
+		Actor:         r.Principal.Subject,
+		Now:           h.now().UTC().Truncate(time.Millisecond), // BSON dates hold milliseconds
+		EventID:       h.newID(),
+		Source:        h.source,
+		CorrelationID: r.CorrelationID,
+	}
+}
+
+// execute loads the customer, decides cmd and appends the result, retrying
+// on a concurrent change: the command is decided again on fresh state, so an
+// ExpectedVersion then fails with ErrPreconditionFailed and a merge patch is
+// applied on top of the other writer's change.
+func (h *Handler) execute(ctx context.Context, r Request, id string, cmd customer.Command) (Result, error) {
+	res, err := h.decideAndAppend(ctx, r, id, cmd)
+	if err != nil && h.isUnavailable(err) {
+		return Result{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return res, err
+}
+
+func (h *Handler) decideAndAppend(ctx context.Context, r Request, id string, cmd customer.Command) (Result, error) {
+	for attempt := 0; ; attempt++ {
+		evs, last, err := h.store.Load(ctx, id)
+		if err != nil {
+			return Result{}, err
+		}
+		state := customer.Fold(evs)
+		decided, err := customer.Decide(state, cmd, h.meta(r))
+		if err != nil {
+			return Result{}, err
+		}
+		if len(decided) == 0 {
+			return Result{Customer: state}, nil
+		}
+		seq, err := h.append(ctx, decided, last)
+		if err == nil {
+			for _, e := range decided {
+				e.Seq = seq
+				state = customer.Evolve(state, e)
+			}
+			return Result{Customer: state, Seq: seq}, nil
+		}
+		if !h.isConflict(err) {
+			return Result{}, err
+		}
+		if attempt >= h.retries {
+			return Result{}, fmt.Errorf("%w: %v", ErrConflict, err)
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return Result{}, err
+		}
+	}
+}
+
+func (h *Handler) append(ctx context.Context, evs []events.Event, last uint64) (uint64, error) {
+	var seq uint64
+	for _, e := range evs {
+		var err error
+		if seq, err = h.store.Append(ctx, e, last); err != nil {
+			return 0, err
+		}
+		last = seq
+	}
+	return seq, nil
+}
+
+// backoff waits a little, longer after each attempt, with jitter from the
+// clock so that colliding writers spread out.
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(1+attempt*attempt) * time.Millisecond
+	d += time.Duration(time.Now().UnixNano()%int64(time.Millisecond)) * time.Duration(attempt+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

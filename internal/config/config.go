@@ -1,0 +1,166 @@
+// Package config reads the service's configuration from the environment once,
+// applies defaults and validates it with one clear message.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"crm/internal/auth"
+)
+
+// Var documents one environment variable.
+type Var struct {
+	Name, Default, Help string
+}
+
+// Vars lists every environment variable the binaries read.
+var Vars = []Var{
+	{"HTTP_ADDR", ":8080", "address the REST API listens on"},
+	{"DATA_DIR", "./data", "embedded mode: JetStream store, SQLite read model and generated secret"},
+	{"NATS_URL", "", "external NATS server(s), comma-separated; empty = start an embedded nats-server"},
+	{"NATS_HOST", "127.0.0.1", "embedded mode: interface the embedded nats-server listens on"},
+	{"NATS_PORT", "4222", "embedded mode: port of the embedded nats-server (-1 = any free port)"},
+	{"NATS_NO_SYNC", "false", "embedded mode: do not fsync every JetStream write (benchmarks only; unsafe)"},
+	{"STREAM_REPLICAS", "1", "replicas of the JetStream streams (3 on a cluster)"},
+	{"STREAM_DUPLICATE_WINDOW", "2m", "JetStream duplicate window for idempotent publishing"},
+	{"MONGODB_URL", "", "MongoDB read model (production); empty = embedded SQLite under DATA_DIR"},
+	{"MONGODB_DB_NAME", "a64core", "MongoDB database of the customers collection"},
+	{"SECRET_KEY", "", "HS256 key of the bearer tokens; required (32+ bytes) unless embedded, where one is generated in DATA_DIR"},
+	{"JWT_ISSUER", "", "when set, tokens must carry this iss"},
+	{"JWT_AUDIENCE", "", "when set, tokens must carry this aud"},
+	{"ROLE_PERMISSIONS", "", `JSON role→permissions map, e.g. {"admin":["crm.view","crm.create"]}; empty = the seed's defaults`},
+	{"CORS_ORIGINS", "", "comma-separated origins allowed by CORS"},
+	{"READ_YOUR_WRITES_TIMEOUT", "3s", "how long a command response waits for the read model (0 = do not wait)"},
+	{"LOG_LEVEL", "info", "debug, info, warn or error"},
+}
+
+// Config is the validated configuration.
+type Config struct {
+	HTTPAddr              string
+	DataDir               string
+	NATSURL               string
+	NATSHost              string
+	NATSPort              int
+	NATSNoSync            bool
+	StreamReplicas        int
+	DuplicateWindow       time.Duration
+	MongoURL              string
+	MongoDB               string
+	SecretKey             string
+	JWTIssuer             string
+	JWTAudience           string
+	Roles                 auth.RolePermissions
+	CORSOrigins           []string
+	ReadYourWritesTimeout time.Duration
+	LogLevel              string
+}
+
+// Embedded reports whether the service runs its own nats-server.
+func (c Config) Embedded() bool { return c.NATSURL == "" }
+
+// MinSecretBytes is the shortest SECRET_KEY accepted outside embedded mode.
+const MinSecretBytes = 32
+
+// Load reads the configuration through getenv and validates it. All
+// problems are reported in one error.
+func Load(getenv func(string) string) (Config, error) {
+	get := func(name string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		for _, v := range Vars {
+			if v.Name == name {
+				return v.Default
+			}
+		}
+		return ""
+	}
+	var errs []string
+	bad := func(name, msg string) { errs = append(errs, name+": "+msg) }
+
+	c := Config{
+		HTTPAddr:    get("HTTP_ADDR"),
+		DataDir:     get("DATA_DIR"),
+		NATSURL:     get("NATS_URL"),
+		NATSHost:    get("NATS_HOST"),
+		MongoURL:    get("MONGODB_URL"),
+		MongoDB:     get("MONGODB_DB_NAME"),
+		SecretKey:   getenv("SECRET_KEY"),
+		JWTIssuer:   get("JWT_ISSUER"),
+		JWTAudience: get("JWT_AUDIENCE"),
+		LogLevel:    strings.ToLower(get("LOG_LEVEL")),
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("HTTP_ADDR", "must be host:port, e.g. :8080")
+	}
+	var err error
+	if c.NATSPort, err = strconv.Atoi(get("NATS_PORT")); err != nil || c.NATSPort < -1 || c.NATSPort > 65535 {
+		bad("NATS_PORT", "must be a port number or -1")
+	}
+	if c.NATSNoSync, err = strconv.ParseBool(get("NATS_NO_SYNC")); err != nil {
+		bad("NATS_NO_SYNC", "must be true or false")
+	}
+	if c.StreamReplicas, err = strconv.Atoi(get("STREAM_REPLICAS")); err != nil || c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		bad("STREAM_REPLICAS", "must be 1 to 5")
+	}
+	if c.DuplicateWindow, err = time.ParseDuration(get("STREAM_DUPLICATE_WINDOW")); err != nil || c.DuplicateWindow < time.Second {
+		bad("STREAM_DUPLICATE_WINDOW", "must be a duration of at least 1s, e.g. 2m")
+	}
+	if c.ReadYourWritesTimeout, err = time.ParseDuration(get("READ_YOUR_WRITES_TIMEOUT")); err != nil || c.ReadYourWritesTimeout < 0 {
+		bad("READ_YOUR_WRITES_TIMEOUT", "must be a duration such as 3s, or 0")
+	}
+	if c.ReadYourWritesTimeout == 0 {
+		c.ReadYourWritesTimeout = -1 // 0 means "do not wait"
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	if s := get("ROLE_PERMISSIONS"); s != "" {
+		if c.Roles, err = auth.ParseRoles(s); err != nil {
+			bad("ROLE_PERMISSIONS", err.Error())
+		}
+	}
+	for _, o := range strings.Split(get("CORS_ORIGINS"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.CORSOrigins = append(c.CORSOrigins, o)
+		}
+	}
+	if c.Embedded() {
+		if c.DataDir == "" {
+			bad("DATA_DIR", "is required in embedded mode")
+		}
+	} else if c.SecretKey == "" {
+		bad("SECRET_KEY", "is required with an external NATS_URL")
+	}
+	if c.SecretKey != "" && len(c.SecretKey) < MinSecretBytes && !c.Embedded() {
+		bad("SECRET_KEY", fmt.Sprintf("must be at least %d bytes", MinSecretBytes))
+	}
+	if c.MongoURL != "" && !strings.HasPrefix(c.MongoURL, "mongodb://") && !strings.HasPrefix(c.MongoURL, "mongodb+srv://") {
+		bad("MONGODB_URL", "must start with mongodb:// or mongodb+srv://")
+	}
+	if len(errs) > 0 {
+		return c, errors.New("invalid configuration: " + strings.Join(errs, "; "))
+	}
+	return c, nil
+}
+
+// Usage returns the --help text listing every variable with its default.
+func Usage(binary, summary string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s — %s\n\nConfiguration (environment variables):\n", binary, summary)
+	for _, v := range Vars {
+		def := v.Default
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(&b, "  %-26s default %-10s %s\n", v.Name, def, v.Help)
+	}
+	return b.String()
+}

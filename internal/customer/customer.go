@@ -1,0 +1,187 @@
+// Package customer is the pure domain of the service: the customer state, the
+// validation of commands, the decision that turns a command into events, and
+// the fold (Evolve) that turns events back into state. It does no I/O: time,
+// ids and customer codes are given to it.
+package customer
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+	"time"
+
+	"crm/internal/events"
+)
+
+// Customer types and statuses.
+const (
+	TypeIndividual = "individual"
+	TypeBusiness   = "business"
+
+	StatusLead     = "lead"
+	StatusProspect = "prospect"
+	StatusActive   = "active"
+	StatusInactive = "inactive"
+)
+
+// Address is a customer's postal address; empty sub-fields are unset.
+type Address struct {
+	Street, City, State, Country, PostalCode string
+}
+
+// IsZero reports whether no sub-field is set.
+func (a Address) IsZero() bool { return a == Address{} }
+
+// Customer is the state of one customer as folded from its events. Optional
+// string fields are "" when unset.
+type Customer struct {
+	ID        string
+	Code      string
+	Name      string
+	Email     string
+	Phone     string
+	Company   string
+	Address   Address
+	Type      string
+	Status    string
+	Notes     string
+	Tags      []string
+	CreatedBy string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+
+	Version uint64 // number of events applied; 0 = never created
+	Seq     uint64 // stream sequence of the last event applied
+	Deleted bool   // a tombstone: the customer was deleted
+}
+
+// Exists reports whether the customer was created and not deleted.
+func (c Customer) Exists() bool { return c.Version > 0 && !c.Deleted }
+
+// Domain errors. Callers match them with errors.Is / errors.As.
+var (
+	// ErrNotFound: the customer never existed or is deleted.
+	ErrNotFound = errors.New("customer not found")
+	// ErrAlreadyExists: a create for an id that already has events.
+	ErrAlreadyExists = errors.New("customer already exists")
+	// ErrPreconditionFailed: the client's expected version is not current.
+	ErrPreconditionFailed = errors.New("customer version does not match")
+)
+
+// FieldError names one invalid field of a command.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// ValidationError lists every invalid field of a command at once.
+type ValidationError struct {
+	Fields []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	if len(e.Fields) == 0 {
+		return "invalid command"
+	}
+	msg := "invalid " + e.Fields[0].Field + ": " + e.Fields[0].Message
+	if n := len(e.Fields) - 1; n > 0 {
+		msg += " (and " + strconv.Itoa(n) + " more)"
+	}
+	return msg
+}
+
+// Evolve applies one event to the state and returns the new state. It is the
+// single fold used by the command side, the projector and the audit tools.
+// The event is assumed to belong to this customer and to follow the state.
+func Evolve(c Customer, e events.Event) Customer {
+	switch d := e.Data.(type) {
+	case *events.CustomerCreated:
+		c = Customer{
+			ID:        d.CustomerID,
+			Code:      d.CustomerCode,
+			Name:      d.Name,
+			Email:     deref(d.Email),
+			Phone:     deref(d.Phone),
+			Company:   deref(d.Company),
+			Type:      d.Type,
+			Status:    d.Status,
+			Notes:     deref(d.Notes),
+			Tags:      slices.Clone(d.Tags),
+			CreatedBy: d.CreatedBy,
+			CreatedAt: d.CreatedAt,
+			UpdatedAt: d.CreatedAt,
+		}
+		if d.Address != nil {
+			c.Address = fromEventAddress(*d.Address)
+		}
+		if c.Tags == nil {
+			c.Tags = []string{}
+		}
+	case *events.CustomerUpdated:
+		ch := d.Changes
+		applyString(&c.Name, ch.Name)
+		applyString(&c.Email, ch.Email)
+		applyString(&c.Phone, ch.Phone)
+		applyString(&c.Company, ch.Company)
+		applyString(&c.Type, ch.Type)
+		applyString(&c.Status, ch.Status)
+		applyString(&c.Notes, ch.Notes)
+		if ch.Address.Set {
+			c.Address = fromEventAddress(ch.Address.Value)
+		}
+		if ch.Tags.Set {
+			c.Tags = slices.Clone(ch.Tags.Value)
+			if c.Tags == nil {
+				c.Tags = []string{}
+			}
+		}
+		c.UpdatedAt = d.UpdatedAt
+	case *events.CustomerDeleted:
+		c.Deleted = true
+		c.UpdatedAt = d.DeletedAt
+	default:
+		return c
+	}
+	c.Version = e.Version
+	if e.Seq > c.Seq {
+		c.Seq = e.Seq
+	}
+	return c
+}
+
+// Fold replays events from the empty state.
+func Fold(evs []events.Event) Customer {
+	var c Customer
+	for _, e := range evs {
+		c = Evolve(c, e)
+	}
+	return c
+}
+
+func applyString(dst *string, ch events.Change[string]) {
+	if ch.Set {
+		*dst = ch.Value // a cleared change has the zero value
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func ptr(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func fromEventAddress(a events.Address) Address {
+	return Address{Street: a.Street, City: a.City, State: a.State, Country: a.Country, PostalCode: a.PostalCode}
+}
+
+func toEventAddress(a Address) events.Address {
+	return events.Address{Street: a.Street, City: a.City, State: a.State, Country: a.Country, PostalCode: a.PostalCode}
+}

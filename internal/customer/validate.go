@@ -1,0 +1,229 @@
+package customer
+
+import (
+	"errors"
+	"net/mail"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+
+	"crm/internal/events"
+)
+
+// Field is one field of a command in JSON merge-patch terms (RFC 7396): not
+// Set = absent (unchanged), Null = cleared, else Value.
+type Field[T any] = events.Change[T]
+
+// Input is the body of a create or an update, as the client sent it. A
+// create treats absent and null optional fields alike (unset) and applies
+// the defaults; an update merges it into the current state.
+type Input struct {
+	Name    Field[string]
+	Email   Field[string]
+	Phone   Field[string]
+	Company Field[string]
+	Address AddressInput
+	Type    Field[string]
+	Status  Field[string]
+	Notes   Field[string]
+	Tags    Field[[]string]
+}
+
+// AddressInput is the address of an Input: Set/Null for the object as a
+// whole, and each sub-field merges on its own.
+type AddressInput struct {
+	Set, Null                                bool
+	Street, City, State, Country, PostalCode Field[string]
+}
+
+// Limits, in Unicode characters after NFC normalisation and trimming.
+const (
+	MaxName       = 200
+	MaxEmail      = 254
+	MaxPhone      = 32
+	MaxCompany    = 200
+	MaxAddress    = 200
+	MaxNotes      = 10000
+	MaxTags       = 50
+	MaxTagLength  = 50
+	DefaultType   = TypeIndividual
+	DefaultStatus = StatusLead
+)
+
+// normalize validates an input and returns it normalised: strings in NFC,
+// trimmed; empty optional strings turned into null; tags trimmed and
+// de-duplicated. Every invalid field is reported, not only the first.
+func normalize(in Input) (Input, error) {
+	var errs []FieldError
+	fail := func(field, msg string) { errs = append(errs, FieldError{Field: field, Message: msg}) }
+
+	text := func(name string, f *Field[string], max int, required, multiline bool) {
+		if !f.Set {
+			return
+		}
+		if f.Null {
+			if required {
+				fail(name, "must not be null")
+			}
+			return
+		}
+		v, msg := cleanText(f.Value, max, multiline)
+		if msg != "" {
+			fail(name, msg)
+			return
+		}
+		if v == "" {
+			if required {
+				fail(name, "must not be empty")
+				return
+			}
+			*f = events.Cleared[string]()
+			return
+		}
+		f.Value = v
+	}
+
+	text("name", &in.Name, MaxName, true, false)
+	text("email", &in.Email, MaxEmail, false, false)
+	if in.Email.Set && !in.Email.Null && !validEmail(in.Email.Value) {
+		fail("email", "must be a valid email address")
+	}
+	text("phone", &in.Phone, MaxPhone, false, false)
+	if in.Phone.Set && !in.Phone.Null && !validPhone(in.Phone.Value) {
+		fail("phone", "may contain only digits, spaces and + - ( ) . and must contain a digit")
+	}
+	text("company", &in.Company, MaxCompany, false, false)
+	text("address.street", &in.Address.Street, MaxAddress, false, false)
+	text("address.city", &in.Address.City, MaxAddress, false, false)
+	text("address.state", &in.Address.State, MaxAddress, false, false)
+	text("address.country", &in.Address.Country, MaxAddress, false, false)
+	text("address.postalCode", &in.Address.PostalCode, MaxAddress, false, false)
+	text("type", &in.Type, 0, true, false)
+	if in.Type.Set && !in.Type.Null && in.Type.Value != TypeIndividual && in.Type.Value != TypeBusiness {
+		fail("type", "must be one of individual, business")
+	}
+	text("status", &in.Status, 0, true, false)
+	if in.Status.Set && !in.Status.Null {
+		switch in.Status.Value {
+		case StatusLead, StatusProspect, StatusActive, StatusInactive:
+		default:
+			fail("status", "must be one of lead, prospect, active, inactive")
+		}
+	}
+	text("notes", &in.Notes, MaxNotes, false, true)
+
+	if in.Tags.Set && !in.Tags.Null {
+		seen := make(map[string]bool, len(in.Tags.Value))
+		tags := make([]string, 0, len(in.Tags.Value))
+		for i, t := range in.Tags.Value {
+			v, msg := cleanText(t, MaxTagLength, false)
+			if msg == "" && v == "" {
+				msg = "must not be empty"
+			}
+			if msg != "" {
+				fail("tags["+strconv.Itoa(i)+"]", msg)
+				continue
+			}
+			if !seen[v] {
+				seen[v] = true
+				tags = append(tags, v)
+			}
+		}
+		if len(tags) > MaxTags {
+			fail("tags", "at most "+strconv.Itoa(MaxTags)+" tags")
+		}
+		in.Tags.Value = tags
+	}
+	if len(errs) > 0 {
+		return in, &ValidationError{Fields: errs}
+	}
+	return in, nil
+}
+
+// cleanText normalises s to NFC, trims it and checks its length (max 0 = no
+// limit here) and characters. It returns a message when s is invalid.
+func cleanText(s string, max int, multiline bool) (string, string) {
+	if !utf8.ValidString(s) {
+		return "", "must be valid UTF-8"
+	}
+	s = strings.TrimSpace(norm.NFC.String(s))
+	for _, r := range s {
+		if unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\t' || r == '\r')) {
+			return "", "must not contain control characters"
+		}
+	}
+	if max > 0 && utf8.RuneCountInString(s) > max {
+		return "", "must be at most " + strconv.Itoa(max) + " characters"
+	}
+	return s, ""
+}
+
+func validEmail(s string) bool {
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || a.Name != "" {
+		return false
+	}
+	local, domain, ok := strings.Cut(s, "@")
+	if !ok || local == "" || domain == "" || strings.ContainsAny(s, " \"<>") {
+		return false
+	}
+	// A domain part with a dot and no empty labels ("a@b.c"); bare hosts
+	// and IP literals are not customer addresses.
+	labels := strings.Split(domain, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-") {
+			return false
+		}
+	}
+	return true
+}
+
+func validPhone(s string) bool {
+	digit := false
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			digit = true
+		case r == ' ' || r == '+' || r == '-' || r == '(' || r == ')' || r == '.':
+		default:
+			return false
+		}
+	}
+	return digit
+}
+
+// Validate checks an input (of a create when create is set) and returns a
+// *ValidationError listing every invalid field, or nil.
+func Validate(in Input, create bool) error {
+	if create {
+		return ValidateCreate(in)
+	}
+	_, err := normalize(in)
+	return err
+}
+
+// ValidateCreate checks a create input without deciding anything, so that
+// a caller can reject it before spending a customer code.
+func ValidateCreate(in Input) error {
+	_, err := normalizeCreate(in)
+	return err
+}
+
+func normalizeCreate(in Input) (Input, error) {
+	n, err := normalize(in)
+	if in.Name.Set {
+		return n, err
+	}
+	fields := []FieldError{{Field: "name", Message: "is required"}}
+	var verr *ValidationError
+	if errors.As(err, &verr) {
+		fields = append(fields, verr.Fields...)
+	}
+	return n, &ValidationError{Fields: fields}
+}

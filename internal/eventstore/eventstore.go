@@ -1,0 +1,314 @@
+// Package eventstore is the JetStream adapter of the write side: it defines
+// the customer stream, loads one customer's events, appends new ones with
+// optimistic concurrency, and allocates customer codes from a server-side
+// counter. It is the only package of the command side that imports nats.
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"crm/internal/events"
+)
+
+// Errors of the event store, matched with errors.Is.
+var (
+	// ErrConflict: the customer's stream moved since it was loaded.
+	ErrConflict = errors.New("eventstore: concurrent change")
+	// ErrUnavailable: NATS or the stream cannot be reached (timeout, no
+	// responders, closed connection). The outcome of an append that failed
+	// this way is unknown.
+	ErrUnavailable = errors.New("eventstore: unavailable")
+)
+
+// Config describes the streams. The zero value of every field but the names
+// means "the safe default" (see Defaults).
+type Config struct {
+	Stream        string        // customer events stream, default CRM_CUSTOMERS
+	CounterStream string        // counters stream, default CRM_COUNTERS
+	Replicas      int           // default 1; 3 in a cluster
+	Duplicates    time.Duration // duplicate window for Nats-Msg-Id, default 2m
+	Timeout       time.Duration // per request, default 5s
+}
+
+func (c Config) withDefaults() Config {
+	if c.Stream == "" {
+		c.Stream = "CRM_CUSTOMERS"
+	}
+	if c.CounterStream == "" {
+		c.CounterStream = "CRM_COUNTERS"
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.Duplicates == 0 {
+		c.Duplicates = 2 * time.Minute
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 5 * time.Second
+	}
+	return c
+}
+
+// CounterSubject is the subject of the customer-code counter.
+const CounterSubject = "crm.counters.customer_code"
+
+// StreamConfig returns the customer stream's configuration: file storage, no
+// age, size or count limits, DiscardNew (never evict history), delete, purge
+// and roll-up denied, direct gets allowed (for loading one customer).
+func StreamConfig(c Config) jetstream.StreamConfig {
+	c = c.withDefaults()
+	return jetstream.StreamConfig{
+		Name:        c.Stream,
+		Description: "crm customer events (CloudEvents JSON); the source of truth",
+		Subjects:    []string{events.SubjectAll},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardNew,
+		MaxMsgs:     -1,
+		MaxBytes:    -1,
+		MaxAge:      0,
+		MaxMsgSize:  1 << 20,
+		Replicas:    c.Replicas,
+		Duplicates:  c.Duplicates,
+		DenyDelete:  true,
+		DenyPurge:   true,
+		AllowRollup: false,
+		AllowDirect: true,
+	}
+}
+
+// CounterStreamConfig returns the configuration of the stream that holds the
+// customer-code counter (a JetStream counter stream: the server increments
+// it atomically on Nats-Incr). Only the latest value per subject is kept.
+func CounterStreamConfig(c Config) jetstream.StreamConfig {
+	c = c.withDefaults()
+	return jetstream.StreamConfig{
+		Name:              c.CounterStream,
+		Description:       "crm counters (customer codes); never purge",
+		Subjects:          []string{"crm.counters.>"},
+		Retention:         jetstream.LimitsPolicy,
+		Storage:           jetstream.FileStorage,
+		Discard:           jetstream.DiscardOld,
+		MaxMsgsPerSubject: 1,
+		MaxMsgs:           -1,
+		MaxBytes:          -1,
+		Replicas:          c.Replicas,
+		DenyDelete:        true,
+		DenyPurge:         true,
+		AllowMsgCounter:   true,
+	}
+}
+
+// Store is the event store. It is safe for concurrent use.
+type Store struct {
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	cfg   Config
+	codes *codeBatcher
+}
+
+// Open creates or updates both streams (idempotent) and returns the store.
+func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
+	cfg = cfg.withDefaults()
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(cfg.Timeout))
+	if err != nil {
+		return nil, err
+	}
+	for _, sc := range []jetstream.StreamConfig{StreamConfig(cfg), CounterStreamConfig(cfg)} {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return nil, fmt.Errorf("eventstore: create or update stream %s: %w", sc.Name, classify(err))
+		}
+	}
+	s := &Store{nc: nc, js: js, cfg: cfg}
+	s.codes = newCodeBatcher(s.increment)
+	return s, nil
+}
+
+// JetStream returns the JetStream context (for the projector's consumer).
+func (s *Store) JetStream() jetstream.JetStream { return s.js }
+
+// StreamName returns the customer stream's name.
+func (s *Store) StreamName() string { return s.cfg.Stream }
+
+// Close stops the code allocator. The NATS connection belongs to the caller.
+func (s *Store) Close() { s.codes.close() }
+
+// Load returns every event of one customer in stream order and the stream
+// sequence of the last one (0 when the customer has no events). It reads
+// with one batched direct-get request per 256 events.
+func (s *Store) Load(ctx context.Context, customerID string) ([]events.Event, uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	filter := events.CustomerSubjects(customerID)
+	var (
+		out  []events.Event
+		last uint64
+		next uint64 = 1
+	)
+	for {
+		batch, more, err := s.directBatch(ctx, filter, next)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, m := range batch {
+			ev, err := events.Decode(m.Data)
+			if err != nil {
+				return nil, 0, fmt.Errorf("eventstore: customer %s seq %d: %w", customerID, m.seq, err)
+			}
+			ev.Seq = m.seq
+			out = append(out, ev)
+			last = m.seq
+		}
+		if !more || len(batch) == 0 {
+			return out, last, nil
+		}
+		next = last + 1
+	}
+}
+
+type seqMsg struct {
+	*nats.Msg
+	seq uint64
+}
+
+// directBatch performs one batched direct get ($JS.API.DIRECT.GET) of the
+// messages matching filter from sequence start. more reports messages left.
+func (s *Store) directBatch(ctx context.Context, filter string, start uint64) (msgs []seqMsg, more bool, err error) {
+	req, _ := json.Marshal(struct {
+		Seq     uint64 `json:"seq"`
+		NextFor string `json:"next_by_subj"`
+		Batch   int    `json:"batch"`
+	}{start, filter, 256})
+	inbox := s.nc.NewRespInbox()
+	sub, err := s.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, false, classify(err)
+	}
+	defer sub.Unsubscribe()
+	if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+s.cfg.Stream, inbox, req); err != nil {
+		return nil, false, classify(err)
+	}
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return nil, false, classify(err)
+		}
+		switch m.Header.Get("Status") {
+		case "":
+			seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+			if err != nil {
+				return nil, false, fmt.Errorf("eventstore: direct get without sequence: %w", err)
+			}
+			msgs = append(msgs, seqMsg{m, seq})
+		case "404":
+			return msgs, false, nil
+		case "204": // end of batch
+			pending, _ := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
+			return msgs, pending > 0, nil
+		case "503":
+			return nil, false, ErrUnavailable
+		default:
+			return nil, false, fmt.Errorf("eventstore: direct get: status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
+		}
+	}
+}
+
+// Append publishes one event on its subject, expecting the customer's last
+// event to be at expectedSeq (0: the customer has no events). It returns the
+// event's stream sequence once JetStream has acknowledged it (stored, and
+// synced where the server syncs every write). A retry of the same event id
+// within the duplicate window returns the original sequence.
+// Errors: ErrConflict, ErrUnavailable, or another error.
+func (s *Store) Append(ctx context.Context, ev events.Event, expectedSeq uint64) (uint64, error) {
+	data, err := events.Encode(ev)
+	if err != nil {
+		return 0, err
+	}
+	msg := &nats.Msg{
+		Subject: events.Subject(ev.CustomerID, ev.Kind()),
+		Data:    data,
+		Header:  nats.Header{},
+	}
+	msg.Header.Set("Content-Type", events.ContentType)
+	msg.Header.Set("Ce-Type", ev.Type())
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	ack, err := s.js.PublishMsg(ctx, msg,
+		jetstream.WithMsgID(ev.ID),
+		jetstream.WithExpectStream(s.cfg.Stream),
+		jetstream.WithExpectLastSequenceForSubject(expectedSeq, events.CustomerSubjects(ev.CustomerID)),
+	)
+	if err != nil {
+		return 0, classify(err)
+	}
+	return ack.Sequence, nil
+}
+
+// NextCode returns the next customer number (1, 2, …) from the server-side
+// counter. Numbers are unique across every API process sharing the NATS
+// system and are never reused; concurrent callers in one process share one
+// increment.
+func (s *Store) NextCode(ctx context.Context) (uint64, error) {
+	return s.codes.next(ctx)
+}
+
+// increment adds n to the counter and returns its new value.
+func (s *Store) increment(ctx context.Context, n int) (uint64, error) {
+	msg := nats.NewMsg(CounterSubject)
+	msg.Header.Set("Nats-Incr", "+"+strconv.Itoa(n))
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	resp, err := s.nc.RequestMsgWithContext(ctx, msg)
+	if err != nil {
+		return 0, classify(err)
+	}
+	var ack struct {
+		Error *jetstream.APIError `json:"error"`
+		Val   string              `json:"val"`
+	}
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		return 0, fmt.Errorf("eventstore: counter ack: %w", err)
+	}
+	if ack.Error != nil {
+		return 0, fmt.Errorf("eventstore: counter: %w", ack.Error)
+	}
+	v, err := strconv.ParseUint(ack.Val, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("eventstore: counter value %q: %w", ack.Val, err)
+	}
+	return v, nil
+}
+
+// classify maps NATS errors to ErrConflict / ErrUnavailable.
+func classify(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+			return fmt.Errorf("%w: %v", ErrConflict, err)
+		}
+		if apiErr.Code == 503 {
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		return err
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, nats.ErrTimeout),
+		errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, jetstream.ErrNoStreamResponse),
+		errors.Is(err, nats.ErrConnectionClosed),
+		errors.Is(err, nats.ErrConnectionReconnecting),
+		errors.Is(err, nats.ErrDisconnected):
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return err
+}

@@ -1,0 +1,227 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"crm/internal/commands"
+	"crm/internal/customer"
+)
+
+// customerJSON is the customer as the REST contract shows it (the seed's
+// schema, camelCase). Unset optional fields are null; tags always a list.
+type customerJSON struct {
+	CustomerID   string       `json:"customerId"`
+	CustomerCode string       `json:"customerCode"`
+	Name         string       `json:"name"`
+	Email        *string      `json:"email"`
+	Phone        *string      `json:"phone"`
+	Company      *string      `json:"company"`
+	Address      *addressJSON `json:"address"`
+	Type         string       `json:"type"`
+	Status       string       `json:"status"`
+	Notes        *string      `json:"notes"`
+	Tags         []string     `json:"tags"`
+	CreatedBy    string       `json:"createdBy"`
+	CreatedAt    string       `json:"createdAt"`
+	UpdatedAt    string       `json:"updatedAt"`
+}
+
+type addressJSON struct {
+	Street     *string `json:"street"`
+	City       *string `json:"city"`
+	State      *string `json:"state"`
+	Country    *string `json:"country"`
+	PostalCode *string `json:"postalCode"`
+}
+
+// timeFormat is RFC 3339 in UTC with milliseconds.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+func toJSON(c customer.Customer) customerJSON {
+	j := customerJSON{
+		CustomerID:   c.ID,
+		CustomerCode: c.Code,
+		Name:         c.Name,
+		Email:        opt(c.Email),
+		Phone:        opt(c.Phone),
+		Company:      opt(c.Company),
+		Type:         c.Type,
+		Status:       c.Status,
+		Notes:        opt(c.Notes),
+		Tags:         c.Tags,
+		CreatedBy:    c.CreatedBy,
+		CreatedAt:    c.CreatedAt.UTC().Format(timeFormat),
+		UpdatedAt:    c.UpdatedAt.UTC().Format(timeFormat),
+	}
+	if j.Tags == nil {
+		j.Tags = []string{}
+	}
+	if !c.Address.IsZero() {
+		a := c.Address
+		j.Address = &addressJSON{opt(a.Street), opt(a.City), opt(a.State), opt(a.Country), opt(a.PostalCode)}
+	}
+	return j
+}
+
+func opt(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+type dataResponse struct {
+	Data    any    `json:"data"`
+	Message string `json:"message,omitempty"`
+}
+
+func etag(version uint64) string { return `"` + strconv.FormatUint(version, 10) + `"` }
+
+// readBody enforces the JSON content type and the 1 MiB limit (without
+// reading more than the limit).
+func readBody(c *gin.Context) ([]byte, error) {
+	ct := c.GetHeader("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil || (mt != "application/json" && mt != "application/merge-patch+json") {
+		return nil, &badRequest{status: http.StatusUnsupportedMediaType, title: "Unsupported media type",
+			detail: "Content-Type must be application/json"}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &badRequest{status: http.StatusRequestEntityTooLarge, title: "Request body too large",
+				detail: "the request body exceeds " + strconv.Itoa(maxBodyBytes) + " bytes"}
+		}
+		return nil, &badRequest{status: http.StatusBadRequest, title: "Bad request", detail: "the request body could not be read"}
+	}
+	return body, nil
+}
+
+func (a *api) request(c *gin.Context) commands.Request {
+	return commands.Request{Principal: principal(c), CorrelationID: c.GetString(ctxRequestID)}
+}
+
+// customerID validates the :id path parameter (a UUID, canonical form).
+func customerID(c *gin.Context) (string, error) {
+	id := c.Param("id")
+	u, err := uuid.Parse(id)
+	if err != nil || u.String() != strings.ToLower(id) || len(id) != 36 {
+		return "", &customer.ValidationError{Fields: []customer.FieldError{{Field: "customer_id", Message: "must be a UUID"}}}
+	}
+	return u.String(), nil
+}
+
+// ifMatch parses If-Match: absent or "*" = 0 (any version); a quoted or
+// bare version number; anything else can never match (412).
+func ifMatch(c *gin.Context) (uint64, error) {
+	h := strings.TrimSpace(c.GetHeader("If-Match"))
+	if h == "" || h == "*" {
+		return 0, nil
+	}
+	v, err := strconv.ParseUint(strings.TrimPrefix(strings.Trim(h, `"`), "W/"), 10, 64)
+	if err != nil || v == 0 {
+		return 0, customer.ErrPreconditionFailed
+	}
+	return v, nil
+}
+
+// commandDone writes a command's response after the read-your-writes wait.
+func (a *api) commandDone(c *gin.Context, status int, res commands.Result, body dataResponse) {
+	c.Header("ETag", etag(res.Customer.Version))
+	if res.Seq > 0 {
+		c.Header("X-Stream-Sequence", strconv.FormatUint(res.Seq, 10))
+		if a.Projection != nil && a.ReadYourWritesTimeout > 0 {
+			ctx, cancel := context.WithTimeout(c.Request.Context(), a.ReadYourWritesTimeout)
+			caughtUp := a.Projection.WaitFor(ctx, res.Seq)
+			cancel()
+			if caughtUp {
+				c.Header("X-Read-Model", "current")
+			} else {
+				c.Header("X-Read-Model", "behind")
+			}
+		}
+	}
+	c.JSON(status, body)
+}
+
+func (a *api) createCustomer(c *gin.Context) {
+	body, err := readBody(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	in, err := decodeInput(body, true)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	res, err := a.Commands.CreateCustomer(c.Request.Context(), a.request(c), in)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	logFrom(c).Info("customer created", "customer_id", res.Customer.ID, "customer_code", res.Customer.Code, "seq", res.Seq)
+	c.Header("Location", Base+"/customers/"+res.Customer.ID)
+	a.commandDone(c, http.StatusCreated, res, dataResponse{Data: toJSON(res.Customer), Message: "Customer created successfully"})
+}
+
+func (a *api) updateCustomer(c *gin.Context) {
+	id, err := customerID(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	expected, err := ifMatch(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	body, err := readBody(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	in, err := decodeInput(body, false)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	res, err := a.Commands.UpdateCustomer(c.Request.Context(), a.request(c), id, in, expected)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	logFrom(c).Info("customer updated", "customer_id", id, "seq", res.Seq)
+	a.commandDone(c, http.StatusOK, res, dataResponse{Data: toJSON(res.Customer), Message: "Customer updated successfully"})
+}
+
+func (a *api) deleteCustomer(c *gin.Context) {
+	id, err := customerID(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	expected, err := ifMatch(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	res, err := a.Commands.DeleteCustomer(c.Request.Context(), a.request(c), id, expected)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	logFrom(c).Info("customer deleted", "customer_id", id, "seq", res.Seq)
+	const msg = "Customer deleted successfully"
+	a.commandDone(c, http.StatusOK, res, dataResponse{Data: gin.H{"message": msg}, Message: msg})
+}

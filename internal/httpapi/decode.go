@@ -1,0 +1,234 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"strconv"
+
+	"crm/internal/customer"
+	"crm/internal/events"
+)
+
+// badRequest is a malformed request that is not about one field (bad JSON,
+// wrong content type, …).
+type badRequest struct {
+	status int
+	title  string
+	detail string
+}
+
+func (e *badRequest) Error() string { return e.detail }
+
+const maxTags = 1000 // hard bound on the tags array before validation
+
+// Writable and read-only fields of the customer body.
+var (
+	readOnlyFields = map[string]bool{"customerId": true, "customerCode": true, "createdBy": true, "createdAt": true, "updatedAt": true}
+)
+
+// decodeInput parses a create or update body strictly: a single JSON object,
+// exact (case-sensitive) keys, no duplicates, no unknown or read-only keys,
+// the right JSON type for every field. Every field problem is reported at
+// once in a *customer.ValidationError; broken JSON is a *badRequest.
+func decodeInput(body []byte, create bool) (customer.Input, error) {
+	var in customer.Input
+	obj, err := parseObject(body)
+	if err != nil {
+		return in, err
+	}
+	var errs []customer.FieldError
+	fail := func(f, m string) { errs = append(errs, customer.FieldError{Field: f, Message: m}) }
+
+	for _, kv := range obj {
+		switch kv.key {
+		case "name":
+			in.Name = stringField(kv, fail)
+		case "email":
+			in.Email = stringField(kv, fail)
+		case "phone":
+			in.Phone = stringField(kv, fail)
+		case "company":
+			in.Company = stringField(kv, fail)
+		case "type":
+			in.Type = stringField(kv, fail)
+		case "status":
+			in.Status = stringField(kv, fail)
+		case "notes":
+			in.Notes = stringField(kv, fail)
+		case "tags":
+			in.Tags = tagsField(kv, fail)
+		case "address":
+			in.Address = addressField(kv, fail)
+		default:
+			if readOnlyFields[kv.key] {
+				fail(kv.key, "is read-only")
+			} else {
+				fail(kv.key, "is not a known field")
+			}
+		}
+	}
+	if len(errs) > 0 {
+		// Also report the problems of the fields that did decode.
+		var verr *customer.ValidationError
+		if errors.As(customer.Validate(in, create), &verr) {
+			errs = append(errs, verr.Fields...)
+		}
+		return in, &customer.ValidationError{Fields: errs}
+	}
+	return in, nil
+}
+
+type keyValue struct {
+	key   string
+	path  string
+	value json.RawMessage
+}
+
+// parseObject reads one JSON object into its members in order, rejecting
+// duplicate keys and trailing data.
+func parseObject(body []byte) ([]keyValue, error) {
+	return parseObjectAt(body, "")
+}
+
+func parseObjectAt(body []byte, prefix string) ([]keyValue, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	malformed := func(detail string) error {
+		return &badRequest{status: 400, title: "Malformed JSON", detail: detail}
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, malformed("the request body is empty; a JSON object is required")
+		}
+		return nil, malformed("the request body is not valid JSON: " + jsonErr(err))
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		if prefix != "" {
+			return nil, &customer.ValidationError{Fields: []customer.FieldError{{Field: prefix, Message: "must be an object or null"}}}
+		}
+		return nil, malformed("the request body must be a JSON object")
+	}
+	var out []keyValue
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, malformed("the request body is not valid JSON: " + jsonErr(err))
+		}
+		key := tok.(string) // object keys are always strings
+		path := key
+		if prefix != "" {
+			path = prefix + "." + key
+		}
+		if seen[key] {
+			return nil, &customer.ValidationError{Fields: []customer.FieldError{{Field: path, Message: "appears more than once"}}}
+		}
+		seen[key] = true
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, malformed("the request body is not valid JSON: " + jsonErr(err))
+		}
+		out = append(out, keyValue{key: key, path: path, value: raw})
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, malformed("the request body is not valid JSON: " + jsonErr(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, malformed("the request body has data after the JSON object")
+	}
+	return out, nil
+}
+
+func jsonErr(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return se.Error() + " at offset " + strconv.FormatInt(se.Offset, 10)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return "unexpected end of input"
+	}
+	return "syntax error"
+}
+
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+func stringField(kv keyValue, fail func(f, m string)) customer.Field[string] {
+	if isNull(kv.value) {
+		return events.Cleared[string]()
+	}
+	var s string
+	if err := json.Unmarshal(kv.value, &s); err != nil {
+		fail(kv.path, "must be a string")
+		return customer.Field[string]{}
+	}
+	return events.SetTo(s)
+}
+
+func tagsField(kv keyValue, fail func(f, m string)) customer.Field[[]string] {
+	if isNull(kv.value) {
+		return events.Cleared[[]string]()
+	}
+	var raw []json.RawMessage
+	if err := json.Unmarshal(kv.value, &raw); err != nil {
+		fail(kv.path, "must be an array of strings")
+		return customer.Field[[]string]{}
+	}
+	if len(raw) > maxTags {
+		fail(kv.path, "at most "+strconv.Itoa(customer.MaxTags)+" tags")
+		return customer.Field[[]string]{}
+	}
+	tags := make([]string, 0, len(raw))
+	ok := true
+	for i, r := range raw {
+		var s string
+		if err := json.Unmarshal(r, &s); err != nil || isNull(r) {
+			fail(kv.path+"["+strconv.Itoa(i)+"]", "must be a string")
+			ok = false
+			continue
+		}
+		tags = append(tags, s)
+	}
+	if !ok {
+		return customer.Field[[]string]{}
+	}
+	return events.SetTo(tags)
+}
+
+func addressField(kv keyValue, fail func(f, m string)) customer.AddressInput {
+	if isNull(kv.value) {
+		return customer.AddressInput{Set: true, Null: true}
+	}
+	members, err := parseObjectAt(kv.value, kv.path)
+	if err != nil {
+		var verr *customer.ValidationError
+		if errors.As(err, &verr) {
+			for _, f := range verr.Fields {
+				fail(f.Field, f.Message)
+			}
+		} else {
+			fail(kv.path, "must be an object or null")
+		}
+		return customer.AddressInput{}
+	}
+	a := customer.AddressInput{Set: true}
+	for _, m := range members {
+		switch m.key {
+		case "street":
+			a.Street = stringField(m, fail)
+		case "city":
+			a.City = stringField(m, fail)
+		case "state":
+			a.State = stringField(m, fail)
+		case "country":
+			a.Country = stringField(m, fail)
+		case "postalCode":
+			a.PostalCode = stringField(m, fail)
+		default:
+			fail(m.path, "is not a known field (allowed: street, city, state, country, postalCode)")
+		}
+	}
+	return a
+}

@@ -1,0 +1,199 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"crm/internal/customer"
+	"crm/internal/readmodel"
+)
+
+const (
+	defaultPerPage = 20
+	maxPerPage     = 100
+	maxPage        = 1_000_000
+	maxQueryLength = 200
+)
+
+type pageMeta struct {
+	Total      int64 `json:"total"`
+	Page       int   `json:"page"`
+	PerPage    int   `json:"perPage"`
+	TotalPages int64 `json:"totalPages"`
+}
+
+type listResponse struct {
+	Data []customerJSON `json:"data"`
+	Meta pageMeta       `json:"meta"`
+}
+
+var errNoReadModel = readmodel.ErrUnavailable
+
+// parseQuery reads the paging, filter and sort parameters strictly: unknown
+// or repeated parameters and out-of-range values are 400s naming them.
+func parseQuery(values url.Values, search bool) (readmodel.Query, error) {
+	q := readmodel.Query{Page: 1, PerPage: defaultPerPage, Sort: readmodel.SortCreatedAt, Desc: true}
+	var errs []customer.FieldError
+	fail := func(f, m string) { errs = append(errs, customer.FieldError{Field: f, Message: m}) }
+	for key, vs := range values {
+		if len(vs) != 1 {
+			fail(key, "must be given once")
+			continue
+		}
+		v := vs[0]
+		switch key {
+		case "page":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > maxPage {
+				fail(key, "must be an integer from 1 to "+strconv.Itoa(maxPage))
+				continue
+			}
+			q.Page = n
+		case "perPage":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > maxPerPage {
+				fail(key, "must be an integer from 1 to "+strconv.Itoa(maxPerPage))
+				continue
+			}
+			q.PerPage = n
+		case "status":
+			switch v {
+			case customer.StatusLead, customer.StatusProspect, customer.StatusActive, customer.StatusInactive:
+				q.Status = v
+			default:
+				fail(key, "must be one of lead, prospect, active, inactive")
+			}
+		case "type":
+			switch v {
+			case customer.TypeIndividual, customer.TypeBusiness:
+				q.Type = v
+			default:
+				fail(key, "must be one of individual, business")
+			}
+		case "tag":
+			t := strings.TrimSpace(v)
+			if t == "" || utf8.RuneCountInString(t) > customer.MaxTagLength {
+				fail(key, "must be 1 to 50 characters")
+				continue
+			}
+			q.Tag = t
+		case "createdBy":
+			if v == "" || len(v) > 200 {
+				fail(key, "must be 1 to 200 characters")
+				continue
+			}
+			q.CreatedBy = v
+		case "sort":
+			if search {
+				fail(key, "is not supported by search (results are ranked by relevance)")
+				continue
+			}
+			field, desc := strings.CutPrefix(v, "-")
+			switch field {
+			case readmodel.SortCreatedAt, readmodel.SortUpdatedAt, readmodel.SortName, readmodel.SortCustomerCode:
+				q.Sort, q.Desc = field, desc
+			default:
+				fail(key, "must be one of name, customerCode, createdAt, updatedAt, optionally prefixed with - for descending")
+			}
+		case "q":
+			if !search {
+				fail(key, "is only supported by /customers/search")
+				continue
+			}
+			if strings.TrimSpace(v) == "" || utf8.RuneCountInString(v) > maxQueryLength || !utf8.ValidString(v) {
+				fail(key, "must be 1 to 200 characters")
+				continue
+			}
+			q.Text = v
+		default:
+			fail(key, "is not a known parameter")
+		}
+	}
+	if search && q.Text == "" && !hasField(errs, "q") {
+		fail("q", "is required")
+	}
+	if len(errs) > 0 {
+		sortFieldErrors(errs)
+		return q, &customer.ValidationError{Fields: errs}
+	}
+	return q, nil
+}
+
+func hasField(errs []customer.FieldError, f string) bool {
+	for _, e := range errs {
+		if e.Field == f {
+			return true
+		}
+	}
+	return false
+}
+
+// sortFieldErrors orders errors by field so responses are deterministic.
+func sortFieldErrors(errs []customer.FieldError) {
+	for i := 1; i < len(errs); i++ {
+		for j := i; j > 0 && errs[j].Field < errs[j-1].Field; j-- {
+			errs[j], errs[j-1] = errs[j-1], errs[j]
+		}
+	}
+}
+
+func (a *api) listCustomers(c *gin.Context)   { a.page(c, false) }
+func (a *api) searchCustomers(c *gin.Context) { a.page(c, true) }
+
+func (a *api) page(c *gin.Context, search bool) {
+	q, err := parseQuery(c.Request.URL.Query(), search)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	if a.Reader == nil {
+		writeError(c, errNoReadModel)
+		return
+	}
+	var p readmodel.Page
+	if search {
+		p, err = a.Reader.Search(c.Request.Context(), q)
+	} else {
+		p, err = a.Reader.List(c.Request.Context(), q)
+	}
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	out := listResponse{Data: make([]customerJSON, 0, len(p.Items)), Meta: pageMeta{
+		Total: p.Total, Page: q.Page, PerPage: q.PerPage,
+		TotalPages: (p.Total + int64(q.PerPage) - 1) / int64(q.PerPage),
+	}}
+	for _, cu := range p.Items {
+		out.Data = append(out.Data, toJSON(cu))
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (a *api) getCustomer(c *gin.Context) {
+	id, err := customerID(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	for key := range c.Request.URL.Query() {
+		writeError(c, &customer.ValidationError{Fields: []customer.FieldError{{Field: key, Message: "is not a known parameter"}}})
+		return
+	}
+	if a.Reader == nil {
+		writeError(c, errNoReadModel)
+		return
+	}
+	cu, err := a.Reader.Get(c.Request.Context(), id)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.Header("ETag", etag(cu.Version))
+	c.JSON(http.StatusOK, dataResponse{Data: toJSON(cu)})
+}

@@ -1,0 +1,196 @@
+// Package httpapi is the REST API: routes, request decoding, response
+// envelopes and the one mapping of errors to HTTP problems. Handlers are thin:
+// decode, call one command or query, write one response.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-contrib/cors"
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"crm/internal/auth"
+	"crm/internal/commands"
+	"crm/internal/readmodel"
+)
+
+// Base is the path prefix of every CRM endpoint.
+const Base = "/api/v1/crm"
+
+const (
+	ctxRequestID = "crm.requestID"
+	ctxLogger    = "crm.logger"
+	ctxPrincipal = "crm.principal"
+
+	maxBodyBytes = 1 << 20
+)
+
+// Projection is what the API needs from the projector for read-your-writes.
+type Projection interface {
+	// WaitFor blocks until the read model has applied the event at seq, or
+	// ctx ends; it reports whether it got there.
+	WaitFor(ctx context.Context, seq uint64) bool
+}
+
+// Deps are the parts the API calls.
+type Deps struct {
+	Commands   *commands.Handler
+	Verifier   *auth.Verifier
+	Reader     readmodel.Reader // nil: query endpoints answer 503
+	Projection Projection       // nil: no read-your-writes wait
+	Logger     *slog.Logger
+	// ReadYourWritesTimeout bounds the wait of a command response for the
+	// read model (default 3s; negative disables the wait).
+	ReadYourWritesTimeout time.Duration
+	// CORSOrigins are the browser origins allowed to call the API.
+	CORSOrigins []string
+}
+
+type api struct {
+	Deps
+}
+
+// New returns the HTTP handler of the API.
+func New(d Deps) http.Handler {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.ReadYourWritesTimeout == 0 {
+		d.ReadYourWritesTimeout = 3 * time.Second
+	}
+	a := &api{Deps: d}
+
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.ContextWithFallback = true
+	r.Use(a.requestContext, a.recover)
+	if len(d.CORSOrigins) > 0 {
+		r.Use(cors.New(cors.Config{
+			AllowOrigins:  d.CORSOrigins,
+			AllowMethods:  []string{"GET", "POST", "PATCH", "DELETE"},
+			AllowHeaders:  []string{"Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"},
+			ExposeHeaders: []string{"ETag", "Location", "Retry-After", "X-Request-ID", "X-Stream-Sequence", "X-Read-Model"},
+			MaxAge:        12 * time.Hour,
+		}))
+	}
+	r.NoRoute(func(c *gin.Context) {
+		writeError(c, &badRequest{status: http.StatusNotFound, title: "Not found", detail: "no such endpoint: " + c.Request.URL.Path})
+	})
+	r.NoMethod(func(c *gin.Context) {
+		writeError(c, &badRequest{status: http.StatusMethodNotAllowed, title: "Method not allowed",
+			detail: c.Request.Method + " is not allowed on " + c.Request.URL.Path})
+	})
+
+	g := r.Group(Base, a.authenticate)
+	g.POST("/customers", a.require(auth.PermCreate), a.createCustomer)
+	g.GET("/customers", a.require(auth.PermView), a.listCustomers)
+	g.GET("/customers/search", a.require(auth.PermView), a.searchCustomers)
+	g.GET("/customers/:id", a.require(auth.PermView), a.getCustomer)
+	g.PATCH("/customers/:id", a.require(auth.PermEdit), a.updateCustomer)
+	g.DELETE("/customers/:id", a.require(auth.PermDelete), a.deleteCustomer)
+
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	return r
+}
+
+// requestContext assigns the request id (X-Request-ID, kept when the client
+// sends a sane one), a request logger, and writes the access log line.
+func (a *api) requestContext(c *gin.Context) {
+	start := time.Now()
+	id := c.GetHeader("X-Request-ID")
+	if !validRequestID(id) {
+		id = uuid.NewString()
+	}
+	c.Set(ctxRequestID, id)
+	c.Header("X-Request-ID", id)
+	log := a.Logger.With("request_id", id)
+	c.Set(ctxLogger, log)
+	c.Next()
+	sub := ""
+	if p, ok := c.Get(ctxPrincipal); ok {
+		sub = p.(auth.Principal).Subject
+	}
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	log.Info("request", "method", c.Request.Method, "path", c.Request.URL.Path, "route", route,
+		"status", c.Writer.Status(), "latency_ms", float64(time.Since(start).Microseconds())/1000, "sub", sub)
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		if r < 0x21 || r > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// recover turns a panic into a 500 problem without leaking internals.
+func (a *api) recover(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			logFrom(c).Error("panic", "panic", v)
+			if !c.Writer.Written() {
+				writeError(c, errPanic)
+			}
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+type panicError struct{}
+
+func (panicError) Error() string { return "panic" }
+
+var errPanic = panicError{}
+
+// authenticate verifies the bearer token and stores the principal.
+func (a *api) authenticate(c *gin.Context) {
+	h := c.GetHeader("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		writeError(c, auth.ErrUnauthorized)
+		return
+	}
+	p, err := a.Verifier.Verify(strings.TrimSpace(token))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.Set(ctxPrincipal, p)
+	c.Next()
+}
+
+// require rejects callers without perm before the body is read.
+func (a *api) require(perm string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := principal(c).Require(perm); err != nil {
+			writeError(c, err)
+			return
+		}
+		c.Next()
+	}
+}
+
+func principal(c *gin.Context) auth.Principal {
+	p, _ := c.Get(ctxPrincipal)
+	pr, _ := p.(auth.Principal)
+	return pr
+}

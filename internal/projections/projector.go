@@ -1,0 +1,283 @@
+// Package projections builds the customers read model from the event stream.
+//
+// The projector reads the whole stream in order with an ordered JetStream
+// consumer that starts after the checkpoint kept in the read model itself:
+// the position is durable in the same store (and, on SQLite, the same
+// transaction) as the documents, so a crash at any instant resumes exactly
+// where the committed state ends. Every projector process reads every event
+// in order, and every document write is guarded by the document's stream
+// sequence, so redelivery, replays and several projectors at once never
+// corrupt or regress a document. (A shared durable work-queue consumer would
+// split one customer's events between projectors and break that order.)
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"crm/internal/customer"
+	"crm/internal/events"
+	"crm/internal/readmodel"
+)
+
+// ErrCorrupt wraps an event the projector cannot apply (malformed, unknown
+// type, or out of order for its customer). The projector stops at it.
+var ErrCorrupt = errors.New("projector: cannot apply event")
+
+// Projector applies the stream to a read model. WaitFor and Status are safe
+// for concurrent use with Run.
+type Projector struct {
+	js       jetstream.JetStream
+	stream   string
+	store    readmodel.Writer
+	log      *slog.Logger
+	maxBatch int
+
+	mu       sync.Mutex
+	applied  uint64        // checkpoint reached
+	progress chan struct{} // closed and replaced whenever applied moves
+	err      error         // why the projector is not advancing, if it is not
+	lastAt   time.Time     // when the last batch was committed
+}
+
+// Options of a Projector.
+type Options struct {
+	MaxBatch int // events per read-model commit, default 1000
+	Logger   *slog.Logger
+}
+
+// New returns a projector of stream into store.
+func New(js jetstream.JetStream, stream string, store readmodel.Writer, o Options) *Projector {
+	if o.MaxBatch == 0 {
+		o.MaxBatch = 1000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Projector{js: js, stream: stream, store: store, log: o.Logger, maxBatch: o.MaxBatch, progress: make(chan struct{})}
+}
+
+// Status is the projector's health.
+type Status struct {
+	Applied uint64    // stream sequence up to which the read model is built
+	Err     error     // non-nil: the projector is stuck (see the message)
+	LastAt  time.Time // time of the last commit
+}
+
+// Status returns the projector's current status.
+func (p *Projector) Status() Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Status{Applied: p.applied, Err: p.err, LastAt: p.lastAt}
+}
+
+// WaitFor blocks until the read model includes the event at seq or ctx ends,
+// and reports whether it got there.
+func (p *Projector) WaitFor(ctx context.Context, seq uint64) bool {
+	for {
+		p.mu.Lock()
+		done, ch := p.applied >= seq, p.progress
+		p.mu.Unlock()
+		if done {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (p *Projector) setApplied(seq uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if seq > p.applied {
+		p.applied = seq
+		close(p.progress)
+		p.progress = make(chan struct{})
+	}
+	p.err = nil
+	p.lastAt = time.Now()
+}
+
+func (p *Projector) setErr(err error) {
+	p.mu.Lock()
+	p.err = err
+	p.mu.Unlock()
+}
+
+// Run projects until ctx ends. It returns nil when ctx ends, or an error
+// wrapping ErrCorrupt when it meets an event it cannot apply: it then has
+// applied every event before it, logs it with its stream sequence, and
+// Status reports the error until the process is restarted. Failures of NATS
+// or the store are retried forever (Status reports them meanwhile).
+func (p *Projector) Run(ctx context.Context) error {
+	for {
+		err := p.runOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrCorrupt) {
+			p.setErr(err)
+			p.log.Error("projector stopped at an event it cannot apply", "err", err)
+			return err
+		}
+		p.setErr(err)
+		p.log.Warn("projector interrupted, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// runOnce consumes from the checkpoint until an error or ctx ends.
+func (p *Projector) runOnce(ctx context.Context) error {
+	cp, err := p.store.Checkpoint(ctx)
+	if err != nil {
+		return fmt.Errorf("read checkpoint: %w", err)
+	}
+	p.setApplied(cp)
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if cp > 0 {
+		cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: cp + 1}
+	}
+	cons, err := p.js.OrderedConsumer(ctx, p.stream, cfg)
+	if err != nil {
+		return fmt.Errorf("create consumer: %w", err)
+	}
+	msgs := make(chan jetstream.Msg, 2*p.maxBatch)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case msgs <- m:
+		case <-ctx.Done():
+		}
+	}, jetstream.PullMaxMessages(p.maxBatch))
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	defer cc.Stop()
+
+	batch := make([]events.Event, 0, p.maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case m := <-msgs:
+			var stop error
+			batch, stop = p.add(batch, m)
+		drain:
+			for stop == nil && len(batch) < p.maxBatch {
+				select {
+				case m := <-msgs:
+					batch, stop = p.add(batch, m)
+				default:
+					break drain
+				}
+			}
+			if err := p.apply(ctx, batch); err != nil {
+				return err
+			}
+			if stop != nil {
+				return stop
+			}
+		}
+	}
+}
+
+// add decodes m and appends it to batch; an undecodable message is
+// returned as the stop error (the batch before it is still applied).
+func (p *Projector) add(batch []events.Event, m jetstream.Msg) ([]events.Event, error) {
+	md, err := m.Metadata()
+	if err != nil {
+		return batch, fmt.Errorf("%w: message without metadata: %v", ErrCorrupt, err)
+	}
+	seq := md.Sequence.Stream
+	ev, err := events.Decode(m.Data())
+	if err != nil {
+		return batch, fmt.Errorf("%w: stream sequence %d (subject %s): %v", ErrCorrupt, seq, m.Subject(), err)
+	}
+	id, kind, err := events.ParseSubject(m.Subject())
+	if err != nil || id != ev.CustomerID || kind != ev.Kind() {
+		return batch, fmt.Errorf("%w: stream sequence %d: subject %s does not match event %s of %s", ErrCorrupt, seq, m.Subject(), ev.Type(), ev.CustomerID)
+	}
+	ev.Seq = seq
+	return append(batch, ev), nil
+}
+
+// apply folds a batch into the read model and commits it with the checkpoint.
+func (p *Projector) apply(ctx context.Context, batch []events.Event) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	docs, err := Fold(ctx, p.store, batch)
+	if err != nil {
+		return err
+	}
+	last := batch[len(batch)-1].Seq
+	for {
+		err := p.store.Commit(ctx, docs, last)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.setErr(fmt.Errorf("commit: %w", err))
+		p.log.Warn("read model commit failed, retrying", "err", err, "seq", last)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	p.setApplied(last)
+	return nil
+}
+
+// Fold loads the documents a batch touches and applies the batch to them in
+// order, skipping events a document already includes. It returns the
+// changed documents. An event that does not follow its document (a version
+// gap, an update before the create) is ErrCorrupt.
+func Fold(ctx context.Context, store readmodel.Writer, batch []events.Event) ([]customer.Customer, error) {
+	ids := make([]string, 0, len(batch))
+	seen := make(map[string]bool, len(batch))
+	for _, ev := range batch {
+		if !seen[ev.CustomerID] {
+			seen[ev.CustomerID] = true
+			ids = append(ids, ev.CustomerID)
+		}
+	}
+	docs, err := store.Load(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("load documents: %w", err)
+	}
+	changed := make(map[string]bool, len(ids))
+	for _, ev := range batch {
+		doc := docs[ev.CustomerID]
+		if ev.Seq <= doc.Seq {
+			continue // already applied (replay, redelivery, another projector)
+		}
+		if ev.Version != doc.Version+1 {
+			return nil, fmt.Errorf("%w: stream sequence %d: customer %s version %d follows version %d", ErrCorrupt, ev.Seq, ev.CustomerID, ev.Version, doc.Version)
+		}
+		docs[ev.CustomerID] = customer.Evolve(doc, ev)
+		changed[ev.CustomerID] = true
+	}
+	out := make([]customer.Customer, 0, len(changed))
+	for _, id := range ids {
+		if changed[id] {
+			out = append(out, docs[id])
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,111 @@
+// Package readmodel defines the contract of the customers read model: what the
+// projector writes and what the query endpoints read. Two adapters implement
+// it (sqlite, the embedded default; mongodb, production) and one conformance
+// suite (readmodeltest) proves they behave identically.
+//
+// Documents are customer.Customer values as folded from the stream
+// (customer.Evolve), including tombstones of deleted customers, so that a
+// late or duplicate event can never resurrect or regress a document.
+package readmodel
+
+import (
+	"context"
+	"errors"
+
+	"crm/internal/customer"
+)
+
+// Errors returned by every adapter.
+var (
+	// ErrNotFound: no live customer with that id (missing or deleted).
+	ErrNotFound = errors.New("readmodel: customer not found")
+	// ErrUnavailable: the store cannot be reached; the caller may retry.
+	ErrUnavailable = errors.New("readmodel: store unavailable")
+)
+
+// Writer is what the projector needs.
+type Writer interface {
+	// Load returns the stored documents (tombstones included) of the given
+	// ids; ids that have no document are absent from the map.
+	Load(ctx context.Context, ids []string) (map[string]customer.Customer, error)
+	// Commit stores docs and advances the checkpoint to checkpoint. A
+	// document replaces a stored one only if its Seq is higher, so writes are
+	// idempotent and never regress, also with several projectors at once.
+	// The checkpoint never moves backwards. Where the store can (SQLite),
+	// documents and checkpoint are committed in one transaction.
+	Commit(ctx context.Context, docs []customer.Customer, checkpoint uint64) error
+	// Checkpoint returns the stream sequence up to which every event has been
+	// applied (0 when nothing was).
+	Checkpoint(ctx context.Context) (uint64, error)
+}
+
+// Reader is what the query endpoints need. Deleted customers are never
+// returned.
+type Reader interface {
+	// Get returns one live customer or ErrNotFound.
+	Get(ctx context.Context, id string) (customer.Customer, error)
+	// List returns one page of customers matching the filters in q, in q's
+	// order. q.Text is ignored.
+	List(ctx context.Context, q Query) (Page, error)
+	// Search returns one page of customers matching q.Text (every query word
+	// is a prefix of a word of name, email, company or code) and the filters,
+	// ranked by relevance, then name, then code.
+	Search(ctx context.Context, q Query) (Page, error)
+}
+
+// Store is one read-model adapter.
+type Store interface {
+	Writer
+	Reader
+	// Rebuild starts a fresh, empty copy of the read model beside the live
+	// one; queries keep being served from the live one until Swap.
+	Rebuild(ctx context.Context) (Rebuild, error)
+	// Ping reports whether the store is reachable.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Rebuild is a read model being built from the stream beside the live one.
+type Rebuild interface {
+	Writer
+	// Swap atomically replaces the live read model (documents, search index
+	// and checkpoint) with this one.
+	Swap(ctx context.Context) error
+	// Abort drops the copy.
+	Abort(ctx context.Context) error
+}
+
+// Sort fields of List.
+const (
+	SortCreatedAt    = "createdAt"
+	SortUpdatedAt    = "updatedAt"
+	SortName         = "name"
+	SortCustomerCode = "customerCode"
+)
+
+// Query selects one page of customers.
+type Query struct {
+	Page    int // 1-based
+	PerPage int // 1..100
+
+	// Filters (exact match; empty = any).
+	Status    string
+	Type      string
+	Tag       string
+	CreatedBy string
+
+	// Sort is one of the Sort constants (default createdAt); Desc reverses
+	// it. Ties are broken by customer code in the same direction, so paging
+	// never repeats or skips a customer. Search ignores Sort.
+	Sort string
+	Desc bool
+
+	// Text is the search query (Search only).
+	Text string
+}
+
+// Page is one page of results and the total number of matches.
+type Page struct {
+	Items []customer.Customer
+	Total int64
+}

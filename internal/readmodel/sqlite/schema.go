@@ -1,0 +1,141 @@
+package sqlite
+
+import (
+	"strconv"
+	"strings"
+)
+
+// tables names one complete copy of the read model: the live one, or the
+// one a Rebuild fills beside it until Swap renames it into place.
+type tables struct {
+	customers  string // one row per customer, tombstones included
+	tags       string // (tag, customer) of live customers: the tag filter
+	fts        string // FTS5 index of the search tokens of live customers
+	checkpoint string // one row: the stream sequence applied, and the generation
+}
+
+var (
+	live = tables{
+		customers:  "customers",
+		tags:       "customer_tags",
+		fts:        "customers_fts",
+		checkpoint: "checkpoint",
+	}
+	next = tables{
+		customers:  "customers_rebuild",
+		tags:       "customer_tags_rebuild",
+		fts:        "customers_fts_rebuild",
+		checkpoint: "checkpoint_rebuild",
+	}
+)
+
+func (t tables) all() []string { return []string{t.customers, t.tags, t.fts, t.checkpoint} }
+
+// schema returns the statements that create the tables t. gen, the
+// generation of the copy, makes the names of its indexes unique, because an
+// index keeps its name when Swap renames its table.
+//
+// customers has one column per field of the document, plus sort and search
+// keys: code_num (the number of the code, search.CodeNumber), name_key
+// (search.Fold(name)), and the search tokens (search.Tokens) of name,
+// company and email, space-joined. Times are integer Unix nanoseconds (UTC),
+// NULL for the zero time, so sorting on them is exact. deleted = 1 marks a
+// tombstone: it stays so that a late event cannot resurrect the customer,
+// but it is in neither the tag table nor the search index. id is an
+// explicit INTEGER PRIMARY KEY because the tag table and the search index
+// refer to it and VACUUM may renumber an implicit rowid.
+//
+// The search index is a contentless FTS5 table (the tokens are stored in
+// customers already) with the ascii tokenizer: the tokens are pre-folded
+// words of letters and digits joined by spaces, and the ascii tokenizer
+// splits only on ASCII separators and never alters non-ASCII text, so FTS5
+// sees exactly the tokens of package search and its prefix queries match
+// exactly search's rule. detail=none keeps only rowids, which is all that
+// AND-ed prefix queries need; the prefix indexes make one- to three-letter
+// queries fast.
+func schema(t tables, gen int64) []string {
+	g := "_g" + strconv.FormatInt(gen, 10)
+	ix := func(name, cols string) string {
+		return "CREATE INDEX " + "customers_" + name + g + " ON " + t.customers + " (" + cols + ")"
+	}
+	return []string{
+		`CREATE TABLE ` + t.customers + ` (
+			id            INTEGER PRIMARY KEY,
+			customer_id   TEXT    NOT NULL UNIQUE,
+			customer_code TEXT    NOT NULL,
+			code_num      INTEGER NOT NULL,
+			name          TEXT    NOT NULL,
+			name_key      TEXT    NOT NULL,
+			email         TEXT    NOT NULL,
+			phone         TEXT    NOT NULL,
+			company       TEXT    NOT NULL,
+			street        TEXT    NOT NULL,
+			city          TEXT    NOT NULL,
+			state         TEXT    NOT NULL,
+			country       TEXT    NOT NULL,
+			postal_code   TEXT    NOT NULL,
+			type          TEXT    NOT NULL,
+			status        TEXT    NOT NULL,
+			notes         TEXT    NOT NULL,
+			tags          TEXT    NOT NULL, -- JSON array
+			created_by    TEXT    NOT NULL,
+			created_at    INTEGER,          -- Unix ns UTC; NULL = zero time
+			updated_at    INTEGER,
+			version       INTEGER NOT NULL,
+			seq           INTEGER NOT NULL,
+			deleted       INTEGER NOT NULL, -- 1 = tombstone
+			name_terms    TEXT    NOT NULL, -- search tokens, space-joined
+			company_terms TEXT    NOT NULL,
+			email_terms   TEXT    NOT NULL
+		)`,
+		// Sorts (ties by code), each also serving its filter-free count.
+		ix("created", "deleted, created_at, code_num"),
+		ix("updated", "deleted, updated_at, code_num"),
+		ix("name", "deleted, name_key, code_num"),
+		ix("code", "deleted, code_num"),
+		// Filters, in the default order, also counting their matches.
+		ix("status", "deleted, status, created_at, code_num"),
+		ix("type", "deleted, type, created_at, code_num"),
+		ix("created_by", "deleted, created_by, created_at, code_num"),
+		`CREATE TABLE ` + t.tags + ` (
+			tag      TEXT    NOT NULL,
+			customer INTEGER NOT NULL,
+			PRIMARY KEY (tag, customer)
+		) WITHOUT ROWID`,
+		`CREATE VIRTUAL TABLE ` + t.fts + ` USING fts5(
+			name, company, email, code,
+			content='', contentless_delete=1, detail=none,
+			tokenize='ascii', prefix='1 2 3'
+		)`,
+		`CREATE TABLE ` + t.checkpoint + ` (
+			id         INTEGER PRIMARY KEY CHECK (id = 1),
+			seq        INTEGER NOT NULL,
+			generation INTEGER NOT NULL
+		)`,
+		`INSERT INTO ` + t.checkpoint + ` (id, seq, generation) VALUES (1, 0, ` + strconv.FormatInt(gen, 10) + `)`,
+	}
+}
+
+// dropStatements drops the tables t (their indexes go with them).
+func dropStatements(t tables) []string {
+	var out []string
+	for _, name := range t.all() {
+		out = append(out, "DROP TABLE IF EXISTS "+name)
+	}
+	return out
+}
+
+// renameStatements renames the tables from into the names of to.
+func renameStatements(from, to tables) []string {
+	f, t := from.all(), to.all()
+	out := make([]string, len(f))
+	for i := range f {
+		out[i] = "ALTER TABLE " + f[i] + " RENAME TO " + t[i]
+	}
+	return out
+}
+
+// placeholders returns "?, ?, …" with n marks.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}

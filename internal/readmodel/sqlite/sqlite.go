@@ -1,0 +1,201 @@
+// Package sqlite is the embedded read model: a readmodel.Store in one SQLite
+// database file (pure-Go driver modernc.org/sqlite, so binaries stay static),
+// with an index for every filter and sort of List and an FTS5 index for
+// Search.
+//
+// One writer connection serialises the projector's transactions; a pool of
+// query-only connections serves reads, which in WAL mode never wait for the
+// writer and always see a committed state.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"crm/internal/readmodel"
+)
+
+// schemaVersion is stored in PRAGMA user_version; Open refuses other versions.
+const schemaVersion = 1
+
+// readers is the size of the query-only connection pool.
+const readers = 6
+
+// ErrRebuildInProgress is returned by Rebuild while another rebuild of the
+// same Store is neither swapped nor aborted.
+var ErrRebuildInProgress = errors.New("readmodel/sqlite: a rebuild is already in progress")
+
+// errRebuildDone is returned by a Rebuild used after Swap or Abort.
+var errRebuildDone = errors.New("readmodel/sqlite: rebuild already swapped or aborted")
+
+// Store is the SQLite read model. It is safe for concurrent use.
+type Store struct {
+	w      *sql.DB // the single writer connection
+	r      *sql.DB // query-only readers
+	closed atomic.Bool
+
+	rebuildMu sync.Mutex
+	rebuild   *rebuild // the rebuild in progress, if any
+}
+
+var _ readmodel.Store = (*Store)(nil)
+
+var registerOnce sync.Once
+
+// Open opens (creating if needed) the read model in the SQLite database file
+// at path. It returns an error wrapping readmodel.ErrUnavailable when the
+// database cannot be opened.
+func Open(ctx context.Context, path string) (*Store, error) {
+	registerOnce.Do(registerFunctions)
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: sqlite open %q: %w", readmodel.ErrUnavailable, path, err)
+	}
+	// synchronous=NORMAL in WAL mode can lose the last transactions on an
+	// OS crash (never corrupt the file). That is acceptable only because
+	// the stream is the source of truth and the checkpoint is committed in
+	// the same transaction as the documents: a lost tail is simply
+	// projected again from the stream.
+	w, err := sql.Open("sqlite", dsn(abs, "_txlock=immediate",
+		"_pragma=busy_timeout(10000)", "_pragma=journal_mode(WAL)", "_pragma=synchronous(NORMAL)",
+		"_pragma=cache_size(-32000)", "_pragma=temp_store(MEMORY)"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: sqlite open: %w", readmodel.ErrUnavailable, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	s := &Store{w: w}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", dsn(abs, "_pragma=busy_timeout(10000)", "_pragma=query_only(1)",
+		"_pragma=cache_size(-16000)", "_pragma=temp_store(MEMORY)", "_pragma=mmap_size(268435456)"))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("%w: sqlite open: %w", readmodel.ErrUnavailable, err)
+	}
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
+	r.SetConnMaxLifetime(0)
+	r.SetConnMaxIdleTime(0)
+	s.r = r
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// dsn returns the driver's name of the database file at the absolute path
+// abs: a file: URI (so any path is escaped) with the driver's parameters.
+func dsn(abs string, params ...string) string {
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
+	s := u.String()
+	for i, p := range params {
+		if i == 0 {
+			s += "?"
+		} else {
+			s += "&"
+		}
+		s += p
+	}
+	return s
+}
+
+// migrate creates the live tables of an empty database and checks the
+// schema version of an existing one.
+func (s *Store) migrate(ctx context.Context) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return s.fail("open", err)
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return s.fail("open", err)
+	}
+	switch version {
+	case schemaVersion:
+		return nil
+	case 0:
+	default:
+		return fmt.Errorf("readmodel/sqlite: database schema version %d, want %d", version, schemaVersion)
+	}
+	for _, stmt := range schema(live, 1) {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return s.fail("create schema", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(schemaVersion)); err != nil {
+		return s.fail("create schema", err)
+	}
+	return s.fail("create schema", tx.Commit())
+}
+
+// Ping reports whether the database can be read.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.closed.Load() {
+		return s.fail("ping", errClosed)
+	}
+	var n int64
+	err := s.r.QueryRowContext(ctx, "SELECT seq FROM "+live.checkpoint).Scan(&n)
+	return s.fail("ping", err)
+}
+
+// Close closes the database; a rebuild in progress is left on disk and
+// dropped by the next Rebuild.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	var errR error
+	if s.r != nil {
+		errR = s.r.Close()
+	}
+	return errors.Join(errR, s.w.Close())
+}
+
+var errClosed = errors.New("store closed")
+
+// fail wraps err with the operation; errors meaning that the database cannot
+// be used right now (closed, busy, I/O, corrupt, full, unopenable) also wrap
+// readmodel.ErrUnavailable so that callers may retry or report 503.
+func (s *Store) fail(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if unavailable(err) || s.closed.Load() {
+		return fmt.Errorf("%w: sqlite %s: %w", readmodel.ErrUnavailable, op, err)
+	}
+	return fmt.Errorf("readmodel/sqlite: %s: %w", op, err)
+}
+
+func unavailable(err error) bool {
+	if errors.Is(err, errClosed) || errors.Is(err, sql.ErrConnDone) {
+		return true
+	}
+	var se *msqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_READONLY,
+		sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN,
+		sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_PERM:
+		return true
+	}
+	return false
+}
