@@ -60,39 +60,40 @@ func normalize(in Input) (Input, error) {
 	var errs []FieldError
 	fail := func(field, msg string) { errs = append(errs, FieldError{Field: field, Message: msg}) }
 
-	text := func(name string, f *Field[string], max int, required, multiline bool) {
+	// text normalises one string field and reports whether it is now a
+	// value that the field-specific checks below still have to look at.
+	text := func(name string, f *Field[string], max int, required, multiline bool) bool {
 		if !f.Set {
-			return
+			return false
 		}
 		if f.Null {
 			if required {
 				fail(name, "must not be null")
 			}
-			return
+			return false
 		}
 		v, msg := cleanText(f.Value, max, multiline)
 		if msg != "" {
 			fail(name, msg)
-			return
+			return false
 		}
 		if v == "" {
 			if required {
 				fail(name, "must not be empty")
-				return
+				return false
 			}
 			*f = events.Cleared[string]()
-			return
+			return false
 		}
 		f.Value = v
+		return true
 	}
 
 	text("name", &in.Name, MaxName, true, false)
-	text("email", &in.Email, MaxEmail, false, false)
-	if in.Email.Set && !in.Email.Null && !validEmail(in.Email.Value) {
+	if text("email", &in.Email, MaxEmail, false, false) && !validEmail(in.Email.Value) {
 		fail("email", "must be a valid email address")
 	}
-	text("phone", &in.Phone, MaxPhone, false, false)
-	if in.Phone.Set && !in.Phone.Null && !validPhone(in.Phone.Value) {
+	if text("phone", &in.Phone, MaxPhone, false, false) && !validPhone(in.Phone.Value) {
 		fail("phone", "may contain only digits, spaces and + - ( ) . and must contain a digit")
 	}
 	text("company", &in.Company, MaxCompany, false, false)
@@ -101,12 +102,10 @@ func normalize(in Input) (Input, error) {
 	text("address.state", &in.Address.State, MaxAddress, false, false)
 	text("address.country", &in.Address.Country, MaxAddress, false, false)
 	text("address.postalCode", &in.Address.PostalCode, MaxAddress, false, false)
-	text("type", &in.Type, 0, true, false)
-	if in.Type.Set && !in.Type.Null && in.Type.Value != TypeIndividual && in.Type.Value != TypeBusiness {
+	if text("type", &in.Type, 0, true, false) && in.Type.Value != TypeIndividual && in.Type.Value != TypeBusiness {
 		fail("type", "must be one of individual, business")
 	}
-	text("status", &in.Status, 0, true, false)
-	if in.Status.Set && !in.Status.Null {
+	if text("status", &in.Status, 0, true, false) {
 		switch in.Status.Value {
 		case StatusLead, StatusProspect, StatusActive, StatusInactive:
 		default:
@@ -167,7 +166,7 @@ func validEmail(s string) bool {
 		return false
 	}
 	local, domain, ok := strings.Cut(s, "@")
-	if !ok || local == "" || domain == "" || strings.ContainsAny(s, " \"<>") {
+	if !ok || local == "" || domain == "" || strings.ContainsAny(s, " \"<>") || strings.ContainsAny(domain, "[]") {
 		return false
 	}
 	// A domain part with a dot and no empty labels ("a@b.c"); bare hosts

@@ -114,18 +114,22 @@ func Decode(b []byte) (Event, error) {
 	if env.SpecVersion != SpecVersion {
 		return bad("specversion %q", env.SpecVersion)
 	}
-	if _, err := uuid.Parse(env.ID); err != nil {
+	if !isUUID(env.ID) {
 		return bad("id is not a UUID")
 	}
 	if env.Source == "" {
 		return bad("source missing")
 	}
-	if _, err := uuid.Parse(env.Subject); err != nil {
+	if !isUUID(env.Subject) {
 		return bad("subject %q is not a customer id", env.Subject)
 	}
 	t, err := time.Parse(time.RFC3339Nano, env.Time)
 	if err != nil {
 		return bad("time: %v", err)
+	}
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		// Encode writes the time in UTC; it must stay an RFC 3339 year.
+		return bad("time %q is out of range", env.Time)
 	}
 	if env.DataContentType != ContentType {
 		return bad("datacontenttype %q", env.DataContentType)
@@ -157,6 +161,15 @@ func Decode(b []byte) (Event, error) {
 		CausationID:   env.CausationID,
 		Data:          payload,
 	}, nil
+}
+
+// isUUID reports whether s is a UUID in its canonical form (lower case, 36
+// characters): the form the service mints, uses in subjects and in URLs.
+// uuid.Parse alone also accepts "urn:uuid:…", "{…}", upper case and the
+// 32-digit form, which would name the same customer differently.
+func isUUID(s string) bool {
+	u, err := uuid.Parse(s)
+	return err == nil && u.String() == s
 }
 
 // decodeData decodes the payload of a known, versioned event type. Older
@@ -240,7 +253,7 @@ func ParseSubject(subject string) (customerID string, k Kind, err error) {
 		return "", "", fmt.Errorf("%w: subject %q", ErrMalformed, subject)
 	}
 	id, kind, ok := strings.Cut(rest, ".")
-	if !ok {
+	if !ok || !isUUID(id) {
 		return "", "", fmt.Errorf("%w: subject %q", ErrMalformed, subject)
 	}
 	switch Kind(kind) {

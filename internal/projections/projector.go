@@ -119,8 +119,21 @@ func (p *Projector) setErr(err error) {
 // Status reports the error until the process is restarted. Failures of NATS
 // or the store are retried forever (Status reports them meanwhile).
 func (p *Projector) Run(ctx context.Context) error {
+	return p.run(ctx, 0)
+}
+
+// CatchUp projects until the read model includes the event at seq (or
+// returns the error Run would stop with).
+func (p *Projector) CatchUp(ctx context.Context, seq uint64) error {
+	return p.run(ctx, seq)
+}
+
+func (p *Projector) run(ctx context.Context, until uint64) error {
 	for {
-		err := p.runOnce(ctx)
+		err := p.runOnce(ctx, until)
+		if err == nil && until > 0 {
+			return nil
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -140,12 +153,15 @@ func (p *Projector) Run(ctx context.Context) error {
 }
 
 // runOnce consumes from the checkpoint until an error or ctx ends.
-func (p *Projector) runOnce(ctx context.Context) error {
+func (p *Projector) runOnce(ctx context.Context, until uint64) error {
 	cp, err := p.store.Checkpoint(ctx)
 	if err != nil {
 		return fmt.Errorf("read checkpoint: %w", err)
 	}
 	p.setApplied(cp)
+	if until > 0 && cp >= until {
+		return nil
+	}
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
 	if cp > 0 {
 		cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: cp + 1}
@@ -189,6 +205,9 @@ func (p *Projector) runOnce(ctx context.Context) error {
 			}
 			if stop != nil {
 				return stop
+			}
+			if until > 0 && p.Status().Applied >= until {
+				return nil
 			}
 		}
 	}

@@ -21,6 +21,9 @@ var (
 	ErrNotFound = errors.New("readmodel: customer not found")
 	// ErrUnavailable: the store cannot be reached; the caller may retry.
 	ErrUnavailable = errors.New("readmodel: store unavailable")
+	// ErrRebuildBehind: Swap refused because the live read model has applied
+	// events the rebuilt one has not; catch up and try again.
+	ErrRebuildBehind = errors.New("readmodel: rebuild is behind the live read model")
 )
 
 // Writer is what the projector needs.
@@ -69,7 +72,9 @@ type Store interface {
 type Rebuild interface {
 	Writer
 	// Swap atomically replaces the live read model (documents, search index
-	// and checkpoint) with this one.
+	// and checkpoint) with this one. It returns ErrRebuildBehind (and swaps
+	// nothing) when the live checkpoint is ahead of the rebuilt one, so that
+	// a live projector never continues on a copy with a hole.
 	Swap(ctx context.Context) error
 	// Abort drops the copy.
 	Abort(ctx context.Context) error

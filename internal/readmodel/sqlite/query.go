@@ -22,12 +22,12 @@ const (
 	maxPerPage     = 100
 )
 
-// fewMatches is the match count up to which List reads the matches through
-// their filter's index and sorts them; with more matches it walks the sort
-// order's index and skips non-matching rows instead, which never sorts and
-// reads about (offset+limit)·rows/matches rows. The exact count, needed for
-// Total anyway, chooses.
-const fewMatches = 2000
+// defaultFewMatches is the match count up to which List reads the matches
+// through their filter's index and sorts them; with more matches it walks
+// the sort order's index and skips non-matching rows instead, which never
+// sorts and reads about (offset+limit)·rows/matches rows. The exact count,
+// needed for Total anyway, chooses.
+const defaultFewMatches = 2000
 
 // scoreFunction is search.Score as a deterministic SQL function:
 // crm_search_score(query words space-joined, name tokens, company tokens,
@@ -89,21 +89,54 @@ func (s *Store) List(ctx context.Context, q readmodel.Query) (readmodel.Page, er
 		return readmodel.Page{}, err
 	}
 	return s.page(ctx, "list", q, func(tx *sql.Tx) (int64, error) {
-		where, args := filters(q, true)
+		query, args := countSQL(q)
 		var total int64
-		err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+live.customers+" AS c WHERE c.deleted = 0"+where,
-			args...).Scan(&total)
+		err := tx.QueryRowContext(ctx, query, args...).Scan(&total)
 		return total, err
 	}, func(tx *sql.Tx, total, limit, offset int64) (*sql.Rows, error) {
-		// Few matches: let SQLite read them through a filter's index and
-		// sort them. Many: walk the order's index (a filter index when it
-		// is in the order too).
-		indexed := total <= fewMatches || q.Sort == "" || q.Sort == readmodel.SortCreatedAt
-		where, args := filters(q, indexed)
-		args = append(args, limit, offset)
-		return tx.QueryContext(ctx, "SELECT "+docColumns+" FROM "+live.customers+" AS c WHERE c.deleted = 0"+
-			where+" ORDER BY "+order+" LIMIT ? OFFSET ?", args...)
+		query, args := listSQL(q, order, total <= s.fewMatches)
+		return tx.QueryContext(ctx, query, append(args, limit, offset)...)
 	})
+}
+
+// countSQL returns the query counting q's matches: through the tag table
+// when q has a tag, else through the index of one of q's filters.
+func countSQL(q readmodel.Query) (string, []any) {
+	rest := q
+	rest.Tag = ""
+	where, args := filters(rest, true)
+	if q.Tag == "" {
+		return "SELECT count(*) FROM " + live.customers + " AS c WHERE c.deleted = 0" + where, args
+	}
+	return "SELECT count(*) FROM " + live.tags + " AS t CROSS JOIN " + live.customers + " AS c ON c.id = t.customer" +
+		" WHERE t.tag = ? AND c.deleted = 0" + where, append([]any{q.Tag}, args...)
+}
+
+// listSQL returns the query of one page of q (LIMIT and OFFSET to be
+// appended to the arguments). With few matches, they are first collected
+// through the tag table or a filter's index and then sorted; with many, the
+// index of the order is walked and non-matching rows are skipped, which
+// never sorts (for the default order the filter indexes are in that order
+// too, so SQLite may walk one of them instead).
+func listSQL(q readmodel.Query, order string, few bool) (string, []any) {
+	filtered := q.Status != "" || q.Type != "" || q.CreatedBy != "" || q.Tag != ""
+	tail := " ORDER BY " + order + " LIMIT ? OFFSET ?"
+	if few && filtered {
+		where, args := filters(q, true)
+		src := "SELECT id FROM " + live.customers + " AS c WHERE c.deleted = 0" + where
+		if q.Tag != "" {
+			src = "SELECT customer AS id FROM " + live.tags + " WHERE tag = ?"
+			args = []any{q.Tag}
+		}
+		rest := q
+		rest.Tag = "" // m holds only customers with the tag
+		where, wargs := filters(rest, false)
+		return "WITH m AS MATERIALIZED (" + src + ") SELECT " + docColumns + " FROM m CROSS JOIN " +
+			live.customers + " AS c ON c.id = m.id WHERE c.deleted = 0" + where + tail, append(args, wargs...)
+	}
+	indexed := q.Sort == "" || q.Sort == readmodel.SortCreatedAt
+	where, args := filters(q, indexed)
+	return "SELECT " + docColumns + " FROM " + live.customers + " AS c WHERE c.deleted = 0" + where + tail, args
 }
 
 // Search returns one page of live customers matching q.Text and q's filters,
@@ -220,9 +253,10 @@ func listOrder(sort string, desc bool) (string, error) {
 }
 
 // filters returns the WHERE terms (each starting with " AND ") of q's
-// filters. With indexed false the terms cannot be used to pick an index
-// (unary +, a correlated EXISTS), which makes SQLite walk the index of the
-// order instead.
+// filters on the customers table c. With indexed false the equality terms
+// cannot select an index (unary +). The tag is always a correlated EXISTS on
+// the tag table's primary key, a check per row; the queries that should be
+// driven by the tag join the tag table themselves.
 func filters(q readmodel.Query, indexed bool) (string, []any) {
 	var (
 		b    strings.Builder
@@ -242,11 +276,7 @@ func filters(q readmodel.Query, indexed bool) (string, []any) {
 	eq("type", q.Type)
 	eq("created_by", q.CreatedBy)
 	if q.Tag != "" {
-		if indexed {
-			b.WriteString(" AND c.id IN (SELECT customer FROM " + live.tags + " WHERE tag = ?)")
-		} else {
-			b.WriteString(" AND EXISTS (SELECT 1 FROM " + live.tags + " AS t WHERE t.tag = ? AND t.customer = c.id)")
-		}
+		b.WriteString(" AND EXISTS (SELECT 1 FROM " + live.tags + " AS t WHERE t.tag = ? AND t.customer = c.id)")
 		args = append(args, q.Tag)
 	}
 	return b.String(), args

@@ -46,6 +46,8 @@ type Store struct {
 
 	rebuildMu sync.Mutex
 	rebuild   *rebuild // the rebuild in progress, if any
+
+	fewMatches int64 // see defaultFewMatches; tests lower it
 }
 
 var _ readmodel.Store = (*Store)(nil)
@@ -76,7 +78,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w}
+	s := &Store{w: w, fewMatches: defaultFewMatches}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"crm/internal/auth"
+)
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func runToken(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sub := fs.String("sub", "", "user id to put in sub (default: a new random UUID)")
+	var roles listFlag
+	fs.Var(&roles, "role", "role to grant (repeatable; default admin)")
+	ttl := fs.Duration("ttl", 24*time.Hour, "validity of the token")
+	dataDir := fs.String("data-dir", "", "read the key from DATA_DIR/secret.key (embedded mode; default $DATA_DIR or ./data)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: crmctl token [--sub UUID] [--role ROLE]... [--ttl 24h] [--data-dir DIR]\n\n"+
+			"Mints an HS256 token signed with SECRET_KEY, or with the key the embedded\n"+
+			"service generated in DATA_DIR/secret.key when SECRET_KEY is not set.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("token: unexpected argument %q", fs.Arg(0))
+	}
+	key := getenv("SECRET_KEY")
+	if key == "" || *dataDir != "" {
+		dir := *dataDir
+		if dir == "" {
+			dir = getenv("DATA_DIR")
+		}
+		if dir == "" {
+			dir = "./data"
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "secret.key"))
+		if err != nil {
+			return fmt.Errorf("token: no SECRET_KEY and no key in %s (start the service once, or set SECRET_KEY): %w", dir, err)
+		}
+		key = strings.TrimSpace(string(b))
+	}
+	if *sub == "" {
+		*sub = uuid.NewString()
+	}
+	if len(roles) == 0 {
+		roles = listFlag{"admin"}
+	}
+	if *ttl <= 0 {
+		return errors.New("token: --ttl must be positive")
+	}
+	tok, err := auth.Mint([]byte(key), *sub, roles, *ttl, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}

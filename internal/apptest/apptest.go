@@ -1,0 +1,215 @@
+// Package apptest starts the real service in-process for integration tests:
+// an embedded nats-server with JetStream on a temp dir (over loopback TCP), the
+// read model, the projector and the HTTP API on a random port.
+package apptest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"crm/internal/app"
+	"crm/internal/auth"
+	"crm/internal/config"
+)
+
+// Secret is the signing key of every test service.
+const Secret = "test-secret-key-0123456789abcdef-0123456789"
+
+// Env is one running service.
+type Env struct {
+	T     testing.TB
+	App   *app.App
+	Cfg   config.Config
+	Token string // an admin token
+}
+
+// Config returns an embedded configuration on random ports in dir.
+func Config(t testing.TB, dir string) config.Config {
+	t.Helper()
+	env := map[string]string{
+		"HTTP_ADDR":  "127.0.0.1:0",
+		"DATA_DIR":   dir,
+		"NATS_PORT":  "-1",
+		"SECRET_KEY": Secret,
+		"LOG_LEVEL":  "warn",
+	}
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// Start starts a service with cfg (see Config) and stops it at cleanup.
+func Start(t testing.TB, cfg config.Config, opts ...func(*app.Options)) *Env {
+	t.Helper()
+	o := app.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if testing.Verbose() {
+		o.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := app.Start(ctx, cfg, o)
+	if err != nil {
+		t.Fatalf("start service: %v", err)
+	}
+	e := &Env{T: t, App: a, Cfg: cfg}
+	e.Token = e.TokenFor("11111111-1111-4111-8111-111111111111", "admin")
+	t.Cleanup(func() { e.Stop() })
+	return e
+}
+
+// StartEmbedded starts an embedded service in a fresh temp dir.
+func StartEmbedded(t testing.TB) *Env {
+	t.Helper()
+	return Start(t, Config(t, t.TempDir()))
+}
+
+// Stop stops the service gracefully (idempotent).
+func (e *Env) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = e.App.Close(ctx)
+}
+
+// TokenFor mints a token for sub with roles.
+func (e *Env) TokenFor(sub string, roles ...string) string {
+	tok, err := auth.Mint([]byte(Secret), sub, roles, time.Hour, time.Now())
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return tok
+}
+
+// Response is an HTTP response with its body read.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into v (failing the test on error).
+func (r Response) JSON(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode %d response %q: %v", r.Status, r.Body, err)
+	}
+}
+
+// Do sends a request with the admin token. body may be nil, a string
+// (sent as is) or a value (sent as JSON). Extra headers are "Key", "Value"
+// pairs; an "Authorization" pair replaces the token ("" removes it).
+func (e *Env) Do(method, path string, body any, headers ...string) Response {
+	e.T.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = bytes.NewBufferString(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		js, err := json.Marshal(b)
+		if err != nil {
+			e.T.Fatal(err)
+		}
+		rd = bytes.NewReader(js)
+	}
+	req, err := http.NewRequest(method, e.App.URL()+path, rd)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e.Token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			req.Header.Del(headers[i])
+			continue
+		}
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.T.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// JetStream connects a plain client to the service's NATS (closed at
+// cleanup).
+func (e *Env) JetStream() (*nats.Conn, jetstream.JetStream) {
+	e.T.Helper()
+	nc, err := nats.Connect(e.App.NATSURL)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	e.T.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return nc, js
+}
+
+// StreamMessages returns every raw message of the customer stream.
+func (e *Env) StreamMessages() []*jetstream.RawStreamMsg {
+	e.T.Helper()
+	_, js := e.JetStream()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, "CRM_CUSTOMERS")
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			e.T.Fatalf("get msg %d: %v", seq, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// Eventually polls cond every 10ms until it holds or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}

@@ -1,0 +1,869 @@
+// Package readmodeltest is the conformance suite of readmodel.Store: every
+// adapter runs it (the SQLite store always; the MongoDB store against an
+// in-process FerretDB, and against a real MongoDB when one is configured),
+// which is what makes them interchangeable.
+//
+// The reference semantics of List and Search are an in-memory model built on
+// package search (Fold, CodeNumber, ParseQuery, Score). The data stay small
+// (at most a few hundred documents per test) because FerretDB is slow.
+package readmodeltest
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"crm/internal/customer"
+	"crm/internal/readmodel"
+	"crm/internal/search"
+)
+
+// Run runs the suite. open returns a new, empty store for one subtest and
+// arranges (t.Cleanup) for it to be closed and removed.
+func Run(t *testing.T, open func(t *testing.T) readmodel.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s readmodel.Store)
+	}{
+		{"RoundTrip", testRoundTrip},
+		{"Idempotent", testIdempotent},
+		{"Checkpoint", testCheckpoint},
+		{"ListFiltersAndSorts", testListFiltersAndSorts},
+		{"PagePastEnd", testPagePastEnd},
+		{"SearchSemantics", testSearchSemantics},
+		{"SearchRanking", testSearchRanking},
+		{"SearchWithFilters", testSearchWithFilters},
+		{"DeletedNeverReturned", testDeleted},
+		{"RebuildSwap", testRebuildSwap},
+		{"RebuildAbort", testRebuildAbort},
+		{"RandomStreams", testRandomStreams},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
+	}
+}
+
+// doc returns a live test customer n with defaults; Seq is n.
+func doc(n int, name string) customer.Customer {
+	at := base.Add(time.Duration(n) * time.Second)
+	return customer.Customer{
+		ID: customerID(n), Code: code(n), Name: name,
+		Type: customer.TypeIndividual, Status: customer.StatusLead, Tags: []string{},
+		CreatedBy: "user-1", CreatedAt: at, UpdatedAt: at, Version: 1, Seq: uint64(n),
+	}
+}
+
+func commit(t *testing.T, w readmodel.Writer, docs []customer.Customer, checkpoint uint64) {
+	t.Helper()
+	if err := w.Commit(t.Context(), docs, checkpoint); err != nil {
+		t.Fatalf("Commit(%d docs, %d): %v", len(docs), checkpoint, err)
+	}
+}
+
+func codes(cs []customer.Customer) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.Code
+	}
+	return out
+}
+
+func sameDoc(t *testing.T, what string, got, want customer.Customer) {
+	t.Helper()
+	if g, w := normalize(got), normalize(want); !reflect.DeepEqual(g, w) {
+		t.Errorf("%s:\n got %+v\nwant %+v", what, g, w)
+	}
+}
+
+// samePage compares a page with the model's, items in order and exactly.
+func samePage(t *testing.T, what string, got, want readmodel.Page) {
+	t.Helper()
+	if got.Total != want.Total {
+		t.Errorf("%s: Total = %d, want %d", what, got.Total, want.Total)
+	}
+	if got.Items == nil {
+		t.Errorf("%s: Items is nil, want a (possibly empty) slice", what)
+	}
+	if !slices.Equal(codes(got.Items), codes(want.Items)) {
+		t.Errorf("%s: items %v, want %v", what, codes(got.Items), codes(want.Items))
+		return
+	}
+	for i := range got.Items {
+		sameDoc(t, what+" item "+got.Items[i].Code, got.Items[i], want.Items[i])
+	}
+}
+
+func list(t *testing.T, r readmodel.Reader, q readmodel.Query) readmodel.Page {
+	t.Helper()
+	p, err := r.List(t.Context(), q)
+	if err != nil {
+		t.Fatalf("List(%+v): %v", q, err)
+	}
+	return p
+}
+
+func find(t *testing.T, r readmodel.Reader, q readmodel.Query) readmodel.Page {
+	t.Helper()
+	p, err := r.Search(t.Context(), q)
+	if err != nil {
+		t.Fatalf("Search(%+v): %v", q, err)
+	}
+	return p
+}
+
+// searchCodes returns the codes Search finds for text, in order, all pages.
+func searchCodes(t *testing.T, r readmodel.Reader, text string) []string {
+	t.Helper()
+	return codes(find(t, r, readmodel.Query{Text: text, Page: 1, PerPage: 100}).Items)
+}
+
+func wantNotFound(t *testing.T, r readmodel.Reader, id string) {
+	t.Helper()
+	if c, err := r.Get(t.Context(), id); !errors.Is(err, readmodel.ErrNotFound) {
+		t.Errorf("Get(%s) = %+v, %v; want ErrNotFound", id, c, err)
+	}
+}
+
+func testRoundTrip(t *testing.T, s readmodel.Store) {
+	ctx := t.Context()
+	paris := time.FixedZone("CET", 3600)
+	full := customer.Customer{
+		ID: customerID(1), Code: "C001", Name: "Zoë Ångström-Łukasz 東京",
+		Email: "zoe.angstrom+crm@example.com", Phone: "+33 1 23 45 67 89", Company: "Müller & Søn GmbH",
+		Address: customer.Address{Street: "Rua São João, 1", City: "São Paulo", State: "SP",
+			Country: "BR", PostalCode: "01000-000"},
+		Type: customer.TypeBusiness, Status: customer.StatusActive,
+		Notes:     "line 1\nline 2 ☕ \"quoted\" 'single' %_\\ $where {}",
+		Tags:      []string{"vip", "北京", "with space", "ÄLG"},
+		CreatedBy: "user-1", CreatedAt: base.In(paris), UpdatedAt: base.Add(90*time.Minute + 1),
+		Version: 3, Seq: 7,
+	}
+	minimal := doc(2, "Al")
+	minimal.Tags = nil // read back as an empty list
+	tomb := doc(3, "Gone Person")
+	tomb.Deleted, tomb.Version, tomb.Seq = true, 2, 9
+	long := doc(4, strings.Repeat("ñ", customer.MaxName))
+	long.Notes = strings.Repeat("x", customer.MaxNotes)
+	for i := range customer.MaxTags {
+		long.Tags = append(long.Tags, fmt.Sprintf("tag-%02d-%s", i, strings.Repeat("t", 40)))
+	}
+	docs := []customer.Customer{full, minimal, tomb, long}
+	commit(t, s, docs, 9)
+
+	missing := customerID(99)
+	got, err := s.Load(ctx, []string{full.ID, minimal.ID, tomb.ID, long.ID, missing})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if len(got) != len(docs) {
+		t.Errorf("Load returned %d documents, want %d", len(got), len(docs))
+	}
+	if _, ok := got[missing]; ok {
+		t.Errorf("Load returned a document for a missing id")
+	}
+	for _, d := range docs {
+		sameDoc(t, "Load "+d.Code, got[d.ID], d)
+		if got[d.ID].Tags == nil {
+			t.Errorf("Load %s: nil Tags", d.Code)
+		}
+	}
+	if got, err := s.Load(ctx, nil); err != nil || len(got) != 0 {
+		t.Errorf("Load(nil) = %v, %v; want empty", got, err)
+	}
+
+	for _, d := range []customer.Customer{full, minimal, long} {
+		c, err := s.Get(ctx, d.ID)
+		if err != nil {
+			t.Fatalf("Get %s: %v", d.Code, err)
+		}
+		sameDoc(t, "Get "+d.Code, c, d)
+		if c.Tags == nil {
+			t.Errorf("Get %s: nil Tags", d.Code)
+		}
+	}
+	wantNotFound(t, s, tomb.ID)
+	wantNotFound(t, s, missing)
+
+	p := list(t, s, readmodel.Query{Page: 1, PerPage: 10})
+	samePage(t, "List", p, readmodel.Page{Items: []customer.Customer{full, minimal, long}, Total: 3})
+	if got := searchCodes(t, s, "angstrom"); !slices.Equal(got, []string{"C001"}) {
+		t.Errorf("Search angstrom = %v", got)
+	}
+}
+
+func testIdempotent(t *testing.T, s readmodel.Store) {
+	ctx := t.Context()
+	v1 := doc(1, "Oldname Person")
+	v1.Tags, v1.Seq = []string{"old"}, 5
+	commit(t, s, []customer.Customer{v1}, 5)
+	commit(t, s, []customer.Customer{v1}, 5) // the same again
+	check := func(what string, want customer.Customer) {
+		t.Helper()
+		got, err := s.Load(ctx, []string{want.ID})
+		if err != nil {
+			t.Fatalf("%s: Load: %v", what, err)
+		}
+		sameDoc(t, what, got[want.ID], want)
+	}
+	check("after duplicate commit", v1)
+	if p := list(t, s, readmodel.Query{Page: 1, PerPage: 10}); p.Total != 1 || len(p.Items) != 1 {
+		t.Errorf("duplicate commit: List total %d items %d, want 1", p.Total, len(p.Items))
+	}
+
+	v2 := v1
+	v2.Name, v2.Tags, v2.Status = "Newname Person", []string{"new"}, customer.StatusActive
+	v2.Version, v2.Seq, v2.UpdatedAt = 2, 8, base.Add(time.Hour)
+	commit(t, s, []customer.Customer{v2}, 8)
+	commit(t, s, []customer.Customer{v1}, 9) // older document, newer checkpoint
+	check("older document after newer", v2)
+	for _, c := range []struct {
+		text string
+		want int
+	}{{"oldname", 0}, {"newname", 1}} {
+		if got := searchCodes(t, s, c.text); len(got) != c.want {
+			t.Errorf("Search %q after update = %v, want %d", c.text, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		q    readmodel.Query
+		want int64
+	}{
+		{readmodel.Query{Tag: "old"}, 0}, {readmodel.Query{Tag: "new"}, 1},
+		{readmodel.Query{Status: customer.StatusLead}, 0}, {readmodel.Query{Status: customer.StatusActive}, 1},
+	} {
+		c.q.Page, c.q.PerPage = 1, 10
+		if p := list(t, s, c.q); p.Total != c.want {
+			t.Errorf("List %+v after update: total %d, want %d", c.q, p.Total, c.want)
+		}
+	}
+
+	tomb := v2
+	tomb.Deleted, tomb.Version, tomb.Seq = true, 3, 12
+	commit(t, s, []customer.Customer{tomb}, 12)
+	commit(t, s, []customer.Customer{v1, v2}, 13) // late create and update
+	check("tombstone after late documents", tomb)
+	wantNotFound(t, s, tomb.ID)
+	if p := list(t, s, readmodel.Query{Page: 1, PerPage: 10, Tag: "new"}); p.Total != 0 {
+		t.Errorf("deleted customer listed by tag: %v", codes(p.Items))
+	}
+	if got := searchCodes(t, s, "newname"); len(got) != 0 {
+		t.Errorf("deleted customer found: %v", got)
+	}
+
+	// Several versions of one customer in one batch, in any order: the
+	// highest sequence wins.
+	a1 := doc(2, "Alpha")
+	a1.Seq = 20
+	a2, a3 := a1, a1
+	a2.Name, a2.Seq, a2.Version = "Beta", 21, 2
+	a3.Name, a3.Seq, a3.Version = "Gamma", 22, 3
+	commit(t, s, []customer.Customer{a3, a1, a2}, 22)
+	check("batch with versions out of order", a3)
+	b1 := doc(3, "Delta")
+	b1.Seq = 30
+	b2 := b1
+	b2.Name, b2.Seq, b2.Version = "Epsilon", 31, 2
+	commit(t, s, []customer.Customer{b1, b2}, 31)
+	check("batch with versions in order", b2)
+	for text, want := range map[string][]string{
+		"alpha": nil, "beta": nil, "gamma": {"C002"}, "delta": nil, "epsilon": {"C003"},
+	} {
+		if got := searchCodes(t, s, text); !slices.Equal(got, want) && len(got)+len(want) > 0 {
+			t.Errorf("Search %q = %v, want %v", text, got, want)
+		}
+	}
+}
+
+func testCheckpoint(t *testing.T, s readmodel.Store) {
+	ctx := t.Context()
+	want := func(what string, n uint64) {
+		t.Helper()
+		got, err := s.Checkpoint(ctx)
+		if err != nil {
+			t.Fatalf("%s: Checkpoint: %v", what, err)
+		}
+		if got != n {
+			t.Errorf("%s: Checkpoint = %d, want %d", what, got, n)
+		}
+	}
+	want("empty store", 0)
+	commit(t, s, nil, 5)
+	want("after commit without documents", 5)
+	commit(t, s, []customer.Customer{doc(1, "Ann")}, 3)
+	want("after an older checkpoint", 5)
+	if _, err := s.Get(ctx, customerID(1)); err != nil {
+		t.Errorf("documents of a commit with an older checkpoint are stored: Get: %v", err)
+	}
+	commit(t, s, nil, 1<<40)
+	want("after a large checkpoint", 1<<40)
+}
+
+// listData returns a fixed set of customers with every kind of tie: equal
+// times, names equal after folding, codes beyond C999, and tombstones.
+func listData() []customer.Customer {
+	names := []string{"anna", "Anna", "Ánna", "Bob Lee", "bob lee", "Zoë", "Zoe", "Émile", "emile", "Łukasz", "Mary"}
+	var docs []customer.Customer
+	nums := []int{}
+	for n := 1; n <= 30; n++ {
+		nums = append(nums, n)
+	}
+	nums = append(nums, 999, 1000, 1001, 10000)
+	for i, n := range nums {
+		c := doc(n, names[i%len(names)])
+		c.Status = statuses[i%len(statuses)]
+		c.Type = types[(i/2)%len(types)]
+		c.CreatedBy = users[i%len(users)]
+		c.CreatedAt = base.Add(time.Duration(i%5) * time.Minute)
+		c.UpdatedAt = base.Add(time.Duration(i%7) * time.Hour)
+		for j, tag := range tagPool {
+			if (i>>j)&1 == 1 {
+				c.Tags = append(c.Tags, tag)
+			}
+		}
+		c.Deleted = i%9 == 8
+		docs = append(docs, c)
+	}
+	return docs
+}
+
+// walk reads every page of q (PerPage set) and checks each against the
+// model, plus the page after the last.
+func walk(t *testing.T, what string, q readmodel.Query,
+	run func(readmodel.Query) readmodel.Page, ref func(readmodel.Query) readmodel.Page) {
+	t.Helper()
+	seen := map[string]bool{}
+	for q.Page = 1; ; q.Page++ {
+		got, want := run(q), ref(q)
+		samePage(t, fmt.Sprintf("%s page %d", what, q.Page), got, want)
+		for _, c := range got.Items {
+			if seen[c.ID] {
+				t.Errorf("%s: %s on two pages", what, c.Code)
+			}
+			seen[c.ID] = true
+		}
+		if len(want.Items) == 0 || t.Failed() {
+			return
+		}
+	}
+}
+
+func testListFiltersAndSorts(t *testing.T, s readmodel.Store) {
+	docs := listData()
+	commit(t, s, docs, 100)
+	m := model{}
+	for _, d := range docs {
+		m[d.ID] = d
+	}
+	filters := []readmodel.Query{
+		{},
+		{Status: customer.StatusActive},
+		{Type: customer.TypeBusiness},
+		{Tag: "vip"},
+		{CreatedBy: "user-2"},
+		{Status: customer.StatusLead, Tag: "priority"},
+		{Status: customer.StatusProspect, Type: customer.TypeIndividual, CreatedBy: "user-2", Tag: "vip"},
+		{Tag: "no-such-tag"},
+	}
+	sorts := []string{"", readmodel.SortUpdatedAt, readmodel.SortName, readmodel.SortCustomerCode}
+	run := func(q readmodel.Query) readmodel.Page { return list(t, s, q) }
+	for _, f := range filters {
+		for _, sort := range sorts {
+			for _, desc := range []bool{false, true} {
+				q := f
+				q.Sort, q.Desc, q.PerPage = sort, desc, 4
+				walk(t, fmt.Sprintf("List %+v", q), q, run, m.list)
+			}
+		}
+	}
+	for _, desc := range []bool{false, true} {
+		q := readmodel.Query{Sort: readmodel.SortCreatedAt, Desc: desc, PerPage: 7}
+		walk(t, fmt.Sprintf("List %+v", q), q, run, m.list)
+	}
+	// One page with everything, in code order: C999 < C1000 (numeric).
+	q := readmodel.Query{Page: 1, PerPage: 100, Sort: readmodel.SortCustomerCode}
+	samePage(t, "List all by code", list(t, s, q), m.list(q))
+}
+
+func testPagePastEnd(t *testing.T, s readmodel.Store) {
+	docs := listData()
+	commit(t, s, docs, 100)
+	m := model{}
+	for _, d := range docs {
+		m[d.ID] = d
+	}
+	for _, q := range []readmodel.Query{
+		{Page: 100, PerPage: 5},
+		{Page: 1 << 20, PerPage: 100, Sort: readmodel.SortName},
+		{Page: 2, PerPage: 100, Status: customer.StatusActive},
+		{Page: 1, PerPage: 10, Tag: "no-such-tag"},
+	} {
+		got := list(t, s, q)
+		samePage(t, fmt.Sprintf("List %+v", q), got, m.list(q))
+		if len(got.Items) != 0 || got.Total == 0 && q.Tag == "" {
+			t.Errorf("List %+v: %d items, total %d; want none of a positive total", q, len(got.Items), got.Total)
+		}
+	}
+	q := readmodel.Query{Page: 50, PerPage: 10, Text: "anna"}
+	got := find(t, s, q)
+	want, _ := m.search(q)
+	samePage(t, "Search past the end", got, want)
+	if want.Total == 0 {
+		t.Fatalf("test data: nobody matches %q", q.Text)
+	}
+}
+
+// searchData are the customers of the search semantics table.
+func searchData() []customer.Customer {
+	c1 := doc(1, "John Smith")
+	c1.Company, c1.Email = "Acme Corporation", "john.smith@example.com"
+	c2 := doc(2, "José Álvarez")
+	c2.Email = "jalvarez@empresa.es"
+	c3 := doc(3, "jose")
+	c4 := doc(4, "Mary Major")
+	c4.Company, c4.Email = "Globex", "mary@globex.net"
+	c5 := doc(5, "Zoë Smithson")
+	c5.Company = "Acme"
+	c6 := doc(6, "Kenji Sato")
+	c6.Company = "東京 商事"
+	c7 := doc(7, "John Smith")
+	c7.Company, c7.Deleted = "Acme Corporation", true
+	return []customer.Customer{c1, c2, c3, c4, c5, c6, c7}
+}
+
+func testSearchSemantics(t *testing.T, s readmodel.Store) {
+	docs := searchData()
+	commit(t, s, docs, 10)
+	m := model{}
+	for _, d := range docs {
+		m[d.ID] = d
+	}
+	tests := []struct {
+		text string
+		want []string // in any order; nil = no match
+	}{
+		{"acm", []string{"C001", "C005"}},
+		{"Acme Corporation", []string{"C001"}},
+		{"smi jo", []string{"C001"}},
+		{"example", []string{"C001"}},
+		{"john.smith@example.com", []string{"C001"}},
+		{"c001", []string{"C001"}},
+		{"C001", []string{"C001"}},
+		{"jose", []string{"C002", "C003"}},
+		{"JOSÉ", []string{"C002", "C003"}},
+		{"álv", []string{"C002"}},
+		{"ALV", []string{"C002"}},
+		{"東京", []string{"C006"}},
+		{"smith", []string{"C001", "C005"}},
+		{"glob", []string{"C004"}},
+		{"c00", []string{"C001", "C002", "C003", "C004", "C005", "C006"}},
+		{"mith", nil},
+		{"acme zzz", nil},
+		{"orporation", nil},
+		{"smithsonian", nil},
+		{"c0011", nil},
+		{"001", nil},
+		// FTS and regex syntax is just words.
+		{"acm*", []string{"C001", "C005"}},
+		{`"acme"`, []string{"C001", "C005"}},
+		{"acme OR mary", nil},
+		{"NOT acme", nil},
+		{"name:acme", nil},
+		{"(acme) -", []string{"C001", "C005"}},
+		{"NEAR(acme smith)", nil},
+		{"^ac.*$ [a]", []string{"C001", "C005"}},
+		{"a.c.m.e", nil},
+	}
+	for _, tc := range tests {
+		q := readmodel.Query{Text: tc.text, Page: 1, PerPage: 100}
+		got := find(t, s, q)
+		want, err := m.search(q)
+		if err != nil {
+			t.Fatalf("model search %q: %v", tc.text, err)
+		}
+		samePage(t, fmt.Sprintf("Search %q", tc.text), got, want)
+		if g, w := slices.Sorted(slices.Values(codes(got.Items))), tc.want; !slices.Equal(g, w) && len(g)+len(w) > 0 {
+			t.Errorf("Search %q = %v, want %v", tc.text, g, w)
+		}
+	}
+	for _, tc := range []struct {
+		text string
+		want error
+	}{
+		{"", search.ErrEmptyQuery},
+		{" .@@- ", search.ErrEmptyQuery},
+		{strings.Repeat("a ", 101), search.ErrQueryTooLong},
+	} {
+		if _, err := s.Search(t.Context(), readmodel.Query{Text: tc.text, Page: 1, PerPage: 10}); !errors.Is(err, tc.want) {
+			t.Errorf("Search %q: error %v, want %v", tc.text, err, tc.want)
+		}
+	}
+}
+
+func testSearchRanking(t *testing.T, s readmodel.Store) {
+	mk := func(n int, name, company, email string) customer.Customer {
+		c := doc(n, name)
+		c.Company, c.Email = company, email
+		return c
+	}
+	docs := []customer.Customer{
+		mk(1, "Ann Lee", "", ""),           // name exact
+		mk(2, "Annabel Ray", "", ""),       // name prefix
+		mk(3, "Zed One", "Ann Ltd", ""),    // company exact
+		mk(4, "Zed Two", "Annex", ""),      // company prefix
+		mk(5, "Zed Three", "", "ann@x.io"), // email exact
+		mk(6, "Zed Four", "", "annie@x.io"),
+		mk(7, "Zed Two", "", ""), // same name as C004
+		mk(8, "Zéd One", "", ""), // same name as C003 after folding
+		mk(9, "C010 Fan", "", ""),
+		mk(10, "Ten", "", ""),
+	}
+	commit(t, s, docs, 10)
+	tests := []struct {
+		text string
+		want []string // in order
+	}{
+		{"ann", []string{"C001", "C002", "C003", "C004", "C005", "C006"}},
+		{"zed", []string{"C006", "C003", "C008", "C005", "C004", "C007"}},
+		{"c010", []string{"C010", "C009"}}, // code exact beats name exact
+		{"ann lee", []string{"C001"}},
+		{"zed ann", []string{"C003", "C004", "C005", "C006"}},
+	}
+	for _, tc := range tests {
+		if got := searchCodes(t, s, tc.text); !slices.Equal(got, tc.want) {
+			t.Errorf("Search %q = %v, want %v", tc.text, got, tc.want)
+		}
+	}
+	// Paging through a ranking repeats and skips nobody.
+	m := model{}
+	for _, d := range docs {
+		m[d.ID] = d
+	}
+	run := func(q readmodel.Query) readmodel.Page { return find(t, s, q) }
+	ref := func(q readmodel.Query) readmodel.Page { p, _ := m.search(q); return p }
+	walk(t, "Search zed", readmodel.Query{Text: "zed", PerPage: 2}, run, ref)
+	walk(t, "Search c0", readmodel.Query{Text: "c0", PerPage: 3}, run, ref)
+}
+
+// randomModel folds a random stream of n customers into a model and commits
+// it in one batch.
+func randomModel(t *testing.T, w readmodel.Writer, seed uint64, n, updates int) model {
+	r := rand.New(rand.NewPCG(seed, seed))
+	m := model{}
+	evs := randomStream(r, n, updates)
+	for _, e := range evs {
+		m[e.CustomerID] = customer.Evolve(m[e.CustomerID], e)
+	}
+	docs := make([]customer.Customer, 0, len(m))
+	for _, c := range m {
+		docs = append(docs, c)
+	}
+	commit(t, w, docs, evs[len(evs)-1].Seq)
+	return m
+}
+
+func testSearchWithFilters(t *testing.T, s readmodel.Store) {
+	m := randomModel(t, s, 7, 60, 60)
+	run := func(q readmodel.Query) readmodel.Page { return find(t, s, q) }
+	ref := func(q readmodel.Query) readmodel.Page {
+		p, err := m.search(q)
+		if err != nil {
+			t.Fatalf("model search %+v: %v", q, err)
+		}
+		return p
+	}
+	filters := []readmodel.Query{
+		{Status: customer.StatusActive},
+		{Type: customer.TypeBusiness},
+		{Tag: "vip"},
+		{CreatedBy: "user-2"},
+		{Status: customer.StatusLead, Tag: "priority"},
+	}
+	matched := 0
+	for _, text := range []string{"acme", "jo", "smith", "c0", "müller", "example com"} {
+		for _, f := range filters {
+			q := f
+			q.Text, q.PerPage = text, 3
+			walk(t, fmt.Sprintf("Search %+v", q), q, run, ref)
+			q.Page = 1
+			if ref(q).Total > 0 {
+				matched++
+			}
+		}
+	}
+	if matched < 10 {
+		t.Errorf("test data: only %d filtered searches match anything", matched)
+	}
+}
+
+func testDeleted(t *testing.T, s readmodel.Store) {
+	ctx := t.Context()
+	keep := doc(1, "Acme Keeper")
+	keep.Tags = []string{"vip"}
+	gone := doc(2, "Acme Leaver")
+	gone.Tags, gone.Status = []string{"vip"}, customer.StatusActive
+	commit(t, s, []customer.Customer{keep, gone}, 2)
+	del := gone
+	del.Deleted, del.Version, del.Seq, del.UpdatedAt = true, 2, 3, base.Add(time.Hour)
+	commit(t, s, []customer.Customer{del}, 3)
+
+	wantNotFound(t, s, gone.ID)
+	for _, q := range []readmodel.Query{
+		{}, {Tag: "vip"}, {Status: customer.StatusActive}, {Sort: readmodel.SortName, Desc: true},
+		{Sort: readmodel.SortUpdatedAt}, {Sort: readmodel.SortCustomerCode},
+	} {
+		q.Page, q.PerPage = 1, 10
+		p := list(t, s, q)
+		if slices.Contains(codes(p.Items), gone.Code) || p.Total != int64(len(p.Items)) || p.Total > 1 {
+			t.Errorf("List %+v = %v (total %d): the deleted customer counts", q, codes(p.Items), p.Total)
+		}
+	}
+	for _, text := range []string{"acme", "leaver", "c002"} {
+		p := find(t, s, readmodel.Query{Text: text, Page: 1, PerPage: 10})
+		if slices.Contains(codes(p.Items), gone.Code) || p.Total != int64(len(p.Items)) {
+			t.Errorf("Search %q = %v (total %d): the deleted customer counts", text, codes(p.Items), p.Total)
+		}
+	}
+	got, err := s.Load(ctx, []string{gone.ID})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	sameDoc(t, "Load of a deleted customer", got[gone.ID], del)
+}
+
+func testRebuildSwap(t *testing.T, s readmodel.Store) {
+	ctx := t.Context()
+	a1, a2 := doc(1, "Alice Old"), doc(2, "Arthur Only")
+	commit(t, s, []customer.Customer{a1, a2}, 10)
+
+	rb, err := s.Rebuild(ctx)
+	if err != nil {
+		t.Fatalf("Rebuild: %v", err)
+	}
+	if n, err := rb.Checkpoint(ctx); err != nil || n != 0 {
+		t.Errorf("new rebuild: Checkpoint = %d, %v; want 0", n, err)
+	}
+	if got, err := rb.Load(ctx, []string{a1.ID}); err != nil || len(got) != 0 {
+		t.Errorf("new rebuild: Load = %v, %v; want empty", got, err)
+	}
+	b1 := a1
+	b1.Name, b1.Version, b1.Seq = "Alice New", 2, 15
+	b3 := doc(3, "Bob Fresh")
+	b3.Seq = 16
+	commit(t, rb, []customer.Customer{a1}, 10)
+	commit(t, rb, []customer.Customer{b1, b3}, 20)
+	got, err := rb.Load(ctx, []string{a1.ID, a2.ID, b3.ID})
+	if err != nil {
+		t.Fatalf("rebuild Load: %v", err)
+	}
+	if len(got) != 2 {
+		t.Errorf("rebuild Load: %d documents, want 2", len(got))
+	}
+	sameDoc(t, "rebuild Load", got[b1.ID], b1)
+
+	// Until Swap, queries see the live model only.
+	if c, err := s.Get(ctx, a1.ID); err != nil || c.Name != a1.Name {
+		t.Errorf("before Swap: Get = %q, %v; want the live %q", c.Name, err, a1.Name)
+	}
+	wantNotFound(t, s, b3.ID)
+	if p := list(t, s, readmodel.Query{Page: 1, PerPage: 10}); !slices.Equal(codes(p.Items), []string{"C001", "C002"}) {
+		t.Errorf("before Swap: List = %v", codes(p.Items))
+	}
+	if got := searchCodes(t, s, "bob"); len(got) != 0 {
+		t.Errorf("before Swap: Search bob = %v", got)
+	}
+	if n, _ := s.Checkpoint(ctx); n != 10 {
+		t.Errorf("before Swap: Checkpoint = %d, want 10", n)
+	}
+	commit(t, s, []customer.Customer{doc(4, "Live Only")}, 11) // the live projector goes on
+
+	if err := rb.Swap(ctx); err != nil {
+		t.Fatalf("Swap: %v", err)
+	}
+	if c, err := s.Get(ctx, a1.ID); err != nil || c.Name != b1.Name {
+		t.Errorf("after Swap: Get = %q, %v; want %q", c.Name, err, b1.Name)
+	}
+	wantNotFound(t, s, a2.ID)
+	wantNotFound(t, s, customerID(4))
+	p := list(t, s, readmodel.Query{Page: 1, PerPage: 10, Sort: readmodel.SortCustomerCode})
+	if !slices.Equal(codes(p.Items), []string{"C001", "C003"}) || p.Total != 2 {
+		t.Errorf("after Swap: List = %v (total %d)", codes(p.Items), p.Total)
+	}
+	for text, want := range map[string][]string{"bob": {"C003"}, "alice": {"C001"}, "old": nil, "arthur": nil} {
+		if got := searchCodes(t, s, text); !slices.Equal(got, want) && len(got)+len(want) > 0 {
+			t.Errorf("after Swap: Search %q = %v, want %v", text, got, want)
+		}
+	}
+	if n, err := s.Checkpoint(ctx); err != nil || n != 20 {
+		t.Errorf("after Swap: Checkpoint = %d, %v; want 20", n, err)
+	}
+	if err := rb.Swap(ctx); err == nil {
+		t.Errorf("a second Swap of the same rebuild succeeded")
+	}
+
+	// The swapped model is a full read model: writes keep their guard, and
+	// it can be rebuilt again.
+	commit(t, s, []customer.Customer{a1}, 21)
+	if c, _ := s.Get(ctx, a1.ID); c.Name != b1.Name {
+		t.Errorf("after Swap: an older document regressed %q to %q", b1.Name, c.Name)
+	}
+	rb2, err := s.Rebuild(ctx)
+	if err != nil {
+		t.Fatalf("second Rebuild: %v", err)
+	}
+	c5 := doc(5, "Carol Third")
+	commit(t, rb2, []customer.Customer{c5}, 30)
+	if err := rb2.Swap(ctx); err != nil {
+		t.Fatalf("second Swap: %v", err)
+	}
+	if got := searchCodes(t, s, "carol"); !slices.Equal(got, []string{"C005"}) {
+		t.Errorf("after second Swap: Search carol = %v", got)
+	}
+	if p := list(t, s, readmodel.Query{Page: 1, PerPage: 10}); p.Total != 1 {
+		t.Errorf("after second Swap: List total %d, want 1", p.Total)
+	}
+}
+
+func testRebuildAbort(t *testing.T, s readmodel.Store) {
+	ctx := t.Context()
+	a := doc(1, "Alice Live")
+	a.Tags = []string{"vip"}
+	commit(t, s, []customer.Customer{a}, 5)
+	rb, err := s.Rebuild(ctx)
+	if err != nil {
+		t.Fatalf("Rebuild: %v", err)
+	}
+	commit(t, rb, []customer.Customer{doc(2, "Bob Lost")}, 50)
+	if err := rb.Abort(ctx); err != nil {
+		t.Fatalf("Abort: %v", err)
+	}
+	c, err := s.Get(ctx, a.ID)
+	if err != nil {
+		t.Fatalf("after Abort: Get: %v", err)
+	}
+	sameDoc(t, "after Abort", c, a)
+	wantNotFound(t, s, customerID(2))
+	if n, _ := s.Checkpoint(ctx); n != 5 {
+		t.Errorf("after Abort: Checkpoint = %d, want 5", n)
+	}
+	if p := list(t, s, readmodel.Query{Page: 1, PerPage: 10, Tag: "vip"}); p.Total != 1 {
+		t.Errorf("after Abort: List by tag total %d, want 1", p.Total)
+	}
+	if got := searchCodes(t, s, "alice"); !slices.Equal(got, []string{"C001"}) {
+		t.Errorf("after Abort: Search alice = %v", got)
+	}
+	// A new rebuild starts empty.
+	rb2, err := s.Rebuild(ctx)
+	if err != nil {
+		t.Fatalf("Rebuild after Abort: %v", err)
+	}
+	if n, err := rb2.Checkpoint(ctx); err != nil || n != 0 {
+		t.Errorf("Rebuild after Abort: Checkpoint = %d, %v; want 0", n, err)
+	}
+	if got, err := rb2.Load(ctx, []string{customerID(2)}); err != nil || len(got) != 0 {
+		t.Errorf("Rebuild after Abort: Load = %v, %v; want empty", got, err)
+	}
+	if err := rb2.Abort(ctx); err != nil {
+		t.Fatalf("second Abort: %v", err)
+	}
+}
+
+// testRandomStreams projects random event streams, folded with
+// customer.Evolve, in random batches with stale and duplicate documents
+// mixed in, and compares everything with the model.
+func testRandomStreams(t *testing.T, s readmodel.Store) {
+	ctx := t.Context()
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	evs := randomStream(r, 150, 250)
+
+	m := model{}
+	var history []customer.Customer // every state ever committed
+	for len(evs) > 0 {
+		n := min(len(evs), 1+r.IntN(40))
+		batch := evs[:n]
+		evs = evs[n:]
+		touched := map[string]bool{}
+		for _, e := range batch {
+			m[e.CustomerID] = customer.Evolve(m[e.CustomerID], e)
+			touched[e.CustomerID] = true
+		}
+		var docs []customer.Customer
+		for id := range touched {
+			docs = append(docs, m[id])
+		}
+		// Replays: stale states of any customer, and duplicates.
+		for range r.IntN(4) {
+			if len(history) > 0 {
+				docs = append(docs, pick(r, history))
+			}
+		}
+		if len(docs) > 0 && r.IntN(4) == 0 {
+			docs = append(docs, pick(r, docs))
+		}
+		r.Shuffle(len(docs), func(i, j int) { docs[i], docs[j] = docs[j], docs[i] })
+		history = append(history, docs...)
+		commit(t, s, docs, batch[len(batch)-1].Seq)
+	}
+
+	want := history[len(history)-1].Seq
+	for _, c := range m {
+		want = max(want, c.Seq)
+	}
+	if got, err := s.Checkpoint(ctx); err != nil || got != want {
+		t.Errorf("Checkpoint = %d, %v; want %d", got, err, want)
+	}
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	got, err := s.Load(ctx, ids)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if len(got) != len(m) {
+		t.Errorf("Load: %d documents, want %d", len(got), len(m))
+	}
+	for id, c := range m {
+		sameDoc(t, "Load "+c.Code, got[id], c)
+	}
+	for range 30 {
+		c := m[pick(r, ids)]
+		g, err := s.Get(ctx, c.ID)
+		switch {
+		case !c.Exists():
+			if !errors.Is(err, readmodel.ErrNotFound) {
+				t.Errorf("Get deleted %s: %v", c.Code, err)
+			}
+		case err != nil:
+			t.Errorf("Get %s: %v", c.Code, err)
+		default:
+			sameDoc(t, "Get "+c.Code, g, c)
+		}
+	}
+	for range 40 {
+		q := randomQuery(r)
+		samePage(t, fmt.Sprintf("List %+v", q), list(t, s, q), m.list(q))
+	}
+	for range 40 {
+		q := randomQuery(r)
+		q.Sort, q.Desc = "", false
+		q.Text = randomSearchText(r, m)
+		if r.IntN(2) == 0 {
+			q.Status, q.Type, q.Tag, q.CreatedBy = "", "", "", ""
+		}
+		want, err := m.search(q)
+		if err != nil {
+			t.Fatalf("model search %+v: %v", q, err)
+		}
+		samePage(t, fmt.Sprintf("Search %+v", q), find(t, s, q), want)
+	}
+	if t.Failed() {
+		t.Logf("reproduce with seed %d", seed)
+	}
+}

@@ -1,0 +1,294 @@
+package sqlite
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"crm/internal/customer"
+	"crm/internal/readmodel"
+	"crm/internal/readmodel/readmodeltest"
+)
+
+func openTemp(t testing.TB) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "readmodel.db"))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	readmodeltest.Run(t, func(t *testing.T) readmodel.Store { return openTemp(t) })
+}
+
+// TestConformanceManyMatches runs the suite with List always walking the
+// index of the order, the plan that larger data sets take.
+func TestConformanceManyMatches(t *testing.T) {
+	readmodeltest.Run(t, func(t *testing.T) readmodel.Store {
+		s := openTemp(t)
+		s.fewMatches = 0
+		return s
+	})
+}
+
+func TestOpenUnavailable(t *testing.T) {
+	dir := t.TempDir()
+	for name, path := range map[string]string{
+		"missing directory": filepath.Join(dir, "no", "such", "dir", "x.db"),
+		"a directory":       dir,
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := Open(t.Context(), path)
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open(%q) succeeded", path)
+			}
+			if !errors.Is(err, readmodel.ErrUnavailable) {
+				t.Errorf("Open(%q) = %v, want ErrUnavailable", path, err)
+			}
+		})
+	}
+	t.Run("not a database", func(t *testing.T) {
+		path := filepath.Join(dir, "garbage.db")
+		if err := os.WriteFile(path, []byte(strings.Repeat("not sqlite ", 1000)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Open(t.Context(), path); !errors.Is(err, readmodel.ErrUnavailable) {
+			t.Errorf("Open(garbage) = %v, want ErrUnavailable", err)
+		}
+	})
+}
+
+func TestClosed(t *testing.T) {
+	s := openTemp(t)
+	s.Close()
+	ctx := t.Context()
+	if err := s.Ping(ctx); !errors.Is(err, readmodel.ErrUnavailable) {
+		t.Errorf("Ping after Close = %v", err)
+	}
+	if _, err := s.Get(ctx, "x"); !errors.Is(err, readmodel.ErrUnavailable) {
+		t.Errorf("Get after Close = %v", err)
+	}
+	if _, err := s.List(ctx, readmodel.Query{Page: 1, PerPage: 1}); !errors.Is(err, readmodel.ErrUnavailable) {
+		t.Errorf("List after Close = %v", err)
+	}
+	if err := s.Commit(ctx, nil, 1); !errors.Is(err, readmodel.ErrUnavailable) {
+		t.Errorf("Commit after Close = %v", err)
+	}
+}
+
+func TestReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "readmodel.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testDoc(1)
+	if err := s.Commit(t.Context(), []customer.Customer{c}, 7); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	if n, err := s.Checkpoint(t.Context()); err != nil || n != 7 {
+		t.Errorf("Checkpoint after reopen = %d, %v", n, err)
+	}
+	if _, err := s.Get(t.Context(), c.ID); err != nil {
+		t.Errorf("Get after reopen: %v", err)
+	}
+}
+
+func TestRebuildInProgress(t *testing.T) {
+	s := openTemp(t)
+	rb, err := s.Rebuild(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Rebuild(t.Context()); !errors.Is(err, ErrRebuildInProgress) {
+		t.Errorf("second Rebuild = %v, want ErrRebuildInProgress", err)
+	}
+	if err := rb.Abort(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := rb.Commit(t.Context(), nil, 1); err == nil {
+		t.Errorf("Commit on an aborted rebuild succeeded")
+	}
+}
+
+// TestSwapUnderReaders swaps while readers query without pause: no reader
+// may fail or see a mix of old and new data.
+func TestSwapUnderReaders(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	old := make([]customer.Customer, 50)
+	for i := range old {
+		old[i] = testDoc(i + 1)
+	}
+	if err := s.Commit(ctx, old, 50); err != nil {
+		t.Fatal(err)
+	}
+	rb, err := s.Rebuild(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := make([]customer.Customer, 80)
+	for i := range fresh {
+		fresh[i] = testDoc(i + 1001)
+	}
+	if err := rb.Commit(ctx, fresh, 80); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var p readmodel.Page
+				var err error
+				if (g+i)%2 == 0 {
+					p, err = s.List(ctx, readmodel.Query{Page: 1, PerPage: 5})
+				} else {
+					p, err = s.Search(ctx, readmodel.Query{Text: "person", Page: 1, PerPage: 5})
+				}
+				if err == nil && p.Total != 50 && p.Total != 80 {
+					err = fmt.Errorf("total %d: neither the old nor the new model", p.Total)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(20 * time.Millisecond) // let the readers run before and after
+	if err := rb.Swap(ctx); err != nil {
+		t.Fatalf("Swap: %v", err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("reader: %v", err)
+	}
+	if p, err := s.List(ctx, readmodel.Query{Page: 1, PerPage: 1}); err != nil || p.Total != 80 {
+		t.Errorf("after Swap: total %d, %v", p.Total, err)
+	}
+}
+
+// TestQueryPlans checks with EXPLAIN QUERY PLAN that List walks an index in
+// the requested order (no sort of the whole table) and that Search is
+// driven by the search index.
+func TestQueryPlans(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	plan := func(query string, args ...any) string {
+		t.Helper()
+		rows, err := s.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+		if err != nil {
+			t.Fatalf("explain %s: %v", query, err)
+		}
+		defer rows.Close()
+		var lines []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, detail)
+		}
+		return strings.Join(lines, "; ")
+	}
+	for _, sort := range []string{"", readmodel.SortUpdatedAt, readmodel.SortName, readmodel.SortCustomerCode} {
+		for _, desc := range []bool{false, true} {
+			for _, f := range []readmodel.Query{{}, {Status: "active"}, {Tag: "vip"}, {Type: "business", CreatedBy: "u"},
+				{Status: "lead", Tag: "vip"}} {
+				q := f
+				q.Sort, q.Desc = sort, desc
+				order, err := listOrder(q.Sort, q.Desc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Many matches: an index in the order, never a sort.
+				query, args := listSQL(q, order, false)
+				p := plan(query, append(args, 20, 0)...)
+				t.Logf("List %+v, many: %s", q, p)
+				if strings.Contains(p, "TEMP B-TREE") || !strings.Contains(p, "USING COVERING INDEX") &&
+					!strings.Contains(p, "USING INDEX") {
+					t.Errorf("List %+v (many matches) plan: %s", q, p)
+				}
+				// Few matches: collected through the tag table or a
+				// filter's index first.
+				query, args = listSQL(q, order, true)
+				p = plan(query, append(args, 20, 0)...)
+				t.Logf("List %+v, few: %s", q, p)
+				want := "INDEX"
+				if q.Tag != "" {
+					want = "customer_tags USING PRIMARY KEY (tag=?)"
+				}
+				if !strings.Contains(p, want) || strings.Contains(p, "SCAN c") {
+					t.Errorf("List %+v (few matches) plan: %s", q, p)
+				}
+				// The count uses an index, never a table scan.
+				query, args = countSQL(q)
+				p = plan(query, args...)
+				t.Logf("count %+v: %s", q, p)
+				if !strings.Contains(p, "INDEX") && !strings.Contains(p, "PRIMARY KEY") || strings.Contains(p, "SCAN") {
+					t.Errorf("count %+v plan: %s", q, p)
+				}
+			}
+		}
+	}
+	// Search: the FTS index drives, customers are read by primary key.
+	p := plan("SELECT c.id FROM customers_fts CROSS JOIN customers AS c ON c.id = customers_fts.rowid"+
+		" WHERE customers_fts MATCH ? AND c.deleted = 0 AND +c.status = ?", `"acm"*`, "active")
+	if !strings.Contains(p, "VIRTUAL TABLE INDEX") || !strings.Contains(p, "INTEGER PRIMARY KEY") {
+		t.Errorf("Search plan: %s", p)
+	}
+}
+
+// TestSearchIsLiteral checks that search input never becomes FTS5 syntax.
+func TestSearchIsLiteral(t *testing.T) {
+	s := openTemp(t)
+	c := testDoc(1)
+	if err := s.Commit(t.Context(), []customer.Customer{c}, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{`"`, `acme"`, `*`, `NOT`, `a OR b`, `name:x`, `NEAR(a b)`, `^x`, `{name}: x`, `x + y`, `'`, `\`} {
+		_, err := s.Search(t.Context(), readmodel.Query{Text: text, Page: 1, PerPage: 5})
+		if err != nil && !strings.Contains(err.Error(), "search: query") {
+			t.Errorf("Search %q: %v", text, err)
+		}
+	}
+	if got := matchExpr([]string{"a\"b", "c"}); got != `"a""b"* AND "c"*` {
+		t.Errorf("matchExpr = %s", got)
+	}
+}
+
+func testDoc(n int) customer.Customer {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(n) * time.Second)
+	return customer.Customer{
+		ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", n), Code: fmt.Sprintf("C%03d", n),
+		Name: fmt.Sprintf("Person %d", n), Email: fmt.Sprintf("person%d@example.com", n),
+		Type: customer.TypeIndividual, Status: customer.StatusLead, Tags: []string{},
+		CreatedBy: "user-1", CreatedAt: at, UpdatedAt: at, Version: 1, Seq: uint64(n),
+	}
+}
