@@ -11,6 +11,7 @@ import (
 
 	"crm/internal/customer"
 	"crm/internal/readmodel"
+	searchq "crm/internal/search"
 )
 
 const (
@@ -107,6 +108,10 @@ func parseQuery(values url.Values, search bool) (readmodel.Query, error) {
 			}
 			if strings.TrimSpace(v) == "" || utf8.RuneCountInString(v) > maxQueryLength || !utf8.ValidString(v) {
 				fail(key, "must be 1 to 200 characters")
+				continue
+			}
+			if _, err := searchq.ParseQuery(v); err != nil {
+				fail(key, "must contain at least one letter or digit")
 				continue
 			}
 			q.Text = v

@@ -68,9 +68,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// the stream is the source of truth and the checkpoint is committed in
 	// the same transaction as the documents: a lost tail is simply
 	// projected again from the stream.
-	w, err := sql.Open("sqlite", dsn(abs, "_txlock=immediate",
-		"_pragma=busy_timeout(10000)", "_pragma=journal_mode(WAL)", "_pragma=synchronous(NORMAL)",
-		"_pragma=cache_size(-32000)", "_pragma=temp_store(MEMORY)"))
+	w, err := sql.Open("sqlite", dsn(abs, "_txlock=immediate", "_pragma=busy_timeout(10000)",
+		"_pragma=page_size(2048)", "_pragma=synchronous(NORMAL)", "_pragma=cache_size(-65536)",
+		"_pragma=temp_store(MEMORY)"))
 	if err != nil {
 		return nil, fmt.Errorf("%w: sqlite open: %w", readmodel.ErrUnavailable, err)
 	}
@@ -117,9 +117,22 @@ func dsn(abs string, params ...string) string {
 	return s
 }
 
-// migrate creates the live tables of an empty database and checks the
-// schema version of an existing one.
+// migrate switches the database to WAL mode, creates the live tables of an
+// empty database and checks the schema version of an existing one.
+//
+// The page size is 2 KiB (set on the connection before the first table
+// exists): the pure-Go allocator behind modernc.org/sqlite maps and unmaps
+// every allocation over 16 KiB with two system calls, and the scratch space
+// of a B-tree page split stays under that only with 2 KiB pages; with 4 KiB
+// pages a third of the projector's CPU time went to those calls.
 func (s *Store) migrate(ctx context.Context) error {
+	var mode string
+	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
+		return s.fail("open", err)
+	}
+	if mode != "wal" {
+		return fmt.Errorf("%w: sqlite open: journal mode %q, want wal", readmodel.ErrUnavailable, mode)
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return s.fail("open", err)

@@ -85,6 +85,23 @@ func TestClosed(t *testing.T) {
 	}
 }
 
+func TestPragmas(t *testing.T) {
+	s := openTemp(t)
+	for pragma, want := range map[string]int64{"page_size": 2048, "query_only": 1} {
+		var got int64
+		if err := s.r.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(&got); err != nil || got != want {
+			t.Errorf("reader PRAGMA %s = %d, %v; want %d", pragma, got, err, want)
+		}
+	}
+	var mode string
+	if err := s.r.QueryRowContext(t.Context(), "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+	}
+	if _, err := s.r.ExecContext(t.Context(), "DELETE FROM checkpoint"); err == nil {
+		t.Errorf("a reader connection can write")
+	}
+}
+
 func TestReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "readmodel.db")
 	s, err := Open(t.Context(), path)

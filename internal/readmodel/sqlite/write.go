@@ -1,11 +1,14 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -78,6 +81,16 @@ type stored struct {
 	tags    string // JSON
 }
 
+// change is one document a Commit writes, over its stored state if any.
+type change struct {
+	id     int64
+	doc    customer.Customer
+	old    stored
+	exists bool
+	tags   []string
+	terms  search.DocTerms
+}
+
 func (s *Store) commit(ctx context.Context, t tables, docs []customer.Customer, checkpoint uint64) error {
 	if s.closed.Load() {
 		return s.fail("commit", errClosed)
@@ -93,54 +106,238 @@ func (s *Store) commit(ctx context.Context, t tables, docs []customer.Customer, 
 			return fmt.Errorf("readmodel/sqlite: commit %s: seq or version out of range", d.ID)
 		}
 	}
+	// A commit is short and must not be interrupted halfway: a transaction
+	// cancelled by its context makes database/sql discard the connection
+	// while SQLite may still hold the write lock on it (seen as endless
+	// SQLITE_BUSY when a projector is stopped mid-commit).
+	ctx = context.WithoutCancel(ctx)
 	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE: the write lock up front
 	if err != nil {
 		return s.fail("commit", err)
 	}
 	defer tx.Rollback()
-	if err := s.commitTx(ctx, tx, t, docs, checkpoint); err != nil {
+	if err := commitTx(ctx, tx, t, docs, checkpoint); err != nil {
 		return s.fail("commit", err)
 	}
 	return s.fail("commit", tx.Commit())
 }
 
-func (s *Store) commitTx(ctx context.Context, tx *sql.Tx, t tables, docs []customer.Customer, checkpoint uint64) error {
-	if len(docs) > 0 {
-		have, err := storedStates(ctx, tx, t, docs)
-		if err != nil {
-			return err
-		}
+// commitTx writes docs in the transaction tx, which holds the write lock:
+// the stored states it reads first cannot change until it commits, so it
+// knows exactly which documents are new (INSERT, with the next row ids) and
+// which replace an older stored one (UPDATE … WHERE seq < new seq), and
+// which are stale (skipped).
+//
+// Why not one INSERT … ON CONFLICT DO UPDATE: modernc.org/sqlite compiles
+// every statement again on every execution (its prepared statements keep
+// only the SQL text), and the upsert's program costs more to compile than
+// the plain INSERT or UPDATE costs to run. For the same reason statements
+// run with a context that has no Done channel (the driver would start a
+// goroutine per statement to watch it); ctx is checked between documents.
+func commitTx(ctx context.Context, tx *sql.Tx, t tables, docs []customer.Customer, checkpoint uint64) error {
+	changes, err := plan(ctx, tx, t, docs)
+	if err != nil {
+		return err
+	}
+	if len(changes) > 0 {
 		w, err := prepareWriter(ctx, tx, t)
 		if err != nil {
 			return err
 		}
 		defer w.close()
-		for _, d := range docs {
-			old, exists := have[d.ID]
-			if exists && old.seq >= d.Seq {
-				continue // stale or duplicate: never regress
-			}
-			st, changed, err := w.write(ctx, d, old, exists)
-			if err != nil {
-				return err
-			}
-			if changed {
-				have[d.ID] = st
+		run := context.WithoutCancel(ctx)
+		// In phases and in row id order: FTS5 flushes its pending inserts
+		// to a new segment on a delete, and on an insert whose rowid is
+		// not above the previous one, so anything else would write one
+		// tiny segment per document.
+		slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(a.id, b.id) })
+		for _, phase := range []func(context.Context, change) error{w.unindex, w.store, w.index} {
+			for i, c := range changes {
+				if i%64 == 0 {
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+				}
+				if err := phase(run, c); err != nil {
+					return fmt.Errorf("customer %s: %w", c.doc.ID, err)
+				}
 			}
 		}
 	}
-	_, err := tx.ExecContext(ctx, "UPDATE "+t.checkpoint+" SET seq = max(seq, ?) WHERE id = 1", int64(checkpoint))
+	_, err = tx.ExecContext(ctx, "UPDATE "+t.checkpoint+" SET seq = max(seq, ?) WHERE id = 1", int64(checkpoint))
 	return err
 }
 
-// storedStates returns the stored state of the documents of docs that exist.
-func storedStates(ctx context.Context, tx *sql.Tx, t tables, docs []customer.Customer) (map[string]stored, error) {
-	have := make(map[string]stored, len(docs))
-	for i := 0; i < len(docs); i += loadBatch {
-		batch := docs[i:min(len(docs), i+loadBatch)]
+// writer holds the prepared statements of one Commit.
+type writer struct {
+	insert, update, ftsDelete, ftsInsert, tagDelete, tagInsert *sql.Stmt
+}
+
+func prepareWriter(ctx context.Context, tx *sql.Tx, t tables) (*writer, error) {
+	w := &writer{}
+	var sets []string
+	for _, col := range strings.Split(writeColumns, ", ")[2:] { // not id, customer_id
+		sets = append(sets, col+" = ?")
+	}
+	stmts := []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&w.insert, "INSERT INTO " + t.customers + " (" + writeColumns + ") VALUES (" +
+			placeholders(strings.Count(writeColumns, ",")+1) + ")"},
+		// The seq guard cannot fail (plan read the stored seq under the
+		// write lock); it is the second line of "never regress".
+		{&w.update, "UPDATE " + t.customers + " SET " + strings.Join(sets, ", ") + " WHERE id = ? AND seq < ?"},
+		{&w.ftsDelete, "DELETE FROM " + t.fts + " WHERE rowid = ?"},
+		{&w.ftsInsert, "INSERT INTO " + t.fts + " (rowid, name, company, email, code) VALUES (?, ?, ?, ?, ?)"},
+		{&w.tagDelete, "DELETE FROM " + t.tags + " WHERE tag = ? AND customer = ?"},
+		{&w.tagInsert, "INSERT OR IGNORE INTO " + t.tags + " (tag, customer) VALUES (?, ?)"},
+	}
+	for _, st := range stmts {
+		p, err := tx.PrepareContext(ctx, st.sql)
+		if err != nil {
+			w.close()
+			return nil, err
+		}
+		*st.dst = p
+	}
+	return w, nil
+}
+
+func (w *writer) close() {
+	for _, st := range []*sql.Stmt{w.insert, w.update, w.ftsDelete, w.ftsInsert, w.tagDelete, w.tagInsert} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// errConcurrentWrite means a stored document changed under the write lock,
+// which SQLite's locking rules out; the transaction is rolled back.
+var errConcurrentWrite = errors.New("stored document changed during the commit")
+
+// unindex removes the replaced live document's rows from the search index
+// and the tag table.
+func (w *writer) unindex(ctx context.Context, c change) error {
+	if !c.exists || c.old.deleted {
+		return nil
+	}
+	if _, err := w.ftsDelete.ExecContext(ctx, c.id); err != nil {
+		return err
+	}
+	var oldTags []string
+	if err := json.Unmarshal([]byte(c.old.tags), &oldTags); err != nil {
+		return fmt.Errorf("stored tags: %w", err)
+	}
+	for _, tag := range oldTags {
+		if _, err := w.tagDelete.ExecContext(ctx, tag, c.id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// store inserts or updates the document row.
+func (w *writer) store(ctx context.Context, c change) error {
+	d := c.doc
+	tagsJSON, err := json.Marshal(c.tags)
+	if err != nil {
+		return err
+	}
+	fields := []any{
+		d.Code, search.CodeNumber(d.Code), d.Name, search.Fold(d.Name), d.Email, d.Phone,
+		d.Company, d.Address.Street, d.Address.City, d.Address.State, d.Address.Country,
+		d.Address.PostalCode, d.Type, d.Status, d.Notes, string(tagsJSON), d.CreatedBy,
+		nanos(d.CreatedAt), nanos(d.UpdatedAt), int64(d.Version), int64(d.Seq), d.Deleted,
+		strings.Join(c.terms.Name, " "), strings.Join(c.terms.Company, " "), strings.Join(c.terms.Email, " "),
+	}
+	if !c.exists {
+		_, err := w.insert.ExecContext(ctx, append([]any{c.id, d.ID}, fields...)...)
+		return err
+	}
+	res, err := w.update.ExecContext(ctx, append(fields, c.id, int64(d.Seq))...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return errors.Join(errConcurrentWrite, err)
+	}
+	return nil
+}
+
+// index adds a live document's rows to the search index and the tag table.
+func (w *writer) index(ctx context.Context, c change) error {
+	if c.doc.Deleted {
+		return nil
+	}
+	_, err := w.ftsInsert.ExecContext(ctx, c.id, strings.Join(c.terms.Name, " "),
+		strings.Join(c.terms.Company, " "), strings.Join(c.terms.Email, " "), c.terms.Code)
+	if err != nil {
+		return err
+	}
+	for _, tag := range c.tags {
+		if _, err := w.tagInsert.ExecContext(ctx, tag, c.id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// plan returns the documents of docs that replace what is stored: for each
+// id the one with the highest Seq, if higher than the stored one; new ids
+// get the next row ids.
+func plan(ctx context.Context, tx *sql.Tx, t tables, docs []customer.Customer) ([]change, error) {
+	if len(docs) == 0 {
+		return nil, nil
+	}
+	newest := make(map[string]int, len(docs)) // id → index in docs
+	var ids []string
+	for i, d := range docs {
+		j, ok := newest[d.ID]
+		if !ok {
+			ids = append(ids, d.ID)
+		}
+		if !ok || d.Seq > docs[j].Seq {
+			newest[d.ID] = i
+		}
+	}
+	have, err := storedStates(ctx, tx, t, ids)
+	if err != nil {
+		return nil, err
+	}
+	var nextID int64
+	if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(id), 0) FROM "+t.customers).Scan(&nextID); err != nil {
+		return nil, err
+	}
+	changes := make([]change, 0, len(ids))
+	for _, id := range ids {
+		d := docs[newest[id]]
+		old, exists := have[id]
+		if exists && old.seq >= d.Seq {
+			continue // stale or duplicate: never regress
+		}
+		c := change{id: old.id, doc: d, old: old, exists: exists, tags: d.Tags,
+			terms: search.NewDocTerms(d.Name, d.Company, d.Email, d.Code)}
+		if !exists {
+			nextID++
+			c.id = nextID
+		}
+		if c.tags == nil {
+			c.tags = []string{}
+		}
+		changes = append(changes, c)
+	}
+	return changes, nil
+}
+
+// storedStates returns the stored state of those ids that exist.
+func storedStates(ctx context.Context, tx *sql.Tx, t tables, ids []string) (map[string]stored, error) {
+	have := make(map[string]stored, len(ids))
+	for i := 0; i < len(ids); i += loadBatch {
+		batch := ids[i:min(len(ids), i+loadBatch)]
 		args := make([]any, len(batch))
-		for j, d := range batch {
-			args[j] = d.ID
+		for j, id := range batch {
+			args[j] = id
 		}
 		rows, err := tx.QueryContext(ctx, "SELECT customer_id, id, seq, deleted, tags FROM "+t.customers+
 			" WHERE customer_id IN ("+placeholders(len(batch))+")", args...)
@@ -170,112 +367,10 @@ func storedStates(ctx context.Context, tx *sql.Tx, t tables, docs []customer.Cus
 	return have, nil
 }
 
-// writer holds the prepared statements of one Commit.
-type writer struct {
-	upsert, ftsDelete, ftsInsert, tagDelete, tagInsert *sql.Stmt
-}
-
-func prepareWriter(ctx context.Context, tx *sql.Tx, t tables) (*writer, error) {
-	w := &writer{}
-	var updates []string
-	for _, col := range strings.Split(writeColumns, ", ") {
-		if col != "customer_id" {
-			updates = append(updates, col+" = excluded."+col)
-		}
-	}
-	stmts := []struct {
-		dst *(*sql.Stmt)
-		sql string
-	}{
-		{&w.upsert, "INSERT INTO " + t.customers + " (" + writeColumns + ") VALUES (" +
-			placeholders(strings.Count(writeColumns, ",")+1) + ")" +
-			" ON CONFLICT (customer_id) DO UPDATE SET " + strings.Join(updates, ", ") +
-			" WHERE excluded.seq > " + t.customers + ".seq RETURNING id"},
-		{&w.ftsDelete, "DELETE FROM " + t.fts + " WHERE rowid = ?"},
-		{&w.ftsInsert, "INSERT INTO " + t.fts + " (rowid, name, company, email, code) VALUES (?, ?, ?, ?, ?)"},
-		{&w.tagDelete, "DELETE FROM " + t.tags + " WHERE tag = ? AND customer = ?"},
-		{&w.tagInsert, "INSERT OR IGNORE INTO " + t.tags + " (tag, customer) VALUES (?, ?)"},
-	}
-	for _, st := range stmts {
-		p, err := tx.PrepareContext(ctx, st.sql)
-		if err != nil {
-			w.close()
-			return nil, err
-		}
-		*st.dst = p
-	}
-	return w, nil
-}
-
-func (w *writer) close() {
-	for _, st := range []*sql.Stmt{w.upsert, w.ftsDelete, w.ftsInsert, w.tagDelete, w.tagInsert} {
-		if st != nil {
-			st.Close()
-		}
-	}
-}
-
-// writeColumns are the columns Commit writes, in the order of docArgs.
-const writeColumns = "customer_id, customer_code, code_num, name, name_key, email, phone, company, " +
+// writeColumns are the columns Commit writes, in the order of its arguments.
+const writeColumns = "id, customer_id, customer_code, code_num, name, name_key, email, phone, company, " +
 	"street, city, state, country, postal_code, type, status, notes, tags, created_by, " +
 	"created_at, updated_at, version, seq, deleted, name_terms, company_terms, email_terms"
-
-// write stores d over the stored state old (when exists) and keeps the tag
-// table and the search index in step. changed is false when the stored row
-// was newer after all (another writer got there first).
-func (w *writer) write(ctx context.Context, d customer.Customer, old stored, exists bool) (stored, bool, error) {
-	tags := d.Tags
-	if tags == nil {
-		tags = []string{}
-	}
-	tagsJSON, err := json.Marshal(tags)
-	if err != nil {
-		return stored{}, false, err
-	}
-	terms := search.NewDocTerms(d.Name, d.Company, d.Email, d.Code)
-	nameTerms := strings.Join(terms.Name, " ")
-	companyTerms := strings.Join(terms.Company, " ")
-	emailTerms := strings.Join(terms.Email, " ")
-	var id int64
-	err = w.upsert.QueryRowContext(ctx,
-		d.ID, d.Code, search.CodeNumber(d.Code), d.Name, search.Fold(d.Name), d.Email, d.Phone, d.Company,
-		d.Address.Street, d.Address.City, d.Address.State, d.Address.Country, d.Address.PostalCode,
-		d.Type, d.Status, d.Notes, string(tagsJSON), d.CreatedBy,
-		nanos(d.CreatedAt), nanos(d.UpdatedAt), int64(d.Version), int64(d.Seq), d.Deleted,
-		nameTerms, companyTerms, emailTerms,
-	).Scan(&id)
-	if err == sql.ErrNoRows {
-		return stored{}, false, nil
-	}
-	if err != nil {
-		return stored{}, false, err
-	}
-	if exists && !old.deleted {
-		if _, err := w.ftsDelete.ExecContext(ctx, id); err != nil {
-			return stored{}, false, err
-		}
-		var oldTags []string
-		if err := json.Unmarshal([]byte(old.tags), &oldTags); err != nil {
-			return stored{}, false, err
-		}
-		for _, tag := range oldTags {
-			if _, err := w.tagDelete.ExecContext(ctx, tag, id); err != nil {
-				return stored{}, false, err
-			}
-		}
-	}
-	if !d.Deleted {
-		if _, err := w.ftsInsert.ExecContext(ctx, id, nameTerms, companyTerms, emailTerms, terms.Code); err != nil {
-			return stored{}, false, err
-		}
-		for _, tag := range tags {
-			if _, err := w.tagInsert.ExecContext(ctx, tag, id); err != nil {
-				return stored{}, false, err
-			}
-		}
-	}
-	return stored{id: id, seq: d.Seq, deleted: d.Deleted, tags: string(tagsJSON)}, true, nil
-}
 
 // Times are stored as Unix nanoseconds in UTC, exact for every time between
 // the years 1678 and 2262; the zero time is NULL; times beyond are clamped.

@@ -1,0 +1,324 @@
+package projections_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"crm/internal/auth"
+	"crm/internal/commands"
+	"crm/internal/customer"
+	"crm/internal/embedded"
+	"crm/internal/events"
+	"crm/internal/eventstore"
+	"crm/internal/projections"
+	"crm/internal/readmodel"
+	"crm/internal/readmodel/storetest"
+)
+
+type rig struct {
+	t   *testing.T
+	nc  *nats.Conn
+	es  *eventstore.Store
+	cmd *commands.Handler
+	ids []string
+	rnd *rand.Rand
+}
+
+// newRig starts an embedded nats-server (JetStream in a temp dir, loopback
+// TCP) and a command handler on it.
+func newRig(t *testing.T, seed uint64) *rig {
+	t.Helper()
+	ns, err := embedded.Start(embedded.Config{DataDir: t.TempDir(), Port: -1, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	es, err := eventstore.Open(context.Background(), nc, eventstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(es.Close)
+	h := commands.New(es, commands.Options{
+		IsConflict:    func(err error) bool { return errors.Is(err, eventstore.ErrConflict) },
+		IsUnavailable: func(err error) bool { return errors.Is(err, eventstore.ErrUnavailable) },
+	})
+	return &rig{t: t, nc: nc, es: es, cmd: h, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+var admin = commands.Request{Principal: auth.Principal{
+	Subject: "44444444-4444-4444-8444-444444444444", Permissions: []string{auth.PermCreate, auth.PermDelete, auth.PermEdit, auth.PermView},
+}}
+
+func str(s string) customer.Field[string] { return events.SetTo(s) }
+
+// randomOps runs n random commands: creates, updates (set and clear fields,
+// addresses, tags) and deletes.
+func (r *rig) randomOps(n int) {
+	r.t.Helper()
+	ctx := context.Background()
+	words := []string{"Acme", "José", "Smith", "Globex", "Initech", "Zoë", "Müller", "O'Brien", "Umbrella", "Stark"}
+	w := func() string { return words[r.rnd.IntN(len(words))] }
+	for i := 0; i < n; i++ {
+		op := r.rnd.IntN(10)
+		switch {
+		case op < 4 || len(r.ids) == 0:
+			in := customer.Input{Name: str(w() + " " + w())}
+			if r.rnd.IntN(2) == 0 {
+				in.Email = str(fmt.Sprintf("user%d@example.com", r.rnd.IntN(1000)))
+			}
+			if r.rnd.IntN(2) == 0 {
+				in.Company = str(w() + " Corp")
+			}
+			in.Tags = events.SetTo([]string{w(), w()})
+			res, err := r.cmd.CreateCustomer(ctx, admin, in)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			r.ids = append(r.ids, res.Customer.ID)
+		case op < 9:
+			id := r.ids[r.rnd.IntN(len(r.ids))]
+			var in customer.Input
+			switch r.rnd.IntN(6) {
+			case 0:
+				in.Name = str(w() + " " + w())
+			case 1:
+				in.Email = events.Cleared[string]()
+			case 2:
+				in.Status = str([]string{"lead", "prospect", "active", "inactive"}[r.rnd.IntN(4)])
+			case 3:
+				in.Address = customer.AddressInput{Set: true, City: str(w())}
+			case 4:
+				in.Tags = events.SetTo([]string{w()})
+			case 5:
+				in.Company = events.Cleared[string]()
+				in.Notes = str("note " + w())
+			}
+			if _, err := r.cmd.UpdateCustomer(ctx, admin, id, in, 0); err != nil && !errors.Is(err, customer.ErrNotFound) {
+				r.t.Fatal(err)
+			}
+		default:
+			id := r.ids[r.rnd.IntN(len(r.ids))]
+			if _, err := r.cmd.DeleteCustomer(ctx, admin, id, 0); err != nil && !errors.Is(err, customer.ErrNotFound) {
+				r.t.Fatal(err)
+			}
+		}
+	}
+}
+
+// fold reads the whole stream and folds it per customer; it also returns the
+// last sequence.
+func (r *rig) fold() (map[string]customer.Customer, uint64) {
+	r.t.Helper()
+	ctx := context.Background()
+	js := r.es.JetStream()
+	s, err := js.Stream(ctx, r.es.StreamName())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	out := map[string]customer.Customer{}
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		ev, err := events.Decode(m.Data)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		ev.Seq = m.Sequence
+		out[ev.CustomerID] = customer.Evolve(out[ev.CustomerID], ev)
+	}
+	return out, info.State.LastSeq
+}
+
+// assertEqualsFold checks the read model, document by document and field by
+// field, against the fold of the stream, and its checkpoint.
+func (r *rig) assertEqualsFold(store readmodel.Store) {
+	r.t.Helper()
+	want, last := r.fold()
+	ctx := context.Background()
+	if cp, err := store.Checkpoint(ctx); err != nil || cp != last {
+		r.t.Fatalf("checkpoint %d (%v), want %d", cp, err, last)
+	}
+	ids := make([]string, 0, len(want))
+	for id := range want {
+		ids = append(ids, id)
+	}
+	got, err := store.Load(ctx, ids)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		r.t.Fatalf("read model has %d documents, fold has %d", len(got), len(want))
+	}
+	live := 0
+	for id, w := range want {
+		g := got[id]
+		if !reflect.DeepEqual(normalize(g), normalize(w)) {
+			r.t.Fatalf("customer %s differs:\n read model %+v\n fold       %+v", id, g, w)
+		}
+		_, err := store.Get(ctx, id)
+		switch {
+		case w.Deleted && !errors.Is(err, readmodel.ErrNotFound):
+			r.t.Fatalf("deleted customer %s: Get = %v", id, err)
+		case !w.Deleted && err != nil:
+			r.t.Fatalf("live customer %s: Get = %v", id, err)
+		}
+		if !w.Deleted {
+			live++
+		}
+	}
+	p, err := store.List(ctx, readmodel.Query{Page: 1, PerPage: 100})
+	if err != nil || p.Total != int64(live) {
+		r.t.Fatalf("list total %d (%v), want %d live customers", p.Total, err, live)
+	}
+}
+
+func normalize(c customer.Customer) customer.Customer {
+	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
+	if c.Tags == nil {
+		c.Tags = []string{}
+	}
+	return c
+}
+
+func waitApplied(t *testing.T, p *projections.Projector, seq uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if !p.WaitFor(ctx, seq) {
+		t.Fatalf("projector stuck at %d, want %d (err %v)", p.Status().Applied, seq, p.Status().Err)
+	}
+}
+
+func start(t *testing.T, r *rig, store readmodel.Writer) (*projections.Projector, context.CancelFunc, chan error) {
+	p := projections.New(r.es.JetStream(), r.es.StreamName(), store, projections.Options{MaxBatch: 64})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return p, cancel, done
+}
+
+func TestProjectionEqualsFold(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, a storetest.Adapter) {
+		r := newRig(t, 1)
+		store := a.Open(t)
+		p, _, _ := start(t, r, store)
+		r.randomOps(a.Scale(1500, 300))
+		_, last := r.fold()
+		waitApplied(t, p, last)
+		r.assertEqualsFold(store)
+	})
+}
+
+// TestProjectorRestartsAndReplay stops the projector at random points of a
+// load, resumes it on the same store, and finally replays the whole stream
+// on top of the result, which must change nothing.
+func TestProjectorRestartsAndReplay(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, a storetest.Adapter) {
+		r := newRig(t, 2)
+		store := a.Open(t)
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rnd := rand.New(rand.NewPCG(7, 7))
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p := projections.New(r.es.JetStream(), r.es.StreamName(), store, projections.Options{MaxBatch: 1 + i%50})
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(1+rnd.IntN(30))*time.Millisecond)
+				_ = p.Run(ctx)
+				cancel()
+			}
+		}()
+		r.randomOps(a.Scale(1000, 200))
+		close(stop)
+		wg.Wait()
+
+		p, _, _ := start(t, r, store)
+		_, last := r.fold()
+		waitApplied(t, p, last)
+		r.assertEqualsFold(store)
+
+		// Replay everything from sequence 1 on top: nothing may change.
+		replay := projections.New(r.es.JetStream(), r.es.StreamName(), fromZero{store}, projections.Options{})
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if err := replay.CatchUp(ctx, last); err != nil {
+			t.Fatal(err)
+		}
+		r.assertEqualsFold(store)
+	})
+}
+
+// fromZero pretends the store has no checkpoint, forcing a full replay.
+type fromZero struct{ readmodel.Store }
+
+func (fromZero) Checkpoint(context.Context) (uint64, error) { return 0, nil }
+
+func TestTwoProjectorsAtOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, a storetest.Adapter) {
+		r := newRig(t, 3)
+		store := a.Open(t)
+		p1, _, _ := start(t, r, store)
+		p2, _, _ := start(t, r, store)
+		r.randomOps(a.Scale(1000, 200))
+		_, last := r.fold()
+		waitApplied(t, p1, last)
+		waitApplied(t, p2, last)
+		r.assertEqualsFold(store)
+	})
+}
+
+func TestMalformedEventStopsProjector(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, a storetest.Adapter) {
+		r := newRig(t, 4)
+		store := a.Open(t)
+		r.randomOps(20)
+		_, good := r.fold()
+		js := r.es.JetStream()
+		if _, err := js.Publish(context.Background(), "crm.customers.6f1b6c36-5b7e-4b43-9d3a-3f4f2a7f0a11.created", []byte(`{"specversion":"1.0","type":"bogus"}`)); err != nil {
+			t.Fatal(err)
+		}
+		p, _, done := start(t, r, store)
+		select {
+		case err := <-done:
+			if !errors.Is(err, projections.ErrCorrupt) {
+				t.Fatalf("Run returned %v, want ErrCorrupt", err)
+			}
+			done <- err // for the cleanup
+		case <-time.After(30 * time.Second):
+			t.Fatal("projector did not stop at the malformed event")
+		}
+		st := p.Status()
+		if st.Err == nil || st.Applied != good {
+			t.Fatalf("status after malformed event: applied %d (want %d), err %v", st.Applied, good, st.Err)
+		}
+		if cp, _ := store.Checkpoint(context.Background()); cp != good {
+			t.Fatalf("checkpoint moved past the malformed event: %d", cp)
+		}
+	})
+}

@@ -1,0 +1,161 @@
+package mongodb
+
+import (
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"crm/internal/customer"
+	"crm/internal/search"
+)
+
+// document is the BSON shape of one customer: the seed's fields under the
+// seed's names, then the projection's fields.
+//
+// Unset optional strings (email, phone, company, notes, address and its
+// sub-fields) are null. Times are BSON dates (milliseconds) plus the
+// nanoseconds past the millisecond (createdAtNs, updatedAtNs: 0–999999,
+// always 0 for the command side's times, which are millisecond-truncated),
+// so that every time round-trips exactly and sorts exactly.
+//
+// Projection fields: codeNum (search.CodeNumber, the sort key of codes and
+// the tie-breaker of every order), nameKey (search.Fold(name), the sort key
+// of names), version and seq (the write guard), deleted (tombstones stay so
+// that a late event cannot resurrect a customer), searchTerms (every prefix
+// of every token of name, email, company and code: the portable search
+// index; empty for tombstones) and the tokens of name, company and email
+// that search.Score ranks with.
+type document struct {
+	ID         string        `bson:"_id"`
+	CustomerID string        `bson:"customerId"`
+	Code       string        `bson:"customerCode"`
+	Name       string        `bson:"name"`
+	Email      *string       `bson:"email"`
+	Phone      *string       `bson:"phone"`
+	Company    *string       `bson:"company"`
+	Address    *address      `bson:"address"`
+	Type       string        `bson:"type"`
+	Status     string        `bson:"status"`
+	Notes      *string       `bson:"notes"`
+	Tags       []string      `bson:"tags"`
+	CreatedBy  string        `bson:"createdBy"`
+	CreatedAt  bson.DateTime `bson:"createdAt"`
+	UpdatedAt  bson.DateTime `bson:"updatedAt"`
+
+	CreatedAtNs  int32    `bson:"createdAtNs"`
+	UpdatedAtNs  int32    `bson:"updatedAtNs"`
+	CodeNum      int64    `bson:"codeNum"`
+	NameKey      string   `bson:"nameKey"`
+	Version      int64    `bson:"version"`
+	Seq          int64    `bson:"seq"`
+	Deleted      bool     `bson:"deleted"`
+	SearchTerms  []string `bson:"searchTerms"`
+	NameTerms    []string `bson:"nameTerms"`
+	CompanyTerms []string `bson:"companyTerms"`
+	EmailTerms   []string `bson:"emailTerms"`
+}
+
+type address struct {
+	Street     *string `bson:"street"`
+	City       *string `bson:"city"`
+	State      *string `bson:"state"`
+	Country    *string `bson:"country"`
+	PostalCode *string `bson:"postalCode"`
+}
+
+// docProjection leaves out the search fields, which only Search's scoring
+// reads.
+var docProjection = bson.D{
+	{Key: "searchTerms", Value: 0}, {Key: "nameTerms", Value: 0},
+	{Key: "companyTerms", Value: 0}, {Key: "emailTerms", Value: 0},
+}
+
+// toDocument returns the document of c. Seq and Version must fit in int64.
+func toDocument(c customer.Customer) document {
+	tags := c.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	terms := search.NewDocTerms(c.Name, c.Company, c.Email, c.Code)
+	d := document{
+		ID: c.ID, CustomerID: c.ID, Code: c.Code, Name: c.Name,
+		Email: opt(c.Email), Phone: opt(c.Phone), Company: opt(c.Company),
+		Type: c.Type, Status: c.Status, Notes: opt(c.Notes), Tags: tags, CreatedBy: c.CreatedBy,
+		CodeNum: search.CodeNumber(c.Code), NameKey: search.Fold(c.Name),
+		Version: int64(c.Version), Seq: int64(c.Seq), Deleted: c.Deleted,
+		SearchTerms:  []string{},
+		NameTerms:    nonNil(terms.Name),
+		CompanyTerms: nonNil(terms.Company),
+		EmailTerms:   nonNil(terms.Email),
+	}
+	d.CreatedAt, d.CreatedAtNs = splitTime(c.CreatedAt)
+	d.UpdatedAt, d.UpdatedAtNs = splitTime(c.UpdatedAt)
+	if !c.Address.IsZero() {
+		a := c.Address
+		d.Address = &address{Street: opt(a.Street), City: opt(a.City), State: opt(a.State),
+			Country: opt(a.Country), PostalCode: opt(a.PostalCode)}
+	}
+	if !c.Deleted {
+		// Every query word is a token, so it matches a document token when
+		// it is one of the token's prefixes. The code's tokens cover every
+		// word that is a prefix of the folded code.
+		var all []string
+		all = append(all, terms.Name...)
+		all = append(all, terms.Company...)
+		all = append(all, terms.Email...)
+		all = append(all, search.Tokens(c.Code)...)
+		d.SearchTerms = nonNil(search.Prefixes(all))
+	}
+	return d
+}
+
+// customer returns the customer the document stores.
+func (d document) customer() customer.Customer {
+	c := customer.Customer{
+		ID: d.ID, Code: d.Code, Name: d.Name,
+		Email: str(d.Email), Phone: str(d.Phone), Company: str(d.Company),
+		Type: d.Type, Status: d.Status, Notes: str(d.Notes), Tags: d.Tags, CreatedBy: d.CreatedBy,
+		CreatedAt: joinTime(d.CreatedAt, d.CreatedAtNs),
+		UpdatedAt: joinTime(d.UpdatedAt, d.UpdatedAtNs),
+		Version:   uint64(d.Version), Seq: uint64(d.Seq), Deleted: d.Deleted,
+	}
+	if c.Tags == nil {
+		c.Tags = []string{}
+	}
+	if a := d.Address; a != nil {
+		c.Address = customer.Address{Street: str(a.Street), City: str(a.City), State: str(a.State),
+			Country: str(a.Country), PostalCode: str(a.PostalCode)}
+	}
+	return c
+}
+
+// splitTime returns t as a BSON date (milliseconds, floored) and the
+// nanoseconds past that millisecond.
+func splitTime(t time.Time) (bson.DateTime, int32) {
+	return bson.DateTime(t.UnixMilli()), int32(t.Nanosecond() % int(time.Millisecond))
+}
+
+func joinTime(ms bson.DateTime, ns int32) time.Time {
+	return time.UnixMilli(int64(ms)).Add(time.Duration(ns)).UTC()
+}
+
+func opt(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func str(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

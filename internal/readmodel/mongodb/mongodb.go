@@ -1,0 +1,269 @@
+// Package mongodb is the production read model: a readmodel.Store in the
+// MongoDB collection `customers`, with the seed's schema and indexes, sort
+// keys for every order of List, and a portable search index (an indexed
+// array of word prefixes queried with $all), so that it behaves identically
+// on MongoDB 6+ and on FerretDB 1.24, which has no text indexes, $facet,
+// transactions or collations.
+//
+// Every document write is a ReplaceOne upsert guarded by the document's
+// stream sequence, so writes are idempotent and never regress, also with
+// several projectors at once. The projector's checkpoint is a special
+// document of the same collection, so that a rebuild's renameCollection
+// swaps documents and checkpoint together.
+//
+// A Store is safe for concurrent use.
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
+
+	"crm/internal/readmodel"
+)
+
+// Collection is the name of the live read model's collection.
+const Collection = "customers"
+
+// Timeouts applied when neither the URI nor the caller's context sets one.
+const (
+	defaultServerSelectionTimeout = 10 * time.Second
+	defaultConnectTimeout         = 10 * time.Second
+	// defaultOpTimeout bounds one operation whose context has no deadline,
+	// so that an unresponsive server turns into ErrUnavailable instead of a
+	// hang.
+	defaultOpTimeout = 60 * time.Second
+)
+
+// Store is the MongoDB read model. It is safe for concurrent use.
+type Store struct {
+	client *mongo.Client
+	db     *mongo.Database
+	closed atomic.Bool
+}
+
+var _ readmodel.Store = (*Store)(nil)
+
+// Open connects to the MongoDB deployment at uri (majority write concern,
+// primary reads, whatever the URI says about them), checks that it answers
+// and creates the indexes of the customers collection of database if they
+// are missing. It returns an error wrapping readmodel.ErrUnavailable when the
+// server cannot be reached. The URI is never part of an error or a log.
+func Open(ctx context.Context, uri, database string) (*Store, error) {
+	if database == "" {
+		return nil, errors.New("readmodel/mongodb: empty database name")
+	}
+	opts := options.Client().ApplyURI(uri)
+	// Read-your-writes rests on reading what the projector wrote and its
+	// checkpoint from the primary; majority makes a written document
+	// survive a failover, so a checkpoint never gets ahead of its documents.
+	opts.SetWriteConcern(writeconcern.Majority())
+	opts.SetReadPreference(readpref.Primary())
+	if opts.ServerSelectionTimeout == nil {
+		opts.SetServerSelectionTimeout(defaultServerSelectionTimeout)
+	}
+	if opts.ConnectTimeout == nil {
+		opts.SetConnectTimeout(defaultConnectTimeout)
+	}
+	if opts.AppName == nil {
+		opts.SetAppName("crm-readmodel")
+	}
+	client, err := mongo.Connect(opts)
+	if err != nil {
+		return nil, fmt.Errorf("readmodel/mongodb: connect: %w", err)
+	}
+	s := &Store{client: client, db: client.Database(database)}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	octx, cancel := opContext(ctx)
+	defer cancel()
+	if err := createIndexes(octx, s.live()); err != nil {
+		s.Close()
+		return nil, s.fail("create indexes", err)
+	}
+	return s, nil
+}
+
+// Ping reports whether the primary answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.closed.Load() {
+		return s.fail("ping", errClosed)
+	}
+	ctx, cancel := opContext(ctx)
+	defer cancel()
+	return s.fail("ping", s.client.Ping(ctx, readpref.Primary()))
+}
+
+// Close disconnects; a rebuild in progress is left in its collection (a
+// later Rebuild drops it once it is stale).
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.client.Disconnect(ctx); err != nil {
+		return fmt.Errorf("readmodel/mongodb: close: %w", err)
+	}
+	return nil
+}
+
+// live returns the live collection. It is looked up by name on every call,
+// so after a Swap the renamed collection is the live one.
+func (s *Store) live() coll { return coll{s: s, c: s.db.Collection(Collection)} }
+
+// opContext bounds ctx by defaultOpTimeout unless it has a deadline already.
+func opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, defaultOpTimeout)
+}
+
+var errClosed = errors.New("store closed")
+
+// fail wraps err with the operation; errors meaning that the deployment
+// cannot be used right now (closed, unreachable, timed out, no primary)
+// also wrap readmodel.ErrUnavailable so that callers may retry or report
+// 503 without looking at the driver's message.
+func (s *Store) fail(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if unavailable(err) || s.closed.Load() {
+		return fmt.Errorf("%w: mongodb %s: %w", readmodel.ErrUnavailable, op, err)
+	}
+	return fmt.Errorf("readmodel/mongodb: %s: %w", op, err)
+}
+
+// Server error codes of a deployment that is failing over or shutting down:
+// the operation may succeed when retried.
+var transientCodes = []int{
+	6,     // HostUnreachable
+	7,     // HostNotFound
+	89,    // NetworkTimeout
+	91,    // ShutdownInProgress
+	189,   // PrimarySteppedDown
+	262,   // ExceededTimeLimit
+	9001,  // SocketException
+	10107, // NotWritablePrimary
+	11600, // InterruptedAtShutdown
+	11602, // InterruptedDueToReplStateChange
+	13435, // NotPrimaryNoSecondaryOk
+	13436, // NotPrimaryOrSecondary
+}
+
+func unavailable(err error) bool {
+	if errors.Is(err, errClosed) || errors.Is(err, mongo.ErrClientDisconnected) ||
+		mongo.IsTimeout(err) || mongo.IsNetworkError(err) {
+		return true
+	}
+	var (
+		sse topology.ServerSelectionError
+		ce  topology.ConnectionError
+	)
+	if errors.As(err, &sse) || errors.As(err, &ce) {
+		return true
+	}
+	var se mongo.ServerError
+	if errors.As(err, &se) {
+		if se.HasErrorLabel("RetryableWriteError") || se.HasErrorLabel("TransientTransactionError") {
+			return true
+		}
+		for _, code := range transientCodes {
+			if se.HasErrorCode(code) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasCode reports whether err is a server error with one of codes.
+func hasCode(err error, codes ...int) bool {
+	var se mongo.ServerError
+	if !errors.As(err, &se) {
+		return false
+	}
+	for _, c := range codes {
+		if se.HasErrorCode(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// Index names and keys. The seed's indexes keep the driver's default names
+// (field_1), so that opening a database the seed created is a no-op.
+const textIndexName = "customer_search_text"
+
+func indexModels() []mongo.IndexModel {
+	asc := func(keys ...string) bson.D {
+		d := make(bson.D, len(keys))
+		for i, k := range keys {
+			d[i] = bson.E{Key: k, Value: 1}
+		}
+		return d
+	}
+	unique := options.Index().SetUnique(true)
+	return []mongo.IndexModel{
+		// The seed's indexes. customerCode stays unique with tombstones,
+		// because codes are never reused.
+		{Keys: asc("customerId"), Options: unique},
+		{Keys: asc("customerCode"), Options: options.Index().SetUnique(true)},
+		{Keys: asc("email")},
+		{Keys: asc("phone")},
+		{Keys: asc("company")},
+		{Keys: asc("type")},
+		{Keys: asc("status")},
+		{Keys: asc("createdBy")},
+		{Keys: asc("tags")},
+		{Keys: bson.D{{Key: "createdAt", Value: -1}}},
+		// The orders of List (walked backwards for descending), ties
+		// broken by the code's number.
+		{Keys: asc("deleted", "createdAt", "createdAtNs", "codeNum")},
+		{Keys: asc("deleted", "updatedAt", "updatedAtNs", "codeNum")},
+		{Keys: asc("deleted", "nameKey", "codeNum")},
+		{Keys: asc("deleted", "codeNum")},
+		// The filters of List in the default order.
+		{Keys: asc("deleted", "status", "createdAt", "createdAtNs", "codeNum")},
+		{Keys: asc("deleted", "type", "createdAt", "createdAtNs", "codeNum")},
+		{Keys: asc("deleted", "createdBy", "createdAt", "createdAtNs", "codeNum")},
+		{Keys: asc("deleted", "tags", "createdAt", "createdAtNs", "codeNum")},
+		// The portable search index (multikey).
+		{Keys: asc("searchTerms")},
+	}
+}
+
+// createIndexes creates the indexes of c if they are missing, and the
+// seed's text index where the server supports text indexes.
+func createIndexes(ctx context.Context, c coll) error {
+	if _, err := c.c.Indexes().CreateMany(ctx, indexModels()); err != nil {
+		return err
+	}
+	_, err := c.c.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys:    bson.D{{Key: "name", Value: "text"}, {Key: "email", Value: "text"}, {Key: "company", Value: "text"}},
+		Options: options.Index().SetName(textIndexName),
+	})
+	if err != nil && textIndexUnsupported(err) {
+		return nil // FerretDB: search uses searchTerms anyway
+	}
+	return err
+}
+
+// textIndexUnsupported reports whether err is a server's refusal of text
+// indexes as such: FerretDB 1.24 parses index keys as 1/-1 only and answers
+// a "text" key with IndexNotFound (27); NotImplemented (238) and
+// CommandNotSupported (115) are the codes of the same refusal elsewhere.
+func textIndexUnsupported(err error) bool { return hasCode(err, 27, 115, 238) }

@@ -1,0 +1,355 @@
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"crm/internal/customer"
+	"crm/internal/readmodel"
+	"crm/internal/readmodel/readmodeltest"
+)
+
+// ferretURI is the address of the FerretDB that TestMain runs for the whole
+// test binary (one per binary: starting it is slow).
+var ferretURI string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "crm-ferretdb-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ferretdb:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + dir + "/",
+		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ferretdb:", err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = f.Run(ctx)
+	}()
+	ferretURI = f.MongoDBURI()
+	code := m.Run()
+	cancel()
+	<-done
+	return code
+}
+
+var dbCounter atomic.Int64
+
+// openDB opens a Store on a fresh database of the server at uri and drops
+// the database when the test ends.
+func openDB(t *testing.T, uri string) *Store {
+	t.Helper()
+	name := fmt.Sprintf("crm_test_%d_%d", time.Now().UnixNano()%1e9, dbCounter.Add(1))
+	s, err := Open(t.Context(), uri, name)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.client.Database(name).Drop(ctx); err != nil {
+			t.Errorf("drop test database: %v", err)
+		}
+		s.Close()
+	})
+	return s
+}
+
+func openFerret(t *testing.T) *Store { return openDB(t, ferretURI) }
+
+// TestConformanceFerretDB runs the shared read-model suite against the
+// in-process FerretDB 1.24 (the MongoDB wire protocol, small data).
+func TestConformanceFerretDB(t *testing.T) {
+	readmodeltest.Run(t, func(t *testing.T) readmodel.Store { return openFerret(t) })
+}
+
+// TestConformanceMongoDB runs the suite against a real MongoDB when
+// CRM_TEST_MONGODB_URL is set (each subtest in its own database, dropped at
+// the end).
+func TestConformanceMongoDB(t *testing.T) {
+	uri := os.Getenv("CRM_TEST_MONGODB_URL")
+	if uri == "" {
+		t.Skip("CRM_TEST_MONGODB_URL not set")
+	}
+	readmodeltest.Run(t, func(t *testing.T) readmodel.Store { return openDB(t, uri) })
+}
+
+func testDoc(n int, name string) customer.Customer {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(n) * time.Second)
+	return customer.Customer{
+		ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", n), Code: fmt.Sprintf("C%03d", n), Name: name,
+		Type: customer.TypeIndividual, Status: customer.StatusLead, Tags: []string{},
+		CreatedBy: "user-1", CreatedAt: at, UpdatedAt: at, Version: 1, Seq: uint64(n),
+	}
+}
+
+// TestDocumentShape pins the stored BSON: the seed's field names and types,
+// the projection's fields and the checkpoint document.
+func TestDocumentShape(t *testing.T) {
+	s := openFerret(t)
+	ctx := t.Context()
+	c := testDoc(7, "José Müller")
+	c.Email, c.Company, c.Tags = "jose@example.com", "Acme Corp", []string{"vip"}
+	c.Address = customer.Address{City: "Zürich"}
+	c.CreatedAt = c.CreatedAt.Add(1234567 * time.Nanosecond)
+	if err := s.Commit(ctx, []customer.Customer{c}, 42); err != nil {
+		t.Fatal(err)
+	}
+	var raw bson.M
+	if err := s.live().c.FindOne(ctx, bson.D{{Key: "customerId", Value: c.ID}}).Decode(&raw); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"_id": c.ID, "customerId": c.ID, "customerCode": "C007", "name": "José Müller",
+		"email": "jose@example.com", "phone": nil, "company": "Acme Corp", "type": "individual",
+		"status": "lead", "notes": nil, "createdBy": "user-1",
+		"createdAt": bson.DateTime(c.CreatedAt.UnixMilli()), "createdAtNs": int32(567),
+		"updatedAt": bson.DateTime(c.UpdatedAt.UnixMilli()), "updatedAtNs": int32(0),
+		"codeNum": int64(7), "nameKey": "jose muller", "version": int64(1), "seq": int64(7), "deleted": false,
+	}
+	for k, v := range want {
+		if got := raw[k]; got != v {
+			t.Errorf("field %s = %#v (%T), want %#v (%T)", k, got, got, v, v)
+		}
+	}
+	if a, ok := raw["address"].(bson.M); !ok || a["city"] != "Zürich" || a["street"] != nil {
+		t.Errorf("address = %#v", raw["address"])
+	}
+	terms := func(k string) []string {
+		var out []string
+		arr, _ := raw[k].(bson.A)
+		for _, v := range arr {
+			out = append(out, v.(string))
+		}
+		return out
+	}
+	if got := terms("tags"); !slices.Equal(got, []string{"vip"}) {
+		t.Errorf("tags = %q", got)
+	}
+	if got := terms("nameTerms"); !slices.Equal(got, []string{"jose", "muller"}) {
+		t.Errorf("nameTerms = %q", got)
+	}
+	for _, p := range []string{"j", "jos", "jose", "mul", "acme", "co", "example", "com", "c", "c007"} {
+		if !slices.Contains(terms("searchTerms"), p) {
+			t.Errorf("searchTerms %q lacks %q", terms("searchTerms"), p)
+		}
+	}
+	var cp bson.M
+	if err := s.live().c.FindOne(ctx, bson.D{{Key: "_id", Value: checkpointID}}).Decode(&cp); err != nil {
+		t.Fatal(err)
+	}
+	if cp["checkpoint"] != int64(42) || len(cp) != 2 {
+		t.Errorf("checkpoint document = %#v", cp)
+	}
+	got, err := s.Get(ctx, c.ID)
+	if err != nil || !got.CreatedAt.Equal(c.CreatedAt) || got.CreatedAt.Nanosecond() != c.CreatedAt.Nanosecond() {
+		t.Errorf("Get = %+v, %v; want the exact time %v", got.CreatedAt, err, c.CreatedAt)
+	}
+}
+
+func indexNames(t *testing.T, s *Store) []string {
+	t.Helper()
+	specs, err := s.live().c.Indexes().ListSpecifications(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, sp := range specs {
+		names = append(names, sp.Name)
+	}
+	return names
+}
+
+// TestIndexes checks the indexes, that Open is idempotent, and that a
+// swapped-in rebuild has them too.
+func TestIndexes(t *testing.T) {
+	s := openFerret(t)
+	ctx := t.Context()
+	want := []string{"_id_", "customerId_1", "customerCode_1", "email_1", "phone_1", "company_1", "type_1",
+		"status_1", "createdBy_1", "tags_1", "createdAt_-1", "searchTerms_1",
+		"deleted_1_createdAt_1_createdAtNs_1_codeNum_1", "deleted_1_updatedAt_1_updatedAtNs_1_codeNum_1",
+		"deleted_1_nameKey_1_codeNum_1", "deleted_1_codeNum_1",
+		"deleted_1_status_1_createdAt_1_createdAtNs_1_codeNum_1",
+		"deleted_1_tags_1_createdAt_1_createdAtNs_1_codeNum_1"}
+	check := func(what string) {
+		t.Helper()
+		got := indexNames(t, s)
+		for _, n := range want {
+			if !slices.Contains(got, n) {
+				t.Errorf("%s: index %s missing (have %q)", what, n, got)
+			}
+		}
+	}
+	check("after Open")
+	again, err := Open(ctx, ferretURI, s.db.Name())
+	if err != nil {
+		t.Fatalf("second Open: %v", err)
+	}
+	again.Close()
+	rb, err := s.Rebuild(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rb.Commit(ctx, []customer.Customer{testDoc(1, "Ann")}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := rb.Swap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after Swap")
+	names, err := s.db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(names, []string{Collection}) {
+		t.Errorf("collections after Swap: %q", names)
+	}
+}
+
+// TestUniqueCode: a different customer with a taken code is an error, not a
+// silently ignored duplicate.
+func TestUniqueCode(t *testing.T) {
+	s := openFerret(t)
+	ctx := t.Context()
+	a := testDoc(1, "Ann")
+	if err := s.Commit(ctx, []customer.Customer{a}, 1); err != nil {
+		t.Fatal(err)
+	}
+	b := testDoc(2, "Bob")
+	b.Code = a.Code
+	if err := s.Commit(ctx, []customer.Customer{b}, 2); err == nil {
+		t.Errorf("Commit of a second customer with code %s succeeded", a.Code)
+	}
+	if cp, _ := s.Checkpoint(ctx); cp != 1 {
+		t.Errorf("checkpoint advanced to %d over a failed commit", cp)
+	}
+}
+
+// TestLargeBatches writes and rewrites more documents than one bulk-write
+// command may carry on FerretDB (where 100 statements matching existing
+// documents hang), so the chunking is exercised.
+func TestLargeBatches(t *testing.T) {
+	s := openFerret(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	const n = 230
+	var docs []customer.Customer
+	for i := 1; i <= n; i++ {
+		docs = append(docs, testDoc(i, "Person "+strconv.Itoa(i)))
+	}
+	if err := s.Commit(ctx, docs, n); err != nil {
+		t.Fatal(err)
+	}
+	for i := range docs {
+		docs[i].Name, docs[i].Seq, docs[i].Version = "Renamed "+strconv.Itoa(i), uint64(n+i+1), 2
+	}
+	if err := s.Commit(ctx, docs, 2*n); err != nil {
+		t.Fatal(err)
+	}
+	stale := slices.Clone(docs)
+	for i := range stale {
+		stale[i].Name, stale[i].Seq = "Stale", 1
+	}
+	if err := s.Commit(ctx, stale, 2*n); err != nil { // every statement hits the guard
+		t.Fatal(err)
+	}
+	p, err := s.Search(ctx, readmodel.Query{Text: "renamed", Page: 3, PerPage: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Total != n || len(p.Items) != n-200 {
+		t.Errorf("Search renamed: total %d, %d items; want %d, %d", p.Total, len(p.Items), n, n-200)
+	}
+	if p, err := s.Search(ctx, readmodel.Query{Text: "stale", Page: 1, PerPage: 10}); err != nil || p.Total != 0 {
+		t.Errorf("Search stale: %d, %v", p.Total, err)
+	}
+}
+
+// TestLiteralFilters: request values are compared as literals, never read
+// as operators or patterns.
+func TestLiteralFilters(t *testing.T) {
+	s := openFerret(t)
+	ctx := t.Context()
+	if err := s.Commit(ctx, []customer.Customer{testDoc(1, "Ann")}, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"$ne", `{"$ne": ""}`, ".*", "^", "$where", "lead "} {
+		for _, q := range []readmodel.Query{{Status: v}, {Type: v}, {Tag: v}, {CreatedBy: v}} {
+			q.Page, q.PerPage = 1, 10
+			p, err := s.List(ctx, q)
+			if err != nil || p.Total != 0 || len(p.Items) != 0 {
+				t.Errorf("List %+v = %d items, total %d, %v; want nothing", q, len(p.Items), p.Total, err)
+			}
+		}
+		if _, err := s.Get(ctx, v); !errors.Is(err, readmodel.ErrNotFound) {
+			t.Errorf("Get(%q) = %v", v, err)
+		}
+	}
+	if _, err := s.Get(ctx, checkpointID); !errors.Is(err, readmodel.ErrNotFound) {
+		t.Errorf("Get(checkpoint) = %v", err)
+	}
+	if got, err := s.Load(ctx, []string{checkpointID}); err != nil || len(got) != 0 {
+		t.Errorf("Load(checkpoint) = %v, %v", got, err)
+	}
+	if err := s.Commit(ctx, []customer.Customer{{ID: checkpointID, Seq: 9}}, 9); err == nil {
+		t.Errorf("Commit of a document with the checkpoint's id succeeded")
+	}
+}
+
+func TestOpenUnavailable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, err := Open(ctx, "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300&connectTimeoutMS=300", "crm")
+	if !errors.Is(err, readmodel.ErrUnavailable) {
+		t.Errorf("Open of a closed port = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestClosed(t *testing.T) {
+	s, err := Open(t.Context(), ferretURI, "crm_test_closed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	ctx := t.Context()
+	checks := map[string]error{"Ping": s.Ping(ctx), "Commit": s.Commit(ctx, nil, 1)}
+	_, checks["Get"] = s.Get(ctx, "x")
+	_, checks["List"] = s.List(ctx, readmodel.Query{})
+	_, checks["Search"] = s.Search(ctx, readmodel.Query{Text: "x"})
+	_, checks["Load"] = s.Load(ctx, []string{"x"})
+	_, checks["Checkpoint"] = s.Checkpoint(ctx)
+	_, checks["Rebuild"] = s.Rebuild(ctx)
+	for op, err := range checks {
+		if !errors.Is(err, readmodel.ErrUnavailable) {
+			t.Errorf("%s after Close = %v, want ErrUnavailable", op, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}

@@ -1,0 +1,243 @@
+package mongodb
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"crm/internal/customer"
+	"crm/internal/readmodel"
+	"crm/internal/search"
+)
+
+// Paging defaults: a Page below 1 is the first page; PerPage is clamped to
+// 1..maxPerPage, with defaultPerPage when unset.
+const (
+	defaultPerPage = 20
+	maxPerPage     = 100
+)
+
+// Get returns the live customer id, or readmodel.ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (customer.Customer, error) {
+	if s.closed.Load() {
+		return customer.Customer{}, s.fail("get", errClosed)
+	}
+	ctx, cancel := opContext(ctx)
+	defer cancel()
+	var d document
+	err := s.live().c.FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "deleted", Value: false}},
+		options.FindOne().SetProjection(docProjection)).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return customer.Customer{}, readmodel.ErrNotFound
+	}
+	if err != nil {
+		return customer.Customer{}, s.fail("get", err)
+	}
+	return d.customer(), nil
+}
+
+// List returns one page of live customers matching q's filters in q's order,
+// and their exact count. An unknown q.Sort is an error.
+func (s *Store) List(ctx context.Context, q readmodel.Query) (readmodel.Page, error) {
+	order, err := listOrder(q.Sort, q.Desc)
+	if err != nil {
+		return readmodel.Page{}, err
+	}
+	if s.closed.Load() {
+		return readmodel.Page{}, s.fail("list", errClosed)
+	}
+	ctx, cancel := opContext(ctx)
+	defer cancel()
+	c := s.live().c
+	filter := filters(q)
+	limit, offset, ok := pageBounds(q)
+	total, err := c.CountDocuments(ctx, filter)
+	if err != nil {
+		return readmodel.Page{}, s.fail("list", err)
+	}
+	p := readmodel.Page{Items: []customer.Customer{}, Total: total}
+	if !ok || offset >= total {
+		return p, nil
+	}
+	cur, err := c.Find(ctx, filter, options.Find().SetSort(order).SetSkip(offset).SetLimit(limit).
+		SetProjection(docProjection))
+	if err != nil {
+		return readmodel.Page{}, s.fail("list", err)
+	}
+	if err := decodeAll(ctx, cur, func(c customer.Customer) { p.Items = append(p.Items, c) }); err != nil {
+		return readmodel.Page{}, s.fail("list", err)
+	}
+	return p, nil
+}
+
+// hit is what Search reads of each match to rank it.
+type hit struct {
+	ID           string   `bson:"_id"`
+	Code         string   `bson:"customerCode"`
+	NameKey      string   `bson:"nameKey"`
+	CodeNum      int64    `bson:"codeNum"`
+	NameTerms    []string `bson:"nameTerms"`
+	CompanyTerms []string `bson:"companyTerms"`
+	EmailTerms   []string `bson:"emailTerms"`
+	score        int
+}
+
+var hitProjection = bson.D{
+	{Key: "customerCode", Value: 1}, {Key: "nameKey", Value: 1}, {Key: "codeNum", Value: 1},
+	{Key: "nameTerms", Value: 1}, {Key: "companyTerms", Value: 1}, {Key: "emailTerms", Value: 1},
+}
+
+// Search returns one page of live customers matching q.Text and q's filters,
+// ranked by search.Score, then name, then code, and their exact count. A
+// q.Text without words, or too long, is an error wrapping
+// search.ErrEmptyQuery or search.ErrQueryTooLong.
+//
+// The search index (searchTerms, every prefix of every token) selects the
+// matches; their tokens are read and scored here with package search, which
+// makes the ranking identical to the SQLite store's without $text (absent
+// from FerretDB) and without ranking inside the server; then the page's
+// documents are read by id.
+func (s *Store) Search(ctx context.Context, q readmodel.Query) (readmodel.Page, error) {
+	words, err := search.ParseQuery(q.Text)
+	if err != nil {
+		return readmodel.Page{}, fmt.Errorf("readmodel/mongodb: search: %w", err)
+	}
+	if s.closed.Load() {
+		return readmodel.Page{}, s.fail("search", errClosed)
+	}
+	ctx, cancel := opContext(ctx)
+	defer cancel()
+	c := s.live().c
+	filter := append(filters(q), bson.E{Key: "searchTerms", Value: bson.D{{Key: "$all", Value: words}}})
+	cur, err := c.Find(ctx, filter, options.Find().SetProjection(hitProjection))
+	if err != nil {
+		return readmodel.Page{}, s.fail("search", err)
+	}
+	var hits []hit
+	err = func() error {
+		defer cur.Close(context.WithoutCancel(ctx))
+		for cur.Next(ctx) {
+			var h hit
+			if err := cur.Decode(&h); err != nil {
+				return err
+			}
+			h.score = search.Score(words, search.DocTerms{
+				Name: h.NameTerms, Company: h.CompanyTerms, Email: h.EmailTerms, Code: search.Fold(h.Code),
+			})
+			if h.score > 0 {
+				h.NameTerms, h.CompanyTerms, h.EmailTerms = nil, nil, nil
+				hits = append(hits, h)
+			}
+		}
+		return cur.Err()
+	}()
+	if err != nil {
+		return readmodel.Page{}, s.fail("search", err)
+	}
+	slices.SortFunc(hits, func(a, b hit) int {
+		if r := cmp.Compare(b.score, a.score); r != 0 {
+			return r
+		}
+		if r := strings.Compare(a.NameKey, b.NameKey); r != 0 {
+			return r
+		}
+		if r := cmp.Compare(a.CodeNum, b.CodeNum); r != 0 {
+			return r
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	p := readmodel.Page{Items: []customer.Customer{}, Total: int64(len(hits))}
+	limit, offset, ok := pageBounds(q)
+	if !ok || offset >= p.Total {
+		return p, nil
+	}
+	page := hits[offset:min(p.Total, offset+limit)]
+	ids := make([]string, len(page))
+	for i, h := range page {
+		ids[i] = h.ID
+	}
+	cur, err = c.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, {Key: "deleted", Value: false}},
+		options.Find().SetProjection(docProjection))
+	if err != nil {
+		return readmodel.Page{}, s.fail("search", err)
+	}
+	byID := make(map[string]customer.Customer, len(ids))
+	if err := decodeAll(ctx, cur, func(c customer.Customer) { byID[c.ID] = c }); err != nil {
+		return readmodel.Page{}, s.fail("search", err)
+	}
+	for _, id := range ids {
+		if c, ok := byID[id]; ok { // else deleted since it was ranked
+			p.Items = append(p.Items, c)
+		}
+	}
+	return p, nil
+}
+
+// filters returns the filter of live customers matching q's filters. Every
+// request value is a literal string compared for equality (the tag with an
+// element of tags): none can become an operator or a pattern.
+func filters(q readmodel.Query) bson.D {
+	f := bson.D{{Key: "deleted", Value: false}}
+	eq := func(field, v string) {
+		if v != "" {
+			f = append(f, bson.E{Key: field, Value: v})
+		}
+	}
+	eq("status", q.Status)
+	eq("type", q.Type)
+	eq("createdBy", q.CreatedBy)
+	eq("tags", q.Tag)
+	return f
+}
+
+// listOrder returns the sort of a List order; ties are broken by the code's
+// number in the same direction (codes are unique), which every sort index
+// provides.
+func listOrder(sort string, desc bool) (bson.D, error) {
+	var keys []string
+	switch sort {
+	case "", readmodel.SortCreatedAt:
+		keys = []string{"createdAt", "createdAtNs"}
+	case readmodel.SortUpdatedAt:
+		keys = []string{"updatedAt", "updatedAtNs"}
+	case readmodel.SortName:
+		keys = []string{"nameKey"}
+	case readmodel.SortCustomerCode:
+	default:
+		return nil, fmt.Errorf("readmodel/mongodb: unknown sort %q", sort)
+	}
+	dir := 1
+	if desc {
+		dir = -1
+	}
+	var d bson.D
+	for _, k := range append(keys, "codeNum") {
+		d = append(d, bson.E{Key: k, Value: dir})
+	}
+	return d, nil
+}
+
+// pageBounds returns the limit and skip of q's page; ok is false for a page
+// so far that its skip overflows (it is past the end).
+func pageBounds(q readmodel.Query) (limit, offset int64, ok bool) {
+	limit = int64(q.PerPage)
+	switch {
+	case limit <= 0:
+		limit = defaultPerPage
+	case limit > maxPerPage:
+		limit = maxPerPage
+	}
+	page := int64(max(q.Page, 1))
+	if page-1 > math.MaxInt64/limit {
+		return limit, 0, false
+	}
+	return limit, (page - 1) * limit, true
+}
