@@ -28,6 +28,10 @@ type EventStore interface {
 	Append(ctx context.Context, ev events.Event, expectedSeq uint64) (uint64, error)
 	// NextCode returns a fresh customer number, unique forever.
 	NextCode(ctx context.Context) (uint64, error)
+	// Reserve binds an idempotency key of scope to a customer id: the first
+	// call keeps newID, later ones with the same requestHash return it, a
+	// different requestHash fails (IsIdempotencyMismatch).
+	Reserve(ctx context.Context, scope, key, requestHash, newID string) (string, error)
 }
 
 // Errors of the command side, besides the domain's (customer.ErrNotFound,
@@ -38,6 +42,8 @@ var (
 	// ErrUnavailable: the event store cannot be reached. For an append, the
 	// outcome is unknown.
 	ErrUnavailable = errors.New("event store unavailable")
+	// ErrIdempotencyMismatch: an Idempotency-Key reused with another body.
+	ErrIdempotencyMismatch = errors.New("idempotency key reused with a different request body")
 )
 
 // Handler carries out commands. It is safe for concurrent use.
@@ -46,6 +52,7 @@ type Handler struct {
 	// IsConflict recognises the store's optimistic-concurrency error.
 	isConflict    func(error) bool
 	isUnavailable func(error) bool
+	isIdemReuse   func(error) bool
 	now           func() time.Time
 	newID         func() string
 	source        string
@@ -56,10 +63,12 @@ type Handler struct {
 type Options struct {
 	IsConflict    func(error) bool // required
 	IsUnavailable func(error) bool // required
-	Now           func() time.Time // default time.Now
-	NewID         func() string    // default uuid v4
-	Source        string           // CloudEvents source, default events.DefaultSource
-	Retries       int              // re-decides after a conflict, default 10
+	// IsIdempotencyMismatch recognises the store's key-reuse error; required.
+	IsIdempotencyMismatch func(error) bool
+	Now                   func() time.Time // default time.Now
+	NewID                 func() string    // default uuid v4
+	Source                string           // CloudEvents source, default events.DefaultSource
+	Retries               int              // re-decides after a conflict, default 10
 }
 
 // New returns a Handler appending to store.
@@ -76,10 +85,10 @@ func New(store EventStore, o Options) *Handler {
 	if o.Retries == 0 {
 		o.Retries = 10
 	}
-	if o.IsConflict == nil || o.IsUnavailable == nil {
-		panic("commands.New: IsConflict and IsUnavailable are required")
+	if o.IsConflict == nil || o.IsUnavailable == nil || o.IsIdempotencyMismatch == nil {
+		panic("commands.New: IsConflict, IsUnavailable and IsIdempotencyMismatch are required")
 	}
-	return &Handler{store: store, isConflict: o.IsConflict, isUnavailable: o.IsUnavailable, now: o.Now, newID: o.NewID, source: o.Source, retries: o.Retries}
+	return &Handler{store: store, isConflict: o.IsConflict, isUnavailable: o.IsUnavailable, isIdemReuse: o.IsIdempotencyMismatch, now: o.Now, newID: o.NewID, source: o.Source, retries: o.Retries}
 }
 
 // Request is the context of one command: who asks, and the ids that tie its
@@ -87,6 +96,10 @@ func New(store EventStore, o Options) *Handler {
 type Request struct {
 	Principal     auth.Principal
 	CorrelationID string
+	// IdempotencyKey (creates only): a retry with the same key and the same
+	// RequestHash returns the customer the first request created.
+	IdempotencyKey string
+	RequestHash    string
 }
 
 // Result is the outcome of a successful command.
@@ -96,6 +109,8 @@ type Result struct {
 	// Seq is the stream sequence of the appended event; 0 when the command
 	// changed nothing and appended no event.
 	Seq uint64
+	// Replayed: an idempotent retry; nothing was appended by this call.
+	Replayed bool
 }
 
 func (h *Handler) meta(r Request) customer.Meta {
@@ -114,10 +129,20 @@ func (h *Handler) meta(r Request) customer.Meta {
 // applied on top of the other writer's change.
 func (h *Handler) execute(ctx context.Context, r Request, id string, cmd customer.Command) (Result, error) {
 	res, err := h.decideAndAppend(ctx, r, id, cmd)
-	if err != nil && h.isUnavailable(err) {
-		return Result{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	return res, h.classify(err)
+}
+
+// classify maps the store's errors to the package's.
+func (h *Handler) classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case h.isUnavailable(err):
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	case h.isIdemReuse(err):
+		return fmt.Errorf("%w: %v", ErrIdempotencyMismatch, err)
 	}
-	return res, err
+	return err
 }
 
 func (h *Handler) decideAndAppend(ctx context.Context, r Request, id string, cmd customer.Command) (Result, error) {

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"crm/internal/auth"
@@ -13,6 +14,12 @@ func FormatCode(n uint64) string { return fmt.Sprintf("C%03d", n) }
 
 // CreateCustomer creates a customer with a fresh id and the next customer
 // code. The input is validated before a code is spent. Requires crm.create.
+//
+// With r.IdempotencyKey the customer id is bound to the key first (in the
+// event store, so across processes and restarts): a retry, or a concurrent
+// duplicate, finds the customer the first request created and returns it
+// (Result.Replayed) instead of creating another; the create itself appends
+// with "no event yet for this id", so at most one can ever succeed.
 func (h *Handler) CreateCustomer(ctx context.Context, r Request, in customer.Input) (Result, error) {
 	if err := r.Principal.Require(auth.PermCreate); err != nil {
 		return Result{}, err
@@ -20,13 +27,38 @@ func (h *Handler) CreateCustomer(ctx context.Context, r Request, in customer.Inp
 	if err := customer.ValidateCreate(in); err != nil {
 		return Result{}, err
 	}
+	id := h.newID()
+	if r.IdempotencyKey != "" {
+		var err error
+		if id, err = h.store.Reserve(ctx, r.Principal.Subject, r.IdempotencyKey, r.RequestHash, id); err != nil {
+			return Result{}, h.classify(err)
+		}
+		if res, ok, err := h.existing(ctx, id); err != nil || ok {
+			return res, err
+		}
+	}
 	n, err := h.store.NextCode(ctx)
 	if err != nil {
-		if h.isUnavailable(err) {
-			return Result{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
-		return Result{}, err
+		return Result{}, h.classify(err)
 	}
-	id := h.newID()
-	return h.execute(ctx, r, id, customer.Create{CustomerID: id, Code: FormatCode(n), Input: in})
+	res, err := h.execute(ctx, r, id, customer.Create{CustomerID: id, Code: FormatCode(n), Input: in})
+	if errors.Is(err, customer.ErrAlreadyExists) && r.IdempotencyKey != "" {
+		if res, ok, err := h.existing(ctx, id); err != nil || ok {
+			return res, err
+		}
+	}
+	return res, err
+}
+
+// existing returns the customer an earlier request with the same
+// idempotency key created, if any.
+func (h *Handler) existing(ctx context.Context, id string) (Result, bool, error) {
+	evs, last, err := h.store.Load(ctx, id)
+	if err != nil {
+		return Result{}, false, h.classify(err)
+	}
+	if len(evs) == 0 {
+		return Result{}, false, nil
+	}
+	return Result{Customer: customer.Fold(evs), Seq: last, Replayed: true}, true, nil
 }

@@ -113,6 +113,7 @@ type Store struct {
 	js    jetstream.JetStream
 	cfg   Config
 	codes *codeBatcher
+	idem  jetstream.KeyValue
 }
 
 // Open creates or updates both streams (idempotent) and returns the store.
@@ -128,6 +129,9 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		}
 	}
 	s := &Store{nc: nc, js: js, cfg: cfg}
+	if err := s.openIdempotency(ctx); err != nil {
+		return nil, err
+	}
 	s.codes = newCodeBatcher(s.increment)
 	return s, nil
 }

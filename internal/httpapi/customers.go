@@ -1,7 +1,11 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -165,12 +169,24 @@ func (a *api) createCustomer(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	res, err := a.Commands.CreateCustomer(c.Request.Context(), a.request(c), in)
+	req := a.request(c)
+	if key, ok := c.Request.Header["Idempotency-Key"]; ok {
+		if len(key) != 1 || !validIdempotencyKey(key[0]) {
+			writeError(c, &customer.ValidationError{Fields: []customer.FieldError{{Field: "Idempotency-Key",
+				Message: "must be given once, 1 to 255 printable ASCII characters"}}})
+			return
+		}
+		req.IdempotencyKey, req.RequestHash = key[0], requestHash(body)
+	}
+	res, err := a.Commands.CreateCustomer(c.Request.Context(), req, in)
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	logFrom(c).Info("customer created", "customer_id", res.Customer.ID, "customer_code", res.Customer.Code, "seq", res.Seq)
+	if res.Replayed {
+		c.Header("Idempotent-Replayed", "true")
+	}
+	logFrom(c).Info("customer created", "customer_id", res.Customer.ID, "customer_code", res.Customer.Code, "seq", res.Seq, "replayed", res.Replayed)
 	c.Header("Location", Base+"/customers/"+res.Customer.ID)
 	a.commandDone(c, http.StatusCreated, res, dataResponse{Data: toJSON(res.Customer), Message: "Customer created successfully"})
 }
@@ -224,4 +240,28 @@ func (a *api) deleteCustomer(c *gin.Context) {
 	logFrom(c).Info("customer deleted", "customer_id", id, "seq", res.Seq)
 	const msg = "Customer deleted successfully"
 	a.commandDone(c, http.StatusOK, res, dataResponse{Data: gin.H{"message": msg}, Message: msg})
+}
+
+func validIdempotencyKey(k string) bool {
+	if k == "" || len(k) > 255 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// requestHash identifies a create body for idempotency: the SHA-256 of its
+// compact JSON, so whitespace does not matter but any value does.
+func requestHash(body []byte) string {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, body); err != nil {
+		buf.Reset()
+		buf.Write(body)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	return hex.EncodeToString(sum[:])
 }

@@ -53,6 +53,9 @@ func writeError(c *gin.Context, err error) {
 	case errors.Is(err, customer.ErrPreconditionFailed):
 		p.Status, p.Title, p.Type = http.StatusPreconditionFailed, "Precondition failed", "precondition-failed"
 		p.Detail = "the customer has changed: If-Match does not match its current ETag"
+	case errors.Is(err, commands.ErrIdempotencyMismatch):
+		p.Status, p.Title, p.Type = http.StatusUnprocessableEntity, "Idempotency key reused", "idempotency-key-reused"
+		p.Detail = "this Idempotency-Key was used with a different request body"
 	case errors.Is(err, commands.ErrConflict), errors.Is(err, customer.ErrAlreadyExists):
 		p.Status, p.Title, p.Type, p.Detail = http.StatusConflict, "Conflict", "conflict", err.Error()
 	case errors.Is(err, commands.ErrUnavailable), errors.Is(err, readmodel.ErrUnavailable),

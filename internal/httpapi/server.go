@@ -77,7 +77,7 @@ func New(d Deps) http.Handler {
 			AllowOrigins:  d.CORSOrigins,
 			AllowMethods:  []string{"GET", "POST", "PATCH", "DELETE"},
 			AllowHeaders:  []string{"Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"},
-			ExposeHeaders: []string{"ETag", "Location", "Retry-After", "X-Request-ID", "X-Stream-Sequence", "X-Read-Model"},
+			ExposeHeaders: []string{"ETag", "Location", "Retry-After", "X-Request-ID", "X-Stream-Sequence", "X-Read-Model", "Idempotent-Replayed"},
 			MaxAge:        12 * time.Hour,
 		}))
 	}

@@ -1,0 +1,93 @@
+package app_test
+
+import (
+	"net/http"
+	"sync"
+	"testing"
+
+	"crm/internal/apptest"
+)
+
+func TestIdempotentCreate(t *testing.T) {
+	dir := t.TempDir()
+	cfg := apptest.Config(t, dir)
+	e := apptest.Start(t, cfg)
+	body := `{"name":"Idem Potent","email":"idem@example.com"}`
+
+	first := e.Do("POST", "/api/v1/crm/customers", body, "Idempotency-Key", "key-1")
+	if first.Status != http.StatusCreated || first.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("first: %d %v %s", first.Status, first.Header, first.Body)
+	}
+	var c1 envelope
+	first.JSON(t, &c1)
+
+	// Sequential retry (whitespace differs): same customer, no new event.
+	again := e.Do("POST", "/api/v1/crm/customers", "{ \"name\": \"Idem Potent\",\n \"email\": \"idem@example.com\" }", "Idempotency-Key", "key-1")
+	var c2 envelope
+	again.JSON(t, &c2)
+	if again.Status != http.StatusCreated || c2.Data.CustomerID != c1.Data.CustomerID || c2.Data.CustomerCode != c1.Data.CustomerCode ||
+		again.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("retry: %d %s", again.Status, again.Body)
+	}
+	// Same key, different body: 422, nothing appended.
+	if r := e.Do("POST", "/api/v1/crm/customers", `{"name":"Someone Else"}`, "Idempotency-Key", "key-1"); r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("reuse with another body: %d %s", r.Status, r.Body)
+	}
+	// Concurrent duplicates of a new key: one customer.
+	var wg sync.WaitGroup
+	ids := make(chan string, 10)
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.Do("POST", "/api/v1/crm/customers", `{"name":"Concurrent"}`, "Idempotency-Key", "key-2")
+			if r.Status != http.StatusCreated {
+				t.Errorf("concurrent: %d %s", r.Status, r.Body)
+				return
+			}
+			var c envelope
+			r.JSON(t, &c)
+			ids <- c.Data.CustomerID
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	var concurrentID string
+	for id := range ids {
+		if concurrentID != "" && id != concurrentID {
+			t.Fatalf("concurrent retries created two customers: %s and %s", concurrentID, id)
+		}
+		concurrentID = id
+	}
+	// The same key of another user is another key.
+	e2 := *e
+	e2.Token = e.TokenFor("55555555-5555-4555-8555-555555555555", "user")
+	if r := e2.Do("POST", "/api/v1/crm/customers", body, "Idempotency-Key", "key-1"); r.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("another user's key replayed: %s", r.Body)
+	}
+	if r := e.Do("POST", "/api/v1/crm/customers", body, "Idempotency-Key", ""); r.Status != http.StatusCreated {
+		t.Fatalf("no key: %d", r.Status)
+	}
+	if n := len(e.StreamMessages()); n != 4 {
+		t.Fatalf("stream has %d events, want 4", n)
+	}
+
+	// After a restart (and from another replica) the key still holds.
+	e.Stop()
+	e = apptest.Start(t, cfg)
+	r := e.Do("POST", "/api/v1/crm/customers", body, "Idempotency-Key", "key-1")
+	var c3 envelope
+	r.JSON(t, &c3)
+	if r.Status != http.StatusCreated || c3.Data.CustomerID != c1.Data.CustomerID || c3.Data.CustomerCode != c1.Data.CustomerCode {
+		t.Fatalf("after restart: %d %s", r.Status, r.Body)
+	}
+	replica := apptest.Config(t, t.TempDir())
+	replica.NATSURL = e.App.NATSURL
+	e3 := apptest.Start(t, replica)
+	if r := e3.Do("POST", "/api/v1/crm/customers", body, "Idempotency-Key", "key-1"); r.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("other replica: %d %s", r.Status, r.Body)
+	}
+	if n := len(e.StreamMessages()); n != 4 {
+		t.Fatalf("stream has %d events after retries, want 4", n)
+	}
+}
