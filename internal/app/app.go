@@ -26,6 +26,7 @@ import (
 	"crm/internal/embedded"
 	"crm/internal/eventstore"
 	"crm/internal/httpapi"
+	"crm/internal/metrics"
 	"crm/internal/projections"
 	"crm/internal/readmodel"
 )
@@ -47,6 +48,7 @@ type App struct {
 	events    *eventstore.Store
 	store     readmodel.Store
 	projector *projections.Projector
+	metrics   *metrics.Metrics
 	srv       *http.Server
 	ln        net.Listener
 
@@ -123,11 +125,13 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		return nil, fmt.Errorf("open read model: %w", err)
 	}
 
+	a.metrics = metrics.New()
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	var waiter httpapi.Projection
 	if !o.NoProjector {
-		a.projector = projections.New(a.events.JetStream(), a.events.StreamName(), a.store, projections.Options{Logger: a.log.With("component", "projector")})
+		a.projector = projections.New(a.events.JetStream(), a.events.StreamName(), a.store,
+			projections.Options{Logger: a.log.With("component", "projector"), Metrics: a.metrics})
 		waiter = a.projector
 		a.wg.Add(1)
 		go func() {
@@ -152,6 +156,8 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		Logger:                a.log,
 		ReadYourWritesTimeout: cfg.ReadYourWritesTimeout,
 		CORSOrigins:           cfg.CORSOrigins,
+		Metrics:               a.metrics,
+		Ready:                 a.ready,
 	})
 	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -227,6 +233,37 @@ func (a *App) Close(ctx context.Context) error {
 		}
 	})
 	return err
+}
+
+// ready checks NATS, the stream, the read model and the projector.
+func (a *App) ready(ctx context.Context) (bool, map[string]string) {
+	checks := map[string]string{"nats": "ok", "stream": "ok", "readModel": "ok", "projector": "ok"}
+	ok := true
+	fail := func(name, why string) { checks[name], ok = why, false }
+	if a.nc.Status() != nats.CONNECTED {
+		fail("nats", "not connected ("+a.nc.Status().String()+")")
+	}
+	var last uint64
+	if s, err := a.events.JetStream().Stream(ctx, a.events.StreamName()); err != nil {
+		fail("stream", "stream "+a.events.StreamName()+" unavailable")
+	} else {
+		last = s.CachedInfo().State.LastSeq
+	}
+	if err := a.store.Ping(ctx); err != nil {
+		fail("readModel", "unreachable")
+	}
+	if a.projector != nil {
+		st := a.projector.Status()
+		switch {
+		case st.Err != nil:
+			fail("projector", "stuck: "+st.Err.Error())
+		case last > st.Applied && last-st.Applied > a.Config.ReadyMaxLag:
+			fail("projector", fmt.Sprintf("%d events behind (limit %d)", last-st.Applied, a.Config.ReadyMaxLag))
+		}
+	} else if cp, err := a.store.Checkpoint(ctx); err == nil && last > cp && last-cp > a.Config.ReadyMaxLag {
+		fail("projector", fmt.Sprintf("read model %d events behind (limit %d)", last-cp, a.Config.ReadyMaxLag))
+	}
+	return ok, checks
 }
 
 // embeddedSecret returns the signing key kept in dataDir/secret.key,

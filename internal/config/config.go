@@ -36,6 +36,7 @@ var Vars = []Var{
 	{"ROLE_PERMISSIONS", "", `JSON role→permissions map, e.g. {"admin":["crm.view","crm.create"]}; empty = the seed's defaults`},
 	{"CORS_ORIGINS", "", "comma-separated origins allowed by CORS"},
 	{"READ_YOUR_WRITES_TIMEOUT", "3s", "how long a command response waits for the read model (0 = do not wait)"},
+	{"READY_MAX_LAG", "10000", "/readyz fails while the projector is more than this many events behind"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 }
 
@@ -57,6 +58,7 @@ type Config struct {
 	Roles                 auth.RolePermissions
 	CORSOrigins           []string
 	ReadYourWritesTimeout time.Duration
+	ReadyMaxLag           uint64
 	LogLevel              string
 }
 
@@ -116,6 +118,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.ReadYourWritesTimeout == 0 {
 		c.ReadYourWritesTimeout = -1 // 0 means "do not wait"
+	}
+	if c.ReadyMaxLag, err = strconv.ParseUint(get("READY_MAX_LAG"), 10, 64); err != nil {
+		bad("READY_MAX_LAG", "must be a number of events")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -145,9 +146,11 @@ func (a *api) commandDone(c *gin.Context, status int, res commands.Result, body 
 	if res.Seq > 0 {
 		c.Header("X-Stream-Sequence", strconv.FormatUint(res.Seq, 10))
 		if a.Projection != nil && a.ReadYourWritesTimeout > 0 {
+			start := time.Now()
 			ctx, cancel := context.WithTimeout(c.Request.Context(), a.ReadYourWritesTimeout)
 			caughtUp := a.Projection.WaitFor(ctx, res.Seq)
 			cancel()
+			a.Metrics.ReadYourWrites(time.Since(start), caughtUp)
 			if caughtUp {
 				c.Header("X-Read-Model", "current")
 			} else {
@@ -178,7 +181,9 @@ func (a *api) createCustomer(c *gin.Context) {
 		}
 		req.IdempotencyKey, req.RequestHash = key[0], requestHash(body)
 	}
+	start := time.Now()
 	res, err := a.Commands.CreateCustomer(c.Request.Context(), req, in)
+	a.observe("create", start, res, err)
 	if err != nil {
 		writeError(c, err)
 		return
@@ -212,7 +217,9 @@ func (a *api) updateCustomer(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
+	start := time.Now()
 	res, err := a.Commands.UpdateCustomer(c.Request.Context(), a.request(c), id, in, expected)
+	a.observe("update", start, res, err)
 	if err != nil {
 		writeError(c, err)
 		return
@@ -232,7 +239,9 @@ func (a *api) deleteCustomer(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
+	start := time.Now()
 	res, err := a.Commands.DeleteCustomer(c.Request.Context(), a.request(c), id, expected)
+	a.observe("delete", start, res, err)
 	if err != nil {
 		writeError(c, err)
 		return
@@ -264,4 +273,34 @@ func requestHash(body []byte) string {
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	return hex.EncodeToString(sum[:])
+}
+
+// observe records a command's outcome and, for an append, its latency.
+func (a *api) observe(kind string, start time.Time, res commands.Result, err error) {
+	if a.Metrics == nil {
+		return
+	}
+	outcome := "ok"
+	var verr *customer.ValidationError
+	switch {
+	case err == nil && res.Replayed:
+		outcome = "replayed"
+	case err == nil && res.Seq == 0:
+		outcome = "noop"
+	case err == nil:
+		a.Metrics.Append(time.Since(start))
+	case errors.As(err, &verr):
+		outcome = "invalid"
+	case errors.Is(err, customer.ErrNotFound):
+		outcome = "not_found"
+	case errors.Is(err, customer.ErrPreconditionFailed):
+		outcome = "precondition_failed"
+	case errors.Is(err, commands.ErrConflict), errors.Is(err, commands.ErrIdempotencyMismatch):
+		outcome = "conflict"
+	case errors.Is(err, commands.ErrUnavailable):
+		outcome = "unavailable"
+	default:
+		outcome = "error"
+	}
+	a.Metrics.Command(kind, outcome)
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"crm/internal/auth"
 	"crm/internal/commands"
+	"crm/internal/metrics"
 	"crm/internal/readmodel"
 )
 
@@ -49,6 +51,11 @@ type Deps struct {
 	ReadYourWritesTimeout time.Duration
 	// CORSOrigins are the browser origins allowed to call the API.
 	CORSOrigins []string
+	// Metrics records the series (nil: none); /metrics serves them.
+	Metrics *metrics.Metrics
+	// Ready reports readiness for /readyz: every check's result ("ok" or
+	// the reason it fails).
+	Ready func(ctx context.Context) (ready bool, checks map[string]string)
 }
 
 type api struct {
@@ -98,7 +105,29 @@ func New(d Deps) http.Handler {
 	g.DELETE("/customers/:id", a.require(auth.PermDelete), a.deleteCustomer)
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", a.readyz)
+	if d.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(d.Metrics.Handler()))
+	}
 	return r
+}
+
+// readyz answers 200 when every dependency is usable, else 503 with the
+// reasons.
+func (a *api) readyz(c *gin.Context) {
+	if a.Ready == nil {
+		c.JSON(http.StatusOK, gin.H{"status": "ready"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	ok, checks := a.Ready(ctx)
+	if !ok {
+		c.Header("Retry-After", "1")
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unready", "checks": checks})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": checks})
 }
 
 // requestContext assigns the request id (X-Request-ID, kept when the client
@@ -122,6 +151,7 @@ func (a *api) requestContext(c *gin.Context) {
 	if route == "" {
 		route = "unmatched"
 	}
+	a.Metrics.HTTPRequest(route, c.Request.Method, strconv.Itoa(c.Writer.Status()), time.Since(start))
 	log.Info("request", "method", c.Request.Method, "path", c.Request.URL.Path, "route", route,
 		"status", c.Writer.Status(), "latency_ms", float64(time.Since(start).Microseconds())/1000, "sub", sub)
 }

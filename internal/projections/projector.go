@@ -23,6 +23,7 @@ import (
 
 	"crm/internal/customer"
 	"crm/internal/events"
+	"crm/internal/metrics"
 	"crm/internal/readmodel"
 )
 
@@ -38,18 +39,25 @@ type Projector struct {
 	store    readmodel.Writer
 	log      *slog.Logger
 	maxBatch int
+	metrics  *metrics.Metrics
 
-	mu       sync.Mutex
-	applied  uint64        // checkpoint reached
-	progress chan struct{} // closed and replaced whenever applied moves
-	err      error         // why the projector is not advancing, if it is not
-	lastAt   time.Time     // when the last batch was committed
+	// Of the last message received (used by the run goroutine only).
+	pending uint64
+	lastTS  time.Time
+
+	mu        sync.Mutex
+	applied   uint64        // checkpoint reached
+	progress  chan struct{} // closed and replaced whenever applied moves
+	err       error         // why the projector is not advancing, if it is not
+	lastAt    time.Time     // when the last batch was committed
+	lagEvents uint64        // events pending after the last batch
 }
 
 // Options of a Projector.
 type Options struct {
 	MaxBatch int // events per read-model commit, default 1000
 	Logger   *slog.Logger
+	Metrics  *metrics.Metrics // optional
 }
 
 // New returns a projector of stream into store.
@@ -60,7 +68,7 @@ func New(js jetstream.JetStream, stream string, store readmodel.Writer, o Option
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Projector{js: js, stream: stream, store: store, log: o.Logger, maxBatch: o.MaxBatch, progress: make(chan struct{})}
+	return &Projector{js: js, stream: stream, store: store, log: o.Logger, maxBatch: o.MaxBatch, metrics: o.Metrics, progress: make(chan struct{})}
 }
 
 // Status is the projector's health.
@@ -68,13 +76,14 @@ type Status struct {
 	Applied uint64    // stream sequence up to which the read model is built
 	Err     error     // non-nil: the projector is stuck (see the message)
 	LastAt  time.Time // time of the last commit
+	Pending uint64    // events after Applied known to be in the stream
 }
 
 // Status returns the projector's current status.
 func (p *Projector) Status() Status {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return Status{Applied: p.applied, Err: p.err, LastAt: p.lastAt}
+	return Status{Applied: p.applied, Err: p.err, LastAt: p.lastAt, Pending: p.lagEvents}
 }
 
 // WaitFor blocks until the read model includes the event at seq or ctx ends,
@@ -111,6 +120,9 @@ func (p *Projector) setErr(err error) {
 	p.mu.Lock()
 	p.err = err
 	p.mu.Unlock()
+	if err != nil {
+		p.metrics.ProjectorError()
+	}
 }
 
 // Run projects until ctx ends. It returns nil when ctx ends, or an error
@@ -221,6 +233,7 @@ func (p *Projector) add(batch []events.Event, m jetstream.Msg) ([]events.Event, 
 		return batch, fmt.Errorf("%w: message without metadata: %v", ErrCorrupt, err)
 	}
 	seq := md.Sequence.Stream
+	p.pending, p.lastTS = md.NumPending, md.Timestamp
 	ev, err := events.Decode(m.Data())
 	if err != nil {
 		return batch, fmt.Errorf("%w: stream sequence %d (subject %s): %v", ErrCorrupt, seq, m.Subject(), err)
@@ -260,6 +273,14 @@ func (p *Projector) apply(ctx context.Context, batch []events.Event) error {
 		}
 	}
 	p.setApplied(last)
+	var lag time.Duration
+	if p.pending > 0 {
+		lag = time.Since(p.lastTS)
+	}
+	p.mu.Lock()
+	p.lagEvents = p.pending
+	p.mu.Unlock()
+	p.metrics.Projected(len(batch), p.pending, lag)
 	return nil
 }
 

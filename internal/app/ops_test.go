@@ -1,0 +1,142 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"crm/internal/apptest"
+	"crm/internal/embedded"
+)
+
+func TestMetricsAfterLoad(t *testing.T) {
+	e := apptest.StartEmbedded(t)
+	for range 5 {
+		c := create(t, e, `{"name":"Metric"}`)
+		e.Do("PATCH", "/api/v1/crm/customers/"+c.CustomerID, `{"status":"active"}`)
+		e.Do("GET", "/api/v1/crm/customers/"+c.CustomerID, nil)
+	}
+	e.Do("POST", "/api/v1/crm/customers", `{"name":""}`)
+	r := e.Do("GET", "/metrics", nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("/metrics: %d", r.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(r.Body))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	for _, name := range []string{
+		"crm_http_request_duration_seconds", "crm_commands_total", "crm_event_append_duration_seconds",
+		"crm_projector_events_total", "crm_projector_lag_events", "crm_projector_lag_seconds",
+		"crm_projector_errors_total", "crm_read_your_writes_waits_total", "crm_read_your_writes_timeouts_total",
+	} {
+		if families[name] == nil {
+			t.Errorf("series %s missing", name)
+		}
+	}
+	count := func(name string, labels map[string]string) float64 {
+		var sum float64
+	next:
+		for _, m := range families[name].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				sum += m.Counter.GetValue()
+			case m.Histogram != nil:
+				sum += float64(m.Histogram.GetSampleCount())
+			}
+		}
+		return sum
+	}
+	if got := count("crm_commands_total", map[string]string{"kind": "create", "outcome": "ok"}); got != 5 {
+		t.Errorf("creates ok = %v, want 5", got)
+	}
+	if got := count("crm_commands_total", map[string]string{"kind": "create", "outcome": "invalid"}); got != 1 {
+		t.Errorf("creates invalid = %v, want 1", got)
+	}
+	if got := count("crm_projector_events_total", nil); got != 10 {
+		t.Errorf("projected events = %v, want 10", got)
+	}
+	if got := count("crm_http_request_duration_seconds", map[string]string{"route": "/api/v1/crm/customers/:id", "method": "GET", "status": "200"}); got != 5 {
+		t.Errorf("GET by id observations = %v, want 5", got)
+	}
+	if got := count("crm_read_your_writes_waits_total", nil); got != 10 {
+		t.Errorf("read-your-writes waits = %v, want 10", got)
+	}
+}
+
+func readyz(e *apptest.Env) (int, string) {
+	r := e.Do("GET", "/readyz", nil)
+	return r.Status, string(r.Body)
+}
+
+// TestReadyzFollowsNATS stops the (external) NATS server under a running API:
+// /readyz turns unready, and ready again once NATS is back.
+func TestReadyzFollowsNATS(t *testing.T) {
+	natsDir := t.TempDir()
+	ns, err := embedded.Start(embedded.Config{DataDir: natsDir, Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := ns.ClientURL()
+	port := url[strings.LastIndex(url, ":")+1:]
+	cfg := apptest.Config(t, t.TempDir())
+	cfg.NATSURL = url
+	e := apptest.Start(t, cfg)
+	if s, body := readyz(e); s != http.StatusOK {
+		t.Fatalf("readyz at start: %d %s", s, body)
+	}
+	ns.Shutdown()
+	apptest.Eventually(t, 10*time.Second, "unready without NATS", func() bool {
+		s, body := readyz(e)
+		return s == http.StatusServiceUnavailable && strings.Contains(body, "nats")
+	})
+	var p int
+	for _, c := range port {
+		p = p*10 + int(c-'0')
+	}
+	ns, err = embedded.Start(embedded.Config{DataDir: natsDir, Port: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	apptest.Eventually(t, 20*time.Second, "ready again", func() bool {
+		s, _ := readyz(e)
+		return s == http.StatusOK
+	})
+	if c := create(t, e, `{"name":"After NATS Restart"}`); c.CustomerCode != "C001" {
+		t.Fatalf("create after NATS restart: %+v", c)
+	}
+}
+
+// TestReadyzReportsStuckProjector appends an event the projector cannot
+// apply: /readyz turns unready and names the projector.
+func TestReadyzReportsStuckProjector(t *testing.T) {
+	e := apptest.StartEmbedded(t)
+	create(t, e, `{"name":"Fine"}`)
+	_, js := e.JetStream()
+	if _, err := js.Publish(context.Background(), "crm.customers.6f1b6c36-5b7e-4b43-9d3a-3f4f2a7f0a11.created", []byte(`not json`)); err != nil {
+		t.Fatal(err)
+	}
+	apptest.Eventually(t, 10*time.Second, "unready with a stuck projector", func() bool {
+		s, body := readyz(e)
+		return s == http.StatusServiceUnavailable && strings.Contains(body, "stuck")
+	})
+	// Commands still succeed (the stream is the truth); the response says the
+	// read model is behind.
+	r := e.Do("POST", "/api/v1/crm/customers", `{"name":"Still Accepted"}`, "X-Request-ID", "stuck-1")
+	if r.Status != http.StatusCreated || r.Header.Get("X-Read-Model") != "behind" {
+		t.Fatalf("create with a stuck projector: %d %v", r.Status, r.Header)
+	}
+}

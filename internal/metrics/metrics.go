@@ -1,0 +1,116 @@
+// Package metrics defines the service's Prometheus series. A nil *Metrics is
+// valid and records nothing, so packages can take one optionally.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds every series. Safe for concurrent use.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	httpDuration    *prometheus.HistogramVec
+	commands        *prometheus.CounterVec
+	appendDuration  prometheus.Histogram
+	projected       prometheus.Counter
+	projectorErrors prometheus.Counter
+	lagEvents       prometheus.Gauge
+	lagSeconds      prometheus.Gauge
+	rywWaits        prometheus.Counter
+	rywTimeouts     prometheus.Counter
+	rywDuration     prometheus.Histogram
+}
+
+// New registers every series (and the Go and process collectors) in a new
+// registry.
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	m := &Metrics{reg: reg}
+	m.httpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "crm_http_request_duration_seconds", Help: "HTTP request latency by route, method and status.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"route", "method", "status"})
+	m.commands = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crm_commands_total", Help: "Commands by kind (create, update, delete) and outcome (ok, noop, replayed, invalid, not_found, conflict, precondition_failed, forbidden, unavailable, error).",
+	}, []string{"kind", "outcome"})
+	m.appendDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "crm_event_append_duration_seconds", Help: "Latency of a command from load to JetStream acknowledgement.",
+		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, 1, 5},
+	})
+	m.projected = prometheus.NewCounter(prometheus.CounterOpts{Name: "crm_projector_events_total", Help: "Events applied to the read model."})
+	m.projectorErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "crm_projector_errors_total", Help: "Projector failures (store or NATS errors, unappliable events)."})
+	m.lagEvents = prometheus.NewGauge(prometheus.GaugeOpts{Name: "crm_projector_lag_events", Help: "Events in the stream not yet in the read model."})
+	m.lagSeconds = prometheus.NewGauge(prometheus.GaugeOpts{Name: "crm_projector_lag_seconds", Help: "Age of the oldest event not yet in the read model (0 when caught up)."})
+	m.rywWaits = prometheus.NewCounter(prometheus.CounterOpts{Name: "crm_read_your_writes_waits_total", Help: "Command responses that waited for the read model."})
+	m.rywTimeouts = prometheus.NewCounter(prometheus.CounterOpts{Name: "crm_read_your_writes_timeouts_total", Help: "Waits for the read model that timed out (response says X-Read-Model: behind)."})
+	m.rywDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "crm_read_your_writes_wait_seconds", Help: "How long command responses waited for the read model.",
+		Buckets: []float64{.0001, .0005, .001, .0025, .005, .01, .05, .1, .5, 1, 3},
+	})
+	for _, c := range []prometheus.Collector{m.httpDuration, m.commands, m.appendDuration, m.projected, m.projectorErrors,
+		m.lagEvents, m.lagSeconds, m.rywWaits, m.rywTimeouts, m.rywDuration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		f(c)
+	}
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// HTTPRequest records one request.
+func (m *Metrics) HTTPRequest(route, method, status string, d time.Duration) {
+	if m != nil {
+		m.httpDuration.WithLabelValues(route, method, status).Observe(d.Seconds())
+	}
+}
+
+// Command records a command's outcome.
+func (m *Metrics) Command(kind, outcome string) {
+	if m != nil {
+		m.commands.WithLabelValues(kind, outcome).Inc()
+	}
+}
+
+// Append records the latency of a successful append.
+func (m *Metrics) Append(d time.Duration) {
+	if m != nil {
+		m.appendDuration.Observe(d.Seconds())
+	}
+}
+
+// Projected records n applied events and the lag after them.
+func (m *Metrics) Projected(n int, lagEvents uint64, lag time.Duration) {
+	if m != nil {
+		m.projected.Add(float64(n))
+		m.lagEvents.Set(float64(lagEvents))
+		m.lagSeconds.Set(lag.Seconds())
+	}
+}
+
+// ProjectorError records a projector failure.
+func (m *Metrics) ProjectorError() {
+	if m != nil {
+		m.projectorErrors.Inc()
+	}
+}
+
+// ReadYourWrites records one wait for the read model.
+func (m *Metrics) ReadYourWrites(d time.Duration, caughtUp bool) {
+	if m != nil {
+		m.rywWaits.Inc()
+		m.rywDuration.Observe(d.Seconds())
+		if !caughtUp {
+			m.rywTimeouts.Inc()
+		}
+	}
+}
