@@ -5,10 +5,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
+	"crm/internal/audit"
+	"crm/internal/auth"
 	"crm/internal/customer"
 	"crm/internal/readmodel"
 	searchq "crm/internal/search"
@@ -186,7 +189,12 @@ func (a *api) getCustomer(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	for key := range c.Request.URL.Query() {
+	values := c.Request.URL.Query()
+	if _, ok := values["asOf"]; ok {
+		a.customerAsOf(c, id, values)
+		return
+	}
+	for key := range values {
 		writeError(c, &customer.ValidationError{Fields: []customer.FieldError{{Field: key, Message: "is not a known parameter"}}})
 		return
 	}
@@ -201,4 +209,80 @@ func (a *api) getCustomer(c *gin.Context) {
 	}
 	c.Header("ETag", etag(cu.Version))
 	c.JSON(http.StatusOK, dataResponse{Data: toJSON(cu)})
+}
+
+// customerAsOf serves GET /customers/{id}?asOf=: the state folded from the
+// stream up to that instant (crm.audit).
+func (a *api) customerAsOf(c *gin.Context, id string, values url.Values) {
+	var errs []customer.FieldError
+	var at time.Time
+	for key, vs := range values {
+		switch {
+		case key != "asOf":
+			errs = append(errs, customer.FieldError{Field: key, Message: "is not a known parameter"})
+		case len(vs) != 1:
+			errs = append(errs, customer.FieldError{Field: key, Message: "must be given once"})
+		default:
+			t, err := time.Parse(time.RFC3339Nano, vs[0])
+			if err != nil {
+				errs = append(errs, customer.FieldError{Field: key, Message: "must be an RFC 3339 time, e.g. 2025-01-21T10:00:00Z"})
+			}
+			at = t
+		}
+	}
+	if len(errs) > 0 {
+		writeError(c, &customer.ValidationError{Fields: errs})
+		return
+	}
+	if err := principal(c).Require(auth.PermAudit); err != nil {
+		writeError(c, err)
+		return
+	}
+	evs, err := a.Commands.CustomerEvents(c.Request.Context(), a.request(c), id)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	state, existed := audit.AsOf(evs, at)
+	if !existed || state.Deleted {
+		writeError(c, customer.ErrNotFound)
+		return
+	}
+	c.Header("ETag", etag(state.Version))
+	c.JSON(http.StatusOK, dataResponse{Data: toJSON(state)})
+}
+
+type historyResponse struct {
+	Data []audit.Entry `json:"data"`
+	Meta pageMeta      `json:"meta"`
+}
+
+// customerHistory serves GET /customers/{id}/history: the customer's events
+// from the stream, oldest first, paginated (crm.audit).
+func (a *api) customerHistory(c *gin.Context) {
+	id, err := customerID(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	q, err := parseQuery(c.Request.URL.Query(), false)
+	if err == nil && (q.Status != "" || q.Type != "" || q.Tag != "" || q.CreatedBy != "" || c.Query("sort") != "") {
+		err = &customer.ValidationError{Fields: []customer.FieldError{{Field: "query", Message: "history takes only page and perPage"}}}
+	}
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	evs, err := a.Commands.CustomerEvents(c.Request.Context(), a.request(c), id)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	entries := audit.History(evs)
+	total := int64(len(entries))
+	from := min(int64(q.Page-1)*int64(q.PerPage), total)
+	to := min(from+int64(q.PerPage), total)
+	c.JSON(http.StatusOK, historyResponse{Data: entries[from:to], Meta: pageMeta{
+		Total: total, Page: q.Page, PerPage: q.PerPage, TotalPages: (total + int64(q.PerPage) - 1) / int64(q.PerPage),
+	}})
 }

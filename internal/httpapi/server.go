@@ -101,6 +101,7 @@ func New(d Deps) http.Handler {
 	g.GET("/customers", a.require(auth.PermView), a.listCustomers)
 	g.GET("/customers/search", a.require(auth.PermView), a.searchCustomers)
 	g.GET("/customers/:id", a.require(auth.PermView), a.getCustomer)
+	g.GET("/customers/:id/history", a.require(auth.PermAudit), a.customerHistory)
 	g.PATCH("/customers/:id", a.require(auth.PermEdit), a.updateCustomer)
 	g.DELETE("/customers/:id", a.require(auth.PermDelete), a.deleteCustomer)
 

@@ -1,0 +1,109 @@
+// Package audit turns a customer's events into its history (who changed what,
+// from which value to which) and its state as of any instant. Pure functions
+// over events read from the stream, shared by the API and crmctl.
+package audit
+
+import (
+	"slices"
+	"time"
+
+	"crm/internal/customer"
+	"crm/internal/events"
+)
+
+// Change is one field's old and new value (nil = unset).
+type Change struct {
+	Field string `json:"field"`
+	Old   any    `json:"old"`
+	New   any    `json:"new"`
+}
+
+// Entry is one event of a customer's history.
+type Entry struct {
+	EventID       string    `json:"eventId"`
+	Type          string    `json:"type"`
+	Kind          string    `json:"kind"`
+	Version       uint64    `json:"version"`
+	Time          time.Time `json:"time"`
+	Actor         string    `json:"actor"`
+	CorrelationID string    `json:"correlationId,omitempty"`
+	Sequence      uint64    `json:"sequence"`
+	Changes       []Change  `json:"changes"`
+}
+
+// History returns the entries of a customer's events, oldest first. For a
+// creation the changes list every field that was set; for an update every
+// changed field with its old and new value; for a deletion none.
+func History(evs []events.Event) []Entry {
+	out := make([]Entry, 0, len(evs))
+	var state customer.Customer
+	for _, ev := range evs {
+		next := customer.Evolve(state, ev)
+		e := Entry{
+			EventID: ev.ID, Type: ev.Type(), Kind: string(ev.Kind()), Version: ev.Version, Time: ev.Time,
+			Actor: ev.Actor, CorrelationID: ev.CorrelationID, Sequence: ev.Seq, Changes: []Change{},
+		}
+		if ev.Kind() != events.KindDeleted {
+			e.Changes = Diff(state, next)
+		}
+		out = append(out, e)
+		state = next
+	}
+	return out
+}
+
+// Diff lists the fields that differ between two states, in schema order.
+func Diff(a, b customer.Customer) []Change {
+	out := []Change{}
+	str := func(field, x, y string) {
+		if x != y {
+			out = append(out, Change{Field: field, Old: opt(x), New: opt(y)})
+		}
+	}
+	str("name", a.Name, b.Name)
+	str("email", a.Email, b.Email)
+	str("phone", a.Phone, b.Phone)
+	str("company", a.Company, b.Company)
+	str("address.street", a.Address.Street, b.Address.Street)
+	str("address.city", a.Address.City, b.Address.City)
+	str("address.state", a.Address.State, b.Address.State)
+	str("address.country", a.Address.Country, b.Address.Country)
+	str("address.postalCode", a.Address.PostalCode, b.Address.PostalCode)
+	str("type", a.Type, b.Type)
+	str("status", a.Status, b.Status)
+	str("notes", a.Notes, b.Notes)
+	if !slices.Equal(a.Tags, b.Tags) && (len(a.Tags) > 0 || len(b.Tags) > 0) {
+		out = append(out, Change{Field: "tags", Old: tags(a.Tags, a.Version == 0), New: tags(b.Tags, false)})
+	}
+	return out
+}
+
+func opt(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func tags(t []string, none bool) any {
+	if none {
+		return nil
+	}
+	if t == nil {
+		return []string{}
+	}
+	return t
+}
+
+// AsOf folds the events that happened at or before t. ok is false when the
+// customer did not exist yet at t.
+func AsOf(evs []events.Event, t time.Time) (customer.Customer, bool) {
+	var state customer.Customer
+	for _, ev := range evs {
+		if ev.Time.After(t) {
+			break
+		}
+		state = customer.Evolve(state, ev)
+	}
+	return state, state.Version > 0
+}

@@ -1,0 +1,26 @@
+package commands
+
+import (
+	"context"
+
+	"crm/internal/auth"
+	"crm/internal/events"
+)
+
+// CustomerEvents returns every event of one customer from the stream (the
+// source of truth), oldest first, for the audit endpoints; deleted customers
+// included. An id without events is customer.ErrNotFound. Requires
+// crm.audit.
+func (h *Handler) CustomerEvents(ctx context.Context, r Request, id string) ([]events.Event, error) {
+	if err := r.Principal.Require(auth.PermAudit); err != nil {
+		return nil, err
+	}
+	evs, _, err := h.store.Load(ctx, id)
+	if err != nil {
+		return nil, h.classify(err)
+	}
+	if len(evs) == 0 {
+		return nil, errNotFound
+	}
+	return evs, nil
+}
