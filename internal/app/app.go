@@ -158,6 +158,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		CORSOrigins:           cfg.CORSOrigins,
 		Metrics:               a.metrics,
 		Ready:                 a.ready,
+		RateLimit:             httpapi.RateLimit{PerSecond: cfg.RateLimitRPS, Burst: cfg.RateLimitBurst},
 	})
 	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

@@ -140,3 +140,28 @@ func TestReadyzReportsStuckProjector(t *testing.T) {
 		t.Fatalf("create with a stuck projector: %d %v", r.Status, r.Header)
 	}
 }
+
+func TestRateLimitPerSubject(t *testing.T) {
+	cfg := apptest.Config(t, t.TempDir())
+	cfg.RateLimitRPS, cfg.RateLimitBurst = 1, 3
+	e := apptest.Start(t, cfg)
+	for i := range 3 {
+		if r := e.Do("GET", "/api/v1/crm/customers", nil); r.Status != http.StatusOK {
+			t.Fatalf("request %d within burst: %d", i, r.Status)
+		}
+	}
+	r := e.Do("GET", "/api/v1/crm/customers", nil)
+	if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") != "1" ||
+		r.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("over the limit: %d %v %s", r.Status, r.Header, r.Body)
+	}
+	other := *e
+	other.Token = e.TokenFor("66666666-6666-4666-8666-666666666666", "user")
+	if r := other.Do("GET", "/api/v1/crm/customers", nil); r.Status != http.StatusOK {
+		t.Fatalf("another subject is limited too: %d", r.Status)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if r := e.Do("GET", "/api/v1/crm/customers", nil); r.Status != http.StatusOK {
+		t.Fatalf("after waiting Retry-After: %d", r.Status)
+	}
+}

@@ -36,6 +36,8 @@ var Vars = []Var{
 	{"ROLE_PERMISSIONS", "", `JSON role→permissions map, e.g. {"admin":["crm.view","crm.create"]}; empty = the seed's defaults`},
 	{"CORS_ORIGINS", "", "comma-separated origins allowed by CORS"},
 	{"READ_YOUR_WRITES_TIMEOUT", "3s", "how long a command response waits for the read model (0 = do not wait)"},
+	{"RATE_LIMIT_RPS", "", "requests per second per authenticated user (0 = off); default off embedded, 50 with an external NATS"},
+	{"RATE_LIMIT_BURST", "", "burst of the rate limit (default 2 x RATE_LIMIT_RPS)"},
 	{"READY_MAX_LAG", "10000", "/readyz fails while the projector is more than this many events behind"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 }
@@ -59,6 +61,8 @@ type Config struct {
 	CORSOrigins           []string
 	ReadYourWritesTimeout time.Duration
 	ReadyMaxLag           uint64
+	RateLimitRPS          float64
+	RateLimitBurst        int
 	LogLevel              string
 }
 
@@ -118,6 +122,20 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.ReadYourWritesTimeout == 0 {
 		c.ReadYourWritesTimeout = -1 // 0 means "do not wait"
+	}
+	if v := get("RATE_LIMIT_RPS"); v != "" {
+		if c.RateLimitRPS, err = strconv.ParseFloat(v, 64); err != nil || c.RateLimitRPS < 0 {
+			bad("RATE_LIMIT_RPS", "must be a number of requests per second, 0 = off")
+		}
+	} else if !c.Embedded() {
+		c.RateLimitRPS = 50
+	}
+	if v := get("RATE_LIMIT_BURST"); v != "" {
+		if c.RateLimitBurst, err = strconv.Atoi(v); err != nil || c.RateLimitBurst < 1 {
+			bad("RATE_LIMIT_BURST", "must be a positive integer")
+		}
+	} else {
+		c.RateLimitBurst = int(2 * c.RateLimitRPS)
 	}
 	if c.ReadyMaxLag, err = strconv.ParseUint(get("READY_MAX_LAG"), 10, 64); err != nil {
 		bad("READY_MAX_LAG", "must be a number of events")

@@ -83,6 +83,8 @@ func slugOf(status int) string {
 		return "unsupported-media-type"
 	case http.StatusMethodNotAllowed:
 		return "method-not-allowed"
+	case http.StatusTooManyRequests:
+		return "rate-limited"
 	case http.StatusNotFound:
 		return "not-found"
 	}

@@ -51,6 +51,8 @@ type Deps struct {
 	ReadYourWritesTimeout time.Duration
 	// CORSOrigins are the browser origins allowed to call the API.
 	CORSOrigins []string
+	// RateLimit per authenticated subject (zero: off).
+	RateLimit RateLimit
 	// Metrics records the series (nil: none); /metrics serves them.
 	Metrics *metrics.Metrics
 	// Ready reports readiness for /readyz: every check's result ("ok" or
@@ -97,6 +99,9 @@ func New(d Deps) http.Handler {
 	})
 
 	g := r.Group(Base, a.authenticate)
+	if d.RateLimit.PerSecond > 0 {
+		g.Use(a.rateLimit(newLimiter(d.RateLimit)))
+	}
 	g.POST("/customers", a.require(auth.PermCreate), a.createCustomer)
 	g.GET("/customers", a.require(auth.PermView), a.listCustomers)
 	g.GET("/customers/search", a.require(auth.PermView), a.searchCustomers)
