@@ -23,7 +23,15 @@ func main() {
 const usage = `crmctl — operator's tool for the crm service
 
 Usage:
-  crmctl token [flags]      mint a JWT for development (see crmctl token --help)
+  crmctl history <id|code>  a customer's history from the stream (--json for JSON)
+  crmctl state <id|code>    a customer's state, optionally --as-of a time
+  crmctl tail               follow new events live (--kind created|updated|deleted)
+  crmctl verify             compare the read model with the fold of the stream
+  crmctl export             export customers (ndjson|csv, --as-of, --events)
+  crmctl token              mint a JWT for development
+
+Stream commands connect to --nats (default $NATS_URL, else nats://127.0.0.1:4222, the
+embedded service's NATS); verify also opens the read model (--data-dir or --mongodb-url).
 
 Run "crmctl <command> --help" for a command's flags.
 `
@@ -36,6 +44,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "token":
 		return runToken(args[1:], getenv, stdout, stderr)
+	case "history":
+		return runHistory(ctx, args[1:], getenv, stdout, stderr)
+	case "state":
+		return runState(ctx, args[1:], getenv, stdout, stderr)
+	case "tail":
+		return runTail(ctx, args[1:], getenv, stdout, stderr)
+	case "verify":
+		return runVerify(ctx, args[1:], getenv, stdout, stderr)
+	case "export":
+		return runExport(ctx, args[1:], getenv, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
