@@ -1,0 +1,214 @@
+// Command consumer is an example downstream service: with nothing but nats.go
+// and the published event contract (docs/asyncapi.yaml), it keeps its own copy
+// of every customer from the events alone. It uses a durable JetStream
+// consumer, writes its copy to a JSON file before acknowledging, and resumes
+// where it stopped after a restart (events it sees twice are skipped by their
+// stream sequence).
+//
+//	go run ./examples/consumer --nats nats://127.0.0.1:4222 --state customers.json
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Customer is this service's copy of a customer (the fields it cares about
+// could be fewer; this example keeps them all).
+type Customer struct {
+	CustomerID   string          `json:"customerId"`
+	CustomerCode string          `json:"customerCode"`
+	Name         string          `json:"name"`
+	Email        *string         `json:"email"`
+	Phone        *string         `json:"phone"`
+	Company      *string         `json:"company"`
+	Address      json.RawMessage `json:"address"`
+	Type         string          `json:"type"`
+	Status       string          `json:"status"`
+	Notes        *string         `json:"notes"`
+	Tags         []string        `json:"tags"`
+	CreatedBy    string          `json:"createdBy"`
+	CreatedAt    string          `json:"createdAt"`
+	UpdatedAt    string          `json:"updatedAt"`
+	Version      uint64          `json:"version"`
+}
+
+// State is what the example persists.
+type State struct {
+	LastSeq   uint64               `json:"lastSeq"`
+	Customers map[string]*Customer `json:"customers"`
+}
+
+type cloudEvent struct {
+	Type            string          `json:"type"`
+	Subject         string          `json:"subject"`
+	CustomerVersion uint64          `json:"customerversion"`
+	Data            json.RawMessage `json:"data"`
+}
+
+// apply folds one event into the state.
+func (s *State) apply(seq uint64, raw []byte) error {
+	if seq <= s.LastSeq {
+		return nil // seen before (redelivery after a crash)
+	}
+	var ce cloudEvent
+	if err := json.Unmarshal(raw, &ce); err != nil {
+		return fmt.Errorf("seq %d: %w", seq, err)
+	}
+	switch ce.Type {
+	case "com.a64core.crm.customer.created.v1":
+		var c Customer
+		if err := json.Unmarshal(ce.Data, &c); err != nil {
+			return err
+		}
+		var d struct{ CreatedAt string }
+		json.Unmarshal(ce.Data, &d)
+		c.UpdatedAt, c.Version = d.CreatedAt, ce.CustomerVersion
+		s.Customers[c.CustomerID] = &c
+	case "com.a64core.crm.customer.updated.v1":
+		var d struct {
+			Changes   map[string]json.RawMessage `json:"changes"`
+			UpdatedAt string                     `json:"updatedAt"`
+		}
+		if err := json.Unmarshal(ce.Data, &d); err != nil {
+			return err
+		}
+		c := s.Customers[ce.Subject]
+		if c == nil {
+			return fmt.Errorf("seq %d: update of unknown customer %s", seq, ce.Subject)
+		}
+		// Merge the changed fields into the copy: re-encode, overlay, decode.
+		cur, _ := json.Marshal(c)
+		var m map[string]json.RawMessage
+		json.Unmarshal(cur, &m)
+		for k, v := range d.Changes {
+			m[k] = v
+		}
+		merged, _ := json.Marshal(m)
+		var next Customer
+		if err := json.Unmarshal(merged, &next); err != nil {
+			return err
+		}
+		if next.Tags == nil {
+			next.Tags = []string{}
+		}
+		next.UpdatedAt, next.Version = d.UpdatedAt, ce.CustomerVersion
+		s.Customers[ce.Subject] = &next
+	case "com.a64core.crm.customer.deleted.v1":
+		delete(s.Customers, ce.Subject)
+	default:
+		return fmt.Errorf("seq %d: unknown event type %q", seq, ce.Type)
+	}
+	s.LastSeq = seq
+	return nil
+}
+
+func load(path string) (*State, error) {
+	s := &State{Customers: map[string]*Customer{}}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s, json.Unmarshal(b, s)
+}
+
+func (s *State) save(path string) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path) // atomic: a crash leaves the old or the new copy
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "consumer:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("consumer", flag.ContinueOnError)
+	url := fs.String("nats", "nats://127.0.0.1:4222", "NATS server")
+	statePath := fs.String("state", "customers.json", "file holding this service's copy")
+	durable := fs.String("durable", "example-consumer", "durable consumer name (renaming it re-reads the stream)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	state, err := load(*statePath)
+	if err != nil {
+		return fmt.Errorf("load %s: %w", *statePath, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(*statePath), 0o755); err != nil {
+		return err
+	}
+	nc, err := nats.Connect(*url, nats.Name("example-consumer"), nats.MaxReconnects(-1))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, "CRM_CUSTOMERS", jetstream.ConsumerConfig{
+		Durable:       *durable,
+		FilterSubject: "crm.customers.>",
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    -1, // never give up on an event
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return err
+	}
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return err
+		}
+		var last jetstream.Msg
+		for m := range batch.Messages() {
+			md, err := m.Metadata()
+			if err != nil {
+				return err
+			}
+			if err := state.apply(md.Sequence.Stream, m.Data()); err != nil {
+				return err // stop loudly: never skip an event
+			}
+			last = m
+		}
+		if batch.Error() != nil && !errors.Is(batch.Error(), context.DeadlineExceeded) {
+			return batch.Error()
+		}
+		if last != nil {
+			if err := state.save(*statePath); err != nil {
+				return err
+			}
+			if err := last.Ack(); err != nil { // AckAll: everything up to here
+				return err
+			}
+		}
+	}
+	return nil
+}
