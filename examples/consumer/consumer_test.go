@@ -65,7 +65,7 @@ func TestConsumerCopyEqualsReadModel(t *testing.T) {
 	randomCommands(t, e, rnd, &ids, 120)
 	runUntilCaughtUp(t, e, statePath)
 	randomCommands(t, e, rnd, &ids, 120) // while the consumer is down
-	runUntilCaughtUp(t, e, statePath)     // resumes from its durable consumer
+	runUntilCaughtUp(t, e, statePath)    // resumes from its durable consumer
 
 	copyState, err := load(statePath)
 	if err != nil {
