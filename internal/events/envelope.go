@@ -178,6 +178,16 @@ func decodeData(typ string, raw json.RawMessage) (Payload, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, errors.New("data missing")
 	}
+	if up, ok := upcasters[typ]; ok {
+		p, err := up(raw)
+		if err != nil {
+			return nil, fmt.Errorf("data (%s): %v", typ, err)
+		}
+		if err := checkPayload(p); err != nil {
+			return nil, fmt.Errorf("data (%s): %v", typ, err)
+		}
+		return p, nil
+	}
 	var p Payload
 	switch typ {
 	case TypeCreatedV1:

@@ -6,6 +6,9 @@
 // Documents are customer.Customer values as folded from the stream
 // (customer.Evolve), including tombstones of deleted customers, so that a
 // late or duplicate event can never resurrect or regress a document.
+//
+// Times have millisecond precision (the command side truncates them, because
+// BSON dates hold milliseconds); adapters must return them exactly, in UTC.
 package readmodel
 
 import (

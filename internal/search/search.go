@@ -14,6 +14,7 @@ package search
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -48,6 +49,11 @@ var (
 func Fold(s string) string {
 	if isASCII(s) {
 		return asciiLower(s)
+	}
+	if !utf8.ValidString(s) {
+		// Normalisation passes invalid bytes, and the rune after them,
+		// through unchanged; make them U+FFFD (a separator) first.
+		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
 	f, again := foldOnce(s)
 	// Lower-casing a non-ASCII rune can, in rare scripts, produce a rune
@@ -124,7 +130,10 @@ func isWordRune(r rune) bool {
 // occurrence kept, in order). Tokens are valid UTF-8 and contain no space.
 func Tokens(s string) []string {
 	f := Fold(s)
-	var out []string
+	var (
+		out  []string
+		seen map[string]struct{} // once out is long
+	)
 	for len(f) > 0 {
 		// Skip separators.
 		i := 0
@@ -157,20 +166,24 @@ func Tokens(s string) []string {
 			w = f[:cut]
 		}
 		f = f[j:]
-		if !containsString(out, w) {
+		if seen != nil {
+			if _, dup := seen[w]; !dup {
+				seen[w] = struct{}{}
+				out = append(out, w)
+			}
+			continue
+		}
+		if !slices.Contains(out, w) {
 			out = append(out, w)
+		}
+		if len(out) == 32 { // long texts: no quadratic de-duplication
+			seen = make(map[string]struct{}, 64)
+			for _, t := range out {
+				seen[t] = struct{}{}
+			}
 		}
 	}
 	return out
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ParseQuery returns the words of a search query (see Tokens); only the

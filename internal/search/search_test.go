@@ -33,6 +33,11 @@ func TestTokens(t *testing.T) {
 		{"truncated", strings.Repeat("a", 40) + " b", []string{strings.Repeat("a", 32), "b"}},
 		{"truncation dedups", strings.Repeat("x", 33) + " " + strings.Repeat("x", 34), []string{strings.Repeat("x", 32)}},
 		{"invalid utf8", "ab\xffcd", []string{"ab", "cd"}},
+		{"invalid byte before a decomposable letter", "\xf4ơ", []string{"o"}}, // found by FuzzTokens
+		{"many words", strings.Repeat("w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 w18 w19 w20 ", 3) +
+			"w21 w22 w23 w24 w25 w26 w27 w28 w29 w30 w31 w32 w33 w34 w1 w35",
+			strings.Fields("w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 w18 w19 w20 " +
+				"w21 w22 w23 w24 w25 w26 w27 w28 w29 w30 w31 w32 w33 w34 w35")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

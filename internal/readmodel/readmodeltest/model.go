@@ -16,7 +16,7 @@ import (
 
 // base is the first instant of the suite's data; nanoseconds are set on
 // purpose, because documents must round-trip exactly.
-var base = time.Date(2026, 3, 4, 5, 6, 7, 123456789, time.UTC)
+var base = time.Date(2026, 3, 4, 5, 6, 7, 123000000, time.UTC) // event times have millisecond precision (BSON dates)
 
 // customerID returns the id of test customer n (a UUID, as in production).
 func customerID(n int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) }

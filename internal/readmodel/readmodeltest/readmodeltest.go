@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) readmodel.Store) {
 		{"DeletedNeverReturned", testDeleted},
 		{"RebuildSwap", testRebuildSwap},
 		{"RebuildAbort", testRebuildAbort},
+		{"RebuildBehind", testRebuildBehind},
 		{"RandomStreams", testRandomStreams},
 	}
 	for _, tc := range tests {
@@ -140,7 +141,7 @@ func testRoundTrip(t *testing.T, s readmodel.Store) {
 		Type: customer.TypeBusiness, Status: customer.StatusActive,
 		Notes:     "line 1\nline 2 ☕ \"quoted\" 'single' %_\\ $where {}",
 		Tags:      []string{"vip", "北京", "with space", "ÄLG"},
-		CreatedBy: "user-1", CreatedAt: base.In(paris), UpdatedAt: base.Add(90*time.Minute + 1),
+		CreatedBy: "user-1", CreatedAt: base.In(paris), UpdatedAt: base.Add(90*time.Minute + time.Millisecond),
 		Version: 3, Seq: 7,
 	}
 	minimal := doc(2, "Al")
@@ -769,6 +770,36 @@ func testRebuildAbort(t *testing.T, s readmodel.Store) {
 	}
 	if err := rb2.Abort(ctx); err != nil {
 		t.Fatalf("second Abort: %v", err)
+	}
+}
+
+func testRebuildBehind(t *testing.T, s readmodel.Store) {
+	ctx := t.Context()
+	a := doc(1, "Alice Live")
+	commit(t, s, []customer.Customer{a}, 10)
+	rb, err := s.Rebuild(ctx)
+	if err != nil {
+		t.Fatalf("Rebuild: %v", err)
+	}
+	b := doc(2, "Bob Rebuilt")
+	commit(t, rb, []customer.Customer{b}, 5)
+	if err := rb.Swap(ctx); !errors.Is(err, readmodel.ErrRebuildBehind) {
+		t.Fatalf("Swap of a rebuild behind the live model = %v, want ErrRebuildBehind", err)
+	}
+	if _, err := s.Get(ctx, a.ID); err != nil {
+		t.Errorf("after a refused Swap: Get live customer: %v", err)
+	}
+	wantNotFound(t, s, b.ID)
+	if n, _ := s.Checkpoint(ctx); n != 10 {
+		t.Errorf("after a refused Swap: Checkpoint = %d, want 10", n)
+	}
+	// The rebuild catches up and swaps.
+	commit(t, rb, []customer.Customer{a}, 10)
+	if err := rb.Swap(ctx); err != nil {
+		t.Fatalf("Swap after catching up: %v", err)
+	}
+	if p := list(t, s, readmodel.Query{Page: 1, PerPage: 10, Sort: readmodel.SortCustomerCode}); !slices.Equal(codes(p.Items), []string{"C001", "C002"}) {
+		t.Errorf("after Swap: List = %v", codes(p.Items))
 	}
 }
 

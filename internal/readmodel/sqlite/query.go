@@ -3,12 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
-
-	msqlite "modernc.org/sqlite"
 
 	"crm/internal/customer"
 	"crm/internal/readmodel"
@@ -29,33 +27,34 @@ const (
 // needed for Total anyway, chooses.
 const defaultFewMatches = 2000
 
-// scoreFunction is search.Score as a deterministic SQL function:
-// crm_search_score(query words space-joined, name tokens, company tokens,
-// email tokens, customer code) → score, so that Search ranks and pages in
-// SQLite.
-const scoreFunction = "crm_search_score"
-
-func registerFunctions() {
-	msqlite.MustRegisterDeterministicScalarFunction(scoreFunction, 5, scoreSQL)
-}
-
-func scoreSQL(_ *msqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-	text := func(v driver.Value) string {
-		switch v := v.(type) {
-		case string:
-			return v
-		case []byte:
-			return string(v)
-		}
-		return ""
+// scoreExpr returns search.Score of the query words as an SQL expression
+// over the padded token columns, with its arguments: per word, the weight
+// of the best match class, tried from the highest weight down, a token
+// equal to the word being " w " in the padded column and a token starting
+// with it " w". (search.Score registered as a Go SQL function took a third
+// of a broad search's CPU time: every call converts its arguments into Go
+// strings; TestScoreExpr checks that both agree.) FTS5 has already required
+// that every word matches, so no word scores 0.
+func scoreExpr(words []string) (string, []any) {
+	var (
+		terms []string
+		args  []any
+	)
+	for _, w := range words {
+		exact, prefix := " "+w+" ", " "+w
+		terms = append(terms, "CASE"+
+			" WHEN instr(c.code_key, ?) THEN "+strconv.Itoa(search.WeightCodeExact)+
+			" WHEN instr(c.name_terms, ?) THEN "+strconv.Itoa(search.WeightNameExact)+
+			" WHEN instr(c.name_terms, ?) THEN "+strconv.Itoa(search.WeightNamePrefix)+
+			" WHEN instr(c.company_terms, ?) THEN "+strconv.Itoa(search.WeightCompanyExact)+
+			" WHEN instr(c.company_terms, ?) THEN "+strconv.Itoa(search.WeightCompanyPrefix)+
+			" WHEN instr(c.email_terms, ?) THEN "+strconv.Itoa(search.WeightEmailExact)+
+			" WHEN instr(c.email_terms, ?) THEN "+strconv.Itoa(search.WeightEmailPrefix)+
+			" WHEN instr(c.code_key, ?) THEN "+strconv.Itoa(search.WeightCodePrefix)+
+			" ELSE 0 END")
+		args = append(args, exact, exact, prefix, exact, prefix, exact, prefix, prefix)
 	}
-	d := search.DocTerms{
-		Name:    strings.Fields(text(args[1])),
-		Company: strings.Fields(text(args[2])),
-		Email:   strings.Fields(text(args[3])),
-		Code:    search.Fold(text(args[4])),
-	}
-	return int64(search.Score(strings.Fields(text(args[0])), d)), nil
+	return "(" + strings.Join(terms, " + ") + ")", args
 }
 
 // Get returns the live customer id, or readmodel.ErrNotFound.
@@ -99,44 +98,61 @@ func (s *Store) List(ctx context.Context, q readmodel.Query) (readmodel.Page, er
 	})
 }
 
-// countSQL returns the query counting q's matches: through the tag table
-// when q has a tag, else through the index of one of q's filters.
+// countSQL returns the query of the number of q's matches: a sum over the
+// rows of the count tables that match q's filters.
 func countSQL(q readmodel.Query) (string, []any) {
-	rest := q
-	rest.Tag = ""
-	where, args := filters(rest, true)
-	if q.Tag == "" {
-		return "SELECT count(*) FROM " + live.customers + " AS c WHERE c.deleted = 0" + where, args
+	var (
+		where []string
+		args  []any
+	)
+	table := live.counts
+	if q.Tag != "" {
+		table = live.tagCounts
+		where, args = append(where, "tag = ?"), append(args, q.Tag)
 	}
-	return "SELECT count(*) FROM " + live.tags + " AS t CROSS JOIN " + live.customers + " AS c ON c.id = t.customer" +
-		" WHERE t.tag = ? AND c.deleted = 0" + where, append([]any{q.Tag}, args...)
+	for _, f := range []struct{ col, v string }{{"status", q.Status}, {"type", q.Type}, {"created_by", q.CreatedBy}} {
+		if f.v != "" {
+			where, args = append(where, f.col+" = ?"), append(args, f.v)
+		}
+	}
+	query := "SELECT coalesce(sum(n), 0) FROM " + table
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	return query, args
 }
 
 // listSQL returns the query of one page of q (LIMIT and OFFSET to be
-// appended to the arguments). With few matches, they are first collected
-// through the tag table or a filter's index and then sorted; with many, the
-// index of the order is walked and non-matching rows are skipped, which
-// never sorts (for the default order the filter indexes are in that order
-// too, so SQLite may walk one of them instead).
+// appended to the arguments). With few matches, they are read through the
+// tag table or a filter's index and sorted (the unary + in ORDER BY keeps
+// SQLite from walking the order's index instead); with many, the index of
+// the order is walked and non-matching rows are skipped, which never sorts
+// (for the default order the filter indexes are in that order too, so
+// SQLite may walk one of them instead).
 func listSQL(q readmodel.Query, order string, few bool) (string, []any) {
 	filtered := q.Status != "" || q.Type != "" || q.CreatedBy != "" || q.Tag != ""
-	tail := " ORDER BY " + order + " LIMIT ? OFFSET ?"
-	if few && filtered {
-		where, args := filters(q, true)
-		src := "SELECT id FROM " + live.customers + " AS c WHERE c.deleted = 0" + where
-		if q.Tag != "" {
-			src = "SELECT customer AS id FROM " + live.tags + " WHERE tag = ?"
-			args = []any{q.Tag}
-		}
-		rest := q
-		rest.Tag = "" // m holds only customers with the tag
-		where, wargs := filters(rest, false)
-		return "WITH m AS MATERIALIZED (" + src + ") SELECT " + docColumns + " FROM m CROSS JOIN " +
-			live.customers + " AS c ON c.id = m.id WHERE c.deleted = 0" + where + tail, append(args, wargs...)
+	if !few || !filtered {
+		indexed := q.Sort == "" || q.Sort == readmodel.SortCreatedAt
+		where, args := filters(q, indexed)
+		return "SELECT " + docColumns + " FROM " + live.customers + " AS c WHERE c.deleted = 0" + where +
+			" ORDER BY " + order + " LIMIT ? OFFSET ?", args
 	}
-	indexed := q.Sort == "" || q.Sort == readmodel.SortCreatedAt
-	where, args := filters(q, indexed)
-	return "SELECT " + docColumns + " FROM " + live.customers + " AS c WHERE c.deleted = 0" + where + tail, args
+	// Sort the ids only, then read the page's documents: a sort of whole
+	// rows would copy every match's document.
+	tail := " ORDER BY " + strings.ReplaceAll(order, "c.", "+c.") + " LIMIT ? OFFSET ?"
+	page := func(inner string) string {
+		return "SELECT " + docColumns + " FROM (" + inner + ") AS p CROSS JOIN " + live.customers +
+			" AS c ON c.id = p.id ORDER BY " + order
+	}
+	if q.Tag == "" {
+		where, args := filters(q, true)
+		return page("SELECT c.id FROM " + live.customers + " AS c WHERE c.deleted = 0" + where + tail), args
+	}
+	rest := q
+	rest.Tag = "" // the join has the tag
+	where, args := filters(rest, false)
+	return page("SELECT c.id FROM " + live.tags + " AS t CROSS JOIN " + live.customers +
+		" AS c ON c.id = t.customer WHERE t.tag = ? AND c.deleted = 0" + where + tail), append([]any{q.Tag}, args...)
 }
 
 // Search returns one page of live customers matching q.Text and q's filters,
@@ -167,11 +183,14 @@ func (s *Store) Search(ctx context.Context, q readmodel.Query) (readmodel.Page, 
 		}
 		return total, err
 	}, func(tx *sql.Tx, _, limit, offset int64) (*sql.Rows, error) {
-		args := append([]any{match}, fargs...)
-		args = append(args, strings.Join(words, " "), limit, offset)
-		return tx.QueryContext(ctx, "SELECT "+docColumns+from+where+
-			" ORDER BY "+scoreFunction+"(?, c.name_terms, c.company_terms, c.email_terms, c.customer_code) DESC,"+
-			" c.name_key, c.code_num, c.id LIMIT ? OFFSET ?", args...)
+		// Rank only the keys, then read the page's documents: a sort
+		// of whole rows would copy every match's document.
+		score, sargs := scoreExpr(words)
+		args := append(sargs, match)
+		args = append(append(args, fargs...), limit, offset)
+		return tx.QueryContext(ctx, "SELECT "+docColumns+" FROM (SELECT c.id, "+score+" AS score, c.name_key, c.code_num"+
+			from+where+" ORDER BY 2 DESC, 3, 4, 1 LIMIT ? OFFSET ?) AS p CROSS JOIN "+live.customers+
+			" AS c ON c.id = p.id ORDER BY p.score DESC, p.name_key, p.code_num, p.id", args...)
 	})
 }
 

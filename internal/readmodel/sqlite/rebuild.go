@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"sync"
 
 	"crm/internal/customer"
@@ -22,6 +24,7 @@ func (s *Store) Rebuild(ctx context.Context) (readmodel.Rebuild, error) {
 	if s.rebuild != nil {
 		return nil, ErrRebuildInProgress
 	}
+	ctx = context.WithoutCancel(ctx) // a write transaction, see commit
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, s.fail("rebuild", err)
@@ -81,17 +84,43 @@ func (r *rebuild) Checkpoint(ctx context.Context) (uint64, error) {
 // Swap replaces the live tables with the rebuilt ones in one transaction:
 // the old ones are dropped and the new ones renamed into their place.
 // Readers in the middle of a query finish on the old data; the next query
-// reads the new.
+// reads the new. When the live checkpoint is ahead of the rebuilt one it
+// returns readmodel.ErrRebuildBehind and changes nothing; the rebuild stays
+// usable.
 func (r *rebuild) Swap(ctx context.Context) error {
-	return r.finish(ctx, "swap", append(dropStatements(live), renameStatements(next, live)...))
+	return r.finish(ctx, "swap", func(ctx context.Context, tx *sql.Tx) error {
+		var liveSeq, builtSeq int64
+		err := tx.QueryRowContext(ctx, "SELECT l.seq, b.seq FROM "+live.checkpoint+" AS l, "+
+			next.checkpoint+" AS b").Scan(&liveSeq, &builtSeq)
+		if err != nil {
+			return err
+		}
+		if liveSeq > builtSeq {
+			return readmodel.ErrRebuildBehind
+		}
+		return execAll(ctx, tx, append(dropStatements(live), renameStatements(next, live)...))
+	})
 }
 
 // Abort drops the rebuilt tables; the live ones are untouched.
 func (r *rebuild) Abort(ctx context.Context) error {
-	return r.finish(ctx, "abort", dropStatements(next))
+	return r.finish(ctx, "abort", func(ctx context.Context, tx *sql.Tx) error {
+		return execAll(ctx, tx, dropStatements(next))
+	})
 }
 
-func (r *rebuild) finish(ctx context.Context, op string, stmts []string) error {
+func execAll(ctx context.Context, tx *sql.Tx, stmts []string) error {
+	for _, stmt := range stmts {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish runs fn in a write transaction and, once it committed, ends the
+// rebuild. Like a Commit it is not interrupted by ctx halfway.
+func (r *rebuild) finish(ctx context.Context, op string, fn func(context.Context, *sql.Tx) error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.done {
@@ -101,15 +130,17 @@ func (r *rebuild) finish(ctx context.Context, op string, stmts []string) error {
 	if s.closed.Load() {
 		return s.fail(op, errClosed)
 	}
+	ctx = context.WithoutCancel(ctx)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return s.fail(op, err)
 	}
 	defer tx.Rollback()
-	for _, stmt := range stmts {
-		if _, err := tx.ExecContext(ctx, stmt); err != nil {
-			return s.fail(op, err)
+	if err := fn(ctx, tx); err != nil {
+		if errors.Is(err, readmodel.ErrRebuildBehind) {
+			return err
 		}
+		return s.fail(op, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return s.fail(op, err)

@@ -12,6 +12,8 @@ type tables struct {
 	tags       string // (tag, customer) of live customers: the tag filter
 	fts        string // FTS5 index of the search tokens of live customers
 	checkpoint string // one row: the stream sequence applied, and the generation
+	counts     string // live customers per (status, type, created_by)
+	tagCounts  string // live customers per (tag, status, type, created_by)
 }
 
 var (
@@ -20,16 +22,22 @@ var (
 		tags:       "customer_tags",
 		fts:        "customers_fts",
 		checkpoint: "checkpoint",
+		counts:     "customer_counts",
+		tagCounts:  "customer_tag_counts",
 	}
 	next = tables{
 		customers:  "customers_rebuild",
 		tags:       "customer_tags_rebuild",
 		fts:        "customers_fts_rebuild",
 		checkpoint: "checkpoint_rebuild",
+		counts:     "customer_counts_rebuild",
+		tagCounts:  "customer_tag_counts_rebuild",
 	}
 )
 
-func (t tables) all() []string { return []string{t.customers, t.tags, t.fts, t.checkpoint} }
+func (t tables) all() []string {
+	return []string{t.customers, t.tags, t.fts, t.checkpoint, t.counts, t.tagCounts}
+}
 
 // schema returns the statements that create the tables t. gen, the
 // generation of the copy, makes the names of its indexes unique, because an
@@ -38,7 +46,8 @@ func (t tables) all() []string { return []string{t.customers, t.tags, t.fts, t.c
 // customers has one column per field of the document, plus sort and search
 // keys: code_num (the number of the code, search.CodeNumber), name_key
 // (search.Fold(name)), and the search tokens (search.Tokens) of name,
-// company and email, space-joined. Times are integer Unix nanoseconds (UTC),
+// company and email and the folded code, space-joined with a space before
+// and after, from which Search computes search.Score in SQL. Times are integer Unix nanoseconds (UTC),
 // NULL for the zero time, so sorting on them is exact. deleted = 1 marks a
 // tombstone: it stays so that a late event cannot resurrect the customer,
 // but it is in neither the tag table nor the search index. id is an
@@ -52,7 +61,9 @@ func (t tables) all() []string { return []string{t.customers, t.tags, t.fts, t.c
 // sees exactly the tokens of package search and its prefix queries match
 // exactly search's rule. detail=none keeps only rowids, which is all that
 // AND-ed prefix queries need; the prefix indexes make one- to three-letter
-// queries fast.
+// queries fast. (Longer prefix indexes, up to 8 letters, cut a two-name
+// search at 100,000 customers from about 9 to 2.4 ms of CPU, but cost the
+// projector about half as much CPU again per document; writes won.)
 func schema(t tables, gen int64) []string {
 	g := "_g" + strconv.FormatInt(gen, 10)
 	ix := func(name, cols string) string {
@@ -84,9 +95,10 @@ func schema(t tables, gen int64) []string {
 			version       INTEGER NOT NULL,
 			seq           INTEGER NOT NULL,
 			deleted       INTEGER NOT NULL, -- 1 = tombstone
-			name_terms    TEXT    NOT NULL, -- search tokens, space-joined
+			name_terms    TEXT    NOT NULL, -- search tokens, padded: ' john smith '
 			company_terms TEXT    NOT NULL,
-			email_terms   TEXT    NOT NULL
+			email_terms   TEXT    NOT NULL,
+			code_key      TEXT    NOT NULL  -- the folded code, padded: ' c001 '
 		)`,
 		// Sorts (ties by code), each also serving its filter-free count.
 		ix("created", "deleted, created_at, code_num"),
@@ -113,6 +125,23 @@ func schema(t tables, gen int64) []string {
 			generation INTEGER NOT NULL
 		)`,
 		`INSERT INTO ` + t.checkpoint + ` (id, seq, generation) VALUES (1, 0, ` + strconv.FormatInt(gen, 10) + `)`,
+		// The number of live customers per combination of filter values,
+		// kept by Commit: List's Total sums a few of these rows.
+		`CREATE TABLE ` + t.counts + ` (
+			status     TEXT    NOT NULL,
+			type       TEXT    NOT NULL,
+			created_by TEXT    NOT NULL,
+			n          INTEGER NOT NULL,
+			PRIMARY KEY (status, type, created_by)
+		) WITHOUT ROWID`,
+		`CREATE TABLE ` + t.tagCounts + ` (
+			tag        TEXT    NOT NULL,
+			status     TEXT    NOT NULL,
+			type       TEXT    NOT NULL,
+			created_by TEXT    NOT NULL,
+			n          INTEGER NOT NULL,
+			PRIMARY KEY (tag, status, type, created_by)
+		) WITHOUT ROWID`,
 	}
 }
 

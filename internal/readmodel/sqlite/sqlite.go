@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -25,8 +26,9 @@ import (
 	"crm/internal/readmodel"
 )
 
-// schemaVersion is stored in PRAGMA user_version; Open refuses other versions.
-const schemaVersion = 1
+// schemaVersion is stored in PRAGMA user_version. A database of another
+// version is emptied and recreated by Open (see migrate).
+const schemaVersion = 3
 
 // readers is the size of the query-only connection pool.
 const readers = 6
@@ -52,13 +54,12 @@ type Store struct {
 
 var _ readmodel.Store = (*Store)(nil)
 
-var registerOnce sync.Once
-
 // Open opens (creating if needed) the read model in the SQLite database file
-// at path. It returns an error wrapping readmodel.ErrUnavailable when the
-// database cannot be opened.
+// at path. A database written by another schema version of this package is
+// emptied, with its checkpoint back at 0, so that the projector rebuilds it
+// from the stream. It returns an error wrapping readmodel.ErrUnavailable
+// when the database cannot be opened.
 func Open(ctx context.Context, path string) (*Store, error) {
-	registerOnce.Do(registerFunctions)
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: sqlite open %q: %w", readmodel.ErrUnavailable, path, err)
@@ -117,8 +118,10 @@ func dsn(abs string, params ...string) string {
 	return s
 }
 
-// migrate switches the database to WAL mode, creates the live tables of an
-// empty database and checks the schema version of an existing one.
+// migrate switches the database to WAL mode and creates the live tables of
+// an empty database, or of one of another schema version after dropping all
+// its tables: the read model is derived data, and re-projecting the stream
+// is its migration.
 //
 // The page size is 2 KiB (set on the connection before the first table
 // exists): the pure-Go allocator behind modernc.org/sqlite maps and unmaps
@@ -142,12 +145,11 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		return s.fail("open", err)
 	}
-	switch version {
-	case schemaVersion:
+	if version == schemaVersion {
 		return nil
-	case 0:
-	default:
-		return fmt.Errorf("readmodel/sqlite: database schema version %d, want %d", version, schemaVersion)
+	}
+	if err := dropAll(ctx, tx); err != nil {
+		return s.fail("create schema", err)
 	}
 	for _, stmt := range schema(live, 1) {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
@@ -158,6 +160,36 @@ func (s *Store) migrate(ctx context.Context) error {
 		return s.fail("create schema", err)
 	}
 	return s.fail("create schema", tx.Commit())
+}
+
+// dropAll drops every table: virtual tables first, which drops their shadow
+// tables with them.
+func dropAll(ctx context.Context, tx *sql.Tx) error {
+	for _, pass := range []string{"sql LIKE 'CREATE VIRTUAL TABLE%'", "1"} {
+		rows, err := tx.QueryContext(ctx, "SELECT name FROM sqlite_schema WHERE type = 'table'"+
+			" AND name NOT LIKE 'sqlite_%' AND "+pass)
+		if err != nil {
+			return err
+		}
+		var names []string
+		for rows.Next() {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				rows.Close()
+				return err
+			}
+			names = append(names, name)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		for _, name := range names {
+			if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS "`+strings.ReplaceAll(name, `"`, `""`)+`"`); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Ping reports whether the database can be read.

@@ -3,16 +3,19 @@ package sqlite
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"crm/internal/customer"
 	"crm/internal/readmodel"
 	"crm/internal/readmodel/readmodeltest"
+	"crm/internal/search"
 )
 
 func openTemp(t testing.TB) *Store {
@@ -102,6 +105,104 @@ func TestPragmas(t *testing.T) {
 	}
 }
 
+// TestCounts checks, after random commits, that the count tables equal the
+// counts of the customers and tag tables they stand for.
+func TestCounts(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	r := rand.New(rand.NewPCG(11, 12))
+	var all []customer.Customer
+	for round := range 30 {
+		var docs []customer.Customer
+		for range 1 + r.IntN(30) {
+			if len(all) == 0 || r.IntN(3) == 0 {
+				c := benchDoc(r, len(all)+1)
+				c.Seq = uint64(round*100 + len(docs) + 1)
+				all = append(all, c)
+				docs = append(docs, c)
+				continue
+			}
+			i := r.IntN(len(all))
+			c := all[i]
+			c.Seq = uint64(round*100 + len(docs) + 1)
+			c.Status = benchStatuses[r.IntN(len(benchStatuses))]
+			c.CreatedBy = fmt.Sprintf("user-%d", r.IntN(3))
+			c.Tags = []string{benchTags[r.IntN(3)], benchTags[r.IntN(3)]} // repeats too
+			c.Deleted = r.IntN(8) == 0
+			all[i] = c
+			docs = append(docs, c)
+		}
+		if err := s.Commit(ctx, docs, uint64(round*100+99)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []struct{ counts, truth string }{
+		{"SELECT status, type, created_by, n FROM customer_counts ORDER BY 1, 2, 3",
+			"SELECT status, type, created_by, count(*) FROM customers WHERE deleted = 0 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"},
+		{"SELECT tag, status, type, created_by, n FROM customer_tag_counts ORDER BY 1, 2, 3, 4",
+			"SELECT t.tag, c.status, c.type, c.created_by, count(*) FROM customer_tags AS t JOIN customers AS c ON c.id = t.customer" +
+				" WHERE c.deleted = 0 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"},
+	} {
+		if got, want := dump(t, s, q.counts), dump(t, s, q.truth); got != want || got == "" {
+			t.Errorf("count table differs:\n got %s\nwant %s", got, want)
+		}
+	}
+}
+
+func dump(t *testing.T, s *Store, query string) string {
+	t.Helper()
+	rows, err := s.r.QueryContext(t.Context(), query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var b strings.Builder
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintln(&b, vals...)
+	}
+	return b.String()
+}
+
+// TestSchemaChange opens a database of another schema version: it is
+// emptied for the projector to rebuild.
+func TestSchemaChange(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "readmodel.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(t.Context(), []customer.Customer{testDoc(1)}, 9); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(t.Context(), "PRAGMA user_version = 1"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	if n, err := s.Checkpoint(t.Context()); err != nil || n != 0 {
+		t.Errorf("Checkpoint after a schema change = %d, %v; want 0", n, err)
+	}
+	if _, err := s.Get(t.Context(), testDoc(1).ID); !errors.Is(err, readmodel.ErrNotFound) {
+		t.Errorf("Get after a schema change: %v, want ErrNotFound", err)
+	}
+	if err := s.Commit(t.Context(), []customer.Customer{testDoc(1)}, 1); err != nil {
+		t.Errorf("Commit after a schema change: %v", err)
+	}
+}
+
 func TestReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "readmodel.db")
 	s, err := Open(t.Context(), path)
@@ -167,7 +268,10 @@ func TestSwapUnderReaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	var (
+		wg             sync.WaitGroup
+		sawOld, sawNew atomic.Int64 // queries answered from each model
+	)
 	errs := make(chan error, 8)
 	for g := range 4 {
 		wg.Go(func() {
@@ -184,7 +288,13 @@ func TestSwapUnderReaders(t *testing.T) {
 				} else {
 					p, err = s.Search(ctx, readmodel.Query{Text: "person", Page: 1, PerPage: 5})
 				}
-				if err == nil && p.Total != 50 && p.Total != 80 {
+				switch {
+				case err != nil:
+				case p.Total == 50:
+					sawOld.Add(1)
+				case p.Total == 80:
+					sawNew.Add(1)
+				default:
 					err = fmt.Errorf("total %d: neither the old nor the new model", p.Total)
 				}
 				if err != nil {
@@ -194,11 +304,12 @@ func TestSwapUnderReaders(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(20 * time.Millisecond) // let the readers run before and after
+	// Let the readers run before and after the swap.
+	waitFor(t, "queries on the old model", func() bool { return sawOld.Load() >= 20 || len(errs) > 0 })
 	if err := rb.Swap(ctx); err != nil {
 		t.Fatalf("Swap: %v", err)
 	}
-	time.Sleep(20 * time.Millisecond)
+	waitFor(t, "queries on the new model", func() bool { return sawNew.Load() >= 20 || len(errs) > 0 })
 	close(stop)
 	wg.Wait()
 	close(errs)
@@ -207,6 +318,18 @@ func TestSwapUnderReaders(t *testing.T) {
 	}
 	if p, err := s.List(ctx, readmodel.Query{Page: 1, PerPage: 1}); err != nil || p.Total != 80 {
 		t.Errorf("after Swap: total %d, %v", p.Total, err)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -259,16 +382,16 @@ func TestQueryPlans(t *testing.T) {
 				t.Logf("List %+v, few: %s", q, p)
 				want := "INDEX"
 				if q.Tag != "" {
-					want = "customer_tags USING PRIMARY KEY (tag=?)"
+					want = "SEARCH t USING PRIMARY KEY (tag=?)"
 				}
 				if !strings.Contains(p, want) || strings.Contains(p, "SCAN c") {
 					t.Errorf("List %+v (few matches) plan: %s", q, p)
 				}
-				// The count uses an index, never a table scan.
+				// The count reads only the count tables.
 				query, args = countSQL(q)
 				p = plan(query, args...)
 				t.Logf("count %+v: %s", q, p)
-				if !strings.Contains(p, "INDEX") && !strings.Contains(p, "PRIMARY KEY") || strings.Contains(p, "SCAN") {
+				if strings.Contains(p, " c ") || strings.Contains(p, "customers ") || !strings.Contains(p, "counts") {
 					t.Errorf("count %+v plan: %s", q, p)
 				}
 			}
@@ -279,6 +402,63 @@ func TestQueryPlans(t *testing.T) {
 		" WHERE customers_fts MATCH ? AND c.deleted = 0 AND +c.status = ?", `"acm"*`, "active")
 	if !strings.Contains(p, "VIRTUAL TABLE INDEX") || !strings.Contains(p, "INTEGER PRIMARY KEY") {
 		t.Errorf("Search plan: %s", p)
+	}
+}
+
+// TestScoreExpr checks that the SQL ranking expression computes
+// search.Score for every matching customer.
+func TestScoreExpr(t *testing.T) {
+	s := openTemp(t)
+	r := rand.New(rand.NewPCG(21, 22))
+	var docs []customer.Customer
+	for n := 1; n <= 300; n++ {
+		c := benchDoc(r, n)
+		if n%7 == 0 {
+			c.Company = c.Name // the same word in several fields
+		}
+		docs = append(docs, c)
+	}
+	if err := s.Commit(t.Context(), docs, 300); err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for range 200 {
+		d := docs[r.IntN(len(docs))]
+		terms := search.NewDocTerms(d.Name, d.Company, d.Email, d.Code)
+		all := append(append(append([]string{terms.Code}, terms.Name...), terms.Company...), terms.Email...)
+		var words []string
+		for range 1 + r.IntN(3) {
+			w := []rune(all[r.IntN(len(all))])
+			words = append(words, string(w[:1+r.IntN(len(w))]))
+		}
+		expr, args := scoreExpr(words)
+		rows, err := s.r.QueryContext(t.Context(), "SELECT c.customer_id, "+expr+" FROM customers AS c", args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		for rows.Next() {
+			var id string
+			var score int
+			if err := rows.Scan(&id, &score); err != nil {
+				t.Fatal(err)
+			}
+			got[id] = score
+		}
+		rows.Close()
+		for _, c := range docs {
+			want := search.Score(words, search.NewDocTerms(c.Name, c.Company, c.Email, c.Code))
+			if want > 0 {
+				checked++
+				if got[c.ID] != want {
+					t.Fatalf("query %q on %s (%q, %q, %q): SQL score %d, search.Score %d",
+						words, c.Code, c.Name, c.Company, c.Email, got[c.ID], want)
+				}
+			}
+		}
+	}
+	if checked < 500 {
+		t.Errorf("only %d matches checked", checked)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,8 +79,12 @@ type stored struct {
 	id      int64
 	seq     uint64
 	deleted bool
-	tags    string // JSON
+	facet   facet
+	tags    []string // distinct
 }
+
+// facet is a document's values of the filters other than tag.
+type facet struct{ status, typ, createdBy string }
 
 // change is one document a Commit writes, over its stored state if any.
 type change struct {
@@ -87,7 +92,8 @@ type change struct {
 	doc    customer.Customer
 	old    stored
 	exists bool
-	tags   []string
+	tags   []string // d.Tags, never nil: what is stored
+	index  []string // the distinct tags: what is indexed and counted
 	terms  search.DocTerms
 }
 
@@ -131,9 +137,8 @@ func (s *Store) commit(ctx context.Context, t tables, docs []customer.Customer, 
 // Why not one INSERT … ON CONFLICT DO UPDATE: modernc.org/sqlite compiles
 // every statement again on every execution (its prepared statements keep
 // only the SQL text), and the upsert's program costs more to compile than
-// the plain INSERT or UPDATE costs to run. For the same reason statements
-// run with a context that has no Done channel (the driver would start a
-// goroutine per statement to watch it); ctx is checked between documents.
+// the plain INSERT or UPDATE costs to run. (ctx has no Done channel, see
+// commit, which also spares the driver a watcher goroutine per statement.)
 func commitTx(ctx context.Context, tx *sql.Tx, t tables, docs []customer.Customer, checkpoint uint64) error {
 	changes, err := plan(ctx, tx, t, docs)
 	if err != nil {
@@ -145,27 +150,107 @@ func commitTx(ctx context.Context, tx *sql.Tx, t tables, docs []customer.Custome
 			return err
 		}
 		defer w.close()
-		run := context.WithoutCancel(ctx)
 		// In phases and in row id order: FTS5 flushes its pending inserts
 		// to a new segment on a delete, and on an insert whose rowid is
 		// not above the previous one, so anything else would write one
 		// tiny segment per document.
 		slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(a.id, b.id) })
 		for _, phase := range []func(context.Context, change) error{w.unindex, w.store, w.index} {
-			for i, c := range changes {
-				if i%64 == 0 {
-					if err := ctx.Err(); err != nil {
-						return err
-					}
-				}
-				if err := phase(run, c); err != nil {
+			for _, c := range changes {
+				if err := phase(ctx, c); err != nil {
 					return fmt.Errorf("customer %s: %w", c.doc.ID, err)
 				}
 			}
 		}
 	}
+	if err := updateCounts(ctx, tx, t, changes); err != nil {
+		return err
+	}
 	_, err = tx.ExecContext(ctx, "UPDATE "+t.checkpoint+" SET seq = max(seq, ?) WHERE id = 1", int64(checkpoint))
 	return err
+}
+
+// updateCounts keeps the count tables equal to the number of live customers
+// per facet, and per tag and facet, so that List's Total is a sum over a
+// few rows instead of a count over every match. Each table gets one
+// statement per Commit, whatever the number of documents.
+func updateCounts(ctx context.Context, tx *sql.Tx, t tables, changes []change) error {
+	type tagFacet struct {
+		tag string
+		facet
+	}
+	facets, tagFacets := map[facet]int64{}, map[tagFacet]int64{}
+	add := func(f facet, tags []string, n int64) {
+		facets[f] += n
+		for _, tag := range tags {
+			tagFacets[tagFacet{tag, f}] += n
+		}
+	}
+	for _, c := range changes {
+		if c.exists && !c.old.deleted {
+			add(c.old.facet, c.old.tags, -1)
+		}
+		if d := c.doc; !d.Deleted {
+			add(facet{d.Status, d.Type, d.CreatedBy}, c.index, 1)
+		}
+	}
+	var rows, tagRows [][]any
+	for f, n := range facets {
+		if n != 0 {
+			rows = append(rows, []any{f.status, f.typ, f.createdBy, n})
+		}
+	}
+	for f, n := range tagFacets {
+		if n != 0 {
+			tagRows = append(tagRows, []any{f.tag, f.status, f.typ, f.createdBy, n})
+		}
+	}
+	for _, u := range []struct {
+		table, cols string
+		rows        [][]any
+	}{
+		{t.counts, "status, type, created_by", rows},
+		{t.tagCounts, "tag, status, type, created_by", tagRows},
+	} {
+		if len(u.rows) == 0 {
+			continue
+		}
+		width := strings.Count(u.cols, ",") + 1
+		var sel []string
+		for i := range width + 1 {
+			sel = append(sel, "value ->> "+strconv.Itoa(i))
+		}
+		js, err := json.Marshal(u.rows)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "INSERT INTO "+u.table+" ("+u.cols+", n) SELECT "+strings.Join(sel, ", ")+
+			" FROM json_each(?) WHERE true ON CONFLICT ("+u.cols+") DO UPDATE SET n = n + excluded.n", string(js))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+u.table+" WHERE n = 0"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// distinct returns tags without repeats (the domain never repeats a tag,
+// but the tag table and the counts must not depend on it).
+func distinct(tags []string) []string {
+	for i, t := range tags {
+		if slices.Contains(tags[:i], t) {
+			out := slices.Clone(tags[:i])
+			for _, u := range tags[i:] {
+				if !slices.Contains(out, u) {
+					out = append(out, u)
+				}
+			}
+			return out
+		}
+	}
+	return tags
 }
 
 // writer holds the prepared statements of one Commit.
@@ -225,11 +310,7 @@ func (w *writer) unindex(ctx context.Context, c change) error {
 	if _, err := w.ftsDelete.ExecContext(ctx, c.id); err != nil {
 		return err
 	}
-	var oldTags []string
-	if err := json.Unmarshal([]byte(c.old.tags), &oldTags); err != nil {
-		return fmt.Errorf("stored tags: %w", err)
-	}
-	for _, tag := range oldTags {
+	for _, tag := range c.old.tags {
 		if _, err := w.tagDelete.ExecContext(ctx, tag, c.id); err != nil {
 			return err
 		}
@@ -249,7 +330,7 @@ func (w *writer) store(ctx context.Context, c change) error {
 		d.Company, d.Address.Street, d.Address.City, d.Address.State, d.Address.Country,
 		d.Address.PostalCode, d.Type, d.Status, d.Notes, string(tagsJSON), d.CreatedBy,
 		nanos(d.CreatedAt), nanos(d.UpdatedAt), int64(d.Version), int64(d.Seq), d.Deleted,
-		strings.Join(c.terms.Name, " "), strings.Join(c.terms.Company, " "), strings.Join(c.terms.Email, " "),
+		padded(c.terms.Name), padded(c.terms.Company), padded(c.terms.Email), padded([]string{c.terms.Code}),
 	}
 	if !c.exists {
 		_, err := w.insert.ExecContext(ctx, append([]any{c.id, d.ID}, fields...)...)
@@ -270,12 +351,12 @@ func (w *writer) index(ctx context.Context, c change) error {
 	if c.doc.Deleted {
 		return nil
 	}
-	_, err := w.ftsInsert.ExecContext(ctx, c.id, strings.Join(c.terms.Name, " "),
-		strings.Join(c.terms.Company, " "), strings.Join(c.terms.Email, " "), c.terms.Code)
+	_, err := w.ftsInsert.ExecContext(ctx, c.id, padded(c.terms.Name), padded(c.terms.Company),
+		padded(c.terms.Email), c.terms.Code)
 	if err != nil {
 		return err
 	}
-	for _, tag := range c.tags {
+	for _, tag := range c.index {
 		if _, err := w.tagInsert.ExecContext(ctx, tag, c.id); err != nil {
 			return err
 		}
@@ -325,6 +406,7 @@ func plan(ctx context.Context, tx *sql.Tx, t tables, docs []customer.Customer) (
 		if c.tags == nil {
 			c.tags = []string{}
 		}
+		c.index = distinct(c.tags)
 		changes = append(changes, c)
 	}
 	return changes, nil
@@ -339,22 +421,27 @@ func storedStates(ctx context.Context, tx *sql.Tx, t tables, ids []string) (map[
 		for j, id := range batch {
 			args[j] = id
 		}
-		rows, err := tx.QueryContext(ctx, "SELECT customer_id, id, seq, deleted, tags FROM "+t.customers+
-			" WHERE customer_id IN ("+placeholders(len(batch))+")", args...)
+		rows, err := tx.QueryContext(ctx, "SELECT customer_id, id, seq, deleted, status, type, created_by, tags FROM "+
+			t.customers+" WHERE customer_id IN ("+placeholders(len(batch))+")", args...)
 		if err != nil {
 			return nil, err
 		}
 		for rows.Next() {
 			var (
-				id  string
-				st  stored
-				seq int64
+				id, tags string
+				st       stored
+				seq      int64
 			)
-			if err := rows.Scan(&id, &st.id, &seq, &st.deleted, &st.tags); err != nil {
+			err := rows.Scan(&id, &st.id, &seq, &st.deleted, &st.facet.status, &st.facet.typ, &st.facet.createdBy, &tags)
+			if err == nil {
+				err = json.Unmarshal([]byte(tags), &st.tags)
+			}
+			if err != nil {
 				rows.Close()
-				return nil, err
+				return nil, fmt.Errorf("customer %s: %w", id, err)
 			}
 			st.seq = uint64(seq)
+			st.tags = distinct(st.tags)
 			have[id] = st
 		}
 		if err := rows.Close(); err != nil {
@@ -370,7 +457,17 @@ func storedStates(ctx context.Context, tx *sql.Tx, t tables, ids []string) (map[
 // writeColumns are the columns Commit writes, in the order of its arguments.
 const writeColumns = "id, customer_id, customer_code, code_num, name, name_key, email, phone, company, " +
 	"street, city, state, country, postal_code, type, status, notes, tags, created_by, " +
-	"created_at, updated_at, version, seq, deleted, name_terms, company_terms, email_terms"
+	"created_at, updated_at, version, seq, deleted, name_terms, company_terms, email_terms, code_key"
+
+// padded returns tokens joined by spaces with a space before and after
+// (" john smith "), so that SQL finds a token as " w " and a token
+// starting with w as " w" (see scoreExpr).
+func padded(tokens []string) string {
+	if len(tokens) == 0 {
+		return " "
+	}
+	return " " + strings.Join(tokens, " ") + " "
+}
 
 // Times are stored as Unix nanoseconds in UTC, exact for every time between
 // the years 1678 and 2262; the zero time is NULL; times beyond are clamped.
