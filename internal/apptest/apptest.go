@@ -30,6 +30,8 @@ type Env struct {
 	App   *app.App
 	Cfg   config.Config
 	Token string // an admin token
+
+	stopped bool
 }
 
 // Config returns an embedded configuration on random ports in dir.
@@ -67,7 +69,7 @@ func Start(t testing.TB, cfg config.Config, opts ...func(*app.Options)) *Env {
 	}
 	e := &Env{T: t, App: a, Cfg: cfg}
 	e.Token = e.TokenFor("11111111-1111-4111-8111-111111111111", "admin")
-	t.Cleanup(func() { e.Stop() })
+	t.Cleanup(e.Stop)
 	return e
 }
 
@@ -77,8 +79,18 @@ func StartEmbedded(t testing.TB) *Env {
 	return Start(t, Config(t, t.TempDir()))
 }
 
-// Stop stops the service gracefully (idempotent).
+// Stop stops the service gracefully (idempotent). First, every event the
+// test made the service emit must match its published JSON Schema
+// (docs/events); only a service that owns its NATS checks (a replica shares
+// the first service's stream).
 func (e *Env) Stop() {
+	if e.stopped {
+		return
+	}
+	e.stopped = true
+	if e.Cfg.Embedded() && !e.T.Failed() {
+		e.validateStream()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = e.App.Close(ctx)

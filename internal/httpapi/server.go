@@ -17,6 +17,7 @@ import (
 
 	"crm/internal/auth"
 	"crm/internal/commands"
+	"crm/internal/httpapi/openapi"
 	"crm/internal/metrics"
 	"crm/internal/readmodel"
 )
@@ -112,6 +113,7 @@ func New(d Deps) http.Handler {
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)
+	openapi.Register(r) // the OpenAPI document and its docs page, no token
 	if d.Metrics != nil {
 		r.GET("/metrics", gin.WrapH(d.Metrics.Handler()))
 	}

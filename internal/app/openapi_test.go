@@ -1,0 +1,501 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"crm/internal/apptest"
+	"crm/internal/auth"
+	"crm/internal/embedded"
+	"crm/internal/httpapi"
+	"crm/internal/httpapi/openapi"
+	"crm/internal/httpapi/openapi/openapitest"
+	"crm/internal/metrics"
+)
+
+func loadSpec(t *testing.T) *openapitest.Spec {
+	t.Helper()
+	s, err := openapitest.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+var ginParam = regexp.MustCompile(`[:*]([A-Za-z0-9_]+)`)
+
+// TestOpenAPIRoutesMatchDocument compares the API's routes with the
+// document both ways. The route table is the Gin engine's own (built by
+// httpapi.New with every optional part switched on), so a route added
+// without documenting it fails here, and so does a documented operation
+// that has no route. Then, on the running service, every documented path is
+// sent every method: documented ones must reach their handler (not the
+// 404/405 of the router) and answer as documented; the others must be 405
+// with an Allow header listing exactly the documented methods.
+func TestOpenAPIRoutesMatchDocument(t *testing.T) {
+	spec := loadSpec(t)
+	documented := map[string]bool{}
+	for _, op := range spec.Operations() {
+		documented[op.Key()] = true
+	}
+
+	h := httpapi.New(httpapi.Deps{
+		Metrics:     metrics.New(),
+		CORSOrigins: []string{"https://crm.example"},
+		RateLimit:   httpapi.RateLimit{PerSecond: 10},
+	})
+	routes, ok := openapi.Routes(h)
+	if !ok {
+		t.Fatalf("httpapi.New returned a %T, not a Gin engine", h)
+	}
+	registered := map[string]bool{}
+	for _, r := range routes {
+		key := r.Method + " " + ginParam.ReplaceAllString(r.Path, "{$1}")
+		registered[key] = true
+		if !documented[key] {
+			t.Errorf("route %s %s is not in openapi.json", r.Method, r.Path)
+		}
+	}
+	for key := range documented {
+		if !registered[key] {
+			t.Errorf("openapi.json documents %s but the API has no such route", key)
+		}
+	}
+	if len(registered) < 12 {
+		t.Fatalf("only %d routes registered: %v", len(registered), routes)
+	}
+
+	// The running service.
+	cfg := apptest.Config(t, t.TempDir())
+	cfg.RateLimitRPS, cfg.RateLimitBurst = 0.01, 2
+	e := apptest.Start(t, cfg)
+	apptest.Eventually(t, 10*time.Second, "ready", func() bool { return e.Do("GET", "/readyz", nil).Status == http.StatusOK })
+
+	concrete := func(path string) string {
+		return regexp.MustCompile(`\{[^}]+\}`).ReplaceAllStringFunc(path, func(string) string { return uuid.NewString() })
+	}
+	// owner returns the documented template that serves method on path.
+	owner := func(method, path string) (string, bool) {
+		for _, op := range spec.Operations() {
+			if op.Method == method && openapitest.Match(op.Path, path) {
+				// Static segments win over parameters, as in the router.
+				if !strings.Contains(op.Path, "{") || !documented[method+" "+path] {
+					return op.Path, true
+				}
+			}
+		}
+		return "", false
+	}
+	paths := map[string]bool{}
+	for _, op := range spec.Operations() {
+		paths[op.Path] = true
+	}
+	for tmpl := range paths {
+		path := concrete(tmpl)
+		var allowed []string
+		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+			if _, ok := owner(m, path); ok {
+				allowed = append(allowed, m)
+			}
+		}
+		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+			r := e.Do(m, path, nil, "Authorization", "")
+			if own, ok := owner(m, path); ok {
+				if r.Status == http.StatusMethodNotAllowed || (r.Status == http.StatusNotFound && strings.Contains(string(r.Body), "no such endpoint")) {
+					t.Errorf("%s %s (documented as %s %s) does not reach a handler: %d %s", m, path, m, own, r.Status, r.Body)
+					continue
+				}
+				if err := spec.CheckResponse(m, own, r.Status, r.Header, r.Body); err != nil {
+					t.Errorf("%s %s without a token: %v", m, path, err)
+				}
+				continue
+			}
+			if r.Status != http.StatusMethodNotAllowed {
+				t.Errorf("%s %s is not documented but answers %d: %s", m, path, r.Status, r.Body)
+				continue
+			}
+			if err := spec.CheckComponentResponse("MethodNotAllowed", r.Header, r.Body); err != nil {
+				t.Errorf("%s %s: %v", m, path, err)
+			}
+			var allow []string
+			for _, a := range strings.Split(r.Header.Get("Allow"), ",") {
+				allow = append(allow, strings.TrimSpace(a))
+			}
+			slices.Sort(allow)
+			want := slices.Clone(allowed)
+			slices.Sort(want)
+			if !slices.Equal(allow, want) {
+				t.Errorf("%s %s: Allow %v, documented methods %v", m, path, allow, want)
+			}
+		}
+	}
+
+	// An unknown path is the documented 404 problem.
+	r := e.Do("GET", "/api/v1/crm/no-such-thing", nil)
+	if r.Status != http.StatusNotFound {
+		t.Errorf("unknown path: %d", r.Status)
+	}
+	if err := spec.CheckComponentResponse("NotFound", r.Header, r.Body); err != nil {
+		t.Errorf("unknown path: %v", err)
+	}
+
+	// 429 (this service allows a burst of 2 requests, then one per 100 s).
+	for i := range 3 {
+		r := e.Do("GET", "/api/v1/crm/customers", nil)
+		want := http.StatusOK
+		if i == 2 {
+			want = http.StatusTooManyRequests
+		}
+		if r.Status != want {
+			t.Fatalf("request %d: %d, want %d", i, r.Status, want)
+		}
+		if err := spec.CheckResponse("GET", "/api/v1/crm/customers", r.Status, r.Header, r.Body); err != nil {
+			t.Errorf("request %d: %v", i, err)
+		}
+	}
+}
+
+// TestOpenAPIDocsServed fetches the document and the docs page from the
+// running service, without a token.
+func TestOpenAPIDocsServed(t *testing.T) {
+	spec := loadSpec(t)
+	e := apptest.StartEmbedded(t)
+	r := e.Do("GET", openapi.DocumentPath, nil, "Authorization", "")
+	if r.Status != http.StatusOK || r.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("GET openapi.json: %d %q", r.Status, r.Header.Get("Content-Type"))
+	}
+	var doc struct {
+		OpenAPI string                    `json:"openapi"`
+		Paths   map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(r.Body, &doc); err != nil {
+		t.Fatalf("openapi.json does not parse: %v", err)
+	}
+	if !regexp.MustCompile(`^3\.1\.\d+$`).MatchString(doc.OpenAPI) || len(doc.Paths) == 0 {
+		t.Fatalf("openapi %q with %d paths", doc.OpenAPI, len(doc.Paths))
+	}
+	if err := spec.CheckResponse("GET", openapi.DocumentPath, r.Status, r.Header, r.Body); err != nil {
+		t.Error(err)
+	}
+	if r := e.Do("GET", openapi.DocumentPath, nil, "If-None-Match", r.Header.Get("ETag")); r.Status != http.StatusNotModified {
+		t.Errorf("conditional GET openapi.json: %d", r.Status)
+	} else if err := spec.CheckResponse("GET", openapi.DocumentPath, r.Status, r.Header, r.Body); err != nil {
+		t.Error(err)
+	}
+
+	r = e.Do("GET", openapi.DocsPath, nil, "Authorization", "")
+	if r.Status != http.StatusOK || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET docs: %d %q", r.Status, r.Header.Get("Content-Type"))
+	}
+	if err := spec.CheckResponse("GET", openapi.DocsPath, r.Status, r.Header, r.Body); err != nil {
+		t.Error(err)
+	}
+	page := string(r.Body)
+	for _, want := range []string{"<!doctype html>", `fetch("openapi.json"`, "<script>", "curl -sS -i -X "} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the docs page lacks %q", want)
+		}
+	}
+	if csp := r.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'sha256-") {
+		t.Errorf("docs page CSP %q", csp)
+	}
+}
+
+// contract drives requests through the running service and checks each
+// response against what the document says for its operation and status.
+type contract struct {
+	t    *testing.T
+	e    *apptest.Env
+	spec *openapitest.Spec
+	seen map[string]map[int]bool
+}
+
+func (k *contract) call(method, tmpl, path string, body any, want int, headers ...string) apptest.Response {
+	k.t.Helper()
+	r := k.e.Do(method, path, body, headers...)
+	if r.Status != want {
+		k.t.Errorf("%s %s: status %d, want %d: %s", method, path, r.Status, want, r.Body)
+	}
+	if err := k.spec.CheckResponse(method, tmpl, r.Status, r.Header, r.Body); err != nil {
+		k.t.Errorf("%s %s → %d does not match openapi.json:\n%v", method, path, r.Status, err)
+	}
+	key := method + " " + tmpl
+	if k.seen[key] == nil {
+		k.seen[key] = map[int]bool{}
+	}
+	k.seen[key][r.Status] = true
+	return r
+}
+
+func (k *contract) data(r apptest.Response) map[string]any {
+	k.t.Helper()
+	var env struct {
+		Data map[string]any `json:"data"`
+	}
+	r.JSON(k.t, &env)
+	return env.Data
+}
+
+// TestOpenAPIResponsesMatchDocument runs a realistic session — creates
+// (with idempotency), reads, lists, searches, patches, history, asOf,
+// deletes, and the error cases of each — and validates every response
+// (status, content type, headers, body) against the document. A renamed or
+// added response field, a changed header or an undocumented status fails.
+// It also checks that each operation needs exactly the permission it
+// documents.
+func TestOpenAPIResponsesMatchDocument(t *testing.T) {
+	spec := loadSpec(t)
+	cfg := apptest.Config(t, t.TempDir())
+	perms := []string{auth.PermView, auth.PermCreate, auth.PermEdit, auth.PermDelete, auth.PermAudit}
+	cfg.Roles = auth.DefaultRoles()
+	for _, p := range perms {
+		cfg.Roles["only:"+p] = []string{p}
+		var others []string
+		for _, q := range perms {
+			if q != p {
+				others = append(others, q)
+			}
+		}
+		cfg.Roles["not:"+p] = others
+	}
+	e := apptest.Start(t, cfg)
+	k := &contract{t: t, e: e, spec: spec, seen: map[string]map[int]bool{}}
+	bearer := func(roles ...string) string { return "Bearer " + e.TokenFor(uuid.NewString(), roles...) }
+	const (
+		coll    = "/api/v1/crm/customers"
+		one     = coll + "/{id}"
+		history = one + "/history"
+		search  = coll + "/search"
+	)
+
+	// Operations.
+	apptest.Eventually(t, 10*time.Second, "ready", func() bool { return e.Do("GET", "/readyz", nil).Status == http.StatusOK })
+	k.call("GET", "/healthz", "/healthz", nil, 200, "Authorization", "")
+	k.call("GET", "/readyz", "/readyz", nil, 200, "Authorization", "")
+	k.call("GET", "/metrics", "/metrics", nil, 200, "Authorization", "")
+	k.call("GET", openapi.DocumentPath, openapi.DocumentPath, nil, 200, "Authorization", "")
+	k.call("GET", openapi.DocsPath, openapi.DocsPath, nil, 200, "Authorization", "")
+
+	// Creates: full and minimal bodies, idempotent replay, key reuse.
+	r := k.call("POST", coll, coll, seedCustomer, 201, "Idempotency-Key", "oa-key-1", "X-Request-ID", "oa-create-1")
+	seed := k.data(r)
+	id := seed["customerId"].(string)
+	if r.Header.Get("Location") != coll+"/"+id || r.Header.Get("ETag") != `"1"` || r.Header.Get("X-Request-ID") != "oa-create-1" {
+		t.Errorf("create headers: %v", r.Header)
+	}
+	r = k.call("POST", coll, coll, seedCustomer, 201, "Idempotency-Key", "oa-key-1")
+	if r.Header.Get("Idempotent-Replayed") != "true" || k.data(r)["customerId"] != id {
+		t.Errorf("replay: %v %s", r.Header, r.Body)
+	}
+	k.call("POST", coll, coll, `{"name":"Someone Else"}`, 422, "Idempotency-Key", "oa-key-1")
+	k.call("POST", coll, coll, `{"name":"Someone Else"}`, 400, "Idempotency-Key", strings.Repeat("k", 256))
+	r = k.call("POST", coll, coll, `{"name":"Jane Doe","tags":["vip"]}`, 201, "Content-Type", "application/merge-patch+json")
+	jane := k.data(r)
+	if jane["address"] != nil || jane["email"] != nil {
+		t.Errorf("minimal customer: %s", r.Body)
+	}
+	janeID := jane["customerId"].(string)
+
+	// Create errors.
+	k.call("POST", coll, coll, `{"name":"","email":"not-an-email","Name":"x","customerId":"x","address":{"zip":1}}`, 400)
+	k.call("POST", coll, coll, `{"name":`, 400)
+	k.call("POST", coll, coll, `{"name":"x"}`, 415, "Content-Type", "text/plain")
+	k.call("POST", coll, coll, `{"name":"x"}`, 415, "Content-Type", "")
+	k.call("POST", coll, coll, `{"notes":"`+strings.Repeat("x", 1<<20)+`"}`, 413)
+
+	// Reads.
+	r = k.call("GET", one, coll+"/"+id, nil, 200)
+	etag := r.Header.Get("ETag")
+	k.call("GET", one, coll+"/"+id+"?foo=1", nil, 400)
+	k.call("GET", one, coll+"/not-a-uuid", nil, 400)
+	k.call("GET", one, coll+"/"+strings.ToUpper(id), nil, 200) // either case
+	k.call("GET", one, coll+"/"+id[:35], nil, 400)
+	k.call("GET", one, coll+"/"+uuid.NewString(), nil, 404)
+
+	// List and search.
+	r = k.call("GET", coll, coll+"?page=1&perPage=2&sort=name&status=active&type=business&tag=enterprise", nil, 200)
+	var page struct {
+		Data []map[string]any `json:"data"`
+	}
+	r.JSON(t, &page)
+	if len(page.Data) != 1 || page.Data[0]["customerId"] != id {
+		t.Errorf("filtered list: %s", r.Body)
+	}
+	k.call("GET", coll, coll+"?sort=-updatedAt&createdBy=someone", nil, 200)
+	k.call("GET", coll, coll+"?perPage=1000&page=0&sort=email&status=gone&q=x", nil, 400)
+	k.call("GET", coll, coll+"?page=1&page=2", nil, 400)
+	r = k.call("GET", search, search+"?q=acme&perPage=5", nil, 200)
+	r.JSON(t, &page)
+	if len(page.Data) != 1 || page.Data[0]["customerId"] != id {
+		t.Errorf("search: %s", r.Body)
+	}
+	k.call("GET", search, search+"?q="+url.QueryEscape("(a+)+$ .*")+"&status=lead", nil, 200)
+	k.call("GET", search, search, nil, 400)
+	k.call("GET", search, search+"?q=acme&sort=name", nil, 400)
+
+	// Patches.
+	const patch = `{"status":"inactive","notes":null,"address":{"city":"Boston"}}`
+	r = k.call("PATCH", one, coll+"/"+id, patch, 200, "If-Match", etag, "Content-Type", "application/merge-patch+json")
+	if got := k.data(r); got["status"] != "inactive" || got["notes"] != nil || r.Header.Get("X-Stream-Sequence") == "" {
+		t.Errorf("patch: %v %s", r.Header, r.Body)
+	}
+	newTag := r.Header.Get("ETag")
+	r = k.call("PATCH", one, coll+"/"+id, `{}`, 200) // changes nothing
+	if r.Header.Get("X-Stream-Sequence") != "" || r.Header.Get("ETag") != newTag {
+		t.Errorf("no-op patch: %v", r.Header)
+	}
+	k.call("PATCH", one, coll+"/"+id, `{"status":"active"}`, 412, "If-Match", etag)
+	k.call("PATCH", one, coll+"/"+id, `{"status":"active"}`, 412, "If-Match", "yesterday")
+	k.call("PATCH", one, coll+"/"+id, `{"status":"active"}`, 415, "Content-Type", "text/plain")
+	k.call("PATCH", one, coll+"/"+id, `{"name":null,"customerCode":"C9","tags":[1],"type":"robot"}`, 400)
+	k.call("PATCH", one, coll+"/"+id, `{"name":"a","name":"b"}`, 400)
+	k.call("PATCH", one, coll+"/"+id, `{"notes":"`+strings.Repeat("x", 1<<20)+`"}`, 413)
+	k.call("PATCH", one, coll+"/"+uuid.NewString(), `{"status":"active"}`, 404)
+	k.call("PATCH", one, coll+"/nope", `{"status":"active"}`, 400)
+
+	// Audit: history and asOf.
+	r = k.call("GET", history, coll+"/"+id+"/history", nil, 200)
+	var h struct {
+		Data []map[string]any `json:"data"`
+	}
+	r.JSON(t, &h)
+	if len(h.Data) != 2 {
+		t.Errorf("history: %s", r.Body)
+	}
+	k.call("GET", history, coll+"/"+id+"/history?page=2&perPage=1", nil, 200)
+	k.call("GET", history, coll+"/"+id+"/history?sort=name", nil, 400)
+	k.call("GET", history, coll+"/"+uuid.NewString()+"/history", nil, 404)
+	k.call("GET", history, coll+"/"+id+"/history", nil, 403, "Authorization", bearer("user"))
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	r = k.call("GET", one, coll+"/"+id+"?asOf="+url.QueryEscape(now), nil, 200)
+	if k.data(r)["status"] != "inactive" {
+		t.Errorf("asOf now: %s", r.Body)
+	}
+	k.call("GET", one, coll+"/"+id+"?asOf=2000-01-01T00:00:00Z", nil, 404)
+	k.call("GET", one, coll+"/"+id+"?asOf=yesterday", nil, 400)
+	k.call("GET", one, coll+"/"+id+"?asOf="+url.QueryEscape(now), nil, 403, "Authorization", bearer("user"))
+
+	// Authentication.
+	k.call("GET", coll, coll, nil, 401, "Authorization", "")
+	k.call("POST", coll, coll, `{"name":"x"}`, 401, "Authorization", "Bearer not.a.token")
+	k.call("DELETE", one, coll+"/"+id, nil, 401, "Authorization", "Basic YTpi")
+
+	// Deletes.
+	k.call("DELETE", one, coll+"/"+id, nil, 412, "If-Match", etag)
+	r = k.call("DELETE", one, coll+"/"+id, nil, 200, "If-Match", newTag)
+	k.call("GET", one, coll+"/"+id, nil, 404)
+	k.call("DELETE", one, coll+"/"+id, nil, 404)
+	k.call("DELETE", one, coll+"/not-a-uuid", nil, 400)
+	r = k.call("GET", history, coll+"/"+id+"/history", nil, 200)
+	r.JSON(t, &h)
+	if len(h.Data) != 3 || h.Data[2]["kind"] != "deleted" {
+		t.Errorf("history after delete: %s", r.Body)
+	}
+	k.call("GET", coll, coll, nil, 200)
+
+	// Permissions: each authenticated operation needs exactly the one it
+	// documents (403 without it, past authorisation with only it).
+	for _, op := range spec.Operations() {
+		sec, _ := op.Op["security"].([]any)
+		if len(sec) == 0 {
+			continue
+		}
+		perm := sec[0].(map[string]any)["bearerAuth"].([]any)[0].(string)
+		path := strings.ReplaceAll(op.Path, "{id}", janeID)
+		if op.Method == "DELETE" {
+			path = strings.ReplaceAll(op.Path, "{id}", uuid.NewString()) // keep Jane
+		}
+		r := k.call(op.Method, op.Path, path, nil, 403, "Authorization", bearer("not:"+perm))
+		if !strings.Contains(string(r.Body), perm) {
+			t.Errorf("%s without %s: %s", op.Key(), perm, r.Body)
+		}
+		r = k.e.Do(op.Method, path, nil, "Authorization", bearer("only:"+perm))
+		if r.Status == http.StatusUnauthorized || r.Status == http.StatusForbidden {
+			t.Errorf("%s with only %s: %d %s", op.Key(), perm, r.Status, r.Body)
+		}
+		if err := spec.CheckResponse(op.Method, op.Path, r.Status, r.Header, r.Body); err != nil {
+			t.Errorf("%s with only %s: %v", op.Key(), perm, err)
+		}
+	}
+
+	// Every documented operation answered successfully at least once, and
+	// the statuses seen are listed for the record.
+	var report []string
+	for _, op := range spec.Operations() {
+		var ok bool
+		var got []string
+		for s := range k.seen[op.Key()] {
+			ok = ok || s < 300
+			got = append(got, fmt.Sprint(s))
+		}
+		sort.Strings(got)
+		if !ok {
+			t.Errorf("%s: no successful response was checked", op.Key())
+		}
+		var missing []string
+		for _, s := range op.Statuses() {
+			if !slices.Contains(got, s) {
+				missing = append(missing, s)
+			}
+		}
+		report = append(report, fmt.Sprintf("%-45s checked %v, not exercised %v", op.Key(), got, missing))
+	}
+	t.Logf("statuses checked against openapi.json:\n%s", strings.Join(report, "\n"))
+}
+
+// TestOpenAPIUnavailableResponses stops the (external) NATS server under a
+// running API: readiness, commands and stream reads answer the documented
+// 503s (with Retry-After), while the read model still serves queries.
+func TestOpenAPIUnavailableResponses(t *testing.T) {
+	spec := loadSpec(t)
+	ns, err := embedded.Start(embedded.Config{DataDir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	cfg := apptest.Config(t, t.TempDir())
+	cfg.NATSURL = ns.ClientURL()
+	e := apptest.Start(t, cfg)
+	k := &contract{t: t, e: e, spec: spec, seen: map[string]map[int]bool{}}
+	c := k.data(k.call("POST", "/api/v1/crm/customers", "/api/v1/crm/customers", `{"name":"Before The Outage"}`, 201))
+	ns.Shutdown()
+	apptest.Eventually(t, 10*time.Second, "unready without NATS", func() bool { return e.Do("GET", "/readyz", nil).Status == http.StatusServiceUnavailable })
+	k.call("GET", "/readyz", "/readyz", nil, 503)
+	// Each of these waits for the event store's timeout: send them together.
+	reqs := []struct{ method, tmpl, path, body string }{
+		{"POST", "/api/v1/crm/customers", "/api/v1/crm/customers", `{"name":"During The Outage"}`},
+		{"GET", "/api/v1/crm/customers/{id}/history", "/api/v1/crm/customers/" + c["customerId"].(string) + "/history", ""},
+	}
+	resps := make([]apptest.Response, len(reqs))
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		wg.Go(func() {
+			var body any
+			if r.body != "" {
+				body = r.body
+			}
+			resps[i] = e.Do(r.method, r.path, body)
+		})
+	}
+	wg.Wait()
+	for i, r := range reqs {
+		if resps[i].Status != http.StatusServiceUnavailable {
+			t.Errorf("%s %s during the outage: %d %s", r.method, r.path, resps[i].Status, resps[i].Body)
+		}
+		if err := spec.CheckResponse(r.method, r.tmpl, resps[i].Status, resps[i].Header, resps[i].Body); err != nil {
+			t.Errorf("%s %s during the outage: %v", r.method, r.path, err)
+		}
+	}
+	k.call("GET", "/api/v1/crm/customers/{id}", "/api/v1/crm/customers/"+c["customerId"].(string), nil, 200)
+}
