@@ -124,6 +124,7 @@ func TestReadyzFollowsNATS(t *testing.T) {
 // apply: /readyz turns unready and names the projector.
 func TestReadyzReportsStuckProjector(t *testing.T) {
 	e := apptest.StartEmbedded(t)
+	e.ForeignEvents = true // a malformed event is the point of the test
 	create(t, e, `{"name":"Fine"}`)
 	_, js := e.JetStream()
 	if _, err := js.Publish(context.Background(), "crm.customers.6f1b6c36-5b7e-4b43-9d3a-3f4f2a7f0a11.created", []byte(`not json`)); err != nil {

@@ -178,10 +178,21 @@ func (p *Projector) runOnce(ctx context.Context, until uint64) error {
 	if cp > 0 {
 		cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: cp + 1}
 	}
+	// A crashed projector's consumer is removed by the server after the
+	// inactivity threshold; a stopping one deletes its own at once (the
+	// server limits consumers per stream, 1,000 by default).
+	cfg.InactiveThreshold = 30 * time.Second
 	cons, err := p.js.OrderedConsumer(ctx, p.stream, cfg)
 	if err != nil {
 		return fmt.Errorf("create consumer: %w", err)
 	}
+	defer func() {
+		if info := cons.CachedInfo(); info != nil {
+			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = p.js.DeleteConsumer(dctx, p.stream, info.Name)
+			cancel()
+		}
+	}()
 	msgs := make(chan jetstream.Msg, 2*p.maxBatch)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {

@@ -5,9 +5,10 @@
 // on MongoDB 6+ and on FerretDB 1.24, which has no text indexes, $facet,
 // transactions or collations.
 //
-// Every document write is a ReplaceOne upsert guarded by the document's
-// stream sequence, so writes are idempotent and never regress, also with
-// several projectors at once. The projector's checkpoint is a special
+// Every document write is guarded by the document's stream sequence (an
+// insert of a new customer, or a replace filtered on a lower stored
+// sequence), so writes are idempotent and never regress, also with several
+// projectors at once. The projector's checkpoint is a special
 // document of the same collection, so that a rebuild's renameCollection
 // swaps documents and checkpoint together.
 //
@@ -18,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -89,8 +91,9 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 	octx, cancel := opContext(ctx)
 	defer cancel()
 	if err := createIndexes(octx, s.live()); err != nil {
+		err = s.fail("create indexes", err)
 		s.Close()
-		return nil, s.fail("create indexes", err)
+		return nil, err
 	}
 	return s, nil
 }
@@ -204,8 +207,9 @@ func hasCode(err error, codes ...int) bool {
 	return false
 }
 
-// Index names and keys. The seed's indexes keep the driver's default names
-// (field_1), so that opening a database the seed created is a no-op.
+// Index names and keys. Every index has the driver's default name
+// (field_1_other_-1), so that opening a database whose indexes the seed
+// created is a no-op.
 const textIndexName = "customer_search_text"
 
 func indexModels() []mongo.IndexModel {
@@ -216,11 +220,10 @@ func indexModels() []mongo.IndexModel {
 		}
 		return d
 	}
-	unique := options.Index().SetUnique(true)
-	return []mongo.IndexModel{
+	models := []mongo.IndexModel{
 		// The seed's indexes. customerCode stays unique with tombstones,
 		// because codes are never reused.
-		{Keys: asc("customerId"), Options: unique},
+		{Keys: asc("customerId"), Options: options.Index().SetUnique(true)},
 		{Keys: asc("customerCode"), Options: options.Index().SetUnique(true)},
 		{Keys: asc("email")},
 		{Keys: asc("phone")},
@@ -244,15 +247,48 @@ func indexModels() []mongo.IndexModel {
 		// The portable search index (multikey).
 		{Keys: asc("searchTerms")},
 	}
+	for i, m := range models {
+		if m.Options == nil {
+			m.Options = options.Index()
+		}
+		models[i].Options = m.Options.SetName(indexName(m.Keys.(bson.D)))
+	}
+	return models
 }
 
-// createIndexes creates the indexes of c if they are missing, and the
-// seed's text index where the server supports text indexes.
+// createIndexes creates the indexes of c that are missing (by name), and
+// the seed's text index where the server supports text indexes and the
+// collection has none yet. Only missing
+// ones are sent because FerretDB 1.24 drops the connection (a panic in its
+// handler) when one createIndexes command repeats several existing indexes.
 func createIndexes(ctx context.Context, c coll) error {
-	if _, err := c.c.Indexes().CreateMany(ctx, indexModels()); err != nil {
+	specs, err := c.c.Indexes().ListSpecifications(ctx)
+	if err != nil && !hasCode(err, 26) { // NamespaceNotFound: no collection yet
 		return err
 	}
-	_, err := c.c.Indexes().CreateOne(ctx, mongo.IndexModel{
+	have := make(map[string]bool, len(specs))
+	hasText := false // a collection has at most one text index
+	for _, sp := range specs {
+		have[sp.Name] = true
+		if _, err := sp.KeysDocument.LookupErr("_fts"); err == nil {
+			hasText = true
+		}
+	}
+	var missing []mongo.IndexModel
+	for _, m := range indexModels() {
+		if !have[indexName(m.Keys.(bson.D))] {
+			missing = append(missing, m)
+		}
+	}
+	if len(missing) > 0 {
+		if _, err := c.c.Indexes().CreateMany(ctx, missing); err != nil {
+			return err
+		}
+	}
+	if hasText { // ours, or the seed's under another name
+		return nil
+	}
+	_, err = c.c.Indexes().CreateOne(ctx, mongo.IndexModel{
 		Keys:    bson.D{{Key: "name", Value: "text"}, {Key: "email", Value: "text"}, {Key: "company", Value: "text"}},
 		Options: options.Index().SetName(textIndexName),
 	})
@@ -262,8 +298,27 @@ func createIndexes(ctx context.Context, c coll) error {
 	return err
 }
 
+// indexName returns the name the driver and the shell give an index of
+// keys by default: field_direction pairs joined by underscores.
+func indexName(keys bson.D) string {
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte('_')
+		}
+		fmt.Fprintf(&b, "%s_%v", k.Key, k.Value)
+	}
+	return b.String()
+}
+
 // textIndexUnsupported reports whether err is a server's refusal of text
 // indexes as such: FerretDB 1.24 parses index keys as 1/-1 only and answers
 // a "text" key with IndexNotFound (27); NotImplemented (238) and
 // CommandNotSupported (115) are the codes of the same refusal elsewhere.
 func textIndexUnsupported(err error) bool { return hasCode(err, 27, 115, 238) }
+
+// DropDatabase drops the store's whole database: for tests, and for an
+// operator discarding a read model before a rebuild. The stream is untouched.
+func (s *Store) DropDatabase(ctx context.Context) error {
+	return s.fail("drop database", s.db.Drop(ctx))
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -29,9 +30,9 @@ const (
 	loadBatch = 500
 
 	// commitAttempts bounds the rounds of Commit for documents whose
-	// upsert met a duplicate key while the stored document was older: a
-	// concurrent first insert of the same id (retried), or another
-	// customer holding the same code (an error).
+	// insert met a duplicate key: a concurrent first insert of the same id
+	// (the next round replaces it if it is older), or another customer
+	// holding the same code (an error once the rounds are spent).
 	commitAttempts = 3
 )
 
@@ -154,39 +155,61 @@ func (c coll) commit(ctx context.Context, docs []customer.Customer, checkpoint u
 		pending[i] = latest[id]
 	}
 	for attempt := 1; len(pending) > 0; attempt++ {
-		dups, err := c.upsert(ctx, pending)
+		raced, err := c.write(ctx, pending)
 		if err != nil {
 			return c.s.fail("commit", err)
 		}
-		if len(dups) == 0 {
-			break
-		}
-		if pending, err = c.newerThanStored(ctx, dups); err != nil {
-			return c.s.fail("commit", err)
-		}
-		if len(pending) > 0 && attempt == commitAttempts {
+		if len(raced) > 0 && attempt == commitAttempts {
 			return fmt.Errorf("readmodel/mongodb: commit %s (%s): duplicate key: another document holds "+
-				"its customer code", pending[0].ID, pending[0].Code)
+				"its customer code", raced[0].ID, raced[0].Code)
 		}
+		pending = raced
 	}
 	return c.s.fail("commit checkpoint", c.advance(ctx, checkpoint))
 }
 
-// upsert writes docs (one per id), each only over an older stored version,
-// in unordered bulk writes of at most maxBulk statements. It returns the
-// documents whose upsert met a duplicate key: normally because the stored
-// document is as new or newer (the filter did not match, so the upsert
-// tried to insert an existing _id), which is the idempotency guard at work.
-func (c coll) upsert(ctx context.Context, docs []customer.Customer) ([]customer.Customer, error) {
-	var dups []customer.Customer
-	for start := 0; start < len(docs); start += maxBulk {
-		chunk := docs[start:min(len(docs), start+maxBulk)]
+// write stores each of docs (one per id) unless the stored version is as new
+// or newer. It reads the stored sequences first, inserts the new customers
+// and replaces older versions with a filter on the stored sequence, so a
+// concurrent newer write is never overwritten. It returns the documents whose
+// insert met a duplicate key (a concurrent first insert of the same id, or
+// another customer holding the same code), to be tried again.
+//
+// Stale documents are never sent, and an upsert that relies on a duplicate
+// key error is never used, because FerretDB 1.24 ignores ordered=false in
+// update commands: it stops at the first failing statement and skips the
+// rest silently.
+func (c coll) write(ctx context.Context, docs []customer.Customer) ([]customer.Customer, error) {
+	stored, err := c.storedSeqs(ctx, docs)
+	if err != nil {
+		return nil, err
+	}
+	var inserts, replaces []customer.Customer
+	for _, d := range docs {
+		seq, ok := stored[d.ID]
+		switch {
+		case !ok:
+			inserts = append(inserts, d)
+		case seq < int64(d.Seq):
+			replaces = append(replaces, d)
+		}
+	}
+	for chunk := range slices.Chunk(replaces, maxBulk) {
 		models := make([]mongo.WriteModel, len(chunk))
 		for i, d := range chunk {
 			models[i] = mongo.NewReplaceOneModel().
 				SetFilter(bson.D{{Key: "_id", Value: d.ID}, {Key: "seq", Value: bson.D{{Key: "$lt", Value: int64(d.Seq)}}}}).
-				SetReplacement(toDocument(d)).
-				SetUpsert(true)
+				SetReplacement(toDocument(d))
+		}
+		if _, err := c.c.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+			return nil, err
+		}
+	}
+	var raced []customer.Customer
+	for chunk := range slices.Chunk(inserts, maxBulk) {
+		models := make([]mongo.WriteModel, len(chunk))
+		for i, d := range chunk {
+			models[i] = mongo.NewInsertOneModel().SetDocument(toDocument(d))
 		}
 		_, err := c.c.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
 		if err == nil {
@@ -197,50 +220,50 @@ func (c coll) upsert(ctx context.Context, docs []customer.Customer) ([]customer.
 			return nil, err
 		}
 		for _, we := range bwe.WriteErrors {
-			if we.Code != 11000 && we.Code != 11001 || we.Index < 0 || we.Index >= len(chunk) {
+			if we.Code != 11000 && we.Code != 11001 {
 				return nil, err
 			}
-			dups = append(dups, chunk[we.Index])
 		}
+		// Which statements failed is read back rather than trusted from
+		// the indexes of the write errors.
+		raced = append(raced, chunk...)
 	}
-	return dups, nil
+	return raced, nil
 }
 
-// newerThanStored returns the documents of docs whose stored version is
-// older (or missing), that is, whose duplicate key was not the sequence
-// guard.
-func (c coll) newerThanStored(ctx context.Context, docs []customer.Customer) ([]customer.Customer, error) {
-	ids := make([]string, len(docs))
-	for i, d := range docs {
-		ids[i] = d.ID
-	}
-	cur, err := c.c.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
-		options.Find().SetProjection(bson.D{{Key: "seq", Value: 1}}))
-	if err != nil {
-		return nil, err
-	}
-	defer cur.Close(context.WithoutCancel(ctx))
-	stored := make(map[string]int64, len(ids))
-	for cur.Next(ctx) {
-		var s struct {
-			ID  string `bson:"_id"`
-			Seq int64  `bson:"seq"`
+// storedSeqs returns the stored sequence of each of docs that has a stored
+// document.
+func (c coll) storedSeqs(ctx context.Context, docs []customer.Customer) (map[string]int64, error) {
+	stored := make(map[string]int64, len(docs))
+	for chunk := range slices.Chunk(docs, loadBatch) {
+		ids := make([]string, len(chunk))
+		for i, d := range chunk {
+			ids[i] = d.ID
 		}
-		if err := cur.Decode(&s); err != nil {
+		cur, err := c.c.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+			options.Find().SetProjection(bson.D{{Key: "seq", Value: 1}}))
+		if err != nil {
 			return nil, err
 		}
-		stored[s.ID] = s.Seq
-	}
-	if err := cur.Err(); err != nil {
-		return nil, err
-	}
-	var out []customer.Customer
-	for _, d := range docs {
-		if seq, ok := stored[d.ID]; !ok || seq < int64(d.Seq) {
-			out = append(out, d)
+		err = func() error {
+			defer cur.Close(context.WithoutCancel(ctx))
+			for cur.Next(ctx) {
+				var s struct {
+					ID  string `bson:"_id"`
+					Seq int64  `bson:"seq"`
+				}
+				if err := cur.Decode(&s); err != nil {
+					return err
+				}
+				stored[s.ID] = s.Seq
+			}
+			return cur.Err()
+		}()
+		if err != nil {
+			return nil, err
 		}
 	}
-	return out, nil
+	return stored, nil
 }
 
 // advance moves the checkpoint to cp unless it is further already.

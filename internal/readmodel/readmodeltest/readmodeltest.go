@@ -25,7 +25,24 @@ import (
 
 // Run runs the suite. open returns a new, empty store for one subtest and
 // arranges (t.Cleanup) for it to be closed and removed.
-func Run(t *testing.T, open func(t *testing.T) readmodel.Store) {
+// Option adjusts the suite for an adapter.
+type Option func(*options)
+
+type options struct{ customers, events int }
+
+// RandomScale sets the size of the randomized subtest (default 150
+// customers, 250 events per batch source); slow servers (FerretDB scans every
+// document on each write) use less.
+func RandomScale(customers, events int) Option {
+	return func(o *options) { o.customers, o.events = customers, events }
+}
+
+// Run runs every subtest on stores made by open.
+func Run(t *testing.T, open func(t *testing.T) readmodel.Store, opts ...Option) {
+	o := options{customers: 150, events: 250}
+	for _, f := range opts {
+		f(&o)
+	}
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s readmodel.Store)
@@ -42,7 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) readmodel.Store) {
 		{"RebuildSwap", testRebuildSwap},
 		{"RebuildAbort", testRebuildAbort},
 		{"RebuildBehind", testRebuildBehind},
-		{"RandomStreams", testRandomStreams},
+		{"RandomStreams", func(t *testing.T, s readmodel.Store) { testRandomStreams(t, s, o) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -806,12 +823,12 @@ func testRebuildBehind(t *testing.T, s readmodel.Store) {
 // testRandomStreams projects random event streams, folded with
 // customer.Evolve, in random batches with stale and duplicate documents
 // mixed in, and compares everything with the model.
-func testRandomStreams(t *testing.T, s readmodel.Store) {
+func testRandomStreams(t *testing.T, s readmodel.Store, o options) {
 	ctx := t.Context()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	evs := randomStream(r, 150, 250)
+	evs := randomStream(r, o.customers, o.events)
 
 	m := model{}
 	var history []customer.Customer // every state ever committed

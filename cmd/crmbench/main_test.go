@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"crm/internal/apptest"
+)
+
+func TestPercentileAndSummary(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 100; i++ {
+		d = append(d, time.Duration(i)*time.Millisecond)
+	}
+	if p := percentile(d, 50); p != 50*time.Millisecond {
+		t.Errorf("p50 = %v", p)
+	}
+	if p := percentile(d, 99); p != 99*time.Millisecond {
+		t.Errorf("p99 = %v", p)
+	}
+	if p := percentile(d[:1], 99); p != time.Millisecond {
+		t.Errorf("p99 of one = %v", p)
+	}
+	if p := percentile(nil, 50); p != 0 {
+		t.Errorf("p50 of none = %v", p)
+	}
+	s := summarize([]float64{3, 1, 2})
+	if s.Median != 2 || s.Min != 1 || s.Max != 3 {
+		t.Errorf("summary %+v", s)
+	}
+	if s := summarize([]float64{4, 1, 2, 3}); s.Median != 2.5 {
+		t.Errorf("even median %v", s.Median)
+	}
+	for in, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", 12.34: "12.3"} {
+		if got := thousands(in); got != want {
+			t.Errorf("thousands(%v) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestRefusesRemoteAddresses(t *testing.T) {
+	for _, args := range [][]string{
+		{"--url", "http://10.1.2.3:8080", "--token", "x"},
+		{"--url", "http://example.com:8080", "--token", "x"},
+		{"--nats", "nats://192.168.1.1:4222", "--token", "x"},
+		{"--phases", "nope", "--token", "x"},
+	} {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), args, func(string) string { return "" }, &out, &errb)
+		if err == nil {
+			t.Errorf("%v: accepted", args)
+		}
+	}
+	for _, h := range []string{"127.0.0.1", "127.0.0.53", "::1", "localhost"} {
+		if !loopback(h) {
+			t.Errorf("%s is loopback", h)
+		}
+	}
+}
+
+// TestAgainstService runs every phase with tiny numbers against a real
+// service (embedded NATS over loopback TCP, SQLite, HTTP) and checks the
+// report, and that the scratch stream and temporary files are gone.
+func TestAgainstService(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a service")
+	}
+	env := apptest.StartEmbedded(t)
+	tmp := t.TempDir()
+	var out, errb bytes.Buffer
+	args := []string{"--url", env.App.URL(), "--nats", env.App.NATSURL, "--data-dir", env.Cfg.DataDir,
+		"--token", env.Token, "--clients", "4", "--customers", "60", "--runs", "2", "--duration", "250ms",
+		"--warmup", "0", "--batch", "50", "--tmp", tmp, "--pid", strconv.Itoa(os.Getpid()), "--json"}
+	if err := run(context.Background(), args, func(string) string { return "" }, &out, &errb); err != nil {
+		t.Fatalf("crmbench: %v\n%s", err, errb.String())
+	}
+	var rep report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("JSON output: %v\n%s", err, out.String())
+	}
+	if rep.Dataset.ForReads < 60 || rep.Dataset.AtEnd <= rep.Dataset.ForReads {
+		t.Errorf("data set %+v", rep.Dataset)
+	}
+	for _, p := range phaseNames {
+		if p == "raw-read" {
+			p = "raw-get"
+		}
+		runs := rep.Phases[p]
+		want := 2
+		if p == "topup" {
+			want = 1
+		}
+		if len(runs) != want {
+			t.Errorf("phase %s: %d runs, want %d", p, len(runs), want)
+			continue
+		}
+		for i, st := range runs {
+			if st.Ops == 0 || st.Rate <= 0 || st.Failed > 0 {
+				t.Errorf("phase %s run %d: %+v", p, i+1, st)
+			}
+		}
+	}
+	ratios := map[string]bool{}
+	for _, f := range rep.Figures {
+		if f.Limit != nil && f.Ratio > 0 {
+			ratios[strings.Fields(f.Name)[0]] = true
+		}
+	}
+	for _, name := range []string{"creates/s", "get-by-id/s", "list", "search", "projector", "full", "read-your-writes"} {
+		if !ratios[name] {
+			t.Errorf("no ratio for %s in %+v", name, rep.Figures)
+		}
+	}
+	if rep.Dataset.RebuiltCustomers < 60 {
+		t.Errorf("rebuild built %d customers", rep.Dataset.RebuiltCustomers)
+	}
+	if len(rep.Memory) == 0 {
+		t.Error("no memory samples with --pid")
+	}
+
+	// The table renders the same report.
+	var table bytes.Buffer
+	rep.writeTable(&table)
+	for _, s := range []string{"creates/s (POST)", "raw JetStream sync publish/s", "projector catch-up", "per query"} {
+		if !strings.Contains(table.String(), s) {
+			t.Errorf("table lacks %q:\n%s", s, table.String())
+		}
+	}
+
+	// Clean: no scratch stream, no temporary files.
+	_, js := env.JetStream()
+	names := js.StreamNames(context.Background())
+	for n := range names.Name() {
+		if strings.HasPrefix(n, "CRMBENCH") {
+			t.Errorf("scratch stream %s left behind", n)
+		}
+	}
+	if err := names.Err(); err != nil && err != jetstream.ErrEndOfData {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("temporary files left behind: %v", left)
+	}
+}
