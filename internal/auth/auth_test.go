@@ -1,0 +1,100 @@
+package auth
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+var key = []byte("unit-test-key-unit-test-key-0123456789")
+
+func sign(t *testing.T, m jwt.SigningMethod, k any, c jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(m, c).SignedString(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestVerify(t *testing.T) {
+	now := time.Now()
+	exp := now.Add(time.Hour).Unix()
+	v := NewVerifier(key, Options{Issuer: "crm-issuer", Audience: "crm"})
+	base := func(extra jwt.MapClaims) jwt.MapClaims {
+		c := jwt.MapClaims{"sub": "u1", "exp": exp, "iss": "crm-issuer", "aud": "crm"}
+		for k, val := range extra {
+			if val == nil {
+				delete(c, k)
+			} else {
+				c[k] = val
+			}
+		}
+		return c
+	}
+	cases := []struct {
+		name  string
+		token string
+		ok    bool
+		perms []string
+	}{
+		{"role string", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"role": "user"})), true, []string{PermCreate, PermDelete, PermEdit, PermView}},
+		{"roles list", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"roles": []string{"admin"}})), true, []string{PermAudit, PermCreate, PermDelete, PermEdit, PermView}},
+		{"explicit permissions win", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"roles": "admin", "permissions": []string{"crm.view"}})), true, []string{PermView}},
+		{"unknown role", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"role": "guest"})), true, []string{}},
+		{"wrong issuer", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"iss": "other"})), false, nil},
+		{"wrong audience", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"aud": "other"})), false, nil},
+		{"HS512", sign(t, jwt.SigningMethodHS512, key, base(nil)), false, nil},
+		{"other key", sign(t, jwt.SigningMethodHS256, []byte("x-other-key-x-other-key-x-other-key"), base(nil)), false, nil},
+		{"expired beyond leeway", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"exp": now.Add(-time.Minute).Unix()})), false, nil},
+		{"expired within leeway", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"exp": now.Add(-10 * time.Second).Unix(), "role": "user"})), true, []string{PermCreate, PermDelete, PermEdit, PermView}},
+		{"nbf in the future", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"nbf": now.Add(time.Hour).Unix()})), false, nil},
+		{"no exp", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"exp": nil})), false, nil},
+		{"blank sub", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"sub": "  "})), false, nil},
+		{"roles number", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"roles": 7})), false, nil},
+		{"permissions object", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"permissions": map[string]int{"a": 1}})), false, nil},
+		{"garbage", "not.a.token", false, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := v.Verify(tc.token)
+			if !tc.ok {
+				if !errors.Is(err, ErrUnauthorized) {
+					t.Fatalf("Verify = %+v, %v; want ErrUnauthorized", p, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Permissions) != len(tc.perms) {
+				t.Fatalf("permissions %v, want %v", p.Permissions, tc.perms)
+			}
+			for i := range tc.perms {
+				if p.Permissions[i] != tc.perms[i] || !p.Can(tc.perms[i]) {
+					t.Fatalf("permissions %v, want %v", p.Permissions, tc.perms)
+				}
+			}
+			if p.Can("crm.nothing") || !errors.Is(p.Require("crm.nothing"), ErrForbidden) {
+				t.Fatal("granted an unknown permission")
+			}
+		})
+	}
+}
+
+func TestParseRoles(t *testing.T) {
+	rp, err := ParseRoles(`{"auditor":["crm.view","crm.audit"]}`)
+	if err != nil || len(rp["auditor"]) != 2 {
+		t.Fatalf("%v %v", rp, err)
+	}
+	if _, err := ParseRoles(`["admin"]`); err == nil {
+		t.Fatal("a list accepted as a role map")
+	}
+	tok, _ := Mint(key, "u", []string{"auditor"}, time.Hour, time.Now())
+	p, err := NewVerifier(key, Options{Roles: rp}).Verify(tok)
+	if err != nil || !p.Can(PermAudit) || p.Can(PermCreate) {
+		t.Fatalf("custom roles: %+v %v", p, err)
+	}
+}
