@@ -48,7 +48,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a, err := app.Start(ctx, cfg, app.Options{Logger: log})
+	// Distributed mode (external NATS and MongoDB): cmd/projector builds the
+	// read model and the API waits for read-your-writes on its checkpoint.
+	// Otherwise the API runs the projector itself.
+	distributed := !cfg.Embedded() && cfg.MongoURL != ""
+	a, err := app.Start(ctx, cfg, app.Options{Logger: log, NoProjector: distributed})
 	if err != nil {
 		return err
 	}
