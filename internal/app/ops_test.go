@@ -166,3 +166,26 @@ func TestRateLimitPerSubject(t *testing.T) {
 		t.Fatalf("after waiting Retry-After: %d", r.Status)
 	}
 }
+
+func TestCORSPreflight(t *testing.T) {
+	cfg := apptest.Config(t, t.TempDir())
+	cfg.CORSOrigins = []string{"http://localhost:5173"}
+	e := apptest.Start(t, cfg)
+	r := e.Do("OPTIONS", "/api/v1/crm/customers", nil, "Authorization", "", "Origin", "http://localhost:5173",
+		"Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "authorization,content-type,idempotency-key")
+	if r.Status != http.StatusNoContent || r.Header.Get("Access-Control-Allow-Origin") != "http://localhost:5173" ||
+		!strings.Contains(r.Header.Get("Access-Control-Allow-Methods"), "POST") ||
+		!strings.Contains(strings.ToLower(r.Header.Get("Access-Control-Allow-Headers")), "idempotency-key") {
+		t.Fatalf("preflight from an allowed origin: %d %v", r.Status, r.Header)
+	}
+	r = e.Do("OPTIONS", "/api/v1/crm/customers", nil, "Authorization", "", "Origin", "http://evil.example",
+		"Access-Control-Request-Method", "POST")
+	if r.Header.Get("Access-Control-Allow-Origin") != "" || r.Status == http.StatusNoContent {
+		t.Fatalf("preflight from another origin allowed: %d %v", r.Status, r.Header)
+	}
+	r = e.Do("GET", "/api/v1/crm/customers", nil, "Origin", "http://localhost:5173")
+	if r.Status != http.StatusOK || r.Header.Get("Access-Control-Allow-Origin") != "http://localhost:5173" ||
+		!strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "Etag") && !strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "ETag") {
+		t.Fatalf("simple request: %d %v", r.Status, r.Header)
+	}
+}
