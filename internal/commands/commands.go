@@ -149,9 +149,17 @@ func (h *Handler) classify(err error) error {
 
 func (h *Handler) decideAndAppend(ctx context.Context, r Request, id string, cmd customer.Command) (Result, error) {
 	for attempt := 0; ; attempt++ {
-		evs, last, err := h.store.Load(ctx, id)
-		if err != nil {
-			return Result{}, err
+		var (
+			evs  []events.Event
+			last uint64
+			err  error
+		)
+		// A create's first attempt needs no load: its id is fresh, and the
+		// append expects no event for it (a conflict reloads).
+		if _, isCreate := cmd.(customer.Create); !isCreate || attempt > 0 {
+			if evs, last, err = h.store.Load(ctx, id); err != nil {
+				return Result{}, err
+			}
 		}
 		state := customer.Fold(evs)
 		decided, err := customer.Decide(state, cmd, h.meta(r))
