@@ -5,10 +5,12 @@
 package eventstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -146,12 +148,76 @@ func (s *Store) StreamName() string { return s.cfg.Stream }
 func (s *Store) Close() { s.codes.close() }
 
 // Load returns every event of one customer in stream order and the stream
-// sequence of the last one (0 when the customer has no events). It reads
-// with one batched direct-get request per 256 events.
+// sequence of the last one (0 when the customer has no events).
+//
+// It reads the three subjects of the customer (created, updated, deleted)
+// with one batched direct get each, sent together: a literal subject is
+// found through the stream's per-subject index, while a wildcard makes the
+// server walk every block (measured at 100,000 customers: 1.2 ms against
+// 6.7 ms, growing with the stream). The three reads are not one snapshot, so
+// the merged events must carry the versions 1…n without a gap; a change that
+// lands after the reads makes the append fail on its expected sequence.
 func (s *Store) Load(ctx context.Context, customerID string) ([]events.Event, uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	filter := events.CustomerSubjects(customerID)
+	for attempt := 0; attempt < 3; attempt++ {
+		evs, last, err := s.loadSubjects(ctx, customerID)
+		if err != nil {
+			return nil, 0, err
+		}
+		if contiguous(evs) {
+			return evs, last, nil
+		}
+		// A change landed between the reads: read again.
+	}
+	return s.loadFiltered(ctx, customerID, events.CustomerSubjects(customerID))
+}
+
+func contiguous(evs []events.Event) bool {
+	for i, e := range evs {
+		if e.Version != uint64(i+1) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Store) loadSubjects(ctx context.Context, customerID string) ([]events.Event, uint64, error) {
+	kinds := []events.Kind{events.KindCreated, events.KindUpdated, events.KindDeleted}
+	type result struct {
+		evs []events.Event
+		err error
+	}
+	results := make([]chan result, len(kinds))
+	for i, k := range kinds {
+		results[i] = make(chan result, 1)
+		go func() {
+			evs, _, err := s.loadFiltered(ctx, customerID, events.Subject(customerID, k))
+			results[i] <- result{evs, err}
+		}()
+	}
+	var all []events.Event
+	var firstErr error
+	for _, ch := range results {
+		r := <-ch
+		if r.err != nil && firstErr == nil {
+			firstErr = r.err
+		}
+		all = append(all, r.evs...)
+	}
+	if firstErr != nil {
+		return nil, 0, firstErr
+	}
+	slices.SortFunc(all, func(a, b events.Event) int { return cmp.Compare(a.Seq, b.Seq) })
+	var last uint64
+	if len(all) > 0 {
+		last = all[len(all)-1].Seq
+	}
+	return all, last, nil
+}
+
+// loadFiltered reads every message matching filter, 256 per direct get.
+func (s *Store) loadFiltered(ctx context.Context, customerID, filter string) ([]events.Event, uint64, error) {
 	var (
 		out  []events.Event
 		last uint64
