@@ -63,9 +63,9 @@ func decodeInput(body []byte, create bool) (customer.Input, error) {
 			in.Address = addressField(kv, fail)
 		default:
 			if readOnlyFields[kv.key] {
-				fail(kv.key, "is read-only")
+				fail(kv.path, "is read-only")
 			} else {
-				fail(kv.key, "is not a known field")
+				fail(kv.path, "is not a known field")
 			}
 		}
 	}
@@ -120,8 +120,11 @@ func parseObjectAt(body []byte, prefix string) ([]keyValue, error) {
 		}
 		key := tok.(string) // object keys are always strings
 		path := key
+		if key == "" {
+			path = `""` // name the empty key visibly
+		}
 		if prefix != "" {
-			path = prefix + "." + key
+			path = prefix + "." + path
 		}
 		if seen[key] {
 			return nil, &customer.ValidationError{Fields: []customer.FieldError{{Field: path, Message: "appears more than once"}}}
