@@ -25,6 +25,17 @@ type Config struct {
 	NoSync bool
 	// Name of the server (default "crm-embedded").
 	Name string
+	// Cluster, when set, makes the server a member of a JetStream cluster
+	// (for tests of a 3-node cluster in one process, as nats-server's own
+	// tests do).
+	Cluster *Cluster
+}
+
+// Cluster is the cluster membership of a server.
+type Cluster struct {
+	Name   string   // cluster name, the same on every member
+	Port   int      // route port of this server (127.0.0.1)
+	Routes []string // nats-route://127.0.0.1:PORT of every member
 }
 
 // Server is a running in-process nats-server.
@@ -60,6 +71,12 @@ func Start(cfg Config) (*Server, error) {
 		MaxPayload:            2 << 20,
 		DisableShortFirstPing: true,
 	}
+	if c := cfg.Cluster; c != nil {
+		opts.Cluster = server.ClusterOpts{Name: c.Name, Host: "127.0.0.1", Port: c.Port}
+		for _, r := range c.Routes {
+			opts.Routes = append(opts.Routes, server.RoutesFromStr(r)...)
+		}
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: nats-server: %w", err)
@@ -69,7 +86,7 @@ func Start(cfg Config) (*Server, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("embedded: nats-server on %s:%d did not start (port in use or data directory not writable?)", cfg.Host, cfg.Port)
 	}
-	if !ns.JetStreamEnabled() {
+	if cfg.Cluster == nil && !ns.JetStreamEnabled() {
 		ns.Shutdown()
 		return nil, fmt.Errorf("embedded: JetStream did not start on %s", opts.StoreDir)
 	}
