@@ -18,8 +18,6 @@ import (
 )
 
 const (
-	defaultPerPage = 20
-	maxPerPage     = 100
 	maxPage        = 1_000_000
 	maxQueryLength = 200
 )
@@ -41,7 +39,7 @@ var errNoReadModel = readmodel.ErrUnavailable
 // parseQuery reads the paging, filter and sort parameters strictly: unknown
 // or repeated parameters and out-of-range values are 400s naming them.
 func parseQuery(values url.Values, search bool) (readmodel.Query, error) {
-	q := readmodel.Query{Page: 1, PerPage: defaultPerPage, Sort: readmodel.SortCreatedAt, Desc: true}
+	q := readmodel.Query{Page: 1, PerPage: readmodel.DefaultPerPage, Sort: readmodel.SortCreatedAt, Desc: true}
 	var errs []customer.FieldError
 	fail := func(f, m string) { errs = append(errs, customer.FieldError{Field: f, Message: m}) }
 	for key, vs := range values {
@@ -60,8 +58,8 @@ func parseQuery(values url.Values, search bool) (readmodel.Query, error) {
 			q.Page = n
 		case "perPage":
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > maxPerPage {
-				fail(key, "must be an integer from 1 to "+strconv.Itoa(maxPerPage))
+			if err != nil || n < 1 || n > readmodel.MaxPerPage {
+				fail(key, "must be an integer from 1 to "+strconv.Itoa(readmodel.MaxPerPage))
 				continue
 			}
 			q.PerPage = n

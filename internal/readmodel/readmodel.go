@@ -14,6 +14,7 @@ package readmodel
 import (
 	"context"
 	"errors"
+	"math"
 
 	"crm/internal/customer"
 )
@@ -116,4 +117,28 @@ type Query struct {
 type Page struct {
 	Items []customer.Customer
 	Total int64
+}
+
+// Paging defaults of every adapter: a Page below 1 is the first page;
+// PerPage is clamped to 1..MaxPerPage, DefaultPerPage when unset.
+const (
+	DefaultPerPage = 20
+	MaxPerPage     = 100
+)
+
+// Bounds returns the limit and offset of q's page; ok is false for a page so
+// far that its offset overflows (it is past the end).
+func (q Query) Bounds() (limit, offset int64, ok bool) {
+	limit = int64(q.PerPage)
+	switch {
+	case limit <= 0:
+		limit = DefaultPerPage
+	case limit > MaxPerPage:
+		limit = MaxPerPage
+	}
+	page := int64(max(q.Page, 1))
+	if page-1 > math.MaxInt64/limit {
+		return limit, 0, false
+	}
+	return limit, (page - 1) * limit, true
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 
@@ -18,12 +17,6 @@ import (
 	"crm/internal/search"
 )
 
-// Paging defaults: a Page below 1 is the first page; PerPage is clamped to
-// 1..maxPerPage, with defaultPerPage when unset.
-const (
-	defaultPerPage = 20
-	maxPerPage     = 100
-)
 
 // Get returns the live customer id, or readmodel.ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (customer.Customer, error) {
@@ -58,7 +51,7 @@ func (s *Store) List(ctx context.Context, q readmodel.Query) (readmodel.Page, er
 	defer cancel()
 	c := s.live().c
 	filter := filters(q)
-	limit, offset, ok := pageBounds(q)
+	limit, offset, ok := q.Bounds()
 	total, err := c.CountDocuments(ctx, filter)
 	if err != nil {
 		return readmodel.Page{}, s.fail("list", err)
@@ -155,7 +148,7 @@ func (s *Store) Search(ctx context.Context, q readmodel.Query) (readmodel.Page, 
 		return strings.Compare(a.ID, b.ID)
 	})
 	p := readmodel.Page{Items: []customer.Customer{}, Total: int64(len(hits))}
-	limit, offset, ok := pageBounds(q)
+	limit, offset, ok := q.Bounds()
 	if !ok || offset >= p.Total {
 		return p, nil
 	}
@@ -225,19 +218,3 @@ func listOrder(sort string, desc bool) (bson.D, error) {
 	return d, nil
 }
 
-// pageBounds returns the limit and skip of q's page; ok is false for a page
-// so far that its skip overflows (it is past the end).
-func pageBounds(q readmodel.Query) (limit, offset int64, ok bool) {
-	limit = int64(q.PerPage)
-	switch {
-	case limit <= 0:
-		limit = defaultPerPage
-	case limit > maxPerPage:
-		limit = maxPerPage
-	}
-	page := int64(max(q.Page, 1))
-	if page-1 > math.MaxInt64/limit {
-		return limit, 0, false
-	}
-	return limit, (page - 1) * limit, true
-}

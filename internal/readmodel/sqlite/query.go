@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 
@@ -13,12 +12,6 @@ import (
 	"crm/internal/search"
 )
 
-// Paging defaults: a Page below 1 is the first page; PerPage is clamped to
-// 1..maxPerPage, with defaultPerPage when unset.
-const (
-	defaultPerPage = 20
-	maxPerPage     = 100
-)
 
 // defaultFewMatches is the match count up to which List reads the matches
 // through their filter's index and sorts them; with more matches it walks
@@ -203,7 +196,7 @@ func (s *Store) page(ctx context.Context, op string, q readmodel.Query,
 	if s.closed.Load() {
 		return readmodel.Page{}, s.fail(op, errClosed)
 	}
-	limit, offset, ok := pageBounds(q)
+	limit, offset, ok := q.Bounds()
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return readmodel.Page{}, s.fail(op, err)
@@ -227,22 +220,6 @@ func (s *Store) page(ctx context.Context, op string, q readmodel.Query,
 	return p, nil
 }
 
-// pageBounds returns LIMIT and OFFSET of q's page; ok is false for a page
-// so far that its offset overflows (it is past the end).
-func pageBounds(q readmodel.Query) (limit, offset int64, ok bool) {
-	limit = int64(q.PerPage)
-	switch {
-	case limit <= 0:
-		limit = defaultPerPage
-	case limit > maxPerPage:
-		limit = maxPerPage
-	}
-	page := int64(max(q.Page, 1))
-	if page-1 > math.MaxInt64/limit {
-		return limit, 0, false
-	}
-	return limit, (page - 1) * limit, true
-}
 
 // listOrder returns the ORDER BY of a List sort; ties are broken by code,
 // then by row id (codes are unique, so that never decides), in the same
