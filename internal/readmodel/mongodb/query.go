@@ -17,7 +17,6 @@ import (
 	"crm/internal/search"
 )
 
-
 // Get returns the live customer id, or readmodel.ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (customer.Customer, error) {
 	if s.closed.Load() {
@@ -217,4 +216,3 @@ func listOrder(sort string, desc bool) (bson.D, error) {
 	}
 	return d, nil
 }
-

@@ -12,7 +12,6 @@ import (
 	"crm/internal/search"
 )
 
-
 // defaultFewMatches is the match count up to which List reads the matches
 // through their filter's index and sorts them; with more matches it walks
 // the sort order's index and skips non-matching rows instead, which never
@@ -219,7 +218,6 @@ func (s *Store) page(ctx context.Context, op string, q readmodel.Query,
 	}
 	return p, nil
 }
-
 
 // listOrder returns the ORDER BY of a List sort; ties are broken by code,
 // then by row id (codes are unique, so that never decides), in the same
