@@ -3,14 +3,17 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"crm/internal/app"
 	"crm/internal/apptest"
 	"crm/internal/embedded"
 )
@@ -188,4 +191,37 @@ func TestCORSPreflight(t *testing.T) {
 		!strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "Etag") && !strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "ETag") {
 		t.Fatalf("simple request: %d %v", r.Status, r.Header)
 	}
+}
+
+// TestReadYourWritesWithoutInProcessProjector runs an API replica without a
+// projector of its own (as in distributed mode) on the read model another
+// process's projector keeps: its command responses still wait until the
+// read model has the event, through the store's checkpoint.
+func TestReadYourWritesWithoutInProcessProjector(t *testing.T) {
+	dir := t.TempDir()
+	owner := apptest.Start(t, apptest.Config(t, dir)) // runs the projector on dir's read model
+	cfg := apptest.Config(t, dir)
+	cfg.NATSURL = owner.App.NATSURL
+	replica := apptest.Start(t, cfg, func(o *app.Options) { o.NoProjector = true })
+	if replica.App.Projector() != nil {
+		t.Fatal("the replica runs a projector")
+	}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := replica.Do("POST", "/api/v1/crm/customers", fmt.Sprintf(`{"name":"Replica %d"}`, i))
+			if r.Status != http.StatusCreated || r.Header.Get("X-Read-Model") != "current" {
+				t.Errorf("create through the replica: %d, X-Read-Model %q", r.Status, r.Header.Get("X-Read-Model"))
+				return
+			}
+			var env envelope
+			r.JSON(t, &env)
+			if g := replica.Do("GET", "/api/v1/crm/customers/"+env.Data.CustomerID, nil); g.Status != http.StatusOK {
+				t.Errorf("read after write through the replica: %d", g.Status)
+			}
+		}()
+	}
+	wg.Wait()
 }
