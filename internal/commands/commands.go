@@ -46,8 +46,6 @@ var (
 	ErrIdempotencyMismatch = errors.New("idempotency key reused with a different request body")
 )
 
-var errNotFound = customer.ErrNotFound
-
 // Handler carries out commands. It is safe for concurrent use.
 type Handler struct {
 	store EventStore

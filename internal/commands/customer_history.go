@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"crm/internal/auth"
+	"crm/internal/customer"
 	"crm/internal/events"
 )
 
@@ -20,7 +21,7 @@ func (h *Handler) CustomerEvents(ctx context.Context, r Request, id string) ([]e
 		return nil, h.classify(err)
 	}
 	if len(evs) == 0 {
-		return nil, errNotFound
+		return nil, customer.ErrNotFound
 	}
 	return evs, nil
 }

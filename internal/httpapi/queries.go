@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -124,7 +125,7 @@ func parseQuery(values url.Values, search bool) (readmodel.Query, error) {
 		fail("q", "is required")
 	}
 	if len(errs) > 0 {
-		sortFieldErrors(errs)
+		slices.SortFunc(errs, func(a, b customer.FieldError) int { return strings.Compare(a.Field, b.Field) })
 		return q, &customer.ValidationError{Fields: errs}
 	}
 	return q, nil
@@ -137,15 +138,6 @@ func hasField(errs []customer.FieldError, f string) bool {
 		}
 	}
 	return false
-}
-
-// sortFieldErrors orders errors by field so responses are deterministic.
-func sortFieldErrors(errs []customer.FieldError) {
-	for i := 1; i < len(errs); i++ {
-		for j := i; j > 0 && errs[j].Field < errs[j-1].Field; j-- {
-			errs[j], errs[j-1] = errs[j-1], errs[j]
-		}
-	}
 }
 
 func (a *api) listCustomers(c *gin.Context)   { a.page(c, false) }
