@@ -16,6 +16,7 @@ import (
 
 	"crm/internal/app"
 	"crm/internal/config"
+	"crm/internal/debugserver"
 )
 
 func main() {
@@ -52,6 +53,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// read model and the API waits for read-your-writes on its checkpoint.
 	// Otherwise the API runs the projector itself.
 	distributed := !cfg.Embedded() && cfg.MongoURL != ""
+	if _, err := debugserver.Start(ctx, cfg.DebugAddr, log); err != nil {
+		return fmt.Errorf("DEBUG_ADDR: %w", err)
+	}
 	a, err := app.Start(ctx, cfg, app.Options{Logger: log, NoProjector: distributed})
 	if err != nil {
 		return err

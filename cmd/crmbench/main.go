@@ -245,7 +245,7 @@ func (b *bench) validate(phases string) error {
 		errs = append(errs, "--phases selects nothing")
 	}
 	if b.pid != 0 {
-		if _, _, err := memInfo(b.pid); err != nil {
+		if _, err := memInfo(b.pid); err != nil {
 			errs = append(errs, fmt.Sprintf("--pid %d: %v", b.pid, err))
 		}
 	}
@@ -375,12 +375,13 @@ func (b *bench) sampleMemory(after string) {
 	if b.pid == 0 {
 		return
 	}
-	rss, peak, err := memInfo(b.pid)
+	m, err := memInfo(b.pid)
 	if err != nil {
 		b.logf("memory of pid %d: %v", b.pid, err)
 		return
 	}
-	b.rep.Memory = append(b.rep.Memory, memSample{After: after, RSSMiB: mib(rss), PeakMiB: mib(peak)})
+	b.rep.Memory = append(b.rep.Memory, memSample{After: after, RSSMiB: mib(m.RSS), PeakMiB: mib(m.Peak),
+		AnonMiB: mib(m.Anon), FileMiB: mib(m.File), PSSMiB: mib(m.PSS)})
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }

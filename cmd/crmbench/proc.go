@@ -11,38 +11,53 @@ import (
 	"time"
 )
 
-// memInfo returns the resident memory (VmRSS) and its peak (VmHWM) of a
-// process, in bytes, from /proc (Linux).
-func memInfo(pid int) (rss, peak int64, err error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+// memStat is a process's memory from /proc (Linux), in bytes.
+type memStat struct {
+	RSS, Peak  int64 // VmRSS, VmHWM
+	Anon, File int64 // RssAnon, RssFile: the parts of VmRSS
+	PSS        int64 // Pss of smaps_rollup: a page mapped n times counts 1/n each time
+}
+
+// memInfo returns the memory of a process from /proc/<pid>/status and
+// /proc/<pid>/smaps_rollup. VmRSS counts a file page once per mapping: the
+// SQLite read model is mapped by each reader connection (mmap_size), so the
+// same page of it may count several times; Pss counts it once.
+func memInfo(pid int) (memStat, error) {
+	var m memStat
+	fields := map[string]*int64{"VmRSS": &m.RSS, "VmHWM": &m.Peak, "RssAnon": &m.Anon, "RssFile": &m.File}
+	if err := readKB(fmt.Sprintf("/proc/%d/status", pid), fields); err != nil {
+		return m, err
+	}
+	if m.RSS == 0 {
+		return m, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	}
+	_ = readKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), map[string]*int64{"Pss": &m.PSS}) // optional
+	return m, nil
+}
+
+// readKB reads the "Key:   123 kB" lines named in fields from a /proc file.
+func readKB(path string, fields map[string]*int64) error {
+	f, err := os.Open(path)
 	if err != nil {
-		return 0, 0, err
+		return err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (k != "VmRSS" && k != "VmHWM") {
+		dst := fields[k]
+		if !ok || dst == nil {
 			continue
 		}
-		fields := strings.Fields(v) // "123456 kB"
-		if len(fields) != 2 || fields[1] != "kB" {
+		parts := strings.Fields(v) // "123456 kB"
+		if len(parts) != 2 || parts[1] != "kB" {
 			continue
 		}
-		n, err := strconv.ParseInt(fields[0], 10, 64)
-		if err != nil {
-			continue
-		}
-		if k == "VmRSS" {
-			rss = n << 10
-		} else {
-			peak = n << 10
+		if n, err := strconv.ParseInt(parts[0], 10, 64); err == nil {
+			*dst = n << 10
 		}
 	}
-	if rss == 0 {
-		return 0, 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
-	}
-	return rss, peak, sc.Err()
+	return sc.Err()
 }
 
 // clockTick is USER_HZ, the unit of /proc/<pid>/stat times: 100 on every

@@ -56,6 +56,9 @@ type memSample struct {
 	After   string  `json:"after"`
 	RSSMiB  float64 `json:"rssMiB"`
 	PeakMiB float64 `json:"peakMiB"`
+	AnonMiB float64 `json:"anonMiB"` // RssAnon
+	FileMiB float64 `json:"fileMiB"` // RssFile
+	PSSMiB  float64 `json:"pssMiB"`  // proportional set size (0 when unknown)
 }
 
 // figure is one row of the table: a figure of the service next to its
@@ -220,13 +223,19 @@ func (r *report) finish(b *bench) {
 	if len(r.Memory) > 0 {
 		var rss []float64
 		peak := 0.0
+		var largest memSample
 		for _, m := range r.Memory {
 			rss = append(rss, m.RSSMiB)
 			peak = max(peak, m.PeakMiB)
+			if m.RSSMiB >= largest.RSSMiB {
+				largest = m
+			}
 		}
 		s := summarize(rss)
 		f := figure{Name: "service resident memory (VmRSS, sampled after each run)", Unit: "MiB", Service: s,
-			Target: "< 300 MiB at 100,000 customers", Note: fmt.Sprintf("largest sample %.0f MiB; peak VmHWM %.0f MiB", s.Max, peak)}
+			Target: "< 300 MiB at 100,000 customers", Note: fmt.Sprintf("largest sample %.0f MiB (anonymous %.0f, file-backed %.0f, PSS %.0f: "+
+				"file pages of the read model count once per reader connection mapping them in VmRSS, once in PSS); peak VmHWM %.0f MiB",
+				s.Max, largest.AnonMiB, largest.FileMiB, largest.PSSMiB, peak)}
 		met := s.Max < 300
 		f.Met = &met
 		if r.Dataset.ForReads < 100_000 {

@@ -21,6 +21,7 @@ import (
 
 	"crm/internal/app"
 	"crm/internal/config"
+	"crm/internal/debugserver"
 	"crm/internal/eventstore"
 	"crm/internal/projections"
 )
@@ -79,6 +80,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errors.New("NATS_URL is required (in the embedded default the API runs the projector itself)")
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("component", "projector")
+	if _, err := debugserver.Start(ctx, cfg.DebugAddr, log); err != nil {
+		return fmt.Errorf("DEBUG_ADDR: %w", err)
+	}
 
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("crm-projector"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {

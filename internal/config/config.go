@@ -40,6 +40,7 @@ var Vars = []Var{
 	{"RATE_LIMIT_BURST", "", "burst of the rate limit (default 2 x RATE_LIMIT_RPS)"},
 	{"READY_MAX_LAG", "10000", "/readyz fails while the projector is more than this many events behind"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"DEBUG_ADDR", "", "when set, serve Go pprof profiles on this address (e.g. 127.0.0.1:6060; never expose it)"},
 }
 
 // Config is the validated configuration.
@@ -64,6 +65,7 @@ type Config struct {
 	RateLimitRPS          float64
 	RateLimitBurst        int
 	LogLevel              string
+	DebugAddr             string
 }
 
 // Embedded reports whether the service runs its own nats-server.
@@ -100,9 +102,15 @@ func Load(getenv func(string) string) (Config, error) {
 		JWTIssuer:   get("JWT_ISSUER"),
 		JWTAudience: get("JWT_AUDIENCE"),
 		LogLevel:    strings.ToLower(get("LOG_LEVEL")),
+		DebugAddr:   get("DEBUG_ADDR"),
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("HTTP_ADDR", "must be host:port, e.g. :8080")
+	}
+	if c.DebugAddr != "" {
+		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
+			bad("DEBUG_ADDR", "must be host:port, e.g. 127.0.0.1:6060")
+		}
 	}
 	var err error
 	if c.NATSPort, err = strconv.Atoi(get("NATS_PORT")); err != nil || c.NATSPort < -1 || c.NATSPort > 65535 {

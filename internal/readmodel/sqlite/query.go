@@ -54,7 +54,7 @@ func (s *Store) Get(ctx context.Context, id string) (customer.Customer, error) {
 	if s.closed.Load() {
 		return customer.Customer{}, s.fail("get", errClosed)
 	}
-	rows, err := s.r.QueryContext(ctx, "SELECT "+docColumns+" FROM "+live.customers+
+	rows, err := s.query(ctx, nil, "SELECT "+docColumns+" FROM "+live.customers+
 		" AS c WHERE c.customer_id = ? AND c.deleted = 0", id)
 	if err != nil {
 		return customer.Customer{}, s.fail("get", err)
@@ -82,11 +82,11 @@ func (s *Store) List(ctx context.Context, q readmodel.Query) (readmodel.Page, er
 	return s.page(ctx, "list", q, func(tx *sql.Tx) (int64, error) {
 		query, args := countSQL(q)
 		var total int64
-		err := tx.QueryRowContext(ctx, query, args...).Scan(&total)
+		err := s.queryRow(ctx, tx, []any{&total}, query, args...)
 		return total, err
 	}, func(tx *sql.Tx, total, limit, offset int64) (*sql.Rows, error) {
 		query, args := listSQL(q, order, total <= s.fewMatches)
-		return tx.QueryContext(ctx, query, append(args, limit, offset)...)
+		return s.query(ctx, tx, query, append(args, limit, offset)...)
 	})
 }
 
@@ -167,11 +167,11 @@ func (s *Store) Search(ctx context.Context, q readmodel.Query) (readmodel.Page, 
 		var total int64
 		var err error
 		if where == "" { // the index holds live customers only
-			err = tx.QueryRowContext(ctx, "SELECT count(*) FROM "+live.fts+" WHERE "+live.fts+" MATCH ?",
-				match).Scan(&total)
+			err = s.queryRow(ctx, tx, []any{&total}, "SELECT count(*) FROM "+live.fts+" WHERE "+live.fts+" MATCH ?",
+				match)
 		} else {
-			err = tx.QueryRowContext(ctx, "SELECT count(*)"+from+where,
-				append([]any{match}, fargs...)...).Scan(&total)
+			err = s.queryRow(ctx, tx, []any{&total}, "SELECT count(*)"+from+where,
+				append([]any{match}, fargs...)...)
 		}
 		return total, err
 	}, func(tx *sql.Tx, _, limit, offset int64) (*sql.Rows, error) {
@@ -180,7 +180,7 @@ func (s *Store) Search(ctx context.Context, q readmodel.Query) (readmodel.Page, 
 		score, sargs := scoreExpr(words)
 		args := append(sargs, match)
 		args = append(append(args, fargs...), limit, offset)
-		return tx.QueryContext(ctx, "SELECT "+docColumns+" FROM (SELECT c.id, "+score+" AS score, c.name_key, c.code_num"+
+		return s.query(ctx, tx, "SELECT "+docColumns+" FROM (SELECT c.id, "+score+" AS score, c.name_key, c.code_num"+
 			from+where+" ORDER BY 2 DESC, 3, 4, 1 LIMIT ? OFFSET ?) AS p CROSS JOIN "+live.customers+
 			" AS c ON c.id = p.id ORDER BY p.score DESC, p.name_key, p.code_num, p.id", args...)
 	})

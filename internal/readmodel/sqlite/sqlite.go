@@ -50,6 +50,8 @@ type Store struct {
 	rebuild   *rebuild // the rebuild in progress, if any
 
 	fewMatches int64 // see defaultFewMatches; tests lower it
+
+	stmts stmtCache // the readers' prepared statements
 }
 
 var _ readmodel.Store = (*Store)(nil)
@@ -198,7 +200,7 @@ func (s *Store) Ping(ctx context.Context) error {
 		return s.fail("ping", errClosed)
 	}
 	var n int64
-	err := s.r.QueryRowContext(ctx, "SELECT seq FROM "+live.checkpoint).Scan(&n)
+	err := s.queryRow(ctx, nil, []any{&n}, "SELECT seq FROM "+live.checkpoint)
 	return s.fail("ping", err)
 }
 
@@ -210,6 +212,7 @@ func (s *Store) Close() error {
 	}
 	var errR error
 	if s.r != nil {
+		s.stmts.close()
 		errR = s.r.Close()
 	}
 	return errors.Join(errR, s.w.Close())

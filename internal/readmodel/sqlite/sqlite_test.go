@@ -489,3 +489,73 @@ func testDoc(n int) customer.Customer {
 		CreatedBy: "user-1", CreatedAt: at, UpdatedAt: at, Version: 1, Seq: uint64(n),
 	}
 }
+
+// TestStatementCache runs many more concurrent paged queries than there are
+// reader connections, from an empty statement cache (each holds a
+// connection in its transaction while its statements are being prepared:
+// preparing in line would wait forever), then checks that the statements
+// were cached and that cached statements answer what uncached ones did.
+func TestStatementCache(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	docs := make([]customer.Customer, 40)
+	for i := range docs {
+		docs[i] = testDoc(i + 1)
+	}
+	if err := s.Commit(ctx, docs, 40); err != nil {
+		t.Fatal(err)
+	}
+	queries := []func() (readmodel.Page, error){
+		func() (readmodel.Page, error) { return s.List(ctx, readmodel.Query{Page: 2, PerPage: 7}) },
+		func() (readmodel.Page, error) {
+			return s.List(ctx, readmodel.Query{Page: 1, PerPage: 5, Status: customer.StatusLead, Sort: readmodel.SortName})
+		},
+		func() (readmodel.Page, error) {
+			return s.Search(ctx, readmodel.Query{Text: "person 1", Page: 1, PerPage: 5})
+		},
+		func() (readmodel.Page, error) {
+			return s.Search(ctx, readmodel.Query{Text: "pers", Status: customer.StatusLead, Page: 3, PerPage: 4})
+		},
+	}
+	want := make([]readmodel.Page, len(queries))
+	done := make(chan error, 8*readers)
+	for g := range 8 * readers {
+		go func() {
+			p, err := queries[g%len(queries)]()
+			if err == nil && g < len(queries) {
+				want[g] = p
+			}
+			done <- err
+		}()
+	}
+	for range 8 * readers {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("concurrent queries from an empty statement cache did not finish")
+		}
+	}
+	waitFor(t, "prepared statements", func() bool {
+		s.stmts.mu.Lock()
+		defer s.stmts.mu.Unlock()
+		ready := 0
+		for _, st := range s.stmts.m {
+			if st != nil {
+				ready++
+			}
+		}
+		return ready == len(s.stmts.m) && ready >= 2*len(queries) // a count and a page each
+	})
+	for i, q := range queries {
+		got, err := q()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want[i]) {
+			t.Errorf("query %d: cached statement answered %v, uncached %v", i, got, want[i])
+		}
+	}
+}

@@ -67,7 +67,7 @@ func (s *Store) checkpoint(ctx context.Context, t tables) (uint64, error) {
 		return 0, s.fail("checkpoint", errClosed)
 	}
 	var seq int64
-	err := s.r.QueryRowContext(ctx, "SELECT seq FROM "+t.checkpoint+" WHERE id = 1").Scan(&seq)
+	err := s.queryRow(ctx, nil, []any{&seq}, "SELECT seq FROM "+t.checkpoint+" WHERE id = 1")
 	if err != nil {
 		return 0, s.fail("checkpoint", err)
 	}
