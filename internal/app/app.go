@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -51,6 +52,9 @@ type App struct {
 	metrics   *metrics.Metrics
 	srv       *http.Server
 	ln        net.Listener
+	// writeErr is the embedded server's latest write error (see
+	// guardJetStream), nil while it writes.
+	writeErr atomic.Pointer[error]
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -89,7 +93,11 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
 		}
-		a.ns, err = embedded.Start(embedded.Config{DataDir: cfg.DataDir, Host: cfg.NATSHost, Port: cfg.NATSPort, NoSync: cfg.NATSNoSync})
+		if err := probeWrite(cfg.DataDir, 64<<10); err != nil {
+			return nil, fmt.Errorf("data directory %s is not writable (full or read-only?): %w", cfg.DataDir, err)
+		}
+		a.ns, err = embedded.Start(embedded.Config{DataDir: cfg.DataDir, Host: cfg.NATSHost, Port: cfg.NATSPort, NoSync: cfg.NATSNoSync,
+			Logger: a.log})
 		if err != nil {
 			return nil, err
 		}
@@ -116,7 +124,11 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(a.NATSURL), err)
 	}
-	a.events, err = eventstore.Open(ctx, a.nc, eventstore.Config{Replicas: cfg.StreamReplicas, Duplicates: cfg.DuplicateWindow})
+	esCfg := eventstore.Config{Replicas: cfg.StreamReplicas, Duplicates: cfg.DuplicateWindow}
+	if a.ns != nil {
+		esCfg.Writable = a.writable
+	}
+	a.events, err = eventstore.Open(ctx, a.nc, esCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +140,9 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 	a.metrics = metrics.New()
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
+	if a.ns != nil {
+		a.wg.Go(func() { a.guardJetStream(runCtx, time.Second) })
+	}
 	var waiter httpapi.Projection
 	if !o.NoProjector {
 		a.projector = projections.New(a.events.JetStream(), a.events.StreamName(), a.store,
@@ -146,6 +161,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		IsConflict:            func(err error) bool { return errors.Is(err, eventstore.ErrConflict) },
 		IsUnavailable:         func(err error) bool { return errors.Is(err, eventstore.ErrUnavailable) },
 		IsIdempotencyMismatch: func(err error) bool { return errors.Is(err, eventstore.ErrIdempotencyMismatch) },
+		IsNotWritable:         func(err error) bool { return errors.Is(err, eventstore.ErrNotWritable) },
 	})
 	verifier := auth.NewVerifier(key, auth.Options{Roles: cfg.Roles, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience})
 	api := httpapi.New(httpapi.Deps{
@@ -245,7 +261,9 @@ func (a *App) ready(ctx context.Context) (bool, map[string]string) {
 		fail("nats", "not connected ("+a.nc.Status().String()+")")
 	}
 	var last uint64
-	if s, err := a.events.JetStream().Stream(ctx, a.events.StreamName()); err != nil {
+	if err := a.writable(); err != nil {
+		fail("stream", "JetStream cannot write to "+a.Config.DataDir+": "+err.Error())
+	} else if s, err := a.events.JetStream().Stream(ctx, a.events.StreamName()); err != nil {
 		fail("stream", "stream "+a.events.StreamName()+" unavailable")
 	} else {
 		last = s.CachedInfo().State.LastSeq

@@ -44,6 +44,9 @@ var (
 	ErrUnavailable = errors.New("event store unavailable")
 	// ErrIdempotencyMismatch: an Idempotency-Key reused with another body.
 	ErrIdempotencyMismatch = errors.New("idempotency key reused with a different request body")
+	// ErrNotWritable: the event store knows it cannot write to its disk
+	// (full or read-only), so nothing was appended. Also ErrUnavailable.
+	ErrNotWritable = fmt.Errorf("%w: it cannot write to its disk", ErrUnavailable)
 )
 
 // Handler carries out commands. It is safe for concurrent use.
@@ -53,6 +56,7 @@ type Handler struct {
 	isConflict    func(error) bool
 	isUnavailable func(error) bool
 	isIdemReuse   func(error) bool
+	isNotWritable func(error) bool
 	now           func() time.Time
 	newID         func() string
 	source        string
@@ -65,10 +69,13 @@ type Options struct {
 	IsUnavailable func(error) bool // required
 	// IsIdempotencyMismatch recognises the store's key-reuse error; required.
 	IsIdempotencyMismatch func(error) bool
-	Now                   func() time.Time // default time.Now
-	NewID                 func() string    // default uuid v4
-	Source                string           // CloudEvents source, default events.DefaultSource
-	Retries               int              // re-decides after a conflict, default 10
+	// IsNotWritable recognises the store's "cannot write to disk" error;
+	// optional.
+	IsNotWritable func(error) bool
+	Now           func() time.Time // default time.Now
+	NewID         func() string    // default uuid v4
+	Source        string           // CloudEvents source, default events.DefaultSource
+	Retries       int              // re-decides after a conflict, default 10
 }
 
 // New returns a Handler appending to store.
@@ -88,7 +95,11 @@ func New(store EventStore, o Options) *Handler {
 	if o.IsConflict == nil || o.IsUnavailable == nil || o.IsIdempotencyMismatch == nil {
 		panic("commands.New: IsConflict, IsUnavailable and IsIdempotencyMismatch are required")
 	}
-	return &Handler{store: store, isConflict: o.IsConflict, isUnavailable: o.IsUnavailable, isIdemReuse: o.IsIdempotencyMismatch, now: o.Now, newID: o.NewID, source: o.Source, retries: o.Retries}
+	if o.IsNotWritable == nil {
+		o.IsNotWritable = func(error) bool { return false }
+	}
+	return &Handler{store: store, isConflict: o.IsConflict, isUnavailable: o.IsUnavailable, isIdemReuse: o.IsIdempotencyMismatch,
+		isNotWritable: o.IsNotWritable, now: o.Now, newID: o.NewID, source: o.Source, retries: o.Retries}
 }
 
 // Request is the context of one command: who asks, and the ids that tie its
@@ -137,6 +148,8 @@ func (h *Handler) classify(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case h.isNotWritable(err):
+		return fmt.Errorf("%w: %v", ErrNotWritable, err)
 	case h.isUnavailable(err):
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	case h.isIdemReuse(err):

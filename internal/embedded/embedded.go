@@ -4,9 +4,12 @@
 package embedded
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -29,6 +32,9 @@ type Config struct {
 	// (for tests of a 3-node cluster in one process, as nats-server's own
 	// tests do).
 	Cluster *Cluster
+	// Logger receives the server's warnings and errors (notices at debug
+	// level); nil = none.
+	Logger *slog.Logger
 }
 
 // Cluster is the cluster membership of a server.
@@ -40,7 +46,8 @@ type Cluster struct {
 
 // Server is a running in-process nats-server.
 type Server struct {
-	ns *server.Server
+	ns   *server.Server
+	opts *server.Options
 }
 
 // Start starts the server and waits until it accepts connections.
@@ -67,7 +74,7 @@ func Start(cfg Config) (*Server, error) {
 		// the default flushes only every two minutes).
 		SyncAlways:            !cfg.NoSync,
 		NoSigs:                true,
-		NoLog:                 true,
+		NoLog:                 false, // see logger
 		MaxPayload:            2 << 20,
 		DisableShortFirstPing: true,
 	}
@@ -81,16 +88,32 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded: nats-server: %w", err)
 	}
+	// The server reports why it cannot start (port in use, store not
+	// writable) through its logger's Fatalf, then never gets ready.
+	fatal := make(chan string, 1)
+	var l *slog.Logger
+	if cfg.Logger != nil {
+		l = cfg.Logger.With("component", "nats-server")
+	}
+	ns.SetLogger(logger{l: l, fatal: fatal}, false, false)
 	go ns.Start()
-	if !ns.ReadyForConnections(30 * time.Second) {
-		ns.Shutdown()
-		return nil, fmt.Errorf("embedded: nats-server on %s:%d did not start (port in use or data directory not writable?)", cfg.Host, cfg.Port)
+	for deadline := time.Now().Add(30 * time.Second); !ns.ReadyForConnections(100 * time.Millisecond); {
+		select {
+		case msg := <-fatal:
+			ns.Shutdown()
+			return nil, fmt.Errorf("embedded: nats-server did not start: %s", msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			ns.Shutdown()
+			return nil, fmt.Errorf("embedded: nats-server on %s:%d did not start within 30s", cfg.Host, cfg.Port)
+		}
 	}
 	if cfg.Cluster == nil && !ns.JetStreamEnabled() {
 		ns.Shutdown()
 		return nil, fmt.Errorf("embedded: JetStream did not start on %s", opts.StoreDir)
 	}
-	return &Server{ns: ns}, nil
+	return &Server{ns: ns, opts: opts}, nil
 }
 
 // ClientURL is the nats:// URL clients connect to.
@@ -100,4 +123,88 @@ func (s *Server) ClientURL() string { return s.ns.ClientURL() }
 func (s *Server) Shutdown() {
 	s.ns.Shutdown()
 	s.ns.WaitForShutdown()
+}
+
+// WriteError returns the server's description of a stream or consumer that
+// failed to write to disk (the disk is full, or the data directory became
+// read-only), or nil. nats-server keeps such a stream failing every write
+// until JetStream restarts (RestartJetStream), even after space returns.
+func (s *Server) WriteError() error {
+	h := s.ns.Healthz(&server.HealthzOptions{Details: true})
+	var errs []string
+	for _, e := range h.Errors {
+		if strings.Contains(e.Error, "write error") {
+			errs = append(errs, e.Error)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(errs, "; "))
+}
+
+// JetStreamHealth returns nil while JetStream runs and every stream and
+// consumer is healthy, else the server's reason.
+func (s *Server) JetStreamHealth() error {
+	h := s.ns.Healthz(&server.HealthzOptions{})
+	if h.Status == "ok" {
+		return nil
+	}
+	if h.Error == "" {
+		return errors.New("JetStream " + h.Status)
+	}
+	return errors.New(h.Error)
+}
+
+// RestartJetStream stops JetStream and starts it again with the same
+// configuration: every stream is recovered from its files (up to its last
+// complete message; only synced, acknowledged messages are guaranteed).
+// Clients see JetStream unavailable for the moment it takes; the client
+// connections stay up.
+func (s *Server) RestartJetStream() error {
+	if err := s.ns.ShutdownJetStream(); err != nil {
+		return fmt.Errorf("embedded: stop JetStream: %w", err)
+	}
+	o := s.opts
+	err := s.ns.EnableJetStream(&server.JetStreamConfig{
+		StoreDir:     o.StoreDir,
+		SyncInterval: o.SyncInterval,
+		SyncAlways:   o.SyncAlways,
+		MaxMemory:    o.JetStreamMaxMemory,
+		MaxStore:     o.JetStreamMaxStore,
+		Strict:       !o.NoJetStreamStrict,
+		CompressOK:   true,
+	})
+	if err != nil {
+		_ = s.ns.ShutdownJetStream()
+		return fmt.Errorf("embedded: start JetStream: %w", err)
+	}
+	return nil
+}
+
+// logger passes the server's log lines to slog (l, when set) and its fatal
+// errors to Start (fatal).
+type logger struct {
+	l     *slog.Logger
+	fatal chan<- string
+}
+
+func (l logger) log(level slog.Level, format string, v []any) {
+	if l.l != nil {
+		l.l.Log(context.Background(), level, fmt.Sprintf(format, v...))
+	}
+}
+
+func (l logger) Noticef(format string, v ...any) { l.log(slog.LevelDebug, format, v) }
+func (l logger) Warnf(format string, v ...any)   { l.log(slog.LevelWarn, format, v) }
+func (l logger) Errorf(format string, v ...any)  { l.log(slog.LevelError, format, v) }
+func (l logger) Debugf(format string, v ...any)  { l.log(slog.LevelDebug, format, v) }
+func (l logger) Tracef(format string, v ...any)  { l.log(slog.LevelDebug, format, v) }
+
+func (l logger) Fatalf(format string, v ...any) {
+	l.log(slog.LevelError, format, v)
+	select {
+	case l.fatal <- fmt.Sprintf(format, v...):
+	default:
+	}
 }

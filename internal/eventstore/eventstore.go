@@ -28,6 +28,9 @@ var (
 	// responders, closed connection). The outcome of an append that failed
 	// this way is unknown.
 	ErrUnavailable = errors.New("eventstore: unavailable")
+	// ErrNotWritable: Config.Writable reported that the server cannot write
+	// to its disk; nothing was sent. Also ErrUnavailable.
+	ErrNotWritable = fmt.Errorf("%w: the server cannot write to its disk", ErrUnavailable)
 )
 
 // Config describes the streams. The zero value of every field but the names
@@ -38,6 +41,11 @@ type Config struct {
 	Replicas      int           // default 1; 3 in a cluster
 	Duplicates    time.Duration // duplicate window for Nats-Msg-Id, default 2m
 	Timeout       time.Duration // per request, default 5s
+	// Writable, when set, is asked before every write: a non-nil error
+	// (the embedded server's disk is full or read-only) fails the write at
+	// once with ErrNotWritable instead of waiting Timeout for an
+	// acknowledgement that will not come. It must be cheap.
+	Writable func() error
 }
 
 func (c Config) withDefaults() Config {
@@ -298,6 +306,9 @@ func (s *Store) directBatch(ctx context.Context, filter string, start uint64) (m
 // within the duplicate window returns the original sequence.
 // Errors: ErrConflict, ErrUnavailable, or another error.
 func (s *Store) Append(ctx context.Context, ev events.Event, expectedSeq uint64) (uint64, error) {
+	if err := s.writable(); err != nil {
+		return 0, err
+	}
 	data, err := events.Encode(ev)
 	if err != nil {
 		return 0, err
@@ -332,6 +343,9 @@ func (s *Store) NextCode(ctx context.Context) (uint64, error) {
 
 // increment adds n to the counter and returns its new value.
 func (s *Store) increment(ctx context.Context, n int) (uint64, error) {
+	if err := s.writable(); err != nil {
+		return 0, err
+	}
 	msg := nats.NewMsg(CounterSubject)
 	msg.Header.Set("Nats-Incr", "+"+strconv.Itoa(n))
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
@@ -355,6 +369,17 @@ func (s *Store) increment(ctx context.Context, n int) (uint64, error) {
 		return 0, fmt.Errorf("eventstore: counter value %q: %w", ack.Val, err)
 	}
 	return v, nil
+}
+
+// writable returns ErrNotWritable when Config.Writable reports an error.
+func (s *Store) writable() error {
+	if s.cfg.Writable == nil {
+		return nil
+	}
+	if err := s.cfg.Writable(); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotWritable, err)
+	}
+	return nil
 }
 
 // classify maps NATS errors to ErrConflict / ErrUnavailable.

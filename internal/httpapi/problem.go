@@ -58,6 +58,11 @@ func writeError(c *gin.Context, err error) {
 		p.Detail = "this Idempotency-Key was used with a different request body"
 	case errors.Is(err, commands.ErrConflict), errors.Is(err, customer.ErrAlreadyExists):
 		p.Status, p.Title, p.Type, p.Detail = http.StatusConflict, "Conflict", "conflict", err.Error()
+	case errors.Is(err, commands.ErrNotWritable):
+		p.Status, p.Title, p.Type = http.StatusServiceUnavailable, "Service unavailable", "unavailable"
+		p.Detail = "the event store cannot write to its disk (full or read-only); nothing was changed; retry later"
+		c.Header("Retry-After", "5")
+		logFrom(c).Warn("unavailable", "err", err)
 	case errors.Is(err, commands.ErrUnavailable), errors.Is(err, readmodel.ErrUnavailable),
 		errors.Is(err, context.DeadlineExceeded):
 		p.Status, p.Title, p.Type = http.StatusServiceUnavailable, "Service unavailable", "unavailable"

@@ -267,21 +267,30 @@ func (p *Projector) apply(ctx context.Context, batch []events.Event) error {
 		return err
 	}
 	last := batch[len(batch)-1].Seq
-	for {
+	// Retry a failed commit (store down, disk full) with growing pauses,
+	// 250 ms … 5 s, logging the first failure and then every tenth.
+	pause := 250 * time.Millisecond
+	for attempt := 0; ; attempt++ {
 		err := p.store.Commit(ctx, docs, last)
 		if err == nil {
+			if attempt > 0 {
+				p.log.Info("read model commit succeeded again", "seq", last, "attempts", attempt+1)
+			}
 			break
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		p.setErr(fmt.Errorf("commit: %w", err))
-		p.log.Warn("read model commit failed, retrying", "err", err, "seq", last)
+		if attempt%10 == 0 {
+			p.log.Warn("read model commit failed, retrying", "err", err, "seq", last, "attempt", attempt+1)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(pause):
 		}
+		pause = min(2*pause, 5*time.Second)
 	}
 	p.setApplied(last)
 	var lag time.Duration
