@@ -43,7 +43,18 @@ const maxErrorKinds = 20
 // runLoad runs op on clients workers until dur has passed, maxOps
 // operations were started, or ctx ends, whichever comes first, and waits
 // for the operations in flight (each bounded by its own timeout).
+//
+// With rate 0 the load is a closed loop: each worker sends its next
+// request when the previous one is answered, so with N workers the mean
+// latency is N ÷ throughput whatever the service does. With rate > 0 it is
+// an open loop: operation k of worker i is scheduled at (k·clients + i) ÷
+// rate seconds, and its latency counts from that scheduled time, so time
+// spent waiting behind a slow operation is measured, not omitted.
 func runLoad(ctx context.Context, clients int, dur time.Duration, maxOps int64, seed uint64, op opFunc) loadResult {
+	return runLoadAt(ctx, clients, 0, dur, maxOps, seed, op)
+}
+
+func runLoadAt(ctx context.Context, clients int, rate float64, dur time.Duration, maxOps int64, seed uint64, op opFunc) loadResult {
 	var (
 		started atomic.Int64
 		wg      sync.WaitGroup
@@ -63,8 +74,20 @@ func runLoad(ctx context.Context, clients int, dur time.Duration, maxOps int64, 
 				errs    = map[string]int64{}
 				failed  int64
 			)
-			for ctx.Err() == nil && time.Now().Before(deadline) && started.Add(1) <= maxOps {
+			for k := 0; ctx.Err() == nil && time.Now().Before(deadline) && started.Add(1) <= maxOps; k++ {
 				t0 := time.Now()
+				if rate > 0 {
+					t0 = start.Add(time.Duration(float64(k*clients+id) / rate * float64(time.Second)))
+					if !t0.Before(deadline) {
+						break
+					}
+					if wait := time.Until(t0); wait > 0 {
+						select {
+						case <-ctx.Done():
+						case <-time.After(wait):
+						}
+					}
+				}
 				label, err := op(ctx, w)
 				d := time.Since(t0)
 				if err != nil {

@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -98,6 +99,7 @@ type bench struct {
 	dataDir, tmp        string
 	stream              string
 	clients             int
+	readRate            map[string]float64 // read phase → open-loop rate
 	customers           int64
 	runs                int
 	dur, warmup         time.Duration
@@ -129,6 +131,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&b.dataDir, "data-dir", "./data", "the service's DATA_DIR: secret.key for the token, readmodel.db for the raw read limits (copied, never written)")
 	fs.StringVar(&b.stream, "stream", "CRM_CUSTOMERS", "the customer event stream")
 	fs.IntVar(&b.clients, "clients", 32, "concurrent clients (HTTP connections; publishes in flight; store readers)")
+	readRate := fs.String("read-rate", "", "open loop for the read phases: offer get, list and search (and their raw limits) a fixed\n"+
+		"rate of requests/s in total, e.g. get=2000,list=400,search=40; latency counts from each request's\n"+
+		"scheduled start. Empty (or a phase left out) = closed loop: each client sends its next request\n"+
+		"when the last is answered, so the mean latency is clients ÷ throughput")
 	fs.Int64Var(&b.customers, "customers", 100_000, "data set size for get, list and search (topped up with creates)")
 	fs.IntVar(&b.runs, "runs", 3, "runs of each phase (the median is reported, with min–max)")
 	fs.DurationVar(&b.dur, "duration", 10*time.Second, "duration of each run of each phase")
@@ -155,13 +161,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := b.validate(*phases); err != nil {
 		return err
 	}
+	var err error
+	if b.readRate, err = parseRates(*readRate); err != nil {
+		return fmt.Errorf("--read-rate: %w", err)
+	}
 	if err := b.resolveToken(getenv); err != nil {
 		return err
 	}
 	b.runID = strings.ToUpper(strings.ReplaceAll(uuid.NewString()[:8], "-", ""))
 	b.rep = newReport(b)
 
-	err := b.execute(ctx)
+	err = b.execute(ctx)
 	if cerr := b.cleanup.runAll(); cerr != nil {
 		fmt.Fprintln(stderr, "crmbench: cleanup:", cerr)
 	}
@@ -186,6 +196,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		b.rep.writeTable(stdout)
 	}
 	return err
+}
+
+// parseRates reads "get=2000,list=400,search=40".
+func parseRates(s string) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		name, v, ok := strings.Cut(part, "=")
+		r, err := strconv.ParseFloat(v, 64)
+		if !ok || err != nil || r <= 0 || (name != "get" && name != "list" && name != "search") {
+			return nil, fmt.Errorf("%q: want get=N, list=N or search=N with N > 0 requests/s", part)
+		}
+		out[name] = r
+	}
+	return out, nil
 }
 
 func (b *bench) validate(phases string) error {

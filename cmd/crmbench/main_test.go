@@ -150,3 +150,25 @@ func TestAgainstService(t *testing.T) {
 		t.Errorf("temporary files left behind: %v", left)
 	}
 }
+
+// TestOpenLoop checks the open-loop schedule: the offered rate is kept, and
+// an operation that starts late behind a slow one is charged the wait.
+func TestOpenLoop(t *testing.T) {
+	instant := func(context.Context, *worker) (string, error) { return "", nil }
+	res := runLoadAt(t.Context(), 2, 100, time.Second, 1<<40, 1, instant)
+	if res.OK < 90 || res.OK > 101 {
+		t.Errorf("offered 100/s for 1s: %d operations", res.OK)
+	}
+	slow := func(context.Context, *worker) (string, error) { time.Sleep(10 * time.Millisecond); return "", nil }
+	res = runLoadAt(t.Context(), 1, 1000, 300*time.Millisecond, 1<<40, 1, slow)
+	if res.OK < 10 || res.OK > 35 {
+		t.Errorf("one worker, 10 ms per operation, 300 ms: %d operations", res.OK)
+	}
+	if last := res.Lat[len(res.Lat)-1]; last < 100*time.Millisecond {
+		t.Errorf("overloaded open loop: worst latency %v, want the time behind schedule counted (> 100ms)", last)
+	}
+	closed := runLoadAt(t.Context(), 1, 0, 300*time.Millisecond, 1<<40, 1, slow)
+	if worst := closed.Lat[len(closed.Lat)-1]; worst > 50*time.Millisecond {
+		t.Errorf("closed loop: worst latency %v, want about 10ms", worst)
+	}
+}

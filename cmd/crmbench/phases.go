@@ -112,8 +112,14 @@ func (b *bench) measure(ctx context.Context, phase string, run int, fn func() (r
 
 // load is measure for a closed-loop load of op.
 func (b *bench) load(ctx context.Context, phase string, run int, op opFunc) error {
+	return b.loadAt(ctx, phase, run, 0, op)
+}
+
+// loadAt is measure for a load of op offered at rate operations per second
+// (open loop), or a closed loop with rate 0 (see runLoadAt).
+func (b *bench) loadAt(ctx context.Context, phase string, run int, rate float64, op opFunc) error {
 	_, err := b.measure(ctx, phase, run, func() (runStat, error) {
-		return statOf(runLoad(ctx, b.clients, b.dur, b.maxOps, uint64(run)*7919, op)), nil
+		return statOf(runLoadAt(ctx, b.clients, rate, b.dur, b.maxOps, uint64(run)*7919, op)), nil
 	})
 	return err
 }
@@ -291,12 +297,12 @@ func (b *bench) reads(ctx context.Context) error {
 		}
 		for run := 1; run <= b.runs && ctx.Err() == nil; run++ {
 			if p.rawOp != nil {
-				if err := b.load(ctx, p.raw, run, p.rawOp); err != nil {
+				if err := b.loadAt(ctx, p.raw, run, b.readRate[p.svc], p.rawOp); err != nil {
 					return err
 				}
 			}
 			if doSvc {
-				if err := b.load(ctx, p.svc, run, p.svcOp); err != nil {
+				if err := b.loadAt(ctx, p.svc, run, b.readRate[p.svc], p.svcOp); err != nil {
 					return err
 				}
 			}

@@ -28,17 +28,18 @@ type report struct {
 }
 
 type reportConfig struct {
-	URL       string   `json:"url"`
-	NATS      string   `json:"nats"`
-	DataDir   string   `json:"dataDir"`
-	Clients   int      `json:"clients"`
-	Customers int64    `json:"customers"`
-	Runs      int      `json:"runs"`
-	Duration  string   `json:"duration"`
-	Warmup    string   `json:"warmup"`
-	Batch     int      `json:"batch"`
-	Phases    []string `json:"phases"`
-	PID       int      `json:"pid,omitempty"`
+	URL       string             `json:"url"`
+	NATS      string             `json:"nats"`
+	DataDir   string             `json:"dataDir"`
+	Clients   int                `json:"clients"`
+	ReadRate  map[string]float64 `json:"readRate,omitempty"` // open-loop offered rate per read phase; absent = closed loop
+	Customers int64              `json:"customers"`
+	Runs      int                `json:"runs"`
+	Duration  string             `json:"duration"`
+	Warmup    string             `json:"warmup"`
+	Batch     int                `json:"batch"`
+	Phases    []string           `json:"phases"`
+	PID       int                `json:"pid,omitempty"`
 }
 
 type datasetInfo struct {
@@ -86,7 +87,7 @@ func newReport(b *bench) *report {
 	}
 	return &report{
 		Tool: "crmbench", StartedAt: time.Now().UTC().Truncate(time.Second),
-		Config: reportConfig{URL: b.url, NATS: b.natsURL, DataDir: b.dataDir, Clients: b.clients, Customers: b.customers,
+		Config: reportConfig{URL: b.url, NATS: b.natsURL, DataDir: b.dataDir, Clients: b.clients, ReadRate: b.readRate, Customers: b.customers,
 			Runs: b.runs, Duration: b.dur.String(), Warmup: b.warmup.String(), Batch: b.batch, Phases: phases, PID: b.pid},
 		Machine: machine{CPU: cpuModel(), Cores: runtime.NumCPU(), Kernel: kernel(), GoVersion: runtime.Version(), LoadStart: loadAverage()},
 		Phases:  map[string][]runStat{},
@@ -258,6 +259,12 @@ func (r *report) writeTable(w io.Writer) {
 		r.Machine.CPU, r.Machine.Cores, r.Machine.Kernel, r.Machine.GoVersion, r.Machine.LoadStart, r.Machine.LoadEnd)
 	fmt.Fprintf(w, "load      %d clients, %d runs × %s per phase (after %s warm-up), medians [min–max]\n",
 		c.Clients, c.Runs, c.Duration, c.Warmup)
+	for _, ph := range []string{"get", "list", "search"} {
+		if r := c.ReadRate[ph]; r > 0 {
+			fmt.Fprintf(w, "open loop %s (and its raw limit) offered %s requests/s over the %d clients; latency from each scheduled start\n",
+				ph, thousands(r), c.Clients)
+		}
+	}
 	d := r.Dataset
 	fmt.Fprintf(w, "data set  %s customers at start, %s created by the top-up, %s during the reads, %s at the end; stream %d…%d at start\n",
 		thousands(float64(d.AtStart)), thousands(float64(d.ToppedUp)), thousands(float64(d.ForReads)), thousands(float64(d.AtEnd)),
