@@ -260,6 +260,11 @@ func (a *App) ready(ctx context.Context) (bool, map[string]string) {
 	if a.nc.Status() != nats.CONNECTED {
 		fail("nats", "not connected ("+a.nc.Status().String()+")")
 	}
+	// The local read model first: a NATS lookup that times out must not
+	// use up the budget and make the read model look unreachable too.
+	if err := a.store.Ping(ctx); err != nil {
+		fail("readModel", "unreachable")
+	}
 	var last uint64
 	if err := a.writable(); err != nil {
 		fail("stream", "JetStream cannot write to "+a.Config.DataDir+": "+err.Error())
@@ -267,9 +272,6 @@ func (a *App) ready(ctx context.Context) (bool, map[string]string) {
 		fail("stream", "stream "+a.events.StreamName()+" unavailable")
 	} else {
 		last = s.CachedInfo().State.LastSeq
-	}
-	if err := a.store.Ping(ctx); err != nil {
-		fail("readModel", "unreachable")
 	}
 	if a.projector != nil {
 		st := a.projector.Status()

@@ -84,8 +84,30 @@ func readyz(e *apptest.Env) (int, string) {
 	return r.Status, string(r.Body)
 }
 
+// readyChecks returns the status of /readyz and its checks, parsed from
+// {"status": …, "checks": {"nats": …, "stream": …, "readModel": …,
+// "projector": …}}: each check is "ok" or why it fails. (The body always
+// names every check, so looking for a name in it proves nothing.) A missing
+// check fails the test rather than read as "not ok".
+func readyChecks(t *testing.T, e *apptest.Env) (int, map[string]string) {
+	t.Helper()
+	r := e.Do("GET", "/readyz", nil)
+	var body struct {
+		Status string            `json:"status"`
+		Checks map[string]string `json:"checks"`
+	}
+	r.JSON(t, &body)
+	for _, name := range []string{"nats", "stream", "readModel", "projector"} {
+		if _, ok := body.Checks[name]; !ok {
+			t.Fatalf("/readyz %d without the %s check: %s", r.Status, name, r.Body)
+		}
+	}
+	return r.Status, body.Checks
+}
+
 // TestReadyzFollowsNATS stops the (external) NATS server under a running API:
-// /readyz turns unready, and ready again once NATS is back.
+// /readyz turns unready and its nats check says why, and all is ready again
+// once NATS is back.
 func TestReadyzFollowsNATS(t *testing.T) {
 	natsDir := t.TempDir()
 	ns, err := embedded.Start(embedded.Config{DataDir: natsDir, Port: -1})
@@ -101,10 +123,22 @@ func TestReadyzFollowsNATS(t *testing.T) {
 		t.Fatalf("readyz at start: %d %s", s, body)
 	}
 	ns.Shutdown()
-	apptest.Eventually(t, 10*time.Second, "unready without NATS", func() bool {
-		s, body := readyz(e)
-		return s == http.StatusServiceUnavailable && strings.Contains(body, "nats")
-	})
+	// Poll by hand (not apptest.Eventually) to name the checks on failure:
+	// without NATS the stream check fails too, so only the nats check's own
+	// value shows that /readyz looks at the connection.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		s, checks := readyChecks(t, e)
+		if s == http.StatusServiceUnavailable && checks["nats"] != "ok" {
+			t.Logf("checks without NATS: %v", checks)
+			if checks["readModel"] != "ok" {
+				t.Errorf("without NATS the (local) read model is reported %q", checks["readModel"])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("NATS down for 10 s, /readyz still answers %d with nats %q (checks: %v)", s, checks["nats"], checks)
+		}
+	}
 	var p int
 	for _, c := range port {
 		p = p*10 + int(c-'0')
@@ -115,8 +149,8 @@ func TestReadyzFollowsNATS(t *testing.T) {
 	}
 	defer ns.Shutdown()
 	apptest.Eventually(t, 20*time.Second, "ready again", func() bool {
-		s, _ := readyz(e)
-		return s == http.StatusOK
+		s, checks := readyChecks(t, e)
+		return s == http.StatusOK && checks["nats"] == "ok"
 	})
 	if c := create(t, e, `{"name":"After NATS Restart"}`); c.CustomerCode != "C001" {
 		t.Fatalf("create after NATS restart: %+v", c)
