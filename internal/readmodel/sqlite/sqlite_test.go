@@ -397,6 +397,10 @@ func TestQueryPlans(t *testing.T) {
 			}
 		}
 	}
+	// Load (the projector's batch): each id through the unique index.
+	if p := plan(loadSQL(live), `["a","b"]`); !strings.Contains(p, "USING INDEX") || strings.Contains(p, "SCAN c") {
+		t.Errorf("load plan: %s", p)
+	}
 	// Search: the FTS index drives, customers are read by primary key.
 	p := plan("SELECT c.id FROM customers_fts CROSS JOIN customers AS c ON c.id = customers_fts.rowid"+
 		" WHERE customers_fts MATCH ? AND c.deleted = 0 AND +c.status = ?", `"acm"*`, "active")
