@@ -143,19 +143,6 @@ func (s *Server) WriteError() error {
 	return errors.New(strings.Join(errs, "; "))
 }
 
-// JetStreamHealth returns nil while JetStream runs and every stream and
-// consumer is healthy, else the server's reason.
-func (s *Server) JetStreamHealth() error {
-	h := s.ns.Healthz(&server.HealthzOptions{})
-	if h.Status == "ok" {
-		return nil
-	}
-	if h.Error == "" {
-		return errors.New("JetStream " + h.Status)
-	}
-	return errors.New(h.Error)
-}
-
 // RestartJetStream stops JetStream and starts it again with the same
 // configuration: every stream is recovered from its files (up to its last
 // complete message; only synced, acknowledged messages are guaranteed).

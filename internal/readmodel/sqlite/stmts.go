@@ -10,7 +10,7 @@ import (
 // maxCachedStmts bounds the reader statements kept prepared. The queries
 // are built from a fixed set of shapes (filters present, sort, number of
 // search words), all values are bound, so the set is small; past the bound
-// a query is prepared for one execution only.
+// a query runs unprepared.
 const maxCachedStmts = 512
 
 // stmtCache keeps the readers' prepared statements by SQL text. Since
