@@ -55,11 +55,7 @@ func TestKill9ProjectorDuringLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer es.Close()
-	h := commands.New(es, commands.Options{
-		IsConflict:            func(err error) bool { return errors.Is(err, eventstore.ErrConflict) },
-		IsUnavailable:         func(err error) bool { return errors.Is(err, eventstore.ErrUnavailable) },
-		IsIdempotencyMismatch: func(err error) bool { return errors.Is(err, eventstore.ErrIdempotencyMismatch) },
-	})
+	h := commands.New(es, commands.Options{})
 	req := commands.Request{Principal: auth.Principal{Subject: "loader", Permissions: []string{auth.PermCreate, auth.PermDelete, auth.PermEdit}}}
 
 	dataDir := filepath.Join(dir, "data")

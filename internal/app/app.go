@@ -157,12 +157,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		waiter = &projections.CheckpointWaiter{Store: a.store}
 	}
 
-	handler := commands.New(a.events, commands.Options{
-		IsConflict:            func(err error) bool { return errors.Is(err, eventstore.ErrConflict) },
-		IsUnavailable:         func(err error) bool { return errors.Is(err, eventstore.ErrUnavailable) },
-		IsIdempotencyMismatch: func(err error) bool { return errors.Is(err, eventstore.ErrIdempotencyMismatch) },
-		IsNotWritable:         func(err error) bool { return errors.Is(err, eventstore.ErrNotWritable) },
-	})
+	handler := commands.New(a.events, commands.Options{})
 	verifier := auth.NewVerifier(key, auth.Options{Roles: cfg.Roles, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience})
 	api := httpapi.New(httpapi.Deps{
 		Commands:              handler,

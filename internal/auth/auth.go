@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"crm/internal/fault"
 )
 
 // Permissions of the CRM.
@@ -23,12 +25,13 @@ const (
 	PermAudit  = "crm.audit"
 )
 
-// Errors, matched with errors.Is.
+// Errors, matched with errors.Is (and of the fault kinds Unauthorized and
+// Forbidden).
 var (
 	// ErrUnauthorized: the token is missing, malformed, badly signed or expired.
-	ErrUnauthorized = errors.New("unauthorized")
+	ErrUnauthorized = fault.New(fault.Unauthorized, "a valid bearer token is required")
 	// ErrForbidden: the token is valid but lacks the permission.
-	ErrForbidden = errors.New("forbidden")
+	ErrForbidden = fault.New(fault.Forbidden, "the token lacks a required permission")
 )
 
 // RolePermissions maps a role to the permissions it grants.
@@ -73,7 +76,7 @@ func (p Principal) Require(perm string) error {
 	if p.Can(perm) {
 		return nil
 	}
-	return fmt.Errorf("%w: requires permission %s", ErrForbidden, perm)
+	return &fault.Error{Kind: fault.Forbidden, Message: "requires permission " + perm, Err: ErrForbidden}
 }
 
 // Verifier checks HS256 tokens. It is safe for concurrent use.

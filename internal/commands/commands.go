@@ -5,7 +5,6 @@ package commands
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -14,68 +13,48 @@ import (
 	"crm/internal/auth"
 	"crm/internal/customer"
 	"crm/internal/events"
+	"crm/internal/fault"
 )
 
 // EventStore is what the command side needs from the event store
-// (implemented by eventstore.Store).
+// (implemented by eventstore.Store). Its errors are fault errors: Append's
+// optimistic-concurrency failure is fault.Conflict, an unreachable store
+// fault.Unavailable.
 type EventStore interface {
 	// Load returns the customer's events in order and the stream sequence of
 	// the last one (0 if none).
 	Load(ctx context.Context, customerID string) ([]events.Event, uint64, error)
 	// Append stores ev if the customer's last event is still at expectedSeq
-	// and returns its stream sequence. A concurrent change is an error that
-	// IsConflict recognises.
+	// and returns its stream sequence. A concurrent change is fault.Conflict.
 	Append(ctx context.Context, ev events.Event, expectedSeq uint64) (uint64, error)
 	// NextCode returns a fresh customer number, unique forever.
 	NextCode(ctx context.Context) (uint64, error)
 	// Reserve binds an idempotency key of scope to a customer id: the first
 	// call keeps newID, later ones with the same requestHash return it, a
-	// different requestHash fails (IsIdempotencyMismatch).
+	// different requestHash fails (fault.Unprocessable).
 	Reserve(ctx context.Context, scope, key, requestHash, newID string) (string, error)
 }
 
-// Errors of the command side, besides the domain's (customer.ErrNotFound,
-// *customer.ValidationError, customer.ErrPreconditionFailed) and auth's.
-var (
-	// ErrConflict: the customer kept changing under us; retries ran out.
-	ErrConflict = errors.New("concurrent changes to the customer, try again")
-	// ErrUnavailable: the event store cannot be reached. For an append, the
-	// outcome is unknown.
-	ErrUnavailable = errors.New("event store unavailable")
-	// ErrIdempotencyMismatch: an Idempotency-Key reused with another body.
-	ErrIdempotencyMismatch = errors.New("idempotency key reused with a different request body")
-	// ErrNotWritable: the event store knows it cannot write to its disk
-	// (full or read-only), so nothing was appended. Also ErrUnavailable.
-	ErrNotWritable = fmt.Errorf("%w: it cannot write to its disk", ErrUnavailable)
-)
+// ErrConflict (fault.Conflict): the customer kept changing under us until
+// the retries ran out. Every other error of a command is the domain's, the
+// store's or auth's, each a fault error.
+var ErrConflict = fault.New(fault.Conflict, "the customer kept changing concurrently; try again")
 
 // Handler carries out commands. It is safe for concurrent use.
 type Handler struct {
-	store EventStore
-	// IsConflict recognises the store's optimistic-concurrency error.
-	isConflict    func(error) bool
-	isUnavailable func(error) bool
-	isIdemReuse   func(error) bool
-	isNotWritable func(error) bool
-	now           func() time.Time
-	newID         func() string
-	source        string
-	retries       int
+	store   EventStore
+	now     func() time.Time
+	newID   func() string
+	source  string
+	retries int
 }
 
 // Options of a Handler.
 type Options struct {
-	IsConflict    func(error) bool // required
-	IsUnavailable func(error) bool // required
-	// IsIdempotencyMismatch recognises the store's key-reuse error; required.
-	IsIdempotencyMismatch func(error) bool
-	// IsNotWritable recognises the store's "cannot write to disk" error;
-	// optional.
-	IsNotWritable func(error) bool
-	Now           func() time.Time // default time.Now
-	NewID         func() string    // default uuid v4
-	Source        string           // CloudEvents source, default events.DefaultSource
-	Retries       int              // re-decides after a conflict, default 10
+	Now     func() time.Time // default time.Now
+	NewID   func() string    // default uuid v4
+	Source  string           // CloudEvents source, default events.DefaultSource
+	Retries int              // re-decides after a conflict, default 10
 }
 
 // New returns a Handler appending to store.
@@ -92,14 +71,7 @@ func New(store EventStore, o Options) *Handler {
 	if o.Retries == 0 {
 		o.Retries = 10
 	}
-	if o.IsConflict == nil || o.IsUnavailable == nil || o.IsIdempotencyMismatch == nil {
-		panic("commands.New: IsConflict, IsUnavailable and IsIdempotencyMismatch are required")
-	}
-	if o.IsNotWritable == nil {
-		o.IsNotWritable = func(error) bool { return false }
-	}
-	return &Handler{store: store, isConflict: o.IsConflict, isUnavailable: o.IsUnavailable, isIdemReuse: o.IsIdempotencyMismatch,
-		isNotWritable: o.IsNotWritable, now: o.Now, newID: o.NewID, source: o.Source, retries: o.Retries}
+	return &Handler{store: store, now: o.Now, newID: o.NewID, source: o.Source, retries: o.Retries}
 }
 
 // Request is the context of one command: who asks, and the ids that tie its
@@ -139,26 +111,6 @@ func (h *Handler) meta(r Request) customer.Meta {
 // ExpectedVersion then fails with ErrPreconditionFailed and a merge patch is
 // applied on top of the other writer's change.
 func (h *Handler) execute(ctx context.Context, r Request, id string, cmd customer.Command) (Result, error) {
-	res, err := h.decideAndAppend(ctx, r, id, cmd)
-	return res, h.classify(err)
-}
-
-// classify maps the store's errors to the package's.
-func (h *Handler) classify(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case h.isNotWritable(err):
-		return fmt.Errorf("%w: %v", ErrNotWritable, err)
-	case h.isUnavailable(err):
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
-	case h.isIdemReuse(err):
-		return fmt.Errorf("%w: %v", ErrIdempotencyMismatch, err)
-	}
-	return err
-}
-
-func (h *Handler) decideAndAppend(ctx context.Context, r Request, id string, cmd customer.Command) (Result, error) {
 	for attempt := 0; ; attempt++ {
 		var (
 			evs  []events.Event
@@ -188,7 +140,7 @@ func (h *Handler) decideAndAppend(ctx context.Context, r Request, id string, cmd
 			}
 			return Result{Customer: state, Seq: seq}, nil
 		}
-		if !h.isConflict(err) {
+		if !fault.Is(err, fault.Conflict) {
 			return Result{}, err
 		}
 		if attempt >= h.retries {

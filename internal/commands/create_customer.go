@@ -31,7 +31,7 @@ func (h *Handler) CreateCustomer(ctx context.Context, r Request, in customer.Inp
 	if r.IdempotencyKey != "" {
 		var err error
 		if id, err = h.store.Reserve(ctx, r.Principal.Subject, r.IdempotencyKey, r.RequestHash, id); err != nil {
-			return Result{}, h.classify(err)
+			return Result{}, err
 		}
 		if res, ok, err := h.existing(ctx, id); err != nil || ok {
 			return res, err
@@ -39,7 +39,7 @@ func (h *Handler) CreateCustomer(ctx context.Context, r Request, in customer.Inp
 	}
 	n, err := h.store.NextCode(ctx)
 	if err != nil {
-		return Result{}, h.classify(err)
+		return Result{}, err
 	}
 	res, err := h.execute(ctx, r, id, customer.Create{CustomerID: id, Code: FormatCode(n), Input: in})
 	if errors.Is(err, customer.ErrAlreadyExists) && r.IdempotencyKey != "" {
@@ -55,7 +55,7 @@ func (h *Handler) CreateCustomer(ctx context.Context, r Request, in customer.Inp
 func (h *Handler) existing(ctx context.Context, id string) (Result, bool, error) {
 	evs, last, err := h.store.Load(ctx, id)
 	if err != nil {
-		return Result{}, false, h.classify(err)
+		return Result{}, false, err
 	}
 	if len(evs) == 0 {
 		return Result{}, false, nil

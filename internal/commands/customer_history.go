@@ -18,7 +18,7 @@ func (h *Handler) CustomerEvents(ctx context.Context, r Request, id string) ([]e
 	}
 	evs, _, err := h.store.Load(ctx, id)
 	if err != nil {
-		return nil, h.classify(err)
+		return nil, err
 	}
 	if len(evs) == 0 {
 		return nil, customer.ErrNotFound

@@ -5,12 +5,11 @@
 package customer
 
 import (
-	"errors"
 	"slices"
-	"strconv"
 	"time"
 
 	"crm/internal/events"
+	"crm/internal/fault"
 )
 
 // Customer types and statuses.
@@ -58,37 +57,17 @@ type Customer struct {
 // Exists reports whether the customer was created and not deleted.
 func (c Customer) Exists() bool { return c.Version > 0 && !c.Deleted }
 
-// Domain errors. Callers match them with errors.Is / errors.As.
+// Domain errors (sentinels: match them with errors.Is). An invalid command
+// is a fault.Invalid error listing every bad field (fault.Fields).
 var (
 	// ErrNotFound: the customer never existed or is deleted.
-	ErrNotFound = errors.New("customer not found")
+	ErrNotFound = fault.New(fault.NotFound, "customer not found")
 	// ErrAlreadyExists: a create for an id that already has events.
-	ErrAlreadyExists = errors.New("customer already exists")
+	ErrAlreadyExists = fault.New(fault.Conflict, "customer already exists")
 	// ErrPreconditionFailed: the client's expected version is not current.
-	ErrPreconditionFailed = errors.New("customer version does not match")
+	ErrPreconditionFailed = fault.New(fault.PreconditionFailed,
+		"the customer has changed: If-Match does not match its current ETag")
 )
-
-// FieldError names one invalid field of a command.
-type FieldError struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
-}
-
-// ValidationError lists every invalid field of a command at once.
-type ValidationError struct {
-	Fields []FieldError
-}
-
-func (e *ValidationError) Error() string {
-	if len(e.Fields) == 0 {
-		return "invalid command"
-	}
-	msg := "invalid " + e.Fields[0].Field + ": " + e.Fields[0].Message
-	if n := len(e.Fields) - 1; n > 0 {
-		msg += " (and " + strconv.Itoa(n) + " more)"
-	}
-	return msg
-}
 
 // Evolve applies one event to the state and returns the new state. It is the
 // single fold used by the command side, the projector and the audit tools.

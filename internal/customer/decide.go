@@ -48,7 +48,7 @@ func (Update) isCommand() {}
 func (Delete) isCommand() {}
 
 // Decide returns the events that carry out cmd on state, or an error:
-// *ValidationError, ErrNotFound, ErrAlreadyExists or ErrPreconditionFailed.
+// a fault.Invalid error, ErrNotFound, ErrAlreadyExists or ErrPreconditionFailed.
 // An update that changes nothing returns no events and no error.
 func Decide(state Customer, cmd Command, m Meta) ([]events.Event, error) {
 	ev := events.Event{

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"crm/internal/events"
+	"crm/internal/fault"
 )
 
 const (
@@ -397,8 +398,7 @@ func TestDecideUpdateVersionsAndExistence(t *testing.T) {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tc.wantErr)
 				}
-				var verr *ValidationError
-				if errors.As(err, &verr) {
+				if fault.Is(err, fault.Invalid) {
 					t.Errorf("unexpected validation error %v", err)
 				}
 				if evs != nil {

@@ -1,7 +1,6 @@
 package customer
 
 import (
-	"errors"
 	"net/mail"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"crm/internal/events"
+	"crm/internal/fault"
 )
 
 // Field is one field of a command in JSON merge-patch terms (RFC 7396): not
@@ -57,8 +57,8 @@ const (
 // trimmed; empty optional strings turned into null; tags trimmed and
 // de-duplicated. Every invalid field is reported, not only the first.
 func normalize(in Input) (Input, error) {
-	var errs []FieldError
-	fail := func(field, msg string) { errs = append(errs, FieldError{Field: field, Message: msg}) }
+	var errs []fault.FieldError
+	fail := func(field, msg string) { errs = append(errs, fault.FieldError{Field: field, Message: msg}) }
 
 	// text normalises one string field and reports whether it is now a
 	// value that the field-specific checks below still have to look at.
@@ -137,7 +137,7 @@ func normalize(in Input) (Input, error) {
 		in.Tags.Value = tags
 	}
 	if len(errs) > 0 {
-		return in, &ValidationError{Fields: errs}
+		return in, fault.InvalidFields(errs...)
 	}
 	return in, nil
 }
@@ -198,7 +198,7 @@ func validPhone(s string) bool {
 }
 
 // Validate checks an input (of a create when create is set) and returns a
-// *ValidationError listing every invalid field, or nil.
+// fault.Invalid error listing every invalid field, or nil.
 func Validate(in Input, create bool) error {
 	if create {
 		return ValidateCreate(in)
@@ -219,10 +219,6 @@ func normalizeCreate(in Input) (Input, error) {
 	if in.Name.Set {
 		return n, err
 	}
-	fields := []FieldError{{Field: "name", Message: "is required"}}
-	var verr *ValidationError
-	if errors.As(err, &verr) {
-		fields = append(fields, verr.Fields...)
-	}
-	return n, &ValidationError{Fields: fields}
+	fields := append([]fault.FieldError{{Field: "name", Message: "is required"}}, fault.Fields(err)...)
+	return n, fault.InvalidFields(fields...)
 }

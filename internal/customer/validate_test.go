@@ -1,13 +1,13 @@
 package customer
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
 	"crm/internal/events"
+	"crm/internal/fault"
 )
 
 // Helpers shared by the customer tests.
@@ -26,16 +26,15 @@ func numberedTags(n int, prefix string) []string {
 	return out
 }
 
-// errFields returns the field names of a *ValidationError, failing the test
-// when err is not one.
+// errFields returns the field names of a fault.Invalid error, failing the
+// test when err is not one.
 func errFields(t *testing.T, err error) []string {
 	t.Helper()
-	var verr *ValidationError
-	if !errors.As(err, &verr) {
-		t.Fatalf("error %v (%T) is not a *ValidationError", err, err)
+	if !fault.Is(err, fault.Invalid) {
+		t.Fatalf("error %v (%T) is not a fault.Invalid error", err, err)
 	}
-	fields := make([]string, len(verr.Fields))
-	for i, f := range verr.Fields {
+	fields := make([]string, len(fault.Fields(err)))
+	for i, f := range fault.Fields(err) {
 		fields[i] = f.Field
 		if f.Message == "" {
 			t.Errorf("field error %q has no message", f.Field)
@@ -369,7 +368,7 @@ func TestValidationErrorMessage(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "name") {
 		t.Fatalf("error = %v", err)
 	}
-	if (&ValidationError{}).Error() == "" {
-		t.Error("empty ValidationError has no message")
+	if fault.InvalidFields().Error() == "" {
+		t.Error("an Invalid error without fields has no message")
 	}
 }

@@ -18,19 +18,27 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"crm/internal/events"
+	"crm/internal/fault"
 )
 
-// Errors of the event store, matched with errors.Is.
+// Errors of the event store (sentinels, matched with errors.Is; their
+// fault kinds are what callers act on). Every error the store returns is a
+// fault error: what no rule below classifies is fault.Internal, with the
+// NATS error as its cause (for the logs, never for clients).
 var (
-	// ErrConflict: the customer's stream moved since it was loaded.
-	ErrConflict = errors.New("eventstore: concurrent change")
-	// ErrUnavailable: NATS or the stream cannot be reached (timeout, no
-	// responders, closed connection). The outcome of an append that failed
-	// this way is unknown.
-	ErrUnavailable = errors.New("eventstore: unavailable")
-	// ErrNotWritable: Config.Writable reported that the server cannot write
-	// to its disk; nothing was sent. Also ErrUnavailable.
-	ErrNotWritable = fmt.Errorf("%w: the server cannot write to its disk", ErrUnavailable)
+	// ErrConflict (fault.Conflict): an expected sequence did not match: the
+	// customer's events moved since they were loaded.
+	ErrConflict = fault.New(fault.Conflict, "the customer was changed concurrently")
+	// ErrUnavailable (fault.Unavailable): NATS or the stream cannot be
+	// reached (timeout, no responders, closed connection). The outcome of an
+	// append that failed this way is unknown.
+	ErrUnavailable = fault.New(fault.Unavailable, "the event store is unavailable; retry later")
+	// ErrNotWritable (fault.Unavailable): Config.Writable reported that the
+	// server cannot write to its disk; nothing was sent.
+	ErrNotWritable = &fault.Error{Kind: fault.Unavailable, RetryAfter: 5 * time.Second,
+		Message: "the event store cannot write to its disk (full or read-only); nothing was changed; retry later"}
+	// errUnexpected (fault.Internal) wraps any other NATS error.
+	errUnexpected = fault.New(fault.Internal, "unexpected event store error")
 )
 
 // Config describes the streams. The zero value of every field but the names
@@ -123,7 +131,7 @@ type Store struct {
 	js    jetstream.JetStream
 	cfg   Config
 	codes *codeBatcher
-	idem  jetstream.KeyValue
+	idem  idempotencyKV
 }
 
 // Open creates or updates both streams (idempotent) and returns the store.
@@ -239,7 +247,7 @@ func (s *Store) loadFiltered(ctx context.Context, customerID, filter string) ([]
 		for _, m := range batch {
 			ev, err := events.Decode(m.Data)
 			if err != nil {
-				return nil, 0, fmt.Errorf("eventstore: customer %s seq %d: %w", customerID, m.seq, err)
+				return nil, 0, fmt.Errorf("%w: customer %s seq %d: %v", errUnexpected, customerID, m.seq, err)
 			}
 			ev.Seq = m.seq
 			out = append(out, ev)
@@ -283,7 +291,7 @@ func (s *Store) directBatch(ctx context.Context, filter string, start uint64) (m
 		case "":
 			seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 			if err != nil {
-				return nil, false, fmt.Errorf("eventstore: direct get without sequence: %w", err)
+				return nil, false, fmt.Errorf("%w: direct get without sequence: %v", errUnexpected, err)
 			}
 			msgs = append(msgs, seqMsg{m, seq})
 		case "404":
@@ -294,7 +302,7 @@ func (s *Store) directBatch(ctx context.Context, filter string, start uint64) (m
 		case "503":
 			return nil, false, ErrUnavailable
 		default:
-			return nil, false, fmt.Errorf("eventstore: direct get: status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
+			return nil, false, fmt.Errorf("%w: direct get: status %s %s", errUnexpected, m.Header.Get("Status"), m.Header.Get("Description"))
 		}
 	}
 }
@@ -304,14 +312,15 @@ func (s *Store) directBatch(ctx context.Context, filter string, start uint64) (m
 // event's stream sequence once JetStream has acknowledged it (stored, and
 // synced where the server syncs every write). A retry of the same event id
 // within the duplicate window returns the original sequence.
-// Errors: ErrConflict, ErrUnavailable, or another error.
+// Errors: ErrConflict, ErrUnavailable, ErrNotWritable, or another fault
+// error.
 func (s *Store) Append(ctx context.Context, ev events.Event, expectedSeq uint64) (uint64, error) {
 	if err := s.writable(); err != nil {
 		return 0, err
 	}
 	data, err := events.Encode(ev)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("%w: %v", errUnexpected, err)
 	}
 	msg := &nats.Msg{
 		Subject: events.Subject(ev.CustomerID, ev.Kind()),
@@ -359,14 +368,14 @@ func (s *Store) increment(ctx context.Context, n int) (uint64, error) {
 		Val   string              `json:"val"`
 	}
 	if err := json.Unmarshal(resp.Data, &ack); err != nil {
-		return 0, fmt.Errorf("eventstore: counter ack: %w", err)
+		return 0, fmt.Errorf("%w: counter ack: %v", errUnexpected, err)
 	}
 	if ack.Error != nil {
-		return 0, fmt.Errorf("eventstore: counter: %w", ack.Error)
+		return 0, classify(ack.Error)
 	}
 	v, err := strconv.ParseUint(ack.Val, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("eventstore: counter value %q: %w", ack.Val, err)
+		return 0, fmt.Errorf("%w: counter value %q: %v", errUnexpected, ack.Val, err)
 	}
 	return v, nil
 }
@@ -382,8 +391,12 @@ func (s *Store) writable() error {
 	return nil
 }
 
-// classify maps NATS errors to ErrConflict / ErrUnavailable.
+// classify maps a NATS error to ErrConflict, ErrUnavailable or (anything
+// else) errUnexpected, keeping it as the cause.
 func classify(err error) error {
+	if err == nil || fault.Of(err) != nil {
+		return err
+	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode {
@@ -393,7 +406,7 @@ func classify(err error) error {
 		if apiErr.Code == 503 {
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
-		return err
+		return fmt.Errorf("%w: %v", errUnexpected, err)
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded),
@@ -402,8 +415,9 @@ func classify(err error) error {
 		errors.Is(err, jetstream.ErrNoStreamResponse),
 		errors.Is(err, nats.ErrConnectionClosed),
 		errors.Is(err, nats.ErrConnectionReconnecting),
-		errors.Is(err, nats.ErrDisconnected):
+		errors.Is(err, nats.ErrDisconnected),
+		errors.Is(err, context.Canceled):
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	return err
+	return fmt.Errorf("%w: %v", errUnexpected, err)
 }

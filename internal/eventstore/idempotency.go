@@ -10,11 +10,21 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"crm/internal/fault"
 )
 
-// ErrIdempotencyMismatch: the idempotency key was used before with a
-// different request body.
-var ErrIdempotencyMismatch = errors.New("eventstore: idempotency key reused with a different request")
+// Errors of Reserve.
+var (
+	// ErrIdempotencyMismatch (fault.Unprocessable): the idempotency key was
+	// used before with a different request body.
+	ErrIdempotencyMismatch = &fault.Error{Kind: fault.Unprocessable, Code: "idempotency-key-reused",
+		Message: "this Idempotency-Key was used with a different request body"}
+	// ErrIdempotencyBusy (fault.Conflict): the key's record kept appearing
+	// and disappearing under concurrent requests (or its expiry); retry.
+	ErrIdempotencyBusy = &fault.Error{Kind: fault.Conflict, RetryAfter: time.Second,
+		Message: "a concurrent request with this Idempotency-Key is in progress; retry"}
+)
 
 // IdempotencyTTL is how long an idempotency key is remembered.
 const IdempotencyTTL = 25 * time.Hour
@@ -22,6 +32,12 @@ const IdempotencyTTL = 25 * time.Hour
 // idempotencyBucket is the KV bucket of idempotency keys. (The no-limits
 // rule is for the event stream; these records are meant to expire.)
 const idempotencyBucket = "CRM_IDEMPOTENCY"
+
+// idempotencyKV is what Reserve needs of the bucket (a jetstream.KeyValue).
+type idempotencyKV interface {
+	Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error)
+	Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error)
+}
 
 type idempotencyRecord struct {
 	RequestHash string    `json:"requestHash"`
@@ -49,7 +65,8 @@ func (s *Store) openIdempotency(ctx context.Context) error {
 // the first call stores (requestHash, newID) and returns newID; later calls
 // with the same request hash return the id stored first, across processes
 // and restarts, for IdempotencyTTL. A different hash is
-// ErrIdempotencyMismatch.
+// ErrIdempotencyMismatch; a record that keeps vanishing between the create
+// and the read (it expires, or is replaced under us) is ErrIdempotencyBusy.
 func (s *Store) Reserve(ctx context.Context, scope, key, requestHash, newID string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
@@ -71,12 +88,12 @@ func (s *Store) Reserve(ctx context.Context, scope, key, requestHash, newID stri
 		}
 		var got idempotencyRecord
 		if err := json.Unmarshal(e.Value(), &got); err != nil {
-			return "", fmt.Errorf("eventstore: idempotency record %s: %w", k, err)
+			return "", fmt.Errorf("%w: idempotency record %s: %v", errUnexpected, k, err)
 		}
 		if got.RequestHash != requestHash {
 			return "", ErrIdempotencyMismatch
 		}
 		return got.CustomerID, nil
 	}
-	return "", fmt.Errorf("%w: idempotency key kept changing", ErrConflict)
+	return "", ErrIdempotencyBusy
 }

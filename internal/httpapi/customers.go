@@ -19,6 +19,7 @@ import (
 
 	"crm/internal/commands"
 	"crm/internal/customer"
+	"crm/internal/fault"
 )
 
 // customerJSON is the customer as the REST contract shows it (the seed's
@@ -121,7 +122,7 @@ func customerID(c *gin.Context) (string, error) {
 	id := c.Param("id")
 	u, err := uuid.Parse(id)
 	if err != nil || u.String() != strings.ToLower(id) || len(id) != 36 {
-		return "", &customer.ValidationError{Fields: []customer.FieldError{{Field: "customer_id", Message: "must be a UUID"}}}
+		return "", fault.InvalidField("customer_id", "must be a UUID")
 	}
 	return u.String(), nil
 }
@@ -175,8 +176,7 @@ func (a *api) createCustomer(c *gin.Context) {
 	req := a.request(c)
 	if key, ok := c.Request.Header["Idempotency-Key"]; ok {
 		if len(key) != 1 || !validIdempotencyKey(key[0]) {
-			writeError(c, &customer.ValidationError{Fields: []customer.FieldError{{Field: "Idempotency-Key",
-				Message: "must be given once, 1 to 255 printable ASCII characters"}}})
+			writeError(c, fault.InvalidField("Idempotency-Key", "must be given once, 1 to 255 printable ASCII characters"))
 			return
 		}
 		req.IdempotencyKey, req.RequestHash = key[0], requestHash(body)
@@ -281,7 +281,6 @@ func (a *api) observe(kind string, start time.Time, res commands.Result, err err
 		return
 	}
 	outcome := "ok"
-	var verr *customer.ValidationError
 	switch {
 	case err == nil && res.Replayed:
 		outcome = "replayed"
@@ -289,18 +288,10 @@ func (a *api) observe(kind string, start time.Time, res commands.Result, err err
 		outcome = "noop"
 	case err == nil:
 		a.Metrics.Append(time.Since(start))
-	case errors.As(err, &verr):
-		outcome = "invalid"
-	case errors.Is(err, customer.ErrNotFound):
-		outcome = "not_found"
-	case errors.Is(err, customer.ErrPreconditionFailed):
-		outcome = "precondition_failed"
-	case errors.Is(err, commands.ErrConflict), errors.Is(err, commands.ErrIdempotencyMismatch):
-		outcome = "conflict"
-	case errors.Is(err, commands.ErrUnavailable):
-		outcome = "unavailable"
-	default:
+	case fault.KindOf(err) == fault.Internal:
 		outcome = "error"
+	default:
+		outcome = fault.KindOf(err).String()
 	}
 	a.Metrics.Command(kind, outcome)
 }

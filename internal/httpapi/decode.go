@@ -9,6 +9,7 @@ import (
 
 	"crm/internal/customer"
 	"crm/internal/events"
+	"crm/internal/fault"
 )
 
 // badRequest is a malformed request that is not about one field (bad JSON,
@@ -31,15 +32,15 @@ var (
 // decodeInput parses a create or update body strictly: a single JSON object,
 // exact (case-sensitive) keys, no duplicates, no unknown or read-only keys,
 // the right JSON type for every field. Every field problem is reported at
-// once in a *customer.ValidationError; broken JSON is a *badRequest.
+// once in a fault.Invalid error; broken JSON is a *badRequest.
 func decodeInput(body []byte, create bool) (customer.Input, error) {
 	var in customer.Input
 	obj, err := parseObject(body)
 	if err != nil {
 		return in, err
 	}
-	var errs []customer.FieldError
-	fail := func(f, m string) { errs = append(errs, customer.FieldError{Field: f, Message: m}) }
+	var errs []fault.FieldError
+	fail := func(f, m string) { errs = append(errs, fault.FieldError{Field: f, Message: m}) }
 
 	for _, kv := range obj {
 		switch kv.key {
@@ -71,11 +72,8 @@ func decodeInput(body []byte, create bool) (customer.Input, error) {
 	}
 	if len(errs) > 0 {
 		// Also report the problems of the fields that did decode.
-		var verr *customer.ValidationError
-		if errors.As(customer.Validate(in, create), &verr) {
-			errs = append(errs, verr.Fields...)
-		}
-		return in, &customer.ValidationError{Fields: errs}
+		errs = append(errs, fault.Fields(customer.Validate(in, create))...)
+		return in, fault.InvalidFields(errs...)
 	}
 	return in, nil
 }
@@ -107,7 +105,7 @@ func parseObjectAt(body []byte, prefix string) ([]keyValue, error) {
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
 		if prefix != "" {
-			return nil, &customer.ValidationError{Fields: []customer.FieldError{{Field: prefix, Message: "must be an object or null"}}}
+			return nil, fault.InvalidField(prefix, "must be an object or null")
 		}
 		return nil, malformed("the request body must be a JSON object")
 	}
@@ -127,7 +125,7 @@ func parseObjectAt(body []byte, prefix string) ([]keyValue, error) {
 			path = prefix + "." + path
 		}
 		if seen[key] {
-			return nil, &customer.ValidationError{Fields: []customer.FieldError{{Field: path, Message: "appears more than once"}}}
+			return nil, fault.InvalidField(path, "appears more than once")
 		}
 		seen[key] = true
 		var raw json.RawMessage
@@ -206,9 +204,8 @@ func addressField(kv keyValue, fail func(f, m string)) customer.AddressInput {
 	}
 	members, err := parseObjectAt(kv.value, kv.path)
 	if err != nil {
-		var verr *customer.ValidationError
-		if errors.As(err, &verr) {
-			for _, f := range verr.Fields {
+		if fault.Is(err, fault.Invalid) {
+			for _, f := range fault.Fields(err) {
 				fail(f.Field, f.Message)
 			}
 		} else {

@@ -6,10 +6,11 @@ import (
 	"unicode/utf8"
 
 	"crm/internal/customer"
+	"crm/internal/fault"
 )
 
 // FuzzDecodeInput: decoding and validating any body never panics, and every
-// outcome is either a field-level ValidationError, a malformed-JSON
+// outcome is either a field-level fault.Invalid error, a malformed-JSON
 // badRequest, or an input that validates.
 func FuzzDecodeInput(f *testing.F) {
 	for _, s := range []string{
@@ -23,14 +24,13 @@ func FuzzDecodeInput(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte, create bool) {
 		in, err := decodeInput(body, create)
-		var verr *customer.ValidationError
 		var bad *badRequest
 		switch {
-		case errors.As(err, &verr):
-			if len(verr.Fields) == 0 {
+		case fault.Is(err, fault.Invalid):
+			if len(fault.Fields(err)) == 0 {
 				t.Fatal("validation error without fields")
 			}
-			for _, fe := range verr.Fields {
+			for _, fe := range fault.Fields(err) {
 				if fe.Field == "" || fe.Message == "" {
 					t.Fatalf("empty field error %+v", fe)
 				}

@@ -1,83 +1,136 @@
 package httpapi
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"crm/internal/auth"
-	"crm/internal/commands"
-	"crm/internal/customer"
-	"crm/internal/readmodel"
+	"crm/internal/fault"
 )
 
 // problem is an RFC 9457 problem document. detail keeps clients written for
 // the seed's FastAPI {"detail": …} errors working.
 type problem struct {
-	Type      string                `json:"type"`
-	Title     string                `json:"title"`
-	Status    int                   `json:"status"`
-	Detail    string                `json:"detail"`
-	Instance  string                `json:"instance,omitempty"`
-	Errors    []customer.FieldError `json:"errors,omitempty"`
-	RequestID string                `json:"requestId,omitempty"`
+	Type      string         `json:"type"`
+	Title     string         `json:"title"`
+	Status    int            `json:"status"`
+	Detail    string         `json:"detail"`
+	Instance  string         `json:"instance,omitempty"`
+	Errors    []problemField `json:"errors,omitempty"`
+	RequestID string         `json:"requestId,omitempty"`
+}
+
+// problemField is one invalid field, header or query parameter.
+type problemField struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
 }
 
 const problemType = "urn:crm:problem:"
 
-// writeError is the one place where errors become HTTP responses.
+// kindStatus is the one map of error kinds to HTTP: status, problem type
+// and title. Every kind has an entry (TestEveryKindHasAProblem).
+var kindStatus = map[fault.Kind]struct {
+	status      int
+	slug, title string
+}{
+	fault.Internal:           {http.StatusInternalServerError, "internal", "Internal server error"},
+	fault.Invalid:            {http.StatusBadRequest, "validation", "Validation failed"},
+	fault.Unauthorized:       {http.StatusUnauthorized, "unauthorized", "Unauthorized"},
+	fault.Forbidden:          {http.StatusForbidden, "forbidden", "Forbidden"},
+	fault.NotFound:           {http.StatusNotFound, "not-found", "Not found"},
+	fault.Conflict:           {http.StatusConflict, "conflict", "Conflict"},
+	fault.PreconditionFailed: {http.StatusPreconditionFailed, "precondition-failed", "Precondition failed"},
+	fault.Unprocessable:      {http.StatusUnprocessableEntity, "unprocessable", "Unprocessable request"},
+	fault.Unavailable:        {http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
+}
+
+// codeTitles are the titles of the problem types that refine a kind
+// (fault.Error.Code).
+var codeTitles = map[string]string{
+	"idempotency-key-reused": "Idempotency key reused",
+}
+
+// writeError is the one place where errors become HTTP responses. The
+// detail is the fault error's client-facing message, never err.Error():
+// a driver's text reaches the log only.
 func writeError(c *gin.Context, err error) {
-	p := problem{Status: http.StatusInternalServerError}
-	var (
-		verr *customer.ValidationError
-		bad  *badRequest
-	)
-	switch {
-	case errors.As(err, &verr):
-		p.Status, p.Title, p.Type = http.StatusBadRequest, "Validation failed", "validation"
-		p.Errors = verr.Fields
-		p.Detail = verr.Error()
-	case errors.As(err, &bad):
+	p := problem{}
+	var bad *badRequest
+	if errors.As(err, &bad) {
 		p.Status, p.Title, p.Type, p.Detail = bad.status, bad.title, slugOf(bad.status), bad.detail
-	case errors.Is(err, auth.ErrUnauthorized):
-		p.Status, p.Title, p.Type = http.StatusUnauthorized, "Unauthorized", "unauthorized"
-		p.Detail = "a valid bearer token is required"
-		c.Header("WWW-Authenticate", `Bearer realm="crm"`)
-	case errors.Is(err, auth.ErrForbidden):
-		p.Status, p.Title, p.Type, p.Detail = http.StatusForbidden, "Forbidden", "forbidden", err.Error()
-	case errors.Is(err, customer.ErrNotFound), errors.Is(err, readmodel.ErrNotFound):
-		p.Status, p.Title, p.Type, p.Detail = http.StatusNotFound, "Not found", "not-found", "customer not found"
-	case errors.Is(err, customer.ErrPreconditionFailed):
-		p.Status, p.Title, p.Type = http.StatusPreconditionFailed, "Precondition failed", "precondition-failed"
-		p.Detail = "the customer has changed: If-Match does not match its current ETag"
-	case errors.Is(err, commands.ErrIdempotencyMismatch):
-		p.Status, p.Title, p.Type = http.StatusUnprocessableEntity, "Idempotency key reused", "idempotency-key-reused"
-		p.Detail = "this Idempotency-Key was used with a different request body"
-	case errors.Is(err, commands.ErrConflict), errors.Is(err, customer.ErrAlreadyExists):
-		p.Status, p.Title, p.Type, p.Detail = http.StatusConflict, "Conflict", "conflict", err.Error()
-	case errors.Is(err, commands.ErrNotWritable):
-		p.Status, p.Title, p.Type = http.StatusServiceUnavailable, "Service unavailable", "unavailable"
-		p.Detail = "the event store cannot write to its disk (full or read-only); nothing was changed; retry later"
-		c.Header("Retry-After", "5")
-		logFrom(c).Warn("unavailable", "err", err)
-	case errors.Is(err, commands.ErrUnavailable), errors.Is(err, readmodel.ErrUnavailable),
-		errors.Is(err, context.DeadlineExceeded):
-		p.Status, p.Title, p.Type = http.StatusServiceUnavailable, "Service unavailable", "unavailable"
-		p.Detail = "a backing service is unavailable; retry later"
-		c.Header("Retry-After", "1")
-		logFrom(c).Warn("unavailable", "err", err)
-	default:
-		p.Title, p.Type, p.Detail = "Internal server error", "internal", "an unexpected error occurred"
-		logFrom(c).Error("internal error", "err", err)
+	} else {
+		kind := fault.KindOf(err)
+		m, ok := kindStatus[kind]
+		if !ok {
+			kind, m = fault.Internal, kindStatus[fault.Internal]
+		}
+		p.Status, p.Type, p.Title = m.status, m.slug, m.title
+		fe := fault.Of(err)
+		if fe != nil && fe.Kind == kind {
+			p.Detail = fe.Message
+			if fe.Code != "" {
+				p.Type = fe.Code
+				if t, ok := codeTitles[fe.Code]; ok {
+					p.Title = t
+				}
+			}
+			for _, f := range fe.Fields {
+				p.Errors = append(p.Errors, problemField{Field: f.Field, Message: f.Message})
+			}
+		}
+		switch kind {
+		case fault.Internal:
+			p.Detail = "an unexpected error occurred"
+			logFrom(c).Error("internal error", "err", err)
+		case fault.Unauthorized:
+			p.Detail = auth.ErrUnauthorized.Message
+			c.Header("WWW-Authenticate", `Bearer realm="crm"`)
+		case fault.Unavailable:
+			retryAfter(c, fe, time.Second)
+			logFrom(c).Warn("unavailable", "err", err)
+		case fault.Conflict:
+			retryAfter(c, fe, 0) // only when the error suggests a retry
+		}
+		if p.Detail == "" {
+			p.Detail = defaultDetail(kind)
+		}
 	}
 	p.Type = problemType + p.Type
 	p.Instance = c.Request.URL.Path
 	p.RequestID = c.GetString(ctxRequestID)
 	c.Header("Content-Type", "application/problem+json")
 	c.AbortWithStatusJSON(p.Status, p)
+}
+
+// retryAfter sets Retry-After (whole seconds, at least 1) from the error's
+// suggestion, else def (0 = no header).
+func retryAfter(c *gin.Context, fe *fault.Error, def time.Duration) {
+	d := def
+	if fe != nil && fe.RetryAfter > 0 {
+		d = fe.RetryAfter
+	}
+	if d > 0 {
+		c.Header("Retry-After", strconv.Itoa(int(max(d.Round(time.Second), time.Second)/time.Second)))
+	}
+}
+
+// defaultDetail is the detail of an error whose kind was given without a
+// message (a context deadline, say).
+func defaultDetail(k fault.Kind) string {
+	switch k {
+	case fault.Unavailable:
+		return "a backing service is unavailable; retry later"
+	case fault.Conflict:
+		return "a concurrent change conflicted; retry"
+	}
+	return strings.ReplaceAll(k.String(), "_", " ")
 }
 
 func slugOf(status int) string {

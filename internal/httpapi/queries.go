@@ -14,6 +14,7 @@ import (
 	"crm/internal/audit"
 	"crm/internal/auth"
 	"crm/internal/customer"
+	"crm/internal/fault"
 	"crm/internal/readmodel"
 	searchq "crm/internal/search"
 )
@@ -41,8 +42,8 @@ var errNoReadModel = readmodel.ErrUnavailable
 // or repeated parameters and out-of-range values are 400s naming them.
 func parseQuery(values url.Values, search bool) (readmodel.Query, error) {
 	q := readmodel.Query{Page: 1, PerPage: readmodel.DefaultPerPage, Sort: readmodel.SortCreatedAt, Desc: true}
-	var errs []customer.FieldError
-	fail := func(f, m string) { errs = append(errs, customer.FieldError{Field: f, Message: m}) }
+	var errs []fault.FieldError
+	fail := func(f, m string) { errs = append(errs, fault.FieldError{Field: f, Message: m}) }
 	for key, vs := range values {
 		if len(vs) != 1 {
 			fail(key, "must be given once")
@@ -125,13 +126,13 @@ func parseQuery(values url.Values, search bool) (readmodel.Query, error) {
 		fail("q", "is required")
 	}
 	if len(errs) > 0 {
-		slices.SortFunc(errs, func(a, b customer.FieldError) int { return strings.Compare(a.Field, b.Field) })
-		return q, &customer.ValidationError{Fields: errs}
+		slices.SortFunc(errs, func(a, b fault.FieldError) int { return strings.Compare(a.Field, b.Field) })
+		return q, fault.InvalidFields(errs...)
 	}
 	return q, nil
 }
 
-func hasField(errs []customer.FieldError, f string) bool {
+func hasField(errs []fault.FieldError, f string) bool {
 	for _, e := range errs {
 		if e.Field == f {
 			return true
@@ -185,7 +186,7 @@ func (a *api) getCustomer(c *gin.Context) {
 		return
 	}
 	for key := range values {
-		writeError(c, &customer.ValidationError{Fields: []customer.FieldError{{Field: key, Message: "is not a known parameter"}}})
+		writeError(c, fault.InvalidField(key, "is not a known parameter"))
 		return
 	}
 	if a.Reader == nil {
@@ -204,24 +205,24 @@ func (a *api) getCustomer(c *gin.Context) {
 // customerAsOf serves GET /customers/{id}?asOf=: the state folded from the
 // stream up to that instant (crm.audit).
 func (a *api) customerAsOf(c *gin.Context, id string, values url.Values) {
-	var errs []customer.FieldError
+	var errs []fault.FieldError
 	var at time.Time
 	for key, vs := range values {
 		switch {
 		case key != "asOf":
-			errs = append(errs, customer.FieldError{Field: key, Message: "is not a known parameter"})
+			errs = append(errs, fault.FieldError{Field: key, Message: "is not a known parameter"})
 		case len(vs) != 1:
-			errs = append(errs, customer.FieldError{Field: key, Message: "must be given once"})
+			errs = append(errs, fault.FieldError{Field: key, Message: "must be given once"})
 		default:
 			t, err := time.Parse(time.RFC3339Nano, vs[0])
 			if err != nil {
-				errs = append(errs, customer.FieldError{Field: key, Message: "must be an RFC 3339 time, e.g. 2025-01-21T10:00:00Z"})
+				errs = append(errs, fault.FieldError{Field: key, Message: "must be an RFC 3339 time, e.g. 2025-01-21T10:00:00Z"})
 			}
 			at = t
 		}
 	}
 	if len(errs) > 0 {
-		writeError(c, &customer.ValidationError{Fields: errs})
+		writeError(c, fault.InvalidFields(errs...))
 		return
 	}
 	if err := principal(c).Require(auth.PermAudit); err != nil {
@@ -257,7 +258,7 @@ func (a *api) customerHistory(c *gin.Context) {
 	}
 	q, err := parseQuery(c.Request.URL.Query(), false)
 	if err == nil && (q.Status != "" || q.Type != "" || q.Tag != "" || q.CreatedBy != "" || c.Query("sort") != "") {
-		err = &customer.ValidationError{Fields: []customer.FieldError{{Field: "query", Message: "history takes only page and perPage"}}}
+		err = fault.InvalidField("query", "history takes only page and perPage")
 	}
 	if err != nil {
 		writeError(c, err)

@@ -51,11 +51,7 @@ func newRig(t *testing.T, seed uint64) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(es.Close)
-	h := commands.New(es, commands.Options{
-		IsConflict:            func(err error) bool { return errors.Is(err, eventstore.ErrConflict) },
-		IsUnavailable:         func(err error) bool { return errors.Is(err, eventstore.ErrUnavailable) },
-		IsIdempotencyMismatch: func(err error) bool { return errors.Is(err, eventstore.ErrIdempotencyMismatch) },
-	})
+	h := commands.New(es, commands.Options{})
 	return &rig{t: t, nc: nc, es: es, cmd: h, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 

@@ -13,21 +13,28 @@ package readmodel
 
 import (
 	"context"
-	"errors"
 	"math"
 
 	"crm/internal/customer"
+	"crm/internal/fault"
 )
 
-// Errors returned by every adapter.
+// Errors returned by every adapter (sentinels, matched with errors.Is).
+// Every other failure of an adapter is fault.Internal with the driver's
+// error as its cause.
 var (
-	// ErrNotFound: no live customer with that id (missing or deleted).
-	ErrNotFound = errors.New("readmodel: customer not found")
-	// ErrUnavailable: the store cannot be reached; the caller may retry.
-	ErrUnavailable = errors.New("readmodel: store unavailable")
-	// ErrRebuildBehind: Swap refused because the live read model has applied
-	// events the rebuilt one has not; catch up and try again.
-	ErrRebuildBehind = errors.New("readmodel: rebuild is behind the live read model")
+	// ErrNotFound (fault.NotFound): no live customer with that id (missing
+	// or deleted).
+	ErrNotFound = fault.New(fault.NotFound, "customer not found")
+	// ErrUnavailable (fault.Unavailable): the store cannot be reached; the
+	// caller may retry.
+	ErrUnavailable = fault.New(fault.Unavailable, "the read model is unavailable; retry later")
+	// ErrRebuildBehind (fault.Conflict): Swap refused because the live read
+	// model has applied events the rebuilt one has not; catch up and try
+	// again.
+	ErrRebuildBehind = fault.New(fault.Conflict, "the rebuilt read model is behind the live one")
+	// ErrInternal (fault.Internal) wraps every other failure of a store.
+	ErrInternal = fault.New(fault.Internal, "unexpected read model error")
 )
 
 // Writer is what the projector needs.

@@ -147,7 +147,7 @@ func (s *Store) fail(op string, err error) error {
 	if unavailable(err) || s.closed.Load() {
 		return fmt.Errorf("%w: mongodb %s: %w", readmodel.ErrUnavailable, op, err)
 	}
-	return fmt.Errorf("readmodel/mongodb: %s: %w", op, err)
+	return fmt.Errorf("%w: mongodb %s: %w", readmodel.ErrInternal, op, err)
 }
 
 // Server error codes of a deployment that is failing over or shutting down:

@@ -236,7 +236,7 @@ func (s *Store) fail(op string, err error) error {
 	if unavailable(err) || s.closed.Load() {
 		return fmt.Errorf("%w: sqlite %s: %w", readmodel.ErrUnavailable, op, err)
 	}
-	return fmt.Errorf("readmodel/sqlite: %s: %w", op, err)
+	return fmt.Errorf("%w: sqlite %s: %w", readmodel.ErrInternal, op, err)
 }
 
 func unavailable(err error) bool {
