@@ -109,7 +109,7 @@ func runState(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("state", flag.ContinueOnError)
 	nf := addNATSFlags(fs, getenv)
 	asOf := fs.String("as-of", "", "RFC 3339 time (default now)")
-	if ok, err := parseFlags(fs, args, stderr, "Usage: crmctl state <customer id|code> [--as-of TIME] [--nats URL]\n\nThe customer's state folded from the stream up to a time.\n\n"); !ok || err != nil {
+	if ok, err := parseFlags(fs, args, stderr, "Usage: crmctl state <customer id|code> [--as-of TIME] [--nats URL]\n\nThe customer's state folded from the stream up to a time (JSON). A customer deleted\nby then is an error that says since when (exit status 1).\n\n"); !ok || err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -135,6 +135,16 @@ func runState(ctx context.Context, args []string, getenv func(string) string, st
 	st, ok := audit.AsOf(evs, at)
 	if !ok {
 		return fmt.Errorf("customer %s did not exist at %s", fs.Arg(0), at.Format(time.RFC3339))
+	}
+	if st.Deleted {
+		by := ""
+		for _, ev := range evs {
+			if d, isDel := ev.Data.(*events.CustomerDeleted); isDel && !ev.Time.After(at) {
+				by = " by " + d.DeletedBy
+			}
+		}
+		return fmt.Errorf("customer %s (%s) is deleted: since %s%s; --as-of an earlier time shows its state then",
+			st.Code, st.ID, st.UpdatedAt.UTC().Format(time.RFC3339Nano), by)
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")

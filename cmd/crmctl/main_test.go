@@ -15,6 +15,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"crm/internal/apptest"
+	"crm/internal/auth"
 )
 
 func crmctl(t *testing.T, e *apptest.Env, args ...string) (string, error) {
@@ -54,6 +55,17 @@ func TestCrmctlAgainstRunningService(t *testing.T) {
 	out, err = crmctl(t, e, "state", "C003", "--as-of", time.Now().Add(-time.Hour).Format(time.RFC3339))
 	if err == nil {
 		t.Fatalf("state before creation should fail: %s", out)
+	}
+	// A deleted customer: an error that says so and since when; before
+	// the deletion, its state then.
+	out, err = crmctl(t, e, "state", "C003")
+	if err == nil || !strings.Contains(err.Error(), "is deleted: since 20") || !strings.Contains(err.Error(), "by "+apptestAdmin) {
+		t.Fatalf("state of a deleted customer: %v\n%s", err, out)
+	}
+	hist := historyOf(t, e, ids[2])
+	out, err = crmctl(t, e, "state", "C003", "--as-of", hist[0].Time.Format(time.RFC3339Nano))
+	if err != nil || !strings.Contains(out, `"name": "Gone Soon"`) {
+		t.Fatalf("state before the deletion: %v\n%s", err, out)
 	}
 
 	if out, err := crmctl(t, e, "verify"); err != nil || !strings.Contains(out, "0 difference") {
@@ -109,6 +121,54 @@ func TestCrmctlAgainstRunningService(t *testing.T) {
 	out, err = crmctl(t, e, "verify")
 	if err == nil || !strings.Contains(out, ids[1]) || !strings.Contains(out, "name") || !strings.Contains(out, "Tampered") {
 		t.Fatalf("verify after tampering: %v\n%s", err, out)
+	}
+}
+
+// apptestAdmin is the subject of the admin token of apptest services.
+const apptestAdmin = "11111111-1111-4111-8111-111111111111"
+
+// historyOf returns a customer's history through the API.
+func historyOf(t *testing.T, e *apptest.Env, id string) []struct{ Time time.Time } {
+	t.Helper()
+	var h struct{ Data []struct{ Time time.Time } }
+	e.Do("GET", "/api/v1/crm/customers/"+id+"/history", nil).JSON(t, &h)
+	if len(h.Data) == 0 {
+		t.Fatalf("no history of %s", id)
+	}
+	return h.Data
+}
+
+func TestCrmctlToken(t *testing.T) {
+	env := map[string]string{"SECRET_KEY": apptest.Secret}
+	getenv := func(k string) string { return env[k] }
+	tok := func(args ...string) (string, error) {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), append([]string{"token"}, args...), getenv, &out, &errOut)
+		return strings.TrimSpace(out.String()), err
+	}
+	sub := "22222222-2222-4222-8222-222222222222"
+	s, err := tok("--sub", sub, "--role", "user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := auth.NewVerifier([]byte(apptest.Secret), auth.Options{}).Verify(s)
+	if err != nil || p.Subject != sub || !p.Can(auth.PermEdit) || p.Can(auth.PermAudit) {
+		t.Fatalf("minted token: %+v %v", p, err)
+	}
+	for _, bad := range [][]string{
+		{"--sub", "alice"}, {"--sub", "{" + sub + "}"}, {"--role", "superuser"}, {"--role", "admin", "--role", "typo"},
+	} {
+		if out, err := tok(bad...); err == nil {
+			t.Errorf("token %v accepted: %s", bad, out)
+		}
+	}
+	// Roles come from ROLE_PERMISSIONS when it is set.
+	env["ROLE_PERMISSIONS"] = `{"auditor":["crm.view","crm.audit"]}`
+	if _, err := tok("--role", "auditor"); err != nil {
+		t.Errorf("a configured role refused: %v", err)
+	}
+	if _, err := tok("--role", "admin"); err == nil {
+		t.Error("a role ROLE_PERMISSIONS does not define accepted")
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,9 +61,28 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	}
 	if *sub == "" {
 		*sub = uuid.NewString()
+	} else if u, err := uuid.Parse(*sub); err != nil || u.String() != strings.ToLower(*sub) {
+		return fmt.Errorf("token: --sub %q is not a UUID (a user id such as %s)", *sub, uuid.NewString())
 	}
 	if len(roles) == 0 {
 		roles = listFlag{"admin"}
+	}
+	known := auth.DefaultRoles()
+	if rp := getenv("ROLE_PERMISSIONS"); rp != "" {
+		var err error
+		if known, err = auth.ParseRoles(rp); err != nil {
+			return fmt.Errorf("token: ROLE_PERMISSIONS: %w", err)
+		}
+	}
+	for _, r := range roles {
+		if _, ok := known[r]; !ok {
+			names := make([]string, 0, len(known))
+			for n := range known {
+				names = append(names, n)
+			}
+			slices.Sort(names)
+			return fmt.Errorf("token: --role %q grants nothing: the roles are %s (ROLE_PERMISSIONS changes them)", r, strings.Join(names, ", "))
+		}
 	}
 	if *ttl <= 0 {
 		return errors.New("token: --ttl must be positive")

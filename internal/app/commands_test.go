@@ -151,6 +151,11 @@ func TestCreateUpdateDeletePublishEvents(t *testing.T) {
 		if m.Header.Get("Nats-Msg-Id") != ce["id"] {
 			t.Fatalf("message %d Nats-Msg-Id %q != id %v", i, m.Header.Get("Nats-Msg-Id"), ce["id"])
 		}
+		// A command from HTTP is caused by its request: every event has a
+		// correlation and a causation id, both the request id.
+		if cid, _ := ce["correlationid"].(string); cid == "" || ce["causationid"] != cid {
+			t.Fatalf("message %d: correlationid %v, causationid %v; want both the request id", i, ce["correlationid"], ce["causationid"])
+		}
 		ev, err := events.Decode(m.Data)
 		if err != nil {
 			t.Fatalf("message %d does not decode: %v", i, err)

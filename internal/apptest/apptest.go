@@ -108,6 +108,10 @@ func (e *Env) TokenFor(sub string, roles ...string) string {
 	return tok
 }
 
+// client is the tests' HTTP client: it does not follow redirects, so that a
+// test sees the service's own answer.
+var client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
 // Response is an HTTP response with its body read.
 type Response struct {
 	Status int
@@ -157,7 +161,7 @@ func (e *Env) Do(method, path string, body any, headers ...string) Response {
 		}
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		e.T.Fatalf("%s %s: %v", method, path, err)
 	}

@@ -3,6 +3,7 @@
 package auth
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -120,12 +121,42 @@ func NewVerifier(key []byte, o Options) *Verifier {
 }
 
 // claims are the token's claims. Role and Roles accept a string or a list of
-// strings; anything else fails to decode (and the token is refused).
+// strings; anything else fails to decode (and the token is refused). exp,
+// nbf and iat are read strictly (numericDate): they shadow the embedded
+// registered claims of the same names, and the Get… methods below hand them
+// to the validator.
 type claims struct {
 	jwt.RegisteredClaims
-	Role        stringList  `json:"role,omitempty"`
-	Roles       stringList  `json:"roles,omitempty"`
-	Permissions *stringList `json:"permissions,omitempty"`
+	Exp         *numericDate `json:"exp,omitempty"`
+	Nbf         *numericDate `json:"nbf,omitempty"`
+	Iat         *numericDate `json:"iat,omitempty"`
+	Role        stringList   `json:"role,omitempty"`
+	Roles       stringList   `json:"roles,omitempty"`
+	Permissions *stringList  `json:"permissions,omitempty"`
+}
+
+func (c claims) GetExpirationTime() (*jwt.NumericDate, error) { return c.Exp.date(), nil }
+func (c claims) GetNotBefore() (*jwt.NumericDate, error)      { return c.Nbf.date(), nil }
+func (c claims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.Iat.date(), nil }
+
+// numericDate is an RFC 7519 NumericDate: a JSON number of seconds. jwt's
+// own type also accepts a string holding a number ("exp":"1893456000"),
+// which the RFC does not allow.
+type numericDate struct{ jwt.NumericDate }
+
+func (d *numericDate) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
+		return errors.New("a NumericDate must be a JSON number")
+	}
+	return d.NumericDate.UnmarshalJSON(b)
+}
+
+func (d *numericDate) date() *jwt.NumericDate {
+	if d == nil {
+		return nil
+	}
+	return &d.NumericDate
 }
 
 type stringList []string
@@ -182,7 +213,10 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 // Mint signs a token for sub with the given roles, valid for ttl. It is for
 // development and tests (crmctl token, the embedded start-up banner).
 func Mint(key []byte, sub string, roles []string, ttl time.Duration, now time.Time) (string, error) {
-	c := claims{
+	c := struct {
+		jwt.RegisteredClaims
+		Roles []string `json:"roles,omitempty"`
+	}{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   sub,
 			IssuedAt:  jwt.NewNumericDate(now),

@@ -56,6 +56,14 @@ func TestVerify(t *testing.T) {
 		{"roles number", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"roles": 7})), false, nil},
 		{"permissions object", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"permissions": map[string]int{"a": 1}})), false, nil},
 		{"garbage", "not.a.token", false, nil},
+		// RFC 7519 §2: a NumericDate is a JSON number; a string is refused.
+		{"exp string", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"exp": "1893456000"})), false, nil},
+		{"nbf string", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"nbf": "1000000000"})), false, nil},
+		{"iat string", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"iat": "1000000000"})), false, nil},
+		{"exp bool", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"exp": true})), false, nil},
+		{"exp array", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"exp": []any{}})), false, nil},
+		{"numeric dates", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"exp": float64(exp) + 0.5,
+			"nbf": now.Add(-time.Minute).Unix(), "iat": now.Unix(), "role": "user"})), true, []string{PermCreate, PermDelete, PermEdit, PermView}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -79,6 +79,9 @@ func New(store EventStore, o Options) *Handler {
 type Request struct {
 	Principal     auth.Principal
 	CorrelationID string
+	// CausationID is the id of what caused the command (for HTTP, the
+	// request id); empty = CorrelationID.
+	CausationID string
 	// IdempotencyKey (creates only): a retry with the same key and the same
 	// RequestHash returns the customer the first request created.
 	IdempotencyKey string
@@ -97,12 +100,16 @@ type Result struct {
 }
 
 func (h *Handler) meta(r Request) customer.Meta {
+	if r.CausationID == "" {
+		r.CausationID = r.CorrelationID
+	}
 	return customer.Meta{
 		Actor:         r.Principal.Subject,
 		Now:           h.now().UTC().Truncate(time.Millisecond), // BSON dates hold milliseconds
 		EventID:       h.newID(),
 		Source:        h.source,
 		CorrelationID: r.CorrelationID,
+		CausationID:   r.CausationID,
 	}
 }
 

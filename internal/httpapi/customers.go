@@ -114,7 +114,8 @@ func readBody(c *gin.Context) ([]byte, error) {
 }
 
 func (a *api) request(c *gin.Context) commands.Request {
-	return commands.Request{Principal: principal(c), CorrelationID: c.GetString(ctxRequestID)}
+	id := c.GetString(ctxRequestID)
+	return commands.Request{Principal: principal(c), CorrelationID: id, CausationID: id}
 }
 
 // customerID validates the :id path parameter (a UUID, canonical form).

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"unicode/utf8"
 
 	"crm/internal/customer"
 	"crm/internal/events"
@@ -112,6 +113,7 @@ func parseObjectAt(body []byte, prefix string) ([]keyValue, error) {
 	var out []keyValue
 	seen := map[string]bool{}
 	for dec.More() {
+		from := dec.InputOffset()
 		tok, err := dec.Token()
 		if err != nil {
 			return nil, malformed("the request body is not valid JSON: " + jsonErr(err))
@@ -123,6 +125,11 @@ func parseObjectAt(body []byte, prefix string) ([]keyValue, error) {
 		}
 		if prefix != "" {
 			path = prefix + "." + path
+		}
+		// The decoder replaces invalid UTF-8 by U+FFFD; RFC 8259 §8.1
+		// requires UTF-8, so a key that was not is refused, not renamed.
+		if !utf8.Valid(body[from:dec.InputOffset()]) {
+			return nil, fault.InvalidField(path, "the key is not valid UTF-8")
 		}
 		if seen[key] {
 			return nil, fault.InvalidField(path, "appears more than once")
@@ -160,6 +167,10 @@ func stringField(kv keyValue, fail func(f, m string)) customer.Field[string] {
 	if isNull(kv.value) {
 		return events.Cleared[string]()
 	}
+	if !utf8.Valid(kv.value) { // the decoder would replace it by U+FFFD
+		fail(kv.path, "must be valid UTF-8")
+		return customer.Field[string]{}
+	}
 	var s string
 	if err := json.Unmarshal(kv.value, &s); err != nil {
 		fail(kv.path, "must be a string")
@@ -187,6 +198,11 @@ func tagsField(kv keyValue, fail func(f, m string)) customer.Field[[]string] {
 		var s string
 		if err := json.Unmarshal(r, &s); err != nil || isNull(r) {
 			fail(kv.path+"["+strconv.Itoa(i)+"]", "must be a string")
+			ok = false
+			continue
+		}
+		if !utf8.Valid(r) {
+			fail(kv.path+"["+strconv.Itoa(i)+"]", "must be valid UTF-8")
 			ok = false
 			continue
 		}

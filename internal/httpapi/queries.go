@@ -81,13 +81,13 @@ func parseQuery(values url.Values, search bool) (readmodel.Query, error) {
 			}
 		case "tag":
 			t := strings.TrimSpace(v)
-			if t == "" || utf8.RuneCountInString(t) > customer.MaxTagLength {
+			if t == "" || !utf8.ValidString(t) || utf8.RuneCountInString(t) > customer.MaxTagLength {
 				fail(key, "must be 1 to 50 characters")
 				continue
 			}
 			q.Tag = t
 		case "createdBy":
-			if v == "" || len(v) > 200 {
+			if v == "" || len(v) > 200 || !utf8.ValidString(v) {
 				fail(key, "must be 1 to 200 characters")
 				continue
 			}

@@ -54,7 +54,8 @@ func newFile(body []byte, contentType string, headers map[string]string) *file {
 	return &file{body: body, contentType: contentType, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, headers: headers}
 }
 
-// Register adds GET DocumentPath and GET DocsPath to r. They take no token:
+// Register adds GET DocumentPath, GET DocsPath and its trailing-slash
+// redirect to r. They take no token:
 // register them outside any authenticated group.
 func Register(r gin.IRoutes) {
 	r.GET(DocumentPath, newFile(document, "application/json", map[string]string{
@@ -65,6 +66,12 @@ func Register(r gin.IRoutes) {
 		"Content-Security-Policy": ContentSecurityPolicy(),
 		"Referrer-Policy":         "no-referrer",
 	}).serve)
+	// The page fetches openapi.json relative to its own address, so it has
+	// one address; the other spelling redirects to it.
+	r.GET(DocsPath+"/", func(c *gin.Context) {
+		c.Header("Location", DocsPath)
+		c.Status(http.StatusPermanentRedirect)
+	})
 }
 
 func (f *file) serve(c *gin.Context) {
