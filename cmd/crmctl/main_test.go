@@ -198,3 +198,24 @@ func TestCrmctlHelpAndErrors(t *testing.T) {
 		t.Fatal("bad format accepted")
 	}
 }
+
+// TestCrmctlReadsNewerWriterEvents: fields a newer writer added within the
+// versions are ignored by history, state, export and verify.
+func TestCrmctlReadsNewerWriterEvents(t *testing.T) {
+	e := apptest.StartEmbedded(t)
+	last := e.PublishNewerWriterEvents()
+	apptest.Eventually(t, 10*time.Second, "projected", func() bool { return e.App.Projector().Status().Applied >= last })
+	id := apptest.NewerWriterCustomer
+	if out, err := crmctl(t, e, "history", "C950"); err != nil || !strings.Contains(out, "status") || !strings.Contains(out, `"active"`) {
+		t.Fatalf("history: %v\n%s", err, out)
+	}
+	if out, err := crmctl(t, e, "state", id); err != nil || !strings.Contains(out, `"name": "Newer Writer Ltd"`) || !strings.Contains(out, `"version": 3`) {
+		t.Fatalf("state: %v\n%s", err, out)
+	}
+	if out, err := crmctl(t, e, "export"); err != nil || !strings.Contains(out, `"customerCode":"C950"`) {
+		t.Fatalf("export: %v\n%s", err, out)
+	}
+	if out, err := crmctl(t, e, "verify"); err != nil || !strings.Contains(out, "0 difference") {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+}

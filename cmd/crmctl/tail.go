@@ -2,10 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,19 +17,23 @@ import (
 func runTail(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
 	nf := addNATSFlags(fs, getenv)
-	kind := fs.String("kind", "", "only created, updated or deleted events")
+	var kinds []string
+	for _, k := range events.Kinds(events.Customers) {
+		kinds = append(kinds, string(k))
+	}
+	kind := fs.String("kind", "", "only events of this kind: "+strings.Join(kinds, ", "))
 	raw := fs.Bool("json", false, "print each CloudEvents document instead of a summary line")
 	max := fs.Int("max", 0, "exit after this many events (0 = follow until interrupted)")
-	if ok, err := parseFlags(fs, args, stderr, "Usage: crmctl tail [--kind created|updated|deleted] [--json] [--max N] [--nats URL]\n\nFollows new customer events live, as a downstream consumer would.\n\n"); !ok || err != nil {
+	if ok, err := parseFlags(fs, args, stderr, "Usage: crmctl tail [--kind "+strings.Join(kinds, "|")+"] [--json] [--max N] [--nats URL]\n\nFollows new customer events live, as a downstream consumer would.\n\n"); !ok || err != nil {
 		return err
 	}
 	filter := events.SubjectAll
-	switch *kind {
-	case "":
-	case "created", "updated", "deleted":
+	switch {
+	case *kind == "":
+	case slices.Contains(kinds, *kind):
 		filter = events.KindSubjects(events.Kind(*kind))
 	default:
-		return errors.New("tail: --kind must be created, updated or deleted")
+		return fmt.Errorf("tail: --kind must be one of %s", strings.Join(kinds, ", "))
 	}
 	c, err := nf.connect(ctx)
 	if err != nil {
@@ -69,30 +74,11 @@ func runTail(ctx context.Context, args []string, getenv func(string) string, std
 		case *events.CustomerCreated:
 			code = d.CustomerCode + " " + fmt.Sprintf("%q", d.Name)
 		case *events.CustomerUpdated:
-			code = d.CustomerCode + " " + changedFields(d.Changes)
+			code = d.CustomerCode + " " + fmt.Sprint(d.Changes.Fields())
 		case *events.CustomerDeleted:
 			code = d.CustomerCode
 		}
 		fmt.Fprintf(stdout, "%s  %-8s %s v%d by %s  %s\n", ev.Time.Format(time.RFC3339), ev.Kind(), ev.CustomerID, ev.Version, ev.Actor, code)
 	}
 	return nil
-}
-
-func changedFields(c events.Changes) string {
-	var out []string
-	add := func(name string, set bool) {
-		if set {
-			out = append(out, name)
-		}
-	}
-	add("name", c.Name.Set)
-	add("email", c.Email.Set)
-	add("phone", c.Phone.Set)
-	add("company", c.Company.Set)
-	add("address", c.Address.Set)
-	add("type", c.Type.Set)
-	add("status", c.Status.Set)
-	add("notes", c.Notes.Set)
-	add("tags", c.Tags.Set)
-	return fmt.Sprint(out)
 }

@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"crm/internal/apptest"
+	"crm/internal/events"
 )
 
 func randomCommands(t *testing.T, e *apptest.Env, rnd *rand.Rand, ids *[]string, n int) {
@@ -111,5 +113,53 @@ func TestConsumerCopyEqualsReadModel(t *testing.T) {
 		if r.Header.Get("ETag") != fmt.Sprintf(`"%d"`, c.Version) {
 			t.Fatalf("customer %s version %d, read model ETag %s", id, c.Version, r.Header.Get("ETag"))
 		}
+	}
+}
+
+// TestConsumerHandlesEveryRegisteredType: the example reads every event type
+// the service writes (the event registry); a kind added to the registry
+// without teaching the example fails here.
+func TestConsumerHandlesEveryRegisteredType(t *testing.T) {
+	for _, typ := range events.Types() {
+		if handlers[typ] == nil {
+			t.Errorf("examples/consumer does not handle %s", typ)
+		}
+	}
+}
+
+// TestConsumerToleratesNewerWriters: fields a newer writer added are ignored,
+// an event of a kind the consumer does not need is skipped (and counted),
+// and a new version of a kind it handles stops it.
+func TestConsumerToleratesNewerWriters(t *testing.T) {
+	e := apptest.StartEmbedded(t)
+	last := e.PublishNewerWriterEvents()
+	id := apptest.NewerWriterCustomer
+	// A kind this consumer does not need (the service's projector stops at
+	// it: that is its own, stricter rule).
+	_, js := e.JetStream()
+	tagged := `{"specversion":"1.0","id":"3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f","source":"/crm/api-v9",
+	  "type":"com.a64core.crm.customer.tagged.v1","subject":"` + id + `","time":"2026-11-30T10:03:00Z",
+	  "datacontenttype":"application/json","customerversion":4,"actor":"newer-writer","data":{"customerId":"` + id + `","tag":"x"}}`
+	ack, err := js.Publish(context.Background(), "crm.customers."+id+".tagged", []byte(tagged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	statePath := filepath.Join(t.TempDir(), "customers.json")
+	runUntilCaughtUp(t, e, statePath)
+	s, err := load(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.Customers[id]
+	if c == nil || c.Name != "Newer Writer Ltd" || c.Status != "active" || c.Version != 3 || s.LastSeq != ack.Sequence || ack.Sequence != last+1 {
+		t.Fatalf("copy: %+v, last seq %d (want %d)", c, s.LastSeq, ack.Sequence)
+	}
+	if s.Skipped["com.a64core.crm.customer.tagged.v1"] != 1 {
+		t.Fatalf("skipped: %v", s.Skipped)
+	}
+	// A version of a kind it handles that it cannot read: it stops.
+	v2 := strings.Replace(tagged, "customer.tagged.v1", "customer.updated.v2", 1)
+	if err := s.apply(ack.Sequence+1, []byte(v2)); err == nil || !strings.Contains(err.Error(), "upgrade") {
+		t.Fatalf("updated.v2 applied: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -48,6 +49,8 @@ type Customer struct {
 type State struct {
 	LastSeq   uint64               `json:"lastSeq"`
 	Customers map[string]*Customer `json:"customers"`
+	// Skipped counts the events of kinds this consumer does not need.
+	Skipped map[string]int `json:"skipped,omitempty"`
 }
 
 type cloudEvent struct {
@@ -57,7 +60,11 @@ type cloudEvent struct {
 	Data            json.RawMessage `json:"data"`
 }
 
-// apply folds one event into the state.
+// apply folds one event into the state. It is a tolerant reader: fields it
+// does not know are ignored (json.Unmarshal does that). An event type it
+// does not know is skipped, loudly, when its kind is one it has no use
+// for; a new version of a kind it handles stops it, since applying that
+// kind wrong would corrupt its copy.
 func (s *State) apply(seq uint64, raw []byte) error {
 	if seq <= s.LastSeq {
 		return nil // seen before (redelivery after a crash)
@@ -66,8 +73,32 @@ func (s *State) apply(seq uint64, raw []byte) error {
 	if err := json.Unmarshal(raw, &ce); err != nil {
 		return fmt.Errorf("seq %d: %w", seq, err)
 	}
-	switch ce.Type {
-	case "com.a64core.crm.customer.created.v1":
+	h, ok := handlers[ce.Type]
+	if !ok {
+		kind, _, _ := strings.Cut(strings.TrimPrefix(ce.Type, typePrefix), ".")
+		if strings.HasPrefix(ce.Type, typePrefix) && handledKinds[kind] {
+			return fmt.Errorf("seq %d: %s is a version of %q this consumer cannot read; upgrade it", seq, ce.Type, kind)
+		}
+		fmt.Fprintf(os.Stderr, "consumer: skipping event %d of type %q: not a kind this consumer needs\n", seq, ce.Type)
+		if s.Skipped == nil {
+			s.Skipped = map[string]int{}
+		}
+		s.Skipped[ce.Type]++
+		s.LastSeq = seq
+		return nil
+	}
+	if err := h(s, ce); err != nil {
+		return fmt.Errorf("seq %d (%s): %w", seq, ce.Type, err)
+	}
+	s.LastSeq = seq
+	return nil
+}
+
+const typePrefix = "com.a64core.crm.customer."
+
+// handlers apply the event types this consumer reads (docs/asyncapi.yaml).
+var handlers = map[string]func(*State, cloudEvent) error{
+	typePrefix + "created.v1": func(s *State, ce cloudEvent) error {
 		var c Customer
 		if err := json.Unmarshal(ce.Data, &c); err != nil {
 			return err
@@ -76,7 +107,9 @@ func (s *State) apply(seq uint64, raw []byte) error {
 		json.Unmarshal(ce.Data, &d)
 		c.UpdatedAt, c.Version = d.CreatedAt, ce.CustomerVersion
 		s.Customers[c.CustomerID] = &c
-	case "com.a64core.crm.customer.updated.v1":
+		return nil
+	},
+	typePrefix + "updated.v1": func(s *State, ce cloudEvent) error {
 		var d struct {
 			Changes   map[string]json.RawMessage `json:"changes"`
 			UpdatedAt string                     `json:"updatedAt"`
@@ -86,9 +119,10 @@ func (s *State) apply(seq uint64, raw []byte) error {
 		}
 		c := s.Customers[ce.Subject]
 		if c == nil {
-			return fmt.Errorf("seq %d: update of unknown customer %s", seq, ce.Subject)
+			return fmt.Errorf("update of unknown customer %s", ce.Subject)
 		}
-		// Merge the changed fields into the copy: re-encode, overlay, decode.
+		// Merge the changed fields into the copy: re-encode, overlay, decode
+		// (a changed field this consumer does not know is dropped there).
 		cur, _ := json.Marshal(c)
 		var m map[string]json.RawMessage
 		json.Unmarshal(cur, &m)
@@ -105,14 +139,23 @@ func (s *State) apply(seq uint64, raw []byte) error {
 		}
 		next.UpdatedAt, next.Version = d.UpdatedAt, ce.CustomerVersion
 		s.Customers[ce.Subject] = &next
-	case "com.a64core.crm.customer.deleted.v1":
+		return nil
+	},
+	typePrefix + "deleted.v1": func(s *State, ce cloudEvent) error {
 		delete(s.Customers, ce.Subject)
-	default:
-		return fmt.Errorf("seq %d: unknown event type %q", seq, ce.Type)
-	}
-	s.LastSeq = seq
-	return nil
+		return nil
+	},
 }
+
+// handledKinds are the kinds of the handled types (created, updated, …).
+var handledKinds = func() map[string]bool {
+	m := map[string]bool{}
+	for t := range handlers {
+		kind, _, _ := strings.Cut(strings.TrimPrefix(t, typePrefix), ".")
+		m[kind] = true
+	}
+	return m
+}()
 
 func load(path string) (*State, error) {
 	s := &State{Customers: map[string]*Customer{}}

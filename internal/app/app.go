@@ -25,6 +25,7 @@ import (
 	"crm/internal/commands"
 	"crm/internal/config"
 	"crm/internal/embedded"
+	"crm/internal/events"
 	"crm/internal/eventstore"
 	"crm/internal/httpapi"
 	"crm/internal/metrics"
@@ -137,7 +138,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		return nil, fmt.Errorf("open read model: %w", err)
 	}
 
-	a.metrics = metrics.New()
+	a.metrics = metrics.New(events.Types()...)
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	if a.ns != nil {

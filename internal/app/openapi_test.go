@@ -18,6 +18,7 @@ import (
 	"crm/internal/apptest"
 	"crm/internal/auth"
 	"crm/internal/embedded"
+	"crm/internal/events"
 	"crm/internal/httpapi"
 	"crm/internal/httpapi/openapi"
 	"crm/internal/httpapi/openapi/openapitest"
@@ -51,7 +52,7 @@ func TestOpenAPIRoutesMatchDocument(t *testing.T) {
 	}
 
 	h := httpapi.New(httpapi.Deps{
-		Metrics:     metrics.New(),
+		Metrics:     metrics.New(events.Types()...),
 		CORSOrigins: []string{"https://crm.example"},
 		RateLimit:   httpapi.RateLimit{PerSecond: 10},
 	})

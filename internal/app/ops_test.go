@@ -16,6 +16,7 @@ import (
 	"crm/internal/app"
 	"crm/internal/apptest"
 	"crm/internal/embedded"
+	"crm/internal/events"
 )
 
 func TestMetricsAfterLoad(t *testing.T) {
@@ -70,6 +71,14 @@ func TestMetricsAfterLoad(t *testing.T) {
 	}
 	if got := count("crm_projector_events_total", nil); got != 10 {
 		t.Errorf("projected events = %v, want 10", got)
+	}
+	// One series per registered event type, from the start.
+	for _, typ := range events.Types() {
+		want := map[string]float64{events.TypeCreatedV1: 5, events.TypeUpdatedV1: 5}[typ]
+		if got := count("crm_projector_events_total", map[string]string{"type": typ}); got != want ||
+			!strings.Contains(string(r.Body), `crm_projector_events_total{type="`+typ+`"}`) {
+			t.Errorf("projected %s = %v, want %v", typ, got, want)
+		}
 	}
 	if got := count("crm_http_request_duration_seconds", map[string]string{"route": "/api/v1/crm/customers/:id", "method": "GET", "status": "200"}); got != 5 {
 		t.Errorf("GET by id observations = %v, want 5", got)

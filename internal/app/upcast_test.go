@@ -56,3 +56,43 @@ func TestOlderEventVersionIsUpcastByEveryReader(t *testing.T) {
 		t.Fatalf("history of a v0 customer: %+v", h.Data)
 	}
 }
+
+// TestNewerWriterFieldsAreIgnored: events of the current versions that carry
+// fields this service does not know (a newer writer's optional additions)
+// are read by every reader, the unknown fields ignored: the projector (the
+// read model), the aggregate (a PATCH on top), the audit reader (history)
+// and readiness (the projector is not stuck).
+func TestNewerWriterFieldsAreIgnored(t *testing.T) {
+	e := apptest.StartEmbedded(t)
+	last := e.PublishNewerWriterEvents()
+	id := apptest.NewerWriterCustomer
+	var got envelope
+	apptest.Eventually(t, 10*time.Second, "projected", func() bool {
+		r := e.Do("GET", "/api/v1/crm/customers/"+id, nil)
+		if r.Status != http.StatusOK || r.Header.Get("ETag") != `"3"` {
+			return false
+		}
+		r.JSON(t, &got)
+		return true
+	})
+	if d := got.Data; d.Name != "Newer Writer Ltd" || d.Status != "active" || d.CustomerCode != "C950" ||
+		d.Address == nil || *d.Address["city"] != "Lyon" || len(d.Tags) != 1 {
+		t.Fatalf("customer: %+v", d)
+	}
+	if st := e.App.Projector().Status(); st.Err != nil || st.Applied < last {
+		t.Fatalf("projector: %+v", st)
+	}
+	r := e.Do("PATCH", "/api/v1/crm/customers/"+id, `{"notes":"seen by an older writer"}`)
+	if r.Status != http.StatusOK || r.Header.Get("ETag") != `"4"` {
+		t.Fatalf("patch: %d %s", r.Status, r.Body)
+	}
+	var h historyBody
+	e.Do("GET", "/api/v1/crm/customers/"+id+"/history", nil).JSON(t, &h)
+	if len(h.Data) != 4 || h.Data[0].Kind != "created" || len(h.Data[1].Changes) != 1 || h.Data[1].Changes[0].Field != "status" ||
+		len(h.Data[2].Changes) != 0 || h.Data[2].Version != 3 {
+		t.Fatalf("history: %+v", h.Data)
+	}
+	if status, checks := readyChecks(t, e); status != http.StatusOK {
+		t.Fatalf("/readyz %d %v", status, checks)
+	}
+}

@@ -232,3 +232,50 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(bytes.TrimRight(p, "\n")))
 	return len(p), nil
 }
+
+// NewerWriterCustomer is the customer PublishNewerWriterEvents writes.
+const NewerWriterCustomer = "5e2b7c1a-9d3f-4e8a-b6c2-1f0a9e8d7c6b"
+
+// PublishNewerWriterEvents appends, by hand, the events a newer writer of
+// the same versions could write: a created.v1 with a payload field, an
+// address sub-field and an extension attribute this service does not know,
+// an updated.v1 that changes a known field and an unknown one, and one that
+// changes only an unknown field. Readers must ignore what they do not know
+// (tolerant readers): the customer is "Newer Writer Ltd", status active, at
+// version 3. It returns the stream sequence of the last event.
+func (e *Env) PublishNewerWriterEvents() uint64 {
+	e.T.Helper()
+	id := NewerWriterCustomer
+	docs := []struct{ id, kind, body string }{
+		{"0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0", "created", `{"specversion":"1.0","id":"0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
+		  "source":"/crm/api-v9","type":"com.a64core.crm.customer.created.v1","subject":"` + id + `","time":"2026-11-30T10:00:00.123456789Z",
+		  "datacontenttype":"application/json","customerversion":1,"actor":"newer-writer","correlationid":"r1","causationid":"r1",
+		  "traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		  "data":{"customerId":"` + id + `","customerCode":"C950","name":"Newer Writer Ltd","email":null,"phone":null,"company":"Newer",
+		          "address":{"city":"Lyon","geo":{"lat":45.76,"lon":4.84}},"type":"business","status":"lead","notes":null,"tags":["new"],
+		          "createdBy":"newer-writer","createdAt":"2026-11-30T10:00:00.123456789Z","loyaltyTier":"gold","website":"https://newer.example"}}`},
+		{"1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5e", "updated", `{"specversion":"1.0","id":"1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5e",
+		  "source":"/crm/api-v9","type":"com.a64core.crm.customer.updated.v1","subject":"` + id + `","time":"2026-11-30T10:01:00Z",
+		  "datacontenttype":"application/json","customerversion":2,"actor":"newer-writer",
+		  "data":{"customerId":"` + id + `","customerCode":"C950","changes":{"status":"active","loyaltyTier":"platinum"},
+		          "updatedBy":"newer-writer","updatedAt":"2026-11-30T10:01:00Z","reason":"upgrade"}}`},
+		{"2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6f", "updated", `{"specversion":"1.0","id":"2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6f",
+		  "source":"/crm/api-v9","type":"com.a64core.crm.customer.updated.v1","subject":"` + id + `","time":"2026-11-30T10:02:00Z",
+		  "datacontenttype":"application/json","customerversion":3,"actor":"newer-writer",
+		  "data":{"customerId":"` + id + `","customerCode":"C950","changes":{"website":"https://newer.example/v2"},
+		          "updatedBy":"newer-writer","updatedAt":"2026-11-30T10:02:00Z"}}`},
+	}
+	_, js := e.JetStream()
+	var last uint64
+	for _, d := range docs {
+		msg := &nats.Msg{Subject: "crm.customers." + id + "." + d.kind, Data: []byte(d.body), Header: nats.Header{}}
+		msg.Header.Set("Nats-Msg-Id", d.id)
+		ack, err := js.PublishMsg(context.Background(), msg)
+		if err != nil {
+			e.T.Fatal(err)
+		}
+		last = ack.Sequence
+	}
+	e.ForeignEvents = true // not what this service writes: skip the schema check
+	return last
+}

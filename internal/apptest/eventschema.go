@@ -10,9 +10,12 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"crm/internal/events"
 )
 
-// The JSON Schemas of the published events (docs/events), compiled once.
+// The JSON Schemas of the published events (docs/events, one per
+// registered kind), compiled once.
 var (
 	schemaOnce sync.Once
 	schemas    map[string]*jsonschema.Schema
@@ -27,8 +30,8 @@ func eventSchemas() (map[string]*jsonschema.Schema, error) {
 		c.DefaultDraft(jsonschema.Draft2020)
 		c.AssertFormat()
 		schemas = map[string]*jsonschema.Schema{}
-		for _, kind := range []string{"created", "updated", "deleted"} {
-			path := filepath.Join(dir, "customer."+kind+".v1.schema.json")
+		for _, d := range events.Definitions() {
+			path := filepath.Join(dir, d.Schema)
 			b, err := os.ReadFile(path)
 			if err != nil {
 				schemaErr = err
@@ -48,7 +51,7 @@ func eventSchemas() (map[string]*jsonschema.Schema, error) {
 				schemaErr = fmt.Errorf("compile %s: %w", path, err)
 				return
 			}
-			schemas["com.a64core.crm.customer."+kind+".v1"] = s
+			schemas[d.Type] = s
 		}
 	})
 	return schemas, schemaErr

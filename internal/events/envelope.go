@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,10 +41,12 @@ type Event struct {
 // Kind returns the kind of the event's payload.
 func (e Event) Kind() Kind { return e.Data.Kind() }
 
-// Type returns the versioned CloudEvents type of the event.
-func (e Event) Type() string { return typeOf(e.Data.Kind()) }
-
-func typeOf(k Kind) string { return typePrefix + string(k) + ".v1" }
+// Type returns the versioned CloudEvents type of the event (the current
+// version of its kind: an upcast event reports the type it was read as).
+func (e Event) Type() string {
+	d, _ := definitionOf(e.Data)
+	return d.Type
+}
 
 // envelope is the CloudEvents 1.0 structured-mode JSON document.
 type envelope struct {
@@ -71,6 +72,9 @@ func Encode(e Event) ([]byte, error) {
 	if e.Data == nil {
 		return nil, fmt.Errorf("encode event %s: no data", e.ID)
 	}
+	if _, ok := definitionOf(e.Data); !ok {
+		return nil, fmt.Errorf("encode event %s: %T is not a registered event kind", e.ID, e.Data)
+	}
 	data, err := json.Marshal(e.Data)
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
@@ -95,11 +99,13 @@ func Encode(e Event) ([]byte, error) {
 	})
 }
 
-// Decode parses a CloudEvents JSON document strictly: an unknown type, a
-// missing required attribute, a payload with unknown fields or a payload
-// whose customer id differs from the subject is an error wrapping
-// ErrMalformed, never a zero value. Unknown CloudEvents extension attributes
-// are tolerated (they are additive by the CloudEvents rules).
+// Decode parses a CloudEvents JSON document: an unknown type, a missing
+// required attribute or payload field, or a payload whose customer id
+// differs from the subject is an error wrapping ErrMalformed, never a zero
+// value. It is a tolerant reader: unknown CloudEvents extension attributes
+// and payload fields it does not know are ignored (adding an optional field
+// is a compatible change within a version); older versions of a type are
+// upcast to the current payload.
 func Decode(b []byte) (Event, error) {
 	if len(b) > maxEncodedBytes {
 		return Event{}, fmt.Errorf("%w: %d bytes", ErrMalformed, len(b))
@@ -144,8 +150,8 @@ func Decode(b []byte) (Event, error) {
 	if err != nil {
 		return bad("%v", err)
 	}
-	if payload.customerID() != env.Subject {
-		return bad("data.customerId %q differs from subject", payload.customerID())
+	if payload.subjectID() != env.Subject {
+		return bad("data.customerId %q differs from subject", payload.subjectID())
 	}
 	if payload.Kind() == KindCreated && env.CustomerVersion != 1 {
 		return bad("created event with customerversion %d", env.CustomerVersion)
@@ -172,103 +178,31 @@ func isUUID(s string) bool {
 	return err == nil && u.String() == s
 }
 
-// decodeData decodes the payload of a known, versioned event type. Older
-// versions of a type are upcast here, so every reader sees the current shape.
+// decodeData decodes the payload of a registered, versioned event type.
+// Older versions of a type are upcast here, so every reader sees the
+// current shape.
 func decodeData(typ string, raw json.RawMessage) (Payload, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, errors.New("data missing")
 	}
-	if up, ok := upcasters[typ]; ok {
-		p, err := up(raw)
-		if err != nil {
-			return nil, fmt.Errorf("data (%s): %v", typ, err)
-		}
-		if err := checkPayload(p); err != nil {
-			return nil, fmt.Errorf("data (%s): %v", typ, err)
-		}
-		return p, nil
-	}
-	var p Payload
-	switch typ {
-	case TypeCreatedV1:
-		p = new(CustomerCreated)
-	case TypeUpdatedV1:
-		p = new(CustomerUpdated)
-	case TypeDeletedV1:
-		p = new(CustomerDeleted)
-	default:
+	t, ok := byType[typ]
+	if !ok {
 		return nil, fmt.Errorf("unknown type %q", typ)
 	}
-	if err := strictUnmarshal(raw, p); err != nil {
-		return nil, fmt.Errorf("data: %v", err)
+	var p Payload
+	if t.up != nil {
+		var err error
+		if p, err = t.up(raw); err != nil {
+			return nil, fmt.Errorf("data (%s): %v", typ, err)
+		}
+	} else {
+		p = t.def.New()
+		if err := json.Unmarshal(raw, p); err != nil {
+			return nil, fmt.Errorf("data: %v", err)
+		}
 	}
-	if err := checkPayload(p); err != nil {
-		return nil, fmt.Errorf("data: %v", err)
+	if err := p.check(); err != nil {
+		return nil, fmt.Errorf("data (%s): %v", typ, err)
 	}
 	return p, nil
-}
-
-func checkPayload(p Payload) error {
-	switch d := p.(type) {
-	case *CustomerCreated:
-		if d.CustomerCode == "" || d.Name == "" || d.Type == "" || d.Status == "" || d.CreatedBy == "" || d.CreatedAt.IsZero() {
-			return errors.New("created event misses a required field")
-		}
-		if d.Tags == nil {
-			return errors.New("created event without tags")
-		}
-	case *CustomerUpdated:
-		if d.Changes.Empty() {
-			return errors.New("updated event without changes")
-		}
-		if d.UpdatedBy == "" || d.UpdatedAt.IsZero() {
-			return errors.New("updated event misses updatedBy/updatedAt")
-		}
-		if d.Changes.Name.Null || d.Changes.Type.Null || d.Changes.Status.Null {
-			return errors.New("updated event clears a required field")
-		}
-	case *CustomerDeleted:
-		if d.DeletedBy == "" || d.DeletedAt.IsZero() {
-			return errors.New("deleted event misses deletedBy/deletedAt")
-		}
-	}
-	return nil
-}
-
-// Subject scheme: crm.customers.<customerId>.<kind>.
-const (
-	SubjectPrefix = "crm.customers"
-	// SubjectAll matches every customer event.
-	SubjectAll = SubjectPrefix + ".>"
-)
-
-// Subject returns the subject of an event of kind k about customer id.
-func Subject(customerID string, k Kind) string {
-	return SubjectPrefix + "." + customerID + "." + string(k)
-}
-
-// CustomerSubjects returns the wildcard that matches every event of one
-// customer.
-func CustomerSubjects(customerID string) string {
-	return SubjectPrefix + "." + customerID + ".*"
-}
-
-// KindSubjects returns the wildcard that matches every event of one kind.
-func KindSubjects(k Kind) string { return SubjectPrefix + ".*." + string(k) }
-
-// ParseSubject splits a subject into customer id and kind.
-func ParseSubject(subject string) (customerID string, k Kind, err error) {
-	rest, ok := strings.CutPrefix(subject, SubjectPrefix+".")
-	if !ok {
-		return "", "", fmt.Errorf("%w: subject %q", ErrMalformed, subject)
-	}
-	id, kind, ok := strings.Cut(rest, ".")
-	if !ok || !isUUID(id) {
-		return "", "", fmt.Errorf("%w: subject %q", ErrMalformed, subject)
-	}
-	switch Kind(kind) {
-	case KindCreated, KindUpdated, KindDeleted:
-		return id, Kind(kind), nil
-	}
-	return "", "", fmt.Errorf("%w: subject %q", ErrMalformed, subject)
 }

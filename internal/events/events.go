@@ -4,14 +4,19 @@
 // Every event travels as a CloudEvents 1.0 document in JSON structured mode
 // (see envelope.go). The payload types in this file are versioned through the
 // CloudEvents "type" attribute (for example
-// "com.a64core.crm.customer.created.v1"); their JSON shape never changes
-// incompatibly within a version.
+// "com.a64core.crm.customer.created.v1") and declared once, in the registry
+// (registry.go). Their JSON shape never changes incompatibly within a
+// version: readers ignore fields they do not know, so adding an optional
+// field is compatible; removing or retyping one is a new version with an
+// upcaster.
 package events
 
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
+	"errors"
+	"reflect"
+	"strings"
 	"time"
 )
 
@@ -38,11 +43,16 @@ type Address struct {
 // IsZero reports whether every sub-field is empty.
 func (a Address) IsZero() bool { return a == Address{} }
 
-// Payload is the data of one event: *CustomerCreated, *CustomerUpdated or
-// *CustomerDeleted.
+// Payload is the data of one event. Each payload type is declared in the
+// registry (registry.go) with its kind and CloudEvents type.
 type Payload interface {
+	// Aggregate and Kind place the payload in the registry and its subject.
+	Aggregate() Aggregate
 	Kind() Kind
-	customerID() string
+	// subjectID is the id the event is about (the CloudEvents subject).
+	subjectID() string
+	// check reports a payload that misses what every reader relies on.
+	check() error
 }
 
 // CustomerCreated carries the full customer as created. Optional fields that
@@ -88,10 +98,22 @@ type Changes struct {
 }
 
 // Empty reports whether no field changed.
-func (c Changes) Empty() bool {
-	return !c.Name.Set && !c.Email.Set && !c.Phone.Set && !c.Company.Set && !c.Address.Set &&
-		!c.Type.Set && !c.Status.Set && !c.Notes.Set && !c.Tags.Set
+func (c Changes) Empty() bool { return len(c.Fields()) == 0 }
+
+// Fields returns the JSON names of the changed fields, in schema order.
+func (c Changes) Fields() []string {
+	var out []string
+	v := reflect.ValueOf(c)
+	for i := range v.NumField() {
+		if !v.Field(i).Interface().(interface{ IsZero() bool }).IsZero() {
+			name, _, _ := strings.Cut(changesType.Field(i).Tag.Get("json"), ",")
+			out = append(out, name)
+		}
+	}
+	return out
 }
+
+var changesType = reflect.TypeFor[Changes]()
 
 // CustomerDeleted records the deletion of a customer.
 type CustomerDeleted struct {
@@ -101,13 +123,66 @@ type CustomerDeleted struct {
 	DeletedAt    time.Time `json:"deletedAt"`
 }
 
+func (*CustomerCreated) Aggregate() Aggregate { return Customers }
+func (*CustomerUpdated) Aggregate() Aggregate { return Customers }
+func (*CustomerDeleted) Aggregate() Aggregate { return Customers }
+
 func (*CustomerCreated) Kind() Kind { return KindCreated }
 func (*CustomerUpdated) Kind() Kind { return KindUpdated }
 func (*CustomerDeleted) Kind() Kind { return KindDeleted }
 
-func (p *CustomerCreated) customerID() string { return p.CustomerID }
-func (p *CustomerUpdated) customerID() string { return p.CustomerID }
-func (p *CustomerDeleted) customerID() string { return p.CustomerID }
+func (p *CustomerCreated) subjectID() string { return p.CustomerID }
+func (p *CustomerUpdated) subjectID() string { return p.CustomerID }
+func (p *CustomerDeleted) subjectID() string { return p.CustomerID }
+
+func (d *CustomerCreated) check() error {
+	if d.CustomerCode == "" || d.Name == "" || d.Type == "" || d.Status == "" || d.CreatedBy == "" || d.CreatedAt.IsZero() {
+		return errors.New("created event misses a required field")
+	}
+	if d.Tags == nil {
+		return errors.New("created event without tags")
+	}
+	return nil
+}
+
+// check accepts an update without a change this reader knows: a newer
+// writer may have changed only fields added since (tolerant reader); it is
+// a new version of the customer all the same.
+func (d *CustomerUpdated) check() error {
+	if d.UpdatedBy == "" || d.UpdatedAt.IsZero() {
+		return errors.New("updated event misses updatedBy/updatedAt")
+	}
+	if d.Changes.Name.Null || d.Changes.Type.Null || d.Changes.Status.Null {
+		return errors.New("updated event clears a required field")
+	}
+	return nil
+}
+
+func (d *CustomerDeleted) check() error {
+	if d.DeletedBy == "" || d.DeletedAt.IsZero() {
+		return errors.New("deleted event misses deletedBy/deletedAt")
+	}
+	return nil
+}
+
+// UnmarshalJSON requires the changes object (it may be empty of the fields
+// this reader knows, see check).
+func (d *CustomerUpdated) UnmarshalJSON(b []byte) error {
+	type plain CustomerUpdated
+	var v struct {
+		plain
+		Changes *Changes `json:"changes"` // shadows plain.Changes
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	if v.Changes == nil {
+		return errors.New("updated event without changes")
+	}
+	*d = CustomerUpdated(v.plain)
+	d.Changes = *v.Changes
+	return nil
+}
 
 // Change is one field of an update: Set says the field changed; Null says it
 // was cleared; otherwise Value is its new value. The zero Change is
@@ -135,7 +210,8 @@ func (c Change[T]) MarshalJSON() ([]byte, error) {
 	return json.Marshal(c.Value)
 }
 
-// UnmarshalJSON marks the field as set; null clears it.
+// UnmarshalJSON marks the field as set; null clears it. Fields of the value
+// that this reader does not know are ignored (tolerant reader).
 func (c *Change[T]) UnmarshalJSON(b []byte) error {
 	c.Set = true
 	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
@@ -145,19 +221,5 @@ func (c *Change[T]) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	c.Null = false
-	return strictUnmarshal(b, &c.Value)
-}
-
-// strictUnmarshal decodes exactly one JSON value, rejecting unknown fields and
-// trailing data.
-func strictUnmarshal(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return fmt.Errorf("trailing data after JSON value")
-	}
-	return nil
+	return json.Unmarshal(b, &c.Value)
 }

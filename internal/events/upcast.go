@@ -19,11 +19,6 @@ import (
 // type and status may be missing, tags may be null.
 const TypeCreatedV0 = typePrefix + "created.v0"
 
-// upcasters turn an older version's data into the current payload.
-var upcasters = map[string]func(json.RawMessage) (Payload, error){
-	TypeCreatedV0: upcastCreatedV0,
-}
-
 type createdV0 struct {
 	CustomerID   string  `json:"customerId"`
 	CustomerCode string  `json:"customerCode"`
@@ -48,7 +43,7 @@ type createdV0 struct {
 
 func upcastCreatedV0(raw json.RawMessage) (Payload, error) {
 	var v createdV0
-	if err := strictUnmarshal(raw, &v); err != nil {
+	if err := json.Unmarshal(raw, &v); err != nil {
 		return nil, err
 	}
 	blank := func(s *string) *string {

@@ -18,7 +18,7 @@ type Metrics struct {
 	httpDuration    *prometheus.HistogramVec
 	commands        *prometheus.CounterVec
 	appendDuration  prometheus.Histogram
-	projected       prometheus.Counter
+	projected       map[string]prometheus.Counter // by event type
 	projectorErrors prometheus.Counter
 	lagEvents       prometheus.Gauge
 	lagSeconds      prometheus.Gauge
@@ -28,8 +28,10 @@ type Metrics struct {
 }
 
 // New registers every series (and the Go and process collectors) in a new
-// registry.
-func New() *Metrics {
+// registry. eventTypes are the CloudEvents types the projector counts (the
+// event registry's): the label's values are exactly these, created at zero,
+// so the series are bounded and present from the start.
+func New(eventTypes ...string) *Metrics {
 	reg := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	m := &Metrics{reg: reg}
@@ -38,13 +40,17 @@ func New() *Metrics {
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"route", "method", "status"})
 	m.commands = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "crm_commands_total", Help: "Commands by kind (create, update, delete) and outcome (ok, noop, replayed, invalid, not_found, conflict, precondition_failed, forbidden, unavailable, error).",
+		Name: "crm_commands_total", Help: "Commands by kind (create, update, delete) and outcome (ok, noop, replayed, error, or the error kind: invalid, forbidden, not_found, conflict, precondition_failed, unprocessable, unavailable).",
 	}, []string{"kind", "outcome"})
 	m.appendDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "crm_event_append_duration_seconds", Help: "Latency of a command from load to JetStream acknowledgement.",
 		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, 1, 5},
 	})
-	m.projected = prometheus.NewCounter(prometheus.CounterOpts{Name: "crm_projector_events_total", Help: "Events applied to the read model."})
+	projected := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crm_projector_events_total", Help: "Events applied to the read model, by CloudEvents type."}, []string{"type"})
+	m.projected = make(map[string]prometheus.Counter, len(eventTypes))
+	for _, t := range eventTypes {
+		m.projected[t] = projected.WithLabelValues(t)
+	}
 	m.projectorErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "crm_projector_errors_total", Help: "Projector failures (store or NATS errors, unappliable events)."})
 	m.lagEvents = prometheus.NewGauge(prometheus.GaugeOpts{Name: "crm_projector_lag_events", Help: "Events in the stream not yet in the read model."})
 	m.lagSeconds = prometheus.NewGauge(prometheus.GaugeOpts{Name: "crm_projector_lag_seconds", Help: "Age of the oldest event not yet in the read model (0 when caught up)."})
@@ -54,7 +60,7 @@ func New() *Metrics {
 		Name: "crm_read_your_writes_wait_seconds", Help: "How long command responses waited for the read model.",
 		Buckets: []float64{.0001, .0005, .001, .0025, .005, .01, .05, .1, .5, 1, 3},
 	})
-	for _, c := range []prometheus.Collector{m.httpDuration, m.commands, m.appendDuration, m.projected, m.projectorErrors,
+	for _, c := range []prometheus.Collector{m.httpDuration, m.commands, m.appendDuration, projected, m.projectorErrors,
 		m.lagEvents, m.lagSeconds, m.rywWaits, m.rywTimeouts, m.rywDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
@@ -88,10 +94,15 @@ func (m *Metrics) Append(d time.Duration) {
 	}
 }
 
-// Projected records n applied events and the lag after them.
-func (m *Metrics) Projected(n int, lagEvents uint64, lag time.Duration) {
+// Projected records applied events (count by CloudEvents type; types New
+// was not given are not counted) and the lag after them.
+func (m *Metrics) Projected(byType map[string]int, lagEvents uint64, lag time.Duration) {
 	if m != nil {
-		m.projected.Add(float64(n))
+		for t, n := range byType {
+			if c, ok := m.projected[t]; ok {
+				c.Add(float64(n))
+			}
+		}
 		m.lagEvents.Set(float64(lagEvents))
 		m.lagSeconds.Set(lag.Seconds())
 	}

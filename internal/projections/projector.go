@@ -300,7 +300,11 @@ func (p *Projector) apply(ctx context.Context, batch []events.Event) error {
 	p.mu.Lock()
 	p.lagEvents = p.pending
 	p.mu.Unlock()
-	p.metrics.Projected(len(batch), p.pending, lag)
+	byType := make(map[string]int, 4)
+	for _, ev := range batch {
+		byType[ev.Type()]++
+	}
+	p.metrics.Projected(byType, p.pending, lag)
 	return nil
 }
 
