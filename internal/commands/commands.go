@@ -24,9 +24,12 @@ type EventStore interface {
 	// Load returns the customer's events in order and the stream sequence of
 	// the last one (0 if none).
 	Load(ctx context.Context, customerID string) ([]events.Event, uint64, error)
-	// Append stores ev if the customer's last event is still at expectedSeq
-	// and returns its stream sequence. A concurrent change is fault.Conflict.
-	Append(ctx context.Context, ev events.Event, expectedSeq uint64) (uint64, error)
+	// Append stores evs (of one customer or several) atomically, all or
+	// none, if each customer's last event is still at expected[its id] (0:
+	// none yet), and returns the stream sequence of each event. A
+	// concurrent change of any of them is fault.Conflict, and nothing is
+	// stored.
+	Append(ctx context.Context, evs []events.Event, expected map[string]uint64) ([]uint64, error)
 	// NextCode returns a fresh customer number, unique forever.
 	NextCode(ctx context.Context) (uint64, error)
 	// Reserve binds an idempotency key of scope to a customer id: the first
@@ -92,8 +95,8 @@ type Request struct {
 type Result struct {
 	// Customer is the state after the command, from the aggregate.
 	Customer customer.Customer
-	// Seq is the stream sequence of the appended event; 0 when the command
-	// changed nothing and appended no event.
+	// Seq is the stream sequence of the last appended event; 0 when the
+	// command changed nothing and appended no event.
 	Seq uint64
 	// Replayed: an idempotent retry; nothing was appended by this call.
 	Replayed bool
@@ -139,13 +142,13 @@ func (h *Handler) execute(ctx context.Context, r Request, id string, cmd custome
 		if len(decided) == 0 {
 			return Result{Customer: state}, nil
 		}
-		seq, err := h.append(ctx, decided, last)
+		seqs, err := h.store.Append(ctx, decided, map[string]uint64{id: last})
 		if err == nil {
-			for _, e := range decided {
-				e.Seq = seq
+			for i, e := range decided {
+				e.Seq = seqs[i]
 				state = customer.Evolve(state, e)
 			}
-			return Result{Customer: state, Seq: seq}, nil
+			return Result{Customer: state, Seq: seqs[len(seqs)-1]}, nil
 		}
 		if !fault.Is(err, fault.Conflict) {
 			return Result{}, err
@@ -157,18 +160,6 @@ func (h *Handler) execute(ctx context.Context, r Request, id string, cmd custome
 			return Result{}, err
 		}
 	}
-}
-
-func (h *Handler) append(ctx context.Context, evs []events.Event, last uint64) (uint64, error) {
-	var seq uint64
-	for _, e := range evs {
-		var err error
-		if seq, err = h.store.Append(ctx, e, last); err != nil {
-			return 0, err
-		}
-		last = seq
-	}
-	return seq, nil
 }
 
 // backoff waits a little, longer after each attempt, with jitter from the

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -80,7 +81,8 @@ const CounterSubject = "crm.counters.customer_code"
 
 // StreamConfig returns the customer stream's configuration: file storage, no
 // age, size or count limits, DiscardNew (never evict history), delete, purge
-// and roll-up denied, direct gets allowed (for loading one customer).
+// and roll-up denied, direct gets allowed (for loading one customer), atomic
+// batches allowed (for commands that record several events).
 func StreamConfig(c Config) jetstream.StreamConfig {
 	c = c.withDefaults()
 	return jetstream.StreamConfig{
@@ -100,6 +102,9 @@ func StreamConfig(c Config) jetstream.StreamConfig {
 		DenyPurge:   true,
 		AllowRollup: false,
 		AllowDirect: true,
+		// The several events of one command (merge, batch, import) are one
+		// atomic batch: all stored or none.
+		AllowAtomicPublish: true,
 	}
 }
 
@@ -307,39 +312,160 @@ func (s *Store) directBatch(ctx context.Context, filter string, start uint64) (m
 	}
 }
 
-// Append publishes one event on its subject, expecting the customer's last
-// event to be at expectedSeq (0: the customer has no events). It returns the
-// event's stream sequence once JetStream has acknowledged it (stored, and
-// synced where the server syncs every write). A retry of the same event id
-// within the duplicate window returns the original sequence.
-// Errors: ErrConflict, ErrUnavailable, ErrNotWritable, or another fault
-// error.
-func (s *Store) Append(ctx context.Context, ev events.Event, expectedSeq uint64) (uint64, error) {
+// Append stores evs, in order, all of them or none, once every customer
+// they are about still has its last event at expected[customerID] (0: the
+// customer has no events yet); only the first event of each customer in evs
+// is checked, the batch being atomic. It returns each event's stream
+// sequence once JetStream has acknowledged the write (stored, and synced
+// where the server syncs every write): one event is one publish; several
+// are one JetStream atomic batch, committed in one synced write, their
+// sequences consecutive. Appending events again (a retry after an unknown
+// outcome) never stores them twice: the expectations no longer hold (the
+// server checks them before de-duplicating by Nats-Msg-Id), so it is
+// ErrConflict.
+//
+// Errors: ErrConflict (an expected sequence did not match: nothing was
+// stored), ErrUnavailable (the outcome is unknown), ErrNotWritable, or
+// another fault error.
+func (s *Store) Append(ctx context.Context, evs []events.Event, expected map[string]uint64) ([]uint64, error) {
+	if len(evs) == 0 {
+		return nil, nil
+	}
 	if err := s.writable(); err != nil {
-		return 0, err
+		return nil, err
 	}
-	data, err := events.Encode(ev)
-	if err != nil {
-		return 0, fmt.Errorf("%w: %v", errUnexpected, err)
+	msgs := make([]*nats.Msg, len(evs))
+	checked := make(map[string]bool, 2)
+	for i, ev := range evs {
+		m, err := message(ev)
+		if err != nil {
+			return nil, err
+		}
+		m.Header.Set(jetstream.ExpectedStreamHeader, s.cfg.Stream)
+		if !checked[ev.CustomerID] {
+			checked[ev.CustomerID] = true
+			seq, ok := expected[ev.CustomerID]
+			if !ok {
+				return nil, fmt.Errorf("%w: append: no expected sequence for customer %s", errUnexpected, ev.CustomerID)
+			}
+			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(seq, 10))
+			m.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, events.CustomerSubjects(ev.CustomerID))
+		}
+		msgs[i] = m
 	}
-	msg := &nats.Msg{
-		Subject: events.SubjectOf(ev),
-		Data:    data,
-		Header:  nats.Header{},
-	}
-	msg.Header.Set("Content-Type", events.ContentType)
-	msg.Header.Set("Ce-Type", ev.Type())
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	ack, err := s.js.PublishMsg(ctx, msg,
-		jetstream.WithMsgID(ev.ID),
-		jetstream.WithExpectStream(s.cfg.Stream),
-		jetstream.WithExpectLastSequenceForSubject(expectedSeq, events.CustomerSubjects(ev.CustomerID)),
-	)
+	if len(msgs) == 1 {
+		ack, err := s.js.PublishMsg(ctx, msgs[0])
+		if err != nil {
+			return nil, classify(err)
+		}
+		return []uint64{ack.Sequence}, nil
+	}
+	last, err := s.publishBatch(ctx, msgs)
+	if err != nil {
+		return nil, err
+	}
+	seqs := make([]uint64, len(msgs))
+	for i := range seqs {
+		seqs[i] = last - uint64(len(msgs)-1-i)
+	}
+	return seqs, nil
+}
+
+// message returns the NATS message of one event: its subject, the
+// CloudEvents document, and Nats-Msg-Id = the event id (de-duplication).
+func message(ev events.Event) (*nats.Msg, error) {
+	data, err := events.Encode(ev)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUnexpected, err)
+	}
+	m := &nats.Msg{Subject: events.SubjectOf(ev), Data: data, Header: nats.Header{}}
+	m.Header.Set("Content-Type", events.ContentType)
+	m.Header.Set("Ce-Type", ev.Type())
+	m.Header.Set(jetstream.MsgIDHeader, ev.ID)
+	return m, nil
+}
+
+// Headers of JetStream atomic batch publishing (nats-server 2.12+; nats.go
+// 1.55 has no publisher for it).
+const (
+	batchIDHeader     = "Nats-Batch-Id"
+	batchSeqHeader    = "Nats-Batch-Sequence"
+	batchCommitHeader = "Nats-Batch-Commit"
+)
+
+// MaxBatch is the most events one Append may carry (the server's default
+// limit of an atomic batch).
+const MaxBatch = 1000
+
+// publishBatch publishes msgs as one atomic batch and returns the stream
+// sequence of the last one. The first message is sent as a request, so
+// that a batch the server refuses at once (atomic publishing disabled, too
+// many batches in flight) fails before the rest is sent; the others are
+// staged without a reply; the commit (the last) returns the acknowledgement
+// of the whole batch, or why nothing was stored.
+func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
+	if len(msgs) > MaxBatch {
+		return 0, fmt.Errorf("%w: a batch of %d events (at most %d)", errUnexpected, len(msgs), MaxBatch)
+	}
+	id := uuid.NewString()
+	for i, m := range msgs {
+		m.Header.Set(batchIDHeader, id)
+		m.Header.Set(batchSeqHeader, strconv.Itoa(i+1))
+		if i == len(msgs)-1 {
+			m.Header.Set(batchCommitHeader, "1")
+		}
+	}
+	first, err := s.nc.RequestMsgWithContext(ctx, msgs[0])
 	if err != nil {
 		return 0, classify(err)
 	}
-	return ack.Sequence, nil
+	if len(first.Data) > 0 { // an empty reply means "staged"
+		if err := ackError(first.Data); err != nil {
+			return 0, err
+		}
+	}
+	for _, m := range msgs[1 : len(msgs)-1] {
+		if err := s.nc.PublishMsg(m); err != nil {
+			return 0, classify(err)
+		}
+	}
+	resp, err := s.nc.RequestMsgWithContext(ctx, msgs[len(msgs)-1])
+	if err != nil {
+		return 0, classify(err)
+	}
+	var ack struct {
+		Error  *jetstream.APIError `json:"error"`
+		Stream string              `json:"stream"`
+		Seq    uint64              `json:"seq"`
+		Batch  string              `json:"batch"`
+		Count  int                 `json:"count"`
+	}
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		return 0, fmt.Errorf("%w: batch ack %q: %v", errUnexpected, resp.Data, err)
+	}
+	if ack.Error != nil {
+		return 0, classify(ack.Error)
+	}
+	if ack.Stream != s.cfg.Stream || ack.Batch != id || ack.Count != len(msgs) || ack.Seq < uint64(len(msgs)) {
+		return 0, fmt.Errorf("%w: batch ack %s does not acknowledge batch %s of %d", errUnexpected, resp.Data, id, len(msgs))
+	}
+	return ack.Seq, nil
+}
+
+// ackError returns the classified error of a JetStream API reply, or nil.
+func ackError(data []byte) error {
+	var r struct {
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return fmt.Errorf("%w: reply %q: %v", errUnexpected, data, err)
+	}
+	if r.Error != nil {
+		return classify(r.Error)
+	}
+	return nil
 }
 
 // NextCode returns the next customer number (1, 2, …) from the server-side
@@ -391,6 +517,15 @@ func (s *Store) writable() error {
 	return nil
 }
 
+// JetStream API error codes of atomic batches (nats-server's
+// JSAtomicPublishIncompleteBatchErr, JSAtomicPublishTooManyInflight,
+// JSAtomicPublishContainsDuplicateMessageErr).
+const (
+	errCodeBatchIncomplete      jetstream.ErrorCode = 10176
+	errCodeBatchTooManyInflight jetstream.ErrorCode = 10210
+	errCodeBatchDuplicate       jetstream.ErrorCode = 10201
+)
+
 // classify maps a NATS error to ErrConflict, ErrUnavailable or (anything
 // else) errUnexpected, keeping it as the cause.
 func classify(err error) error {
@@ -400,8 +535,13 @@ func classify(err error) error {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode {
-		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant,
+			errCodeBatchDuplicate: // a batch whose events are stored already
 			return fmt.Errorf("%w: %v", ErrConflict, err)
+		case errCodeBatchIncomplete, errCodeBatchTooManyInflight:
+			// Staged messages lost (a reconnect, a restart, the batch timed
+			// out) or too many batches at once: nothing was stored; retry.
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 		if apiErr.Code == 503 {
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
