@@ -391,8 +391,12 @@ func TestSIGTERMDrainsInFlightCommands(t *testing.T) {
 	}
 	// Whether a killed request had been stored yet is luck; that it got no
 	// answer is not: nearly every client has a request in flight at any
-	// instant, so a skipped drain leaves about one unknown per client.
-	if n.unknown >= clients/4 {
+	// instant, so a skipped drain leaves about one unknown per client (12
+	// to 16 of 16 measured). A real drain leaves only the requests sent on
+	// an idle keep-alive connection as the server closed it: 0 to 7 of 16
+	// measured on a loaded 2-core machine, where clients wait longer
+	// between requests.
+	if n.unknown > clients/2 {
 		t.Errorf("%d of %d clients got no answer: the process exited without draining their requests", n.unknown, clients)
 	}
 }

@@ -102,12 +102,12 @@ func (p person) createBody() map[string]any {
 
 // doc is the read-model document of p as the projector would store it
 // after its create event at stream sequence seq.
-func (p person) doc(seq uint64, createdBy string, at time.Time) customer.Customer {
+func (p person) doc(seq uint64, createdBy string, at time.Time) readmodel.Customer {
 	at = at.UTC().Truncate(time.Millisecond)
-	return customer.Customer{
+	return readmodel.Customer{
 		ID: uuid.NewString(), Code: fmt.Sprintf("C%03d", seq),
 		Name: p.Name, Email: p.Email, Phone: p.Phone, Company: p.Company, Notes: p.Notes,
-		Address: customer.Address{Street: p.Street, City: p.City, Country: p.Country, PostalCode: p.PostalCode},
+		Address: readmodel.Address{Street: p.Street, City: p.City, Country: p.Country, PostalCode: p.PostalCode},
 		Type:    p.Type, Status: p.Status, Tags: p.Tags, CreatedBy: createdBy,
 		CreatedAt: at, UpdatedAt: at, Version: 1, Seq: seq,
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	_ "modernc.org/sqlite" // the driver, for the read-only snapshot copy
 
-	"crm/internal/customer"
 	"crm/internal/events"
 	"crm/internal/eventstore"
 	"crm/internal/readmodel"
@@ -146,7 +145,7 @@ func (b *bench) rawUpsert(ctx context.Context, run int, dur time.Duration, maxDo
 	var spent time.Duration
 	for docs < maxDocs && spent < dur && ctx.Err() == nil {
 		n := min(int64(b.batch), maxDocs-docs)
-		batch := make([]customer.Customer, n)
+		batch := make([]readmodel.Customer, n)
 		for i := range batch {
 			docs++
 			batch[i] = newPerson(r, docs).doc(uint64(docs), b.subject, at.Add(time.Duration(docs)*time.Millisecond))
@@ -222,7 +221,7 @@ func (b *bench) openRawStore(ctx context.Context, dataset int64) (*rawStore, err
 	var ids, codes []string
 	every := max(1, dataset/int64(b.sampleSize))
 	for n := int64(0); n < dataset && ctx.Err() == nil; {
-		batch := make([]customer.Customer, 0, b.batch)
+		batch := make([]readmodel.Customer, 0, b.batch)
 		for len(batch) < b.batch && n < dataset {
 			n++
 			d := newPerson(r, n).doc(uint64(n), b.subject, at.Add(time.Duration(n)*time.Second))

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"crm/internal/audit"
 	"crm/internal/customer"
 	"crm/internal/events"
 )
@@ -92,7 +93,7 @@ func runExport(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	var at time.Time
 	if *asOf != "" {
-		t, err := time.Parse(time.RFC3339Nano, *asOf)
+		t, err := audit.ParseAsOf(*asOf)
 		if err != nil {
 			return fmt.Errorf("export: --as-of must be an RFC 3339 time: %w", err)
 		}

@@ -117,7 +117,7 @@ func runState(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	at := time.Now()
 	if *asOf != "" {
-		t, err := time.Parse(time.RFC3339Nano, *asOf)
+		t, err := audit.ParseAsOf(*asOf)
 		if err != nil {
 			return fmt.Errorf("state: --as-of must be an RFC 3339 time: %w", err)
 		}

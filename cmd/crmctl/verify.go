@@ -123,7 +123,7 @@ func compare(ctx context.Context, store readmodel.Store, states map[string]custo
 				}
 				continue
 			}
-			out = append(out, docDiff(got, want)...)
+			out = append(out, docDiff(got.State(), want)...)
 		}
 	}
 	for page := 1; ; page++ {

@@ -168,7 +168,7 @@ func TestKill9ProjectorDuringLoad(t *testing.T) {
 		t.Fatalf("read model has %d documents, the fold %d", len(got), len(want))
 	}
 	for id, w := range want {
-		g := got[id]
+		g := got[id].State()
 		g.CreatedAt, g.UpdatedAt = g.CreatedAt.UTC(), g.UpdatedAt.UTC()
 		w.CreatedAt, w.UpdatedAt = w.CreatedAt.UTC(), w.UpdatedAt.UTC()
 		if !reflect.DeepEqual(g, w) {

@@ -100,9 +100,11 @@ func TestConsumerCopyEqualsReadModel(t *testing.T) {
 		json.Unmarshal(b, &got)
 		delete(got, "version")
 		for _, m := range []map[string]any{got, readModel[id]} {
-			for _, k := range []string{"createdAt", "updatedAt"} { // compare instants, not spellings
+			// Compare instants, not spellings, to the millisecond: the
+			// events carry nanoseconds, the REST view shows milliseconds.
+			for _, k := range []string{"createdAt", "updatedAt"} {
 				if ts, err := time.Parse(time.RFC3339Nano, fmt.Sprint(m[k])); err == nil {
-					m[k] = ts.UTC().Format(time.RFC3339Nano)
+					m[k] = ts.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano)
 				}
 			}
 		}

@@ -108,6 +108,20 @@ func TestHistoryAndAsOf(t *testing.T) {
 	if s, _ := asOf(times[4]); s != http.StatusNotFound {
 		t.Fatalf("asOf after deletion: %d", s)
 	}
+	// The createdAt a response shows (milliseconds) names the creation,
+	// though the event keeps nanoseconds: an asOf covers the last unit it
+	// is written in.
+	var at envelope
+	r = e.Do("GET", "/api/v1/crm/customers/"+c.CustomerID+"?asOf="+c.CreatedAt, nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("asOf the createdAt shown (%s): %d %s", c.CreatedAt, r.Status, r.Body)
+	}
+	if r.JSON(t, &at); at.Data.Status != "lead" || r.Header.Get("ETag") != `"1"` {
+		t.Fatalf("asOf the createdAt shown: %+v", at.Data)
+	}
+	if h.Data[0].Time.Nanosecond()%int(time.Millisecond) == 0 && h.Data[1].Time.Nanosecond()%int(time.Millisecond) == 0 {
+		t.Errorf("event times look millisecond-truncated: %v, %v", h.Data[0].Time, h.Data[1].Time)
+	}
 	if r := e.Do("GET", "/api/v1/crm/customers/"+c.CustomerID+"?asOf=yesterday", nil); r.Status != http.StatusBadRequest {
 		t.Fatalf("bad asOf: %d", r.Status)
 	}

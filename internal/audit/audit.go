@@ -5,6 +5,7 @@ package audit
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"crm/internal/customer"
@@ -106,4 +107,31 @@ func AsOf(evs []events.Event, t time.Time) (customer.Customer, bool) {
 		state = customer.Evolve(state, ev)
 	}
 	return state, state.Version > 0
+}
+
+// ParseAsOf parses the RFC 3339 time of an "as of" query and returns the
+// last instant it names: a time written to the second covers that whole
+// second, one written to the millisecond that millisecond, and so on to
+// the nanosecond. Events keep nanoseconds while the REST views show
+// milliseconds, so a time copied from a response includes the change that
+// response showed.
+func ParseAsOf(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	digits := 0
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		for _, r := range s[i+1:] {
+			if r < '0' || r > '9' {
+				break
+			}
+			digits++
+		}
+	}
+	unit := time.Second
+	for range min(digits, 9) {
+		unit /= 10
+	}
+	return t.Add(unit - time.Nanosecond), nil
 }

@@ -108,7 +108,7 @@ func (h *Handler) meta(r Request) customer.Meta {
 	}
 	return customer.Meta{
 		Actor:         r.Principal.Subject,
-		Now:           h.now().UTC().Truncate(time.Millisecond), // BSON dates hold milliseconds
+		Now:           h.now().UTC(),
 		EventID:       h.newID(),
 		Source:        h.source,
 		CorrelationID: r.CorrelationID,

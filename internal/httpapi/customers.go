@@ -20,6 +20,7 @@ import (
 	"crm/internal/commands"
 	"crm/internal/customer"
 	"crm/internal/fault"
+	"crm/internal/readmodel"
 )
 
 // customerJSON is the customer as the REST contract shows it (the seed's
@@ -52,7 +53,9 @@ type addressJSON struct {
 // timeFormat is RFC 3339 in UTC with milliseconds.
 const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 
-func toJSON(c customer.Customer) customerJSON {
+// toJSON returns the REST view of a read-model document (command responses
+// and asOf states are mapped to one with readmodel.FromState).
+func toJSON(c readmodel.Customer) customerJSON {
 	j := customerJSON{
 		CustomerID:   c.ID,
 		CustomerCode: c.Code,
@@ -194,7 +197,7 @@ func (a *api) createCustomer(c *gin.Context) {
 	}
 	logFrom(c).Info("customer created", "customer_id", res.Customer.ID, "customer_code", res.Customer.Code, "seq", res.Seq, "replayed", res.Replayed)
 	c.Header("Location", Base+"/customers/"+res.Customer.ID)
-	a.commandDone(c, http.StatusCreated, res, dataResponse{Data: toJSON(res.Customer), Message: "Customer created successfully"})
+	a.commandDone(c, http.StatusCreated, res, dataResponse{Data: toJSON(readmodel.FromState(res.Customer)), Message: "Customer created successfully"})
 }
 
 func (a *api) updateCustomer(c *gin.Context) {
@@ -226,7 +229,7 @@ func (a *api) updateCustomer(c *gin.Context) {
 		return
 	}
 	logFrom(c).Info("customer updated", "customer_id", id, "seq", res.Seq)
-	a.commandDone(c, http.StatusOK, res, dataResponse{Data: toJSON(res.Customer), Message: "Customer updated successfully"})
+	a.commandDone(c, http.StatusOK, res, dataResponse{Data: toJSON(readmodel.FromState(res.Customer)), Message: "Customer updated successfully"})
 }
 
 func (a *api) deleteCustomer(c *gin.Context) {

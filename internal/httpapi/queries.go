@@ -98,12 +98,11 @@ func parseQuery(values url.Values, search bool) (readmodel.Query, error) {
 				continue
 			}
 			field, desc := strings.CutPrefix(v, "-")
-			switch field {
-			case readmodel.SortCreatedAt, readmodel.SortUpdatedAt, readmodel.SortName, readmodel.SortCustomerCode:
-				q.Sort, q.Desc = field, desc
-			default:
-				fail(key, "must be one of name, customerCode, createdAt, updatedAt, optionally prefixed with - for descending")
+			if !slices.Contains(readmodel.Sorts, field) {
+				fail(key, "must be one of "+strings.Join(readmodel.Sorts, ", ")+", optionally prefixed with - for descending")
+				continue
 			}
+			q.Sort, q.Desc = field, desc
 		case "q":
 			if !search {
 				fail(key, "is only supported by /customers/search")
@@ -214,7 +213,7 @@ func (a *api) customerAsOf(c *gin.Context, id string, values url.Values) {
 		case len(vs) != 1:
 			errs = append(errs, fault.FieldError{Field: key, Message: "must be given once"})
 		default:
-			t, err := time.Parse(time.RFC3339Nano, vs[0])
+			t, err := audit.ParseAsOf(vs[0])
 			if err != nil {
 				errs = append(errs, fault.FieldError{Field: key, Message: "must be an RFC 3339 time, e.g. 2025-01-21T10:00:00Z"})
 			}
@@ -240,7 +239,7 @@ func (a *api) customerAsOf(c *gin.Context, id string, values url.Values) {
 		return
 	}
 	c.Header("ETag", etag(state.Version))
-	c.JSON(http.StatusOK, dataResponse{Data: toJSON(state)})
+	c.JSON(http.StatusOK, dataResponse{Data: toJSON(readmodel.FromState(state))})
 }
 
 type historyResponse struct {

@@ -15,6 +15,7 @@ import (
 
 	"crm/internal/customer"
 	"crm/internal/events"
+	"crm/internal/readmodel"
 	"crm/internal/readmodel/sqlite"
 )
 
@@ -23,12 +24,12 @@ const benchBatch = 1000
 
 // memWriter is an in-memory readmodel.Writer: Fold's cost without a store.
 type memWriter struct {
-	docs map[string]customer.Customer
+	docs map[string]readmodel.Customer
 	cp   uint64
 }
 
-func (m *memWriter) Load(_ context.Context, ids []string) (map[string]customer.Customer, error) {
-	out := make(map[string]customer.Customer, len(ids))
+func (m *memWriter) Load(_ context.Context, ids []string) (map[string]readmodel.Customer, error) {
+	out := make(map[string]readmodel.Customer, len(ids))
 	for _, id := range ids {
 		if d, ok := m.docs[id]; ok {
 			out[id] = d
@@ -37,7 +38,7 @@ func (m *memWriter) Load(_ context.Context, ids []string) (map[string]customer.C
 	return out, nil
 }
 
-func (m *memWriter) Commit(_ context.Context, docs []customer.Customer, cp uint64) error {
+func (m *memWriter) Commit(_ context.Context, docs []readmodel.Customer, cp uint64) error {
 	for _, d := range docs {
 		m.docs[d.ID] = d
 	}
@@ -127,7 +128,7 @@ func BenchmarkFold(b *testing.B) {
 	for _, kind := range []events.Kind{events.KindCreated, events.KindUpdated} {
 		b.Run(string(kind), func(b *testing.B) {
 			g := newEventGen()
-			w := &memWriter{docs: map[string]customer.Customer{}}
+			w := &memWriter{docs: map[string]readmodel.Customer{}}
 			seed := g.batch(10*benchBatch, events.KindCreated)
 			docs, err := Fold(b.Context(), w, seed)
 			if err != nil {

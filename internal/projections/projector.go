@@ -312,7 +312,7 @@ func (p *Projector) apply(ctx context.Context, batch []events.Event) error {
 // order, skipping events a document already includes. It returns the
 // changed documents. An event that does not follow its document (a version
 // gap, an update before the create) is ErrCorrupt.
-func Fold(ctx context.Context, store readmodel.Writer, batch []events.Event) ([]customer.Customer, error) {
+func Fold(ctx context.Context, store readmodel.Writer, batch []events.Event) ([]readmodel.Customer, error) {
 	ids := make([]string, 0, len(batch))
 	seen := make(map[string]bool, len(batch))
 	for _, ev := range batch {
@@ -334,10 +334,10 @@ func Fold(ctx context.Context, store readmodel.Writer, batch []events.Event) ([]
 		if ev.Version != doc.Version+1 {
 			return nil, fmt.Errorf("%w: stream sequence %d: customer %s version %d follows version %d", ErrCorrupt, ev.Seq, ev.CustomerID, ev.Version, doc.Version)
 		}
-		docs[ev.CustomerID] = customer.Evolve(doc, ev)
+		docs[ev.CustomerID] = readmodel.FromState(customer.Evolve(doc.State(), ev))
 		changed[ev.CustomerID] = true
 	}
-	out := make([]customer.Customer, 0, len(changed))
+	out := make([]readmodel.Customer, 0, len(changed))
 	for _, id := range ids {
 		if changed[id] {
 			out = append(out, docs[id])

@@ -168,7 +168,7 @@ func (r *rig) assertEqualsFold(store readmodel.Store) {
 	live := 0
 	for id, w := range want {
 		g := got[id]
-		if !reflect.DeepEqual(normalize(g), normalize(w)) {
+		if !reflect.DeepEqual(normalize(g.State()), normalize(w)) {
 			r.t.Fatalf("customer %s differs:\n read model %+v\n fold       %+v", id, g, w)
 		}
 		_, err := store.Get(ctx, id)
@@ -278,6 +278,9 @@ func (fromZero) Checkpoint(context.Context) (uint64, error) { return 0, nil }
 
 func TestTwoProjectorsAtOnce(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, a storetest.Adapter) {
+		if a.NoConcurrentWriters {
+			t.Skip("the server's conditional writes are not atomic (FerretDB 1.24); run with CRM_TEST_MONGODB_URL for MongoDB")
+		}
 		r := newRig(t, 3)
 		store := a.Open(t)
 		p1, _, _ := start(t, r, store)

@@ -3,19 +3,26 @@
 // it (sqlite, the embedded default; mongodb, production) and one conformance
 // suite (readmodeltest) proves they behave identically.
 //
-// Documents are customer.Customer values as folded from the stream
+// Documents are Customer values as folded from the stream
 // (customer.Evolve), including tombstones of deleted customers, so that a
 // late or duplicate event can never resurrect or regress a document.
 //
-// Times have millisecond precision (the command side truncates them, because
-// BSON dates hold milliseconds); adapters must return them exactly, in UTC.
+// Times keep the events' full precision: adapters return them exactly, to
+// the nanosecond, in UTC, and sort by them exactly (SQLite stores Unix
+// nanoseconds, exact from the year 1678 to 2262 and clamped beyond; MongoDB a
+// BSON date, in milliseconds, plus the nanoseconds past it). The REST views
+// round nothing either: they show milliseconds (the seed's format) by
+// truncation.
+//
+// Rebuilds run one at a time per read model, across processes (see
+// Store.Rebuild).
 package readmodel
 
 import (
 	"context"
 	"math"
+	"time"
 
-	"crm/internal/customer"
 	"crm/internal/fault"
 )
 
@@ -33,6 +40,14 @@ var (
 	// model has applied events the rebuilt one has not; catch up and try
 	// again.
 	ErrRebuildBehind = fault.New(fault.Conflict, "the rebuilt read model is behind the live one")
+	// ErrRebuildInProgress (fault.Conflict): Rebuild while another rebuild
+	// of the same read model (from this process or another) holds the
+	// rebuild lease.
+	ErrRebuildInProgress = fault.New(fault.Conflict, "a rebuild of the read model is already in progress")
+	// ErrRebuildLost (fault.Conflict): the rebuild's lease was taken over
+	// by another rebuild after it went RebuildLease without writing; this
+	// one can only be dropped.
+	ErrRebuildLost = fault.New(fault.Conflict, "the rebuild was taken over by another one")
 	// ErrInternal (fault.Internal) wraps every other failure of a store.
 	ErrInternal = fault.New(fault.Internal, "unexpected read model error")
 )
@@ -41,13 +56,13 @@ var (
 type Writer interface {
 	// Load returns the stored documents (tombstones included) of the given
 	// ids; ids that have no document are absent from the map.
-	Load(ctx context.Context, ids []string) (map[string]customer.Customer, error)
+	Load(ctx context.Context, ids []string) (map[string]Customer, error)
 	// Commit stores docs and advances the checkpoint to checkpoint. A
 	// document replaces a stored one only if its Seq is higher, so writes are
 	// idempotent and never regress, also with several projectors at once.
 	// The checkpoint never moves backwards. Where the store can (SQLite),
 	// documents and checkpoint are committed in one transaction.
-	Commit(ctx context.Context, docs []customer.Customer, checkpoint uint64) error
+	Commit(ctx context.Context, docs []Customer, checkpoint uint64) error
 	// Checkpoint returns the stream sequence up to which every event has been
 	// applied (0 when nothing was).
 	Checkpoint(ctx context.Context) (uint64, error)
@@ -57,7 +72,7 @@ type Writer interface {
 // returned.
 type Reader interface {
 	// Get returns one live customer or ErrNotFound.
-	Get(ctx context.Context, id string) (customer.Customer, error)
+	Get(ctx context.Context, id string) (Customer, error)
 	// List returns one page of customers matching the filters in q, in q's
 	// order. q.Text is ignored.
 	List(ctx context.Context, q Query) (Page, error)
@@ -73,6 +88,14 @@ type Store interface {
 	Reader
 	// Rebuild starts a fresh, empty copy of the read model beside the live
 	// one; queries keep being served from the live one until Swap.
+	//
+	// Rebuilds run one at a time per read model, across every process
+	// that opens it: a rebuild holds a lease stored with the read model,
+	// and Rebuild fails with ErrRebuildInProgress while another one holds
+	// it. A rebuild renews its lease with every write; one that goes
+	// RebuildLease without writing (its process died) may be taken over,
+	// and the abandoned copy is dropped; the old holder's next call then
+	// fails with ErrRebuildLost.
 	Rebuild(ctx context.Context) (Rebuild, error)
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
@@ -91,6 +114,10 @@ type Rebuild interface {
 	Abort(ctx context.Context) error
 }
 
+// RebuildLease is how long a rebuild may go without writing before another
+// one may take its place.
+const RebuildLease = 2 * time.Minute
+
 // Sort fields of List.
 const (
 	SortCreatedAt    = "createdAt"
@@ -98,6 +125,10 @@ const (
 	SortName         = "name"
 	SortCustomerCode = "customerCode"
 )
+
+// Sorts lists the sort fields of List (each adapter maps every one to its
+// index; the HTTP layer accepts exactly these).
+var Sorts = []string{SortName, SortCustomerCode, SortCreatedAt, SortUpdatedAt}
 
 // Query selects one page of customers.
 type Query struct {
@@ -122,7 +153,7 @@ type Query struct {
 
 // Page is one page of results and the total number of matches.
 type Page struct {
-	Items []customer.Customer
+	Items []Customer
 	Total int64
 }
 

@@ -5,7 +5,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
-	"crm/internal/customer"
+	"crm/internal/readmodel"
 	"crm/internal/search"
 )
 
@@ -14,9 +14,8 @@ import (
 //
 // Unset optional strings (email, phone, company, notes, address and its
 // sub-fields) are null. Times are BSON dates (milliseconds) plus the
-// nanoseconds past the millisecond (createdAtNs, updatedAtNs: 0–999999,
-// always 0 for the command side's times, which are millisecond-truncated),
-// so that every time round-trips exactly and sorts exactly.
+// nanoseconds past the millisecond (createdAtNs, updatedAtNs: 0–999999), so
+// that every time round-trips exactly and sorts exactly.
 //
 // Projection fields: codeNum (search.CodeNumber, the sort key of codes and
 // the tie-breaker of every order), nameKey (search.Fold(name), the sort key
@@ -71,7 +70,7 @@ var docProjection = bson.D{
 }
 
 // toDocument returns the document of c. Seq and Version must fit in int64.
-func toDocument(c customer.Customer) document {
+func toDocument(c readmodel.Customer) document {
 	tags := c.Tags
 	if tags == nil {
 		tags = []string{}
@@ -110,8 +109,8 @@ func toDocument(c customer.Customer) document {
 }
 
 // customer returns the customer the document stores.
-func (d document) customer() customer.Customer {
-	c := customer.Customer{
+func (d document) customer() readmodel.Customer {
+	c := readmodel.Customer{
 		ID: d.ID, Code: d.Code, Name: d.Name,
 		Email: str(d.Email), Phone: str(d.Phone), Company: str(d.Company),
 		Type: d.Type, Status: d.Status, Notes: str(d.Notes), Tags: d.Tags, CreatedBy: d.CreatedBy,
@@ -123,7 +122,7 @@ func (d document) customer() customer.Customer {
 		c.Tags = []string{}
 	}
 	if a := d.Address; a != nil {
-		c.Address = customer.Address{Street: str(a.Street), City: str(a.City), State: str(a.State),
+		c.Address = readmodel.Address{Street: str(a.Street), City: str(a.City), State: str(a.State),
 			Country: str(a.Country), PostalCode: str(a.PostalCode)}
 	}
 	return c

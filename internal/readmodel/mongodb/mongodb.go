@@ -30,6 +30,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
+	"crm/internal/fault"
 	"crm/internal/readmodel"
 )
 
@@ -143,6 +144,9 @@ var errClosed = errors.New("store closed")
 func (s *Store) fail(op string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if fault.Of(err) != nil { // classified already (a lost lease, say)
+		return fmt.Errorf("mongodb %s: %w", op, err)
 	}
 	if unavailable(err) || s.closed.Load() {
 		return fmt.Errorf("%w: mongodb %s: %w", readmodel.ErrUnavailable, op, err)

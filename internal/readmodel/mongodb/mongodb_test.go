@@ -82,12 +82,62 @@ func openDB(t *testing.T, uri string) *Store {
 
 func openFerret(t *testing.T) *Store { return openDB(t, ferretURI) }
 
+// openPair opens a store on a fresh database (dropped at the end), and
+// returns a function that opens another one on the same database.
+func openPair(t *testing.T, uri string) (readmodel.Store, func() readmodel.Store) {
+	t.Helper()
+	s := openDB(t, uri)
+	return s, func() readmodel.Store {
+		other, err := Open(t.Context(), uri, s.db.Name())
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { other.Close() })
+		return other
+	}
+}
+
+// TestRebuildTakeover: a rebuild whose lease went stale (its process died)
+// is taken over by the next Rebuild, its collection dropped; the old handle
+// then fails with ErrRebuildLost.
+func TestRebuildTakeover(t *testing.T) {
+	s := openFerret(t)
+	ctx := t.Context()
+	old, err := s.Rebuild(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := time.Now().Add(-readmodel.RebuildLease - time.Second).UnixNano()
+	if _, err := s.db.Collection(leaseCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: "lease"}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "heartbeat", Value: stale}}}}); err != nil {
+		t.Fatal(err)
+	}
+	taker, err := s.Rebuild(ctx)
+	if err != nil {
+		t.Fatalf("Rebuild over a stale lease: %v", err)
+	}
+	names, err := s.db.ListCollectionNames(ctx, bson.D{{Key: "name", Value: old.(*rebuild).c.c.Name()}})
+	if err != nil || len(names) != 0 {
+		t.Errorf("the abandoned rebuild's collection is still there: %v %v", names, err)
+	}
+	if err := old.Commit(ctx, nil, 2); !errors.Is(err, readmodel.ErrRebuildLost) {
+		t.Errorf("Commit of the taken-over rebuild = %v, want ErrRebuildLost", err)
+	}
+	if err := old.Swap(ctx); !errors.Is(err, readmodel.ErrRebuildLost) {
+		t.Errorf("Swap of the taken-over rebuild = %v, want ErrRebuildLost", err)
+	}
+	if err := taker.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestConformanceFerretDB runs the shared read-model suite against the
 // in-process FerretDB 1.24 (the MongoDB wire protocol, small data).
 func TestConformanceFerretDB(t *testing.T) {
 	// FerretDB reads and decodes every document on each write: keep the
 	// randomized subtest small (a real MongoDB runs it at full size).
-	readmodeltest.Run(t, func(t *testing.T) readmodel.Store { return openFerret(t) }, readmodeltest.RandomScale(40, 80))
+	readmodeltest.Run(t, func(t *testing.T) (readmodel.Store, func() readmodel.Store) { return openPair(t, ferretURI) },
+		readmodeltest.RandomScale(40, 80))
 }
 
 // TestConformanceMongoDB runs the suite against a real MongoDB when
@@ -98,12 +148,12 @@ func TestConformanceMongoDB(t *testing.T) {
 	if uri == "" {
 		t.Skip("CRM_TEST_MONGODB_URL not set")
 	}
-	readmodeltest.Run(t, func(t *testing.T) readmodel.Store { return openDB(t, uri) })
+	readmodeltest.Run(t, func(t *testing.T) (readmodel.Store, func() readmodel.Store) { return openPair(t, uri) })
 }
 
-func testDoc(n int, name string) customer.Customer {
+func testDoc(n int, name string) readmodel.Customer {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(n) * time.Second)
-	return customer.Customer{
+	return readmodel.Customer{
 		ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", n), Code: fmt.Sprintf("C%03d", n), Name: name,
 		Type: customer.TypeIndividual, Status: customer.StatusLead, Tags: []string{},
 		CreatedBy: "user-1", CreatedAt: at, UpdatedAt: at, Version: 1, Seq: uint64(n),
@@ -117,9 +167,9 @@ func TestDocumentShape(t *testing.T) {
 	ctx := t.Context()
 	c := testDoc(7, "José Müller")
 	c.Email, c.Company, c.Tags = "jose@example.com", "Acme Corp", []string{"vip"}
-	c.Address = customer.Address{City: "Zürich"}
+	c.Address = readmodel.Address{City: "Zürich"}
 	c.CreatedAt = c.CreatedAt.Add(1234567 * time.Nanosecond)
-	if err := s.Commit(ctx, []customer.Customer{c}, 42); err != nil {
+	if err := s.Commit(ctx, []readmodel.Customer{c}, 42); err != nil {
 		t.Fatal(err)
 	}
 	var raw bson.M
@@ -223,7 +273,7 @@ func TestIndexes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rb.Commit(ctx, []customer.Customer{testDoc(1, "Ann")}, 1); err != nil {
+	if err := rb.Commit(ctx, []readmodel.Customer{testDoc(1, "Ann")}, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := rb.Swap(ctx); err != nil {
@@ -234,8 +284,12 @@ func TestIndexes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	names = slices.DeleteFunc(names, func(n string) bool { return n == leaseCollection })
 	if !slices.Equal(names, []string{Collection}) {
 		t.Errorf("collections after Swap: %q", names)
+	}
+	if n, err := s.db.Collection(leaseCollection).CountDocuments(ctx, bson.D{}); err != nil || n != 0 {
+		t.Errorf("the lease is still held after Swap: %d, %v", n, err)
 	}
 }
 
@@ -245,12 +299,12 @@ func TestUniqueCode(t *testing.T) {
 	s := openFerret(t)
 	ctx := t.Context()
 	a := testDoc(1, "Ann")
-	if err := s.Commit(ctx, []customer.Customer{a}, 1); err != nil {
+	if err := s.Commit(ctx, []readmodel.Customer{a}, 1); err != nil {
 		t.Fatal(err)
 	}
 	b := testDoc(2, "Bob")
 	b.Code = a.Code
-	if err := s.Commit(ctx, []customer.Customer{b}, 2); err == nil {
+	if err := s.Commit(ctx, []readmodel.Customer{b}, 2); err == nil {
 		t.Errorf("Commit of a second customer with code %s succeeded", a.Code)
 	}
 	if cp, _ := s.Checkpoint(ctx); cp != 1 {
@@ -266,7 +320,7 @@ func TestLargeBatches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	const n = maxBulk + 1 // 100 replaces of existing documents: two commands
-	var docs []customer.Customer
+	var docs []readmodel.Customer
 	for i := 1; i <= n; i++ {
 		docs = append(docs, testDoc(i, "Person "+strconv.Itoa(i)))
 	}
@@ -310,10 +364,10 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 	defer b.Close()
 	const customers, versions = 20, 4
-	batches := func(reverse bool) [][]customer.Customer {
-		var out [][]customer.Customer
+	batches := func(reverse bool) [][]readmodel.Customer {
+		var out [][]readmodel.Customer
 		for v := 1; v <= versions; v++ {
-			var batch []customer.Customer
+			var batch []readmodel.Customer
 			for i := 1; i <= customers; i++ {
 				c := testDoc(i, fmt.Sprintf("Person %d v%d", i, v))
 				c.Version, c.Seq = uint64(v), uint64(v*100+i)
@@ -363,7 +417,7 @@ func TestConcurrentWriters(t *testing.T) {
 func TestLiteralFilters(t *testing.T) {
 	s := openFerret(t)
 	ctx := t.Context()
-	if err := s.Commit(ctx, []customer.Customer{testDoc(1, "Ann")}, 1); err != nil {
+	if err := s.Commit(ctx, []readmodel.Customer{testDoc(1, "Ann")}, 1); err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range []string{"$ne", `{"$ne": ""}`, ".*", "^", "$where", "lead "} {
@@ -384,7 +438,7 @@ func TestLiteralFilters(t *testing.T) {
 	if got, err := s.Load(ctx, []string{checkpointID}); err != nil || len(got) != 0 {
 		t.Errorf("Load(checkpoint) = %v, %v", got, err)
 	}
-	if err := s.Commit(ctx, []customer.Customer{{ID: checkpointID, Seq: 9}}, 9); err == nil {
+	if err := s.Commit(ctx, []readmodel.Customer{{ID: checkpointID, Seq: 9}}, 9); err == nil {
 		t.Errorf("Commit of a document with the checkpoint's id succeeded")
 	}
 }

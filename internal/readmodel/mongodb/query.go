@@ -12,15 +12,14 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"crm/internal/customer"
 	"crm/internal/readmodel"
 	"crm/internal/search"
 )
 
 // Get returns the live customer id, or readmodel.ErrNotFound.
-func (s *Store) Get(ctx context.Context, id string) (customer.Customer, error) {
+func (s *Store) Get(ctx context.Context, id string) (readmodel.Customer, error) {
 	if s.closed.Load() {
-		return customer.Customer{}, s.fail("get", errClosed)
+		return readmodel.Customer{}, s.fail("get", errClosed)
 	}
 	ctx, cancel := opContext(ctx)
 	defer cancel()
@@ -28,10 +27,10 @@ func (s *Store) Get(ctx context.Context, id string) (customer.Customer, error) {
 	err := s.live().c.FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "deleted", Value: false}},
 		options.FindOne().SetProjection(docProjection)).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return customer.Customer{}, readmodel.ErrNotFound
+		return readmodel.Customer{}, readmodel.ErrNotFound
 	}
 	if err != nil {
-		return customer.Customer{}, s.fail("get", err)
+		return readmodel.Customer{}, s.fail("get", err)
 	}
 	return d.customer(), nil
 }
@@ -55,7 +54,7 @@ func (s *Store) List(ctx context.Context, q readmodel.Query) (readmodel.Page, er
 	if err != nil {
 		return readmodel.Page{}, s.fail("list", err)
 	}
-	p := readmodel.Page{Items: []customer.Customer{}, Total: total}
+	p := readmodel.Page{Items: []readmodel.Customer{}, Total: total}
 	if !ok || offset >= total {
 		return p, nil
 	}
@@ -64,7 +63,7 @@ func (s *Store) List(ctx context.Context, q readmodel.Query) (readmodel.Page, er
 	if err != nil {
 		return readmodel.Page{}, s.fail("list", err)
 	}
-	if err := decodeAll(ctx, cur, func(c customer.Customer) { p.Items = append(p.Items, c) }); err != nil {
+	if err := decodeAll(ctx, cur, func(c readmodel.Customer) { p.Items = append(p.Items, c) }); err != nil {
 		return readmodel.Page{}, s.fail("list", err)
 	}
 	return p, nil
@@ -146,7 +145,7 @@ func (s *Store) Search(ctx context.Context, q readmodel.Query) (readmodel.Page, 
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	p := readmodel.Page{Items: []customer.Customer{}, Total: int64(len(hits))}
+	p := readmodel.Page{Items: []readmodel.Customer{}, Total: int64(len(hits))}
 	limit, offset, ok := q.Bounds()
 	if !ok || offset >= p.Total {
 		return p, nil
@@ -161,8 +160,8 @@ func (s *Store) Search(ctx context.Context, q readmodel.Query) (readmodel.Page, 
 	if err != nil {
 		return readmodel.Page{}, s.fail("search", err)
 	}
-	byID := make(map[string]customer.Customer, len(ids))
-	if err := decodeAll(ctx, cur, func(c customer.Customer) { byID[c.ID] = c }); err != nil {
+	byID := make(map[string]readmodel.Customer, len(ids))
+	if err := decodeAll(ctx, cur, func(c readmodel.Customer) { byID[c.ID] = c }); err != nil {
 		return readmodel.Page{}, s.fail("search", err)
 	}
 	for _, id := range ids {

@@ -2,6 +2,7 @@ package mongodb
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"strconv"
 	"strings"
@@ -9,8 +10,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
-	"crm/internal/customer"
 	"crm/internal/readmodel"
 )
 
@@ -18,18 +19,29 @@ import (
 // Unix nanoseconds of its start.
 const rebuildPrefix = Collection + "_rebuild_"
 
-// staleRebuild is the age after which Rebuild drops the collection of a
-// rebuild that was neither swapped nor aborted (its process died).
-const staleRebuild = 24 * time.Hour
+// leaseCollection holds the rebuild lease (readmodel.Store.Rebuild): one
+// document, _id "lease", while a rebuild is in progress: its owner, its
+// collection and the Unix nanoseconds of its last write. Taking the lease
+// is an insert, which the unique _id makes atomic on MongoDB and on
+// FerretDB alike.
+const leaseCollection = "crm_rebuild_lease"
+
+type lease struct {
+	ID         string `bson:"_id"`
+	Owner      string `bson:"owner"`
+	Collection string `bson:"collection"`
+	Heartbeat  int64  `bson:"heartbeat"`
+}
 
 // errRebuildDone is returned by a Rebuild used after Swap or Abort.
 var errRebuildDone = errors.New("readmodel/mongodb: rebuild already swapped or aborted")
 
-// Rebuild creates an empty collection customers_rebuild_<unix nanos> with
-// the indexes of the live one, which the caller fills through the returned
-// Rebuild; queries are served from the live collection until Swap. Several
-// rebuilds may run at once (each has its own collection); collections of
-// rebuilds older than a day are dropped first.
+// Rebuild takes the rebuild lease and creates an empty collection
+// customers_rebuild_<unix nanos> with the indexes of the live one, which
+// the caller fills through the returned Rebuild; queries are served from
+// the live collection until Swap. The collections of abandoned rebuilds are
+// dropped first. While another rebuild, of this process or another, holds
+// the lease, it returns readmodel.ErrRebuildInProgress.
 func (s *Store) Rebuild(ctx context.Context) (readmodel.Rebuild, error) {
 	if s.closed.Load() {
 		return nil, s.fail("rebuild", errClosed)
@@ -37,10 +49,38 @@ func (s *Store) Rebuild(ctx context.Context) (readmodel.Rebuild, error) {
 	ctx, cancel := opContext(ctx)
 	defer cancel()
 	now := time.Now()
-	if err := s.dropStaleRebuilds(ctx, now); err != nil {
+	name := rebuildPrefix + strconv.FormatInt(now.UnixNano(), 10)
+	l := lease{ID: "lease", Owner: rand.Text(), Collection: name, Heartbeat: now.UnixNano()}
+	leases := s.db.Collection(leaseCollection)
+	for attempt := 0; ; attempt++ {
+		_, err := leases.InsertOne(ctx, l)
+		if err == nil {
+			break
+		}
+		if !mongo.IsDuplicateKeyError(err) || attempt > 0 {
+			if mongo.IsDuplicateKeyError(err) {
+				return nil, readmodel.ErrRebuildInProgress
+			}
+			return nil, s.fail("rebuild", err)
+		}
+		var held lease
+		if err := leases.FindOne(ctx, bson.D{{Key: "_id", Value: "lease"}}).Decode(&held); err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, s.fail("rebuild", err)
+		} else if err == nil {
+			if now.Sub(time.Unix(0, held.Heartbeat)) < readmodel.RebuildLease {
+				return nil, readmodel.ErrRebuildInProgress
+			}
+			// Abandoned: take it over (the condition makes a concurrent
+			// taker's delete a no-op, and only one insert can win).
+			if _, err := leases.DeleteOne(ctx, bson.D{{Key: "_id", Value: "lease"}, {Key: "owner", Value: held.Owner},
+				{Key: "heartbeat", Value: held.Heartbeat}}); err != nil {
+				return nil, s.fail("rebuild", err)
+			}
+		}
+	}
+	if err := s.dropRebuilds(ctx); err != nil {
 		return nil, s.fail("rebuild", err)
 	}
-	name := rebuildPrefix + strconv.FormatInt(now.UnixNano(), 10)
 	if err := s.db.CreateCollection(ctx, name); err != nil {
 		return nil, s.fail("rebuild", err)
 	}
@@ -49,21 +89,18 @@ func (s *Store) Rebuild(ctx context.Context) (readmodel.Rebuild, error) {
 		_ = c.c.Drop(context.WithoutCancel(ctx))
 		return nil, s.fail("rebuild", err)
 	}
-	return &rebuild{c: c}, nil
+	return &rebuild{c: c, owner: l.Owner}, nil
 }
 
-func (s *Store) dropStaleRebuilds(ctx context.Context, now time.Time) error {
+// dropRebuilds drops the collections of earlier rebuilds: the caller holds
+// the lease, so they are abandoned.
+func (s *Store) dropRebuilds(ctx context.Context) error {
 	names, err := s.db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
 		return err
 	}
 	for _, name := range names {
-		rest, ok := strings.CutPrefix(name, rebuildPrefix)
-		if !ok {
-			continue
-		}
-		ns, err := strconv.ParseInt(rest, 10, 64)
-		if err != nil || now.Sub(time.Unix(0, ns)) < staleRebuild {
+		if rest, ok := strings.CutPrefix(name, rebuildPrefix); !ok || strings.Trim(rest, "0123456789") != "" {
 			continue
 		}
 		if err := s.db.Collection(name).Drop(ctx); err != nil {
@@ -73,14 +110,39 @@ func (s *Store) dropStaleRebuilds(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// rebuild is the Rebuild of a Store. It is safe for concurrent use.
-type rebuild struct {
-	c    coll
-	mu   sync.RWMutex // write-locked by Swap and Abort
-	done bool
+// renew renews the rebuild's lease, or returns readmodel.ErrRebuildLost.
+// (Unlike SQLite's, it is a step of its own, before the write it guards: a
+// rebuild taken over between the two writes one batch into a collection
+// that is dropped.)
+func (r *rebuild) renew(ctx context.Context) error {
+	res, err := r.c.s.db.Collection(leaseCollection).UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: "lease"}, {Key: "owner", Value: r.owner}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "heartbeat", Value: time.Now().UnixNano()}}}})
+	if err != nil {
+		return err
+	}
+	if res.MatchedCount != 1 {
+		return readmodel.ErrRebuildLost
+	}
+	return nil
 }
 
-func (r *rebuild) Load(ctx context.Context, ids []string) (map[string]customer.Customer, error) {
+// release gives the lease up.
+func (r *rebuild) release(ctx context.Context) error {
+	_, err := r.c.s.db.Collection(leaseCollection).DeleteOne(ctx,
+		bson.D{{Key: "_id", Value: "lease"}, {Key: "owner", Value: r.owner}})
+	return err
+}
+
+// rebuild is the Rebuild of a Store. It is safe for concurrent use.
+type rebuild struct {
+	c     coll
+	owner string       // this rebuild's lease
+	mu    sync.RWMutex // write-locked by Swap and Abort
+	done  bool
+}
+
+func (r *rebuild) Load(ctx context.Context, ids []string) (map[string]readmodel.Customer, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.done {
@@ -89,11 +151,16 @@ func (r *rebuild) Load(ctx context.Context, ids []string) (map[string]customer.C
 	return r.c.load(ctx, ids)
 }
 
-func (r *rebuild) Commit(ctx context.Context, docs []customer.Customer, checkpoint uint64) error {
+func (r *rebuild) Commit(ctx context.Context, docs []readmodel.Customer, checkpoint uint64) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.done {
 		return errRebuildDone
+	}
+	cctx, cancel := opContext(ctx)
+	defer cancel()
+	if err := r.renew(cctx); err != nil {
+		return r.c.s.fail("commit", err)
 	}
 	return r.c.commit(ctx, docs, checkpoint)
 }
@@ -133,6 +200,9 @@ func (r *rebuild) Swap(ctx context.Context) error {
 	}
 	ctx, cancel := opContext(ctx)
 	defer cancel()
+	if err := r.renew(ctx); err != nil {
+		return s.fail("swap", err)
+	}
 	built, err := r.c.checkpoint(ctx)
 	if err != nil {
 		return err
@@ -158,7 +228,7 @@ func (r *rebuild) Swap(ctx context.Context) error {
 		return s.fail("swap", err)
 	}
 	r.done = true
-	return nil
+	return s.fail("swap", r.release(ctx))
 }
 
 // Abort drops the rebuilt collection; the live one is untouched.
@@ -178,5 +248,5 @@ func (r *rebuild) Abort(ctx context.Context) error {
 		return s.fail("abort", err)
 	}
 	r.done = true
-	return nil
+	return s.fail("abort", r.release(ctx))
 }

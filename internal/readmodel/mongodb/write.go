@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
+
+	"crm/internal/readmodel"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
-	"crm/internal/customer"
 )
 
 const (
@@ -43,7 +42,7 @@ type coll struct {
 }
 
 // Load returns the stored documents, tombstones included, of ids.
-func (s *Store) Load(ctx context.Context, ids []string) (map[string]customer.Customer, error) {
+func (s *Store) Load(ctx context.Context, ids []string) (map[string]readmodel.Customer, error) {
 	return s.live().load(ctx, ids)
 }
 
@@ -51,7 +50,7 @@ func (s *Store) Load(ctx context.Context, ids []string) (map[string]customer.Cus
 // Without transactions the two are separate writes: the documents first,
 // then the checkpoint, so that a crash in between only makes the projector
 // apply the same documents again, which the sequence guard makes a no-op.
-func (s *Store) Commit(ctx context.Context, docs []customer.Customer, checkpoint uint64) error {
+func (s *Store) Commit(ctx context.Context, docs []readmodel.Customer, checkpoint uint64) error {
 	return s.live().commit(ctx, docs, checkpoint)
 }
 
@@ -61,13 +60,13 @@ func (s *Store) Checkpoint(ctx context.Context) (uint64, error) {
 	return s.live().checkpoint(ctx)
 }
 
-func (c coll) load(ctx context.Context, ids []string) (map[string]customer.Customer, error) {
+func (c coll) load(ctx context.Context, ids []string) (map[string]readmodel.Customer, error) {
 	if c.s.closed.Load() {
 		return nil, c.s.fail("load", errClosed)
 	}
 	ctx, cancel := opContext(ctx)
 	defer cancel()
-	out := make(map[string]customer.Customer, len(ids))
+	out := make(map[string]readmodel.Customer, len(ids))
 	want := make([]string, 0, len(ids))
 	for _, id := range ids {
 		if id != checkpointID {
@@ -83,7 +82,7 @@ func (c coll) load(ctx context.Context, ids []string) (map[string]customer.Custo
 		if err != nil {
 			return nil, c.s.fail("load", err)
 		}
-		if err := decodeAll(ctx, cur, func(d customer.Customer) { out[d.ID] = d }); err != nil {
+		if err := decodeAll(ctx, cur, func(d readmodel.Customer) { out[d.ID] = d }); err != nil {
 			return nil, c.s.fail("load", err)
 		}
 	}
@@ -91,7 +90,7 @@ func (c coll) load(ctx context.Context, ids []string) (map[string]customer.Custo
 }
 
 // decodeAll decodes every document of cur into fn and closes cur.
-func decodeAll(ctx context.Context, cur *mongo.Cursor, fn func(customer.Customer)) error {
+func decodeAll(ctx context.Context, cur *mongo.Cursor, fn func(readmodel.Customer)) error {
 	defer cur.Close(context.WithoutCancel(ctx))
 	for cur.Next(ctx) {
 		var d document
@@ -123,37 +122,21 @@ func (c coll) checkpoint(ctx context.Context) (uint64, error) {
 	return uint64(max(cp.Checkpoint, 0)), nil
 }
 
-func (c coll) commit(ctx context.Context, docs []customer.Customer, checkpoint uint64) error {
+func (c coll) commit(ctx context.Context, docs []readmodel.Customer, checkpoint uint64) error {
 	if c.s.closed.Load() {
 		return c.s.fail("commit", errClosed)
 	}
-	if checkpoint > math.MaxInt64 {
-		return fmt.Errorf("readmodel/mongodb: commit: checkpoint %d out of range", checkpoint)
+	pending, err := readmodel.Prepare(docs, checkpoint)
+	if err != nil {
+		return err
 	}
-	// Only the highest sequence of each customer can win: send only it.
-	latest := make(map[string]customer.Customer, len(docs))
-	var order []string
-	for _, d := range docs {
-		switch {
-		case d.ID == "" || d.ID == checkpointID:
-			return fmt.Errorf("readmodel/mongodb: commit: invalid document id %q", d.ID)
-		case d.Seq > math.MaxInt64 || d.Version > math.MaxInt64:
-			return fmt.Errorf("readmodel/mongodb: commit %s: seq or version out of range", d.ID)
-		}
-		old, seen := latest[d.ID]
-		if !seen {
-			order = append(order, d.ID)
-		}
-		if !seen || d.Seq > old.Seq {
-			latest[d.ID] = d
+	for _, d := range pending {
+		if d.ID == checkpointID {
+			return fmt.Errorf("%w: commit: invalid document id %q", readmodel.ErrInternal, d.ID)
 		}
 	}
 	ctx, cancel := opContext(ctx)
 	defer cancel()
-	pending := make([]customer.Customer, len(order))
-	for i, id := range order {
-		pending[i] = latest[id]
-	}
 	for attempt := 1; len(pending) > 0; attempt++ {
 		raced, err := c.write(ctx, pending)
 		if err != nil {
@@ -179,12 +162,12 @@ func (c coll) commit(ctx context.Context, docs []customer.Customer, checkpoint u
 // key error is never used, because FerretDB 1.24 ignores ordered=false in
 // update commands: it stops at the first failing statement and skips the
 // rest silently.
-func (c coll) write(ctx context.Context, docs []customer.Customer) ([]customer.Customer, error) {
+func (c coll) write(ctx context.Context, docs []readmodel.Customer) ([]readmodel.Customer, error) {
 	stored, err := c.storedSeqs(ctx, docs)
 	if err != nil {
 		return nil, err
 	}
-	var inserts, replaces []customer.Customer
+	var inserts, replaces []readmodel.Customer
 	for _, d := range docs {
 		seq, ok := stored[d.ID]
 		switch {
@@ -205,7 +188,7 @@ func (c coll) write(ctx context.Context, docs []customer.Customer) ([]customer.C
 			return nil, err
 		}
 	}
-	var raced []customer.Customer
+	var raced []readmodel.Customer
 	for chunk := range slices.Chunk(inserts, maxBulk) {
 		models := make([]mongo.WriteModel, len(chunk))
 		for i, d := range chunk {
@@ -233,7 +216,7 @@ func (c coll) write(ctx context.Context, docs []customer.Customer) ([]customer.C
 
 // storedSeqs returns the stored sequence of each of docs that has a stored
 // document.
-func (c coll) storedSeqs(ctx context.Context, docs []customer.Customer) (map[string]int64, error) {
+func (c coll) storedSeqs(ctx context.Context, docs []readmodel.Customer) (map[string]int64, error) {
 	stored := make(map[string]int64, len(docs))
 	for chunk := range slices.Chunk(docs, loadBatch) {
 		ids := make([]string, len(chunk))

@@ -16,7 +16,7 @@ import (
 
 // base is the first instant of the suite's data; nanoseconds are set on
 // purpose, because documents must round-trip exactly.
-var base = time.Date(2026, 3, 4, 5, 6, 7, 123000000, time.UTC) // event times have millisecond precision (BSON dates)
+var base = time.Date(2026, 3, 4, 5, 6, 7, 123456789, time.UTC) // the read model keeps nanoseconds
 
 // customerID returns the id of test customer n (a UUID, as in production).
 func customerID(n int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) }
@@ -26,7 +26,7 @@ func code(n int) string { return fmt.Sprintf("C%03d", n) }
 
 // normalize returns c as every adapter must return it: times in UTC, tags
 // never nil.
-func normalize(c customer.Customer) customer.Customer {
+func normalize(c readmodel.Customer) readmodel.Customer {
 	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
 	if c.Tags == nil {
 		c.Tags = []string{}
@@ -36,19 +36,19 @@ func normalize(c customer.Customer) customer.Customer {
 
 // model is the read model as a map of documents, with the reference
 // semantics of List and Search.
-type model map[string]customer.Customer
+type model map[string]readmodel.Customer
 
-func (m model) live() []customer.Customer {
-	var out []customer.Customer
+func (m model) live() []readmodel.Customer {
+	var out []readmodel.Customer
 	for _, c := range m {
-		if c.Exists() {
+		if c.Live() {
 			out = append(out, normalize(c))
 		}
 	}
 	return out
 }
 
-func matchesFilters(c customer.Customer, q readmodel.Query) bool {
+func matchesFilters(c readmodel.Customer, q readmodel.Query) bool {
 	return (q.Status == "" || c.Status == q.Status) &&
 		(q.Type == "" || c.Type == q.Type) &&
 		(q.CreatedBy == "" || c.CreatedBy == q.CreatedBy) &&
@@ -56,8 +56,8 @@ func matchesFilters(c customer.Customer, q readmodel.Query) bool {
 }
 
 // compareList orders customers as List must for sort and desc.
-func compareList(sort string, desc bool) func(a, b customer.Customer) int {
-	return func(a, b customer.Customer) int {
+func compareList(sort string, desc bool) func(a, b readmodel.Customer) int {
+	return func(a, b readmodel.Customer) int {
 		var r int
 		switch sort {
 		case "", readmodel.SortCreatedAt:
@@ -78,9 +78,9 @@ func compareList(sort string, desc bool) func(a, b customer.Customer) int {
 }
 
 // page cuts one page of q out of all, as the adapters must.
-func page(all []customer.Customer, q readmodel.Query) readmodel.Page {
+func page(all []readmodel.Customer, q readmodel.Query) readmodel.Page {
 	per := q.PerPage
-	p := readmodel.Page{Items: []customer.Customer{}, Total: int64(len(all))}
+	p := readmodel.Page{Items: []readmodel.Customer{}, Total: int64(len(all))}
 	start := (max(q.Page, 1) - 1) * per
 	if start < len(all) {
 		p.Items = append(p.Items, all[start:min(len(all), start+per)]...)
@@ -90,7 +90,7 @@ func page(all []customer.Customer, q readmodel.Query) readmodel.Page {
 
 // list is the reference List.
 func (m model) list(q readmodel.Query) readmodel.Page {
-	var all []customer.Customer
+	var all []readmodel.Customer
 	for _, c := range m.live() {
 		if matchesFilters(c, q) {
 			all = append(all, c)
@@ -107,7 +107,7 @@ func (m model) search(q readmodel.Query) (readmodel.Page, error) {
 		return readmodel.Page{}, err
 	}
 	type hit struct {
-		c     customer.Customer
+		c     readmodel.Customer
 		score int
 	}
 	var hits []hit
@@ -128,7 +128,7 @@ func (m model) search(q readmodel.Query) (readmodel.Page, error) {
 		}
 		return cmp.Compare(search.CodeNumber(a.c.Code), search.CodeNumber(b.c.Code))
 	})
-	all := make([]customer.Customer, len(hits))
+	all := make([]readmodel.Customer, len(hits))
 	for i, h := range hits {
 		all[i] = h.c
 	}
@@ -300,7 +300,7 @@ func randomQuery(r *rand.Rand) readmodel.Query {
 	q := readmodel.Query{
 		Page:    1 + r.IntN(3),
 		PerPage: pick(r, []int{1, 3, 10, 100}),
-		Sort:    pick(r, []string{"", readmodel.SortCreatedAt, readmodel.SortUpdatedAt, readmodel.SortName, readmodel.SortCustomerCode}),
+		Sort:    pick(r, append([]string{""}, readmodel.Sorts...)),
 		Desc:    r.IntN(2) == 0,
 	}
 	if r.IntN(3) == 0 {

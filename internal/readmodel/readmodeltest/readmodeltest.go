@@ -19,12 +19,11 @@ import (
 	"time"
 
 	"crm/internal/customer"
+	"crm/internal/fault"
 	"crm/internal/readmodel"
 	"crm/internal/search"
 )
 
-// Run runs the suite. open returns a new, empty store for one subtest and
-// arranges (t.Cleanup) for it to be closed and removed.
 // Option adjusts the suite for an adapter.
 type Option func(*options)
 
@@ -37,8 +36,10 @@ func RandomScale(customers, events int) Option {
 	return func(o *options) { o.customers, o.events = customers, events }
 }
 
-// Run runs every subtest on stores made by open.
-func Run(t *testing.T, open func(t *testing.T) readmodel.Store, opts ...Option) {
+// Run runs every subtest on stores made by open. open returns a new, empty
+// store and a function that opens another Store on the same read model (as
+// a second process would).
+func Run(t *testing.T, open func(t *testing.T) (readmodel.Store, func() readmodel.Store), opts ...Option) {
 	o := options{customers: 150, events: 250}
 	for _, f := range opts {
 		f(&o)
@@ -62,28 +63,79 @@ func Run(t *testing.T, open func(t *testing.T) readmodel.Store, opts ...Option) 
 		{"RandomStreams", func(t *testing.T, s readmodel.Store) { testRandomStreams(t, s, o) }},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := open(t)
+			tc.fn(t, s)
+		})
+	}
+	t.Run("RebuildOneAtATime", func(t *testing.T) { testRebuildOneAtATime(t, open) })
+}
+
+// testRebuildOneAtATime: a second rebuild, from the same Store or from
+// another one on the same read model, is refused while the first holds the
+// lease; once it is swapped or aborted the next one may start.
+func testRebuildOneAtATime(t *testing.T, open func(t *testing.T) (readmodel.Store, func() readmodel.Store)) {
+	ctx := t.Context()
+	s, again := open(t)
+	other := again()
+	commit(t, s, []readmodel.Customer{doc(1, "Live One")}, 1)
+	rb, err := s.Rebuild(ctx)
+	if err != nil {
+		t.Fatalf("Rebuild: %v", err)
+	}
+	for name, st := range map[string]readmodel.Store{"same store": s, "another store": other} {
+		if _, err := st.Rebuild(ctx); !errors.Is(err, readmodel.ErrRebuildInProgress) || fault.KindOf(err) != fault.Conflict {
+			t.Errorf("second Rebuild (%s) = %v, want ErrRebuildInProgress", name, err)
+		}
+	}
+	commit(t, rb, []readmodel.Customer{doc(1, "Rebuilt One")}, 1)
+	if err := rb.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rb2, err := other.Rebuild(ctx)
+	if err != nil {
+		t.Fatalf("Rebuild after the first was aborted: %v", err)
+	}
+	if n, err := rb2.Checkpoint(ctx); err != nil || n != 0 {
+		t.Errorf("the next rebuild starts at checkpoint %d (%v), want an empty copy", n, err)
+	}
+	commit(t, rb2, []readmodel.Customer{doc(1, "Rebuilt Again")}, 1)
+	if _, err := s.Rebuild(ctx); !errors.Is(err, readmodel.ErrRebuildInProgress) {
+		t.Errorf("Rebuild during the second = %v, want ErrRebuildInProgress", err)
+	}
+	if err := rb2.Swap(ctx); err != nil {
+		t.Fatalf("Swap: %v", err)
+	}
+	if c, err := s.Get(ctx, customerID(1)); err != nil || c.Name != "Rebuilt Again" {
+		t.Errorf("after the swap: %+v %v", c, err)
+	}
+	rb3, err := s.Rebuild(ctx)
+	if err != nil {
+		t.Fatalf("Rebuild after a swap: %v", err)
+	}
+	if err := rb3.Abort(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // doc returns a live test customer n with defaults; Seq is n.
-func doc(n int, name string) customer.Customer {
+func doc(n int, name string) readmodel.Customer {
 	at := base.Add(time.Duration(n) * time.Second)
-	return customer.Customer{
+	return readmodel.Customer{
 		ID: customerID(n), Code: code(n), Name: name,
 		Type: customer.TypeIndividual, Status: customer.StatusLead, Tags: []string{},
 		CreatedBy: "user-1", CreatedAt: at, UpdatedAt: at, Version: 1, Seq: uint64(n),
 	}
 }
 
-func commit(t *testing.T, w readmodel.Writer, docs []customer.Customer, checkpoint uint64) {
+func commit(t *testing.T, w readmodel.Writer, docs []readmodel.Customer, checkpoint uint64) {
 	t.Helper()
 	if err := w.Commit(t.Context(), docs, checkpoint); err != nil {
 		t.Fatalf("Commit(%d docs, %d): %v", len(docs), checkpoint, err)
 	}
 }
 
-func codes(cs []customer.Customer) []string {
+func codes(cs []readmodel.Customer) []string {
 	out := make([]string, len(cs))
 	for i, c := range cs {
 		out[i] = c.Code
@@ -91,7 +143,7 @@ func codes(cs []customer.Customer) []string {
 	return out
 }
 
-func sameDoc(t *testing.T, what string, got, want customer.Customer) {
+func sameDoc(t *testing.T, what string, got, want readmodel.Customer) {
 	t.Helper()
 	if g, w := normalize(got), normalize(want); !reflect.DeepEqual(g, w) {
 		t.Errorf("%s:\n got %+v\nwant %+v", what, g, w)
@@ -150,15 +202,15 @@ func wantNotFound(t *testing.T, r readmodel.Reader, id string) {
 func testRoundTrip(t *testing.T, s readmodel.Store) {
 	ctx := t.Context()
 	paris := time.FixedZone("CET", 3600)
-	full := customer.Customer{
+	full := readmodel.Customer{
 		ID: customerID(1), Code: "C001", Name: "Zoë Ångström-Łukasz 東京",
 		Email: "zoe.angstrom+crm@example.com", Phone: "+33 1 23 45 67 89", Company: "Müller & Søn GmbH",
-		Address: customer.Address{Street: "Rua São João, 1", City: "São Paulo", State: "SP",
+		Address: readmodel.Address{Street: "Rua São João, 1", City: "São Paulo", State: "SP",
 			Country: "BR", PostalCode: "01000-000"},
 		Type: customer.TypeBusiness, Status: customer.StatusActive,
 		Notes:     "line 1\nline 2 ☕ \"quoted\" 'single' %_\\ $where {}",
 		Tags:      []string{"vip", "北京", "with space", "ÄLG"},
-		CreatedBy: "user-1", CreatedAt: base.In(paris), UpdatedAt: base.Add(90*time.Minute + time.Millisecond),
+		CreatedBy: "user-1", CreatedAt: base.In(paris), UpdatedAt: base.Add(90*time.Minute + time.Nanosecond),
 		Version: 3, Seq: 7,
 	}
 	minimal := doc(2, "Al")
@@ -170,7 +222,7 @@ func testRoundTrip(t *testing.T, s readmodel.Store) {
 	for i := range customer.MaxTags {
 		long.Tags = append(long.Tags, fmt.Sprintf("tag-%02d-%s", i, strings.Repeat("t", 40)))
 	}
-	docs := []customer.Customer{full, minimal, tomb, long}
+	docs := []readmodel.Customer{full, minimal, tomb, long}
 	commit(t, s, docs, 9)
 
 	missing := customerID(99)
@@ -194,7 +246,7 @@ func testRoundTrip(t *testing.T, s readmodel.Store) {
 		t.Errorf("Load(nil) = %v, %v; want empty", got, err)
 	}
 
-	for _, d := range []customer.Customer{full, minimal, long} {
+	for _, d := range []readmodel.Customer{full, minimal, long} {
 		c, err := s.Get(ctx, d.ID)
 		if err != nil {
 			t.Fatalf("Get %s: %v", d.Code, err)
@@ -208,7 +260,7 @@ func testRoundTrip(t *testing.T, s readmodel.Store) {
 	wantNotFound(t, s, missing)
 
 	p := list(t, s, readmodel.Query{Page: 1, PerPage: 10})
-	samePage(t, "List", p, readmodel.Page{Items: []customer.Customer{full, minimal, long}, Total: 3})
+	samePage(t, "List", p, readmodel.Page{Items: []readmodel.Customer{full, minimal, long}, Total: 3})
 	if got := searchCodes(t, s, "angstrom"); !slices.Equal(got, []string{"C001"}) {
 		t.Errorf("Search angstrom = %v", got)
 	}
@@ -218,9 +270,9 @@ func testIdempotent(t *testing.T, s readmodel.Store) {
 	ctx := t.Context()
 	v1 := doc(1, "Oldname Person")
 	v1.Tags, v1.Seq = []string{"old"}, 5
-	commit(t, s, []customer.Customer{v1}, 5)
-	commit(t, s, []customer.Customer{v1}, 5) // the same again
-	check := func(what string, want customer.Customer) {
+	commit(t, s, []readmodel.Customer{v1}, 5)
+	commit(t, s, []readmodel.Customer{v1}, 5) // the same again
+	check := func(what string, want readmodel.Customer) {
 		t.Helper()
 		got, err := s.Load(ctx, []string{want.ID})
 		if err != nil {
@@ -236,8 +288,8 @@ func testIdempotent(t *testing.T, s readmodel.Store) {
 	v2 := v1
 	v2.Name, v2.Tags, v2.Status = "Newname Person", []string{"new"}, customer.StatusActive
 	v2.Version, v2.Seq, v2.UpdatedAt = 2, 8, base.Add(time.Hour)
-	commit(t, s, []customer.Customer{v2}, 8)
-	commit(t, s, []customer.Customer{v1}, 9) // older document, newer checkpoint
+	commit(t, s, []readmodel.Customer{v2}, 8)
+	commit(t, s, []readmodel.Customer{v1}, 9) // older document, newer checkpoint
 	check("older document after newer", v2)
 	for _, c := range []struct {
 		text string
@@ -262,8 +314,8 @@ func testIdempotent(t *testing.T, s readmodel.Store) {
 
 	tomb := v2
 	tomb.Deleted, tomb.Version, tomb.Seq = true, 3, 12
-	commit(t, s, []customer.Customer{tomb}, 12)
-	commit(t, s, []customer.Customer{v1, v2}, 13) // late create and update
+	commit(t, s, []readmodel.Customer{tomb}, 12)
+	commit(t, s, []readmodel.Customer{v1, v2}, 13) // late create and update
 	check("tombstone after late documents", tomb)
 	wantNotFound(t, s, tomb.ID)
 	if p := list(t, s, readmodel.Query{Page: 1, PerPage: 10, Tag: "new"}); p.Total != 0 {
@@ -280,13 +332,13 @@ func testIdempotent(t *testing.T, s readmodel.Store) {
 	a2, a3 := a1, a1
 	a2.Name, a2.Seq, a2.Version = "Beta", 21, 2
 	a3.Name, a3.Seq, a3.Version = "Gamma", 22, 3
-	commit(t, s, []customer.Customer{a3, a1, a2}, 22)
+	commit(t, s, []readmodel.Customer{a3, a1, a2}, 22)
 	check("batch with versions out of order", a3)
 	b1 := doc(3, "Delta")
 	b1.Seq = 30
 	b2 := b1
 	b2.Name, b2.Seq, b2.Version = "Epsilon", 31, 2
-	commit(t, s, []customer.Customer{b1, b2}, 31)
+	commit(t, s, []readmodel.Customer{b1, b2}, 31)
 	check("batch with versions in order", b2)
 	for text, want := range map[string][]string{
 		"alpha": nil, "beta": nil, "gamma": {"C002"}, "delta": nil, "epsilon": {"C003"},
@@ -312,7 +364,7 @@ func testCheckpoint(t *testing.T, s readmodel.Store) {
 	want("empty store", 0)
 	commit(t, s, nil, 5)
 	want("after commit without documents", 5)
-	commit(t, s, []customer.Customer{doc(1, "Ann")}, 3)
+	commit(t, s, []readmodel.Customer{doc(1, "Ann")}, 3)
 	want("after an older checkpoint", 5)
 	if _, err := s.Get(ctx, customerID(1)); err != nil {
 		t.Errorf("documents of a commit with an older checkpoint are stored: Get: %v", err)
@@ -323,9 +375,9 @@ func testCheckpoint(t *testing.T, s readmodel.Store) {
 
 // listData returns a fixed set of customers with every kind of tie: equal
 // times, names equal after folding, codes beyond C999, and tombstones.
-func listData() []customer.Customer {
+func listData() []readmodel.Customer {
 	names := []string{"anna", "Anna", "Ánna", "Bob Lee", "bob lee", "Zoë", "Zoe", "Émile", "emile", "Łukasz", "Mary"}
-	var docs []customer.Customer
+	var docs []readmodel.Customer
 	nums := []int{}
 	for n := 1; n <= 30; n++ {
 		nums = append(nums, n)
@@ -336,8 +388,10 @@ func listData() []customer.Customer {
 		c.Status = statuses[i%len(statuses)]
 		c.Type = types[(i/2)%len(types)]
 		c.CreatedBy = users[i%len(users)]
-		c.CreatedAt = base.Add(time.Duration(i%5) * time.Minute)
-		c.UpdatedAt = base.Add(time.Duration(i%7) * time.Hour)
+		// Times that tie to the millisecond and differ in nanoseconds:
+		// the order is the exact one.
+		c.CreatedAt = base.Add(time.Duration(i%5)*time.Minute + time.Duration(i%3)*time.Nanosecond)
+		c.UpdatedAt = base.Add(time.Duration(i%7)*time.Hour + time.Duration(i%4)*time.Microsecond)
 		for j, tag := range tagPool {
 			if (i>>j)&1 == 1 {
 				c.Tags = append(c.Tags, tag)
@@ -387,7 +441,7 @@ func testListFiltersAndSorts(t *testing.T, s readmodel.Store) {
 		{Status: customer.StatusProspect, Type: customer.TypeIndividual, CreatedBy: "user-2", Tag: "vip"},
 		{Tag: "no-such-tag"},
 	}
-	sorts := []string{"", readmodel.SortUpdatedAt, readmodel.SortName, readmodel.SortCustomerCode}
+	sorts := append([]string{""}, readmodel.Sorts...)
 	run := func(q readmodel.Query) readmodel.Page { return list(t, s, q) }
 	for _, f := range filters {
 		for _, sort := range sorts {
@@ -436,7 +490,7 @@ func testPagePastEnd(t *testing.T, s readmodel.Store) {
 }
 
 // searchData are the customers of the search semantics table.
-func searchData() []customer.Customer {
+func searchData() []readmodel.Customer {
 	c1 := doc(1, "John Smith")
 	c1.Company, c1.Email = "Acme Corporation", "john.smith@example.com"
 	c2 := doc(2, "José Álvarez")
@@ -450,7 +504,7 @@ func searchData() []customer.Customer {
 	c6.Company = "東京 商事"
 	c7 := doc(7, "John Smith")
 	c7.Company, c7.Deleted = "Acme Corporation", true
-	return []customer.Customer{c1, c2, c3, c4, c5, c6, c7}
+	return []readmodel.Customer{c1, c2, c3, c4, c5, c6, c7}
 }
 
 func testSearchSemantics(t *testing.T, s readmodel.Store) {
@@ -523,12 +577,12 @@ func testSearchSemantics(t *testing.T, s readmodel.Store) {
 }
 
 func testSearchRanking(t *testing.T, s readmodel.Store) {
-	mk := func(n int, name, company, email string) customer.Customer {
+	mk := func(n int, name, company, email string) readmodel.Customer {
 		c := doc(n, name)
 		c.Company, c.Email = company, email
 		return c
 	}
-	docs := []customer.Customer{
+	docs := []readmodel.Customer{
 		mk(1, "Ann Lee", "", ""),           // name exact
 		mk(2, "Annabel Ray", "", ""),       // name prefix
 		mk(3, "Zed One", "Ann Ltd", ""),    // company exact
@@ -574,9 +628,9 @@ func randomModel(t *testing.T, w readmodel.Writer, seed uint64, n, updates int) 
 	m := model{}
 	evs := randomStream(r, n, updates)
 	for _, e := range evs {
-		m[e.CustomerID] = customer.Evolve(m[e.CustomerID], e)
+		m[e.CustomerID] = readmodel.FromState(customer.Evolve(m[e.CustomerID].State(), e))
 	}
-	docs := make([]customer.Customer, 0, len(m))
+	docs := make([]readmodel.Customer, 0, len(m))
 	for _, c := range m {
 		docs = append(docs, c)
 	}
@@ -624,10 +678,10 @@ func testDeleted(t *testing.T, s readmodel.Store) {
 	keep.Tags = []string{"vip"}
 	gone := doc(2, "Acme Leaver")
 	gone.Tags, gone.Status = []string{"vip"}, customer.StatusActive
-	commit(t, s, []customer.Customer{keep, gone}, 2)
+	commit(t, s, []readmodel.Customer{keep, gone}, 2)
 	del := gone
 	del.Deleted, del.Version, del.Seq, del.UpdatedAt = true, 2, 3, base.Add(time.Hour)
-	commit(t, s, []customer.Customer{del}, 3)
+	commit(t, s, []readmodel.Customer{del}, 3)
 
 	wantNotFound(t, s, gone.ID)
 	for _, q := range []readmodel.Query{
@@ -656,7 +710,7 @@ func testDeleted(t *testing.T, s readmodel.Store) {
 func testRebuildSwap(t *testing.T, s readmodel.Store) {
 	ctx := t.Context()
 	a1, a2 := doc(1, "Alice Old"), doc(2, "Arthur Only")
-	commit(t, s, []customer.Customer{a1, a2}, 10)
+	commit(t, s, []readmodel.Customer{a1, a2}, 10)
 
 	rb, err := s.Rebuild(ctx)
 	if err != nil {
@@ -672,8 +726,8 @@ func testRebuildSwap(t *testing.T, s readmodel.Store) {
 	b1.Name, b1.Version, b1.Seq = "Alice New", 2, 15
 	b3 := doc(3, "Bob Fresh")
 	b3.Seq = 16
-	commit(t, rb, []customer.Customer{a1}, 10)
-	commit(t, rb, []customer.Customer{b1, b3}, 20)
+	commit(t, rb, []readmodel.Customer{a1}, 10)
+	commit(t, rb, []readmodel.Customer{b1, b3}, 20)
 	got, err := rb.Load(ctx, []string{a1.ID, a2.ID, b3.ID})
 	if err != nil {
 		t.Fatalf("rebuild Load: %v", err)
@@ -697,7 +751,7 @@ func testRebuildSwap(t *testing.T, s readmodel.Store) {
 	if n, _ := s.Checkpoint(ctx); n != 10 {
 		t.Errorf("before Swap: Checkpoint = %d, want 10", n)
 	}
-	commit(t, s, []customer.Customer{doc(4, "Live Only")}, 11) // the live projector goes on
+	commit(t, s, []readmodel.Customer{doc(4, "Live Only")}, 11) // the live projector goes on
 
 	if err := rb.Swap(ctx); err != nil {
 		t.Fatalf("Swap: %v", err)
@@ -725,7 +779,7 @@ func testRebuildSwap(t *testing.T, s readmodel.Store) {
 
 	// The swapped model is a full read model: writes keep their guard, and
 	// it can be rebuilt again.
-	commit(t, s, []customer.Customer{a1}, 21)
+	commit(t, s, []readmodel.Customer{a1}, 21)
 	if c, _ := s.Get(ctx, a1.ID); c.Name != b1.Name {
 		t.Errorf("after Swap: an older document regressed %q to %q", b1.Name, c.Name)
 	}
@@ -734,7 +788,7 @@ func testRebuildSwap(t *testing.T, s readmodel.Store) {
 		t.Fatalf("second Rebuild: %v", err)
 	}
 	c5 := doc(5, "Carol Third")
-	commit(t, rb2, []customer.Customer{c5}, 30)
+	commit(t, rb2, []readmodel.Customer{c5}, 30)
 	if err := rb2.Swap(ctx); err != nil {
 		t.Fatalf("second Swap: %v", err)
 	}
@@ -750,12 +804,12 @@ func testRebuildAbort(t *testing.T, s readmodel.Store) {
 	ctx := t.Context()
 	a := doc(1, "Alice Live")
 	a.Tags = []string{"vip"}
-	commit(t, s, []customer.Customer{a}, 5)
+	commit(t, s, []readmodel.Customer{a}, 5)
 	rb, err := s.Rebuild(ctx)
 	if err != nil {
 		t.Fatalf("Rebuild: %v", err)
 	}
-	commit(t, rb, []customer.Customer{doc(2, "Bob Lost")}, 50)
+	commit(t, rb, []readmodel.Customer{doc(2, "Bob Lost")}, 50)
 	if err := rb.Abort(ctx); err != nil {
 		t.Fatalf("Abort: %v", err)
 	}
@@ -793,13 +847,13 @@ func testRebuildAbort(t *testing.T, s readmodel.Store) {
 func testRebuildBehind(t *testing.T, s readmodel.Store) {
 	ctx := t.Context()
 	a := doc(1, "Alice Live")
-	commit(t, s, []customer.Customer{a}, 10)
+	commit(t, s, []readmodel.Customer{a}, 10)
 	rb, err := s.Rebuild(ctx)
 	if err != nil {
 		t.Fatalf("Rebuild: %v", err)
 	}
 	b := doc(2, "Bob Rebuilt")
-	commit(t, rb, []customer.Customer{b}, 5)
+	commit(t, rb, []readmodel.Customer{b}, 5)
 	if err := rb.Swap(ctx); !errors.Is(err, readmodel.ErrRebuildBehind) {
 		t.Fatalf("Swap of a rebuild behind the live model = %v, want ErrRebuildBehind", err)
 	}
@@ -811,7 +865,7 @@ func testRebuildBehind(t *testing.T, s readmodel.Store) {
 		t.Errorf("after a refused Swap: Checkpoint = %d, want 10", n)
 	}
 	// The rebuild catches up and swaps.
-	commit(t, rb, []customer.Customer{a}, 10)
+	commit(t, rb, []readmodel.Customer{a}, 10)
 	if err := rb.Swap(ctx); err != nil {
 		t.Fatalf("Swap after catching up: %v", err)
 	}
@@ -831,17 +885,17 @@ func testRandomStreams(t *testing.T, s readmodel.Store, o options) {
 	evs := randomStream(r, o.customers, o.events)
 
 	m := model{}
-	var history []customer.Customer // every state ever committed
+	var history []readmodel.Customer // every state ever committed
 	for len(evs) > 0 {
 		n := min(len(evs), 1+r.IntN(40))
 		batch := evs[:n]
 		evs = evs[n:]
 		touched := map[string]bool{}
 		for _, e := range batch {
-			m[e.CustomerID] = customer.Evolve(m[e.CustomerID], e)
+			m[e.CustomerID] = readmodel.FromState(customer.Evolve(m[e.CustomerID].State(), e))
 			touched[e.CustomerID] = true
 		}
-		var docs []customer.Customer
+		var docs []readmodel.Customer
 		for id := range touched {
 			docs = append(docs, m[id])
 		}
@@ -884,7 +938,7 @@ func testRandomStreams(t *testing.T, s readmodel.Store, o options) {
 		c := m[pick(r, ids)]
 		g, err := s.Get(ctx, c.ID)
 		switch {
-		case !c.Exists():
+		case !c.Live():
 			if !errors.Is(err, readmodel.ErrNotFound) {
 				t.Errorf("Get deleted %s: %v", c.Code, err)
 			}

@@ -35,7 +35,7 @@ var (
 )
 
 // benchDoc returns the n-th customer of the benchmark data set.
-func benchDoc(r *rand.Rand, n int) customer.Customer {
+func benchDoc(r *rand.Rand, n int) readmodel.Customer {
 	first, last := benchFirst[r.IntN(len(benchFirst))], benchLast[r.IntN(len(benchLast))]
 	company := ""
 	if r.IntN(3) > 0 {
@@ -54,14 +54,14 @@ func benchDoc(r *rand.Rand, n int) customer.Customer {
 	// Customers arrive in code order, a few minutes apart, as in the stream.
 	created := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).
 		Add(time.Duration(n)*5*time.Minute + time.Duration(r.Int64N(int64(time.Minute))))
-	return customer.Customer{
+	return readmodel.Customer{
 		ID:      fmt.Sprintf("00000000-0000-4000-8000-%012d", n),
 		Code:    fmt.Sprintf("C%03d", n),
 		Name:    first + " " + last,
 		Email:   fmt.Sprintf("%s.%s%d@example.com", first, last, n),
 		Phone:   "+1 555 0100",
 		Company: company,
-		Address: customer.Address{Street: fmt.Sprintf("%d Main St", n), City: "Springfield", Country: "US"},
+		Address: readmodel.Address{Street: fmt.Sprintf("%d Main St", n), City: "Springfield", Country: "US"},
 		Type:    benchTypes[r.IntN(len(benchTypes))], Status: benchStatuses[r.IntN(len(benchStatuses))],
 		Tags: tags, CreatedBy: fmt.Sprintf("user-%d", r.IntN(20)),
 		CreatedAt: created, UpdatedAt: created.Add(time.Duration(r.IntN(1000)) * time.Hour),
@@ -95,7 +95,7 @@ func benchStore(b *testing.B) *Store {
 		}
 		r := rand.New(rand.NewPCG(1, 2))
 		start := time.Now()
-		batch := make([]customer.Customer, 0, 2000)
+		batch := make([]readmodel.Customer, 0, 2000)
 		for n := 1; n <= benchDocs; n++ {
 			batch = append(batch, benchDoc(r, n))
 			if len(batch) == cap(batch) || n == benchDocs {
@@ -141,7 +141,7 @@ func BenchmarkCommit(b *testing.B) {
 		var cpu time.Duration
 		for b.Loop() {
 			b.StopTimer()
-			docs := make([]customer.Customer, batchSize)
+			docs := make([]readmodel.Customer, batchSize)
 			for i := range docs {
 				n++
 				docs[i] = benchDoc(r, n)
@@ -158,7 +158,7 @@ func BenchmarkCommit(b *testing.B) {
 	b.Run("update", func(b *testing.B) {
 		s := openTemp(b)
 		r := rand.New(rand.NewPCG(5, 6))
-		docs := make([]customer.Customer, 20*batchSize)
+		docs := make([]readmodel.Customer, 20*batchSize)
 		for i := range docs {
 			docs[i] = benchDoc(r, i+1)
 		}
@@ -169,7 +169,7 @@ func BenchmarkCommit(b *testing.B) {
 		var cpu time.Duration
 		for b.Loop() {
 			b.StopTimer()
-			batch := make([]customer.Customer, batchSize)
+			batch := make([]readmodel.Customer, batchSize)
 			for i := range batch {
 				seq++
 				c := docs[r.IntN(len(docs))]

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"crm/internal/customer"
 	"crm/internal/readmodel"
 	"crm/internal/search"
 )
@@ -50,24 +49,24 @@ func scoreExpr(words []string) (string, []any) {
 }
 
 // Get returns the live customer id, or readmodel.ErrNotFound.
-func (s *Store) Get(ctx context.Context, id string) (customer.Customer, error) {
+func (s *Store) Get(ctx context.Context, id string) (readmodel.Customer, error) {
 	if s.closed.Load() {
-		return customer.Customer{}, s.fail("get", errClosed)
+		return readmodel.Customer{}, s.fail("get", errClosed)
 	}
 	rows, err := s.query(ctx, nil, "SELECT "+docColumns+" FROM "+live.customers+
 		" AS c WHERE c.customer_id = ? AND c.deleted = 0", id)
 	if err != nil {
-		return customer.Customer{}, s.fail("get", err)
+		return readmodel.Customer{}, s.fail("get", err)
 	}
 	var (
-		c     customer.Customer
+		c     readmodel.Customer
 		found bool
 	)
-	if err := scanDocs(rows, func(d customer.Customer) { c, found = d, true }); err != nil {
-		return customer.Customer{}, s.fail("get", err)
+	if err := scanDocs(rows, func(d readmodel.Customer) { c, found = d, true }); err != nil {
+		return readmodel.Customer{}, s.fail("get", err)
 	}
 	if !found {
-		return customer.Customer{}, readmodel.ErrNotFound
+		return readmodel.Customer{}, readmodel.ErrNotFound
 	}
 	return c, nil
 }
@@ -205,7 +204,7 @@ func (s *Store) page(ctx context.Context, op string, q readmodel.Query,
 	if err != nil {
 		return readmodel.Page{}, s.fail(op, err)
 	}
-	p := readmodel.Page{Items: []customer.Customer{}, Total: total}
+	p := readmodel.Page{Items: []readmodel.Customer{}, Total: total}
 	if !ok || offset >= total {
 		return p, nil
 	}
@@ -213,7 +212,7 @@ func (s *Store) page(ctx context.Context, op string, q readmodel.Query,
 	if err != nil {
 		return readmodel.Page{}, s.fail(op, err)
 	}
-	if err := scanDocs(rows, func(c customer.Customer) { p.Items = append(p.Items, c) }); err != nil {
+	if err := scanDocs(rows, func(c readmodel.Customer) { p.Items = append(p.Items, c) }); err != nil {
 		return readmodel.Page{}, s.fail(op, err)
 	}
 	return p, nil

@@ -2,27 +2,34 @@ package sqlite
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"sync"
+	"time"
 
-	"crm/internal/customer"
 	"crm/internal/readmodel"
 )
 
-// Rebuild creates an empty copy of the read model (tables suffixed
-// _rebuild, in the same database file) that the caller fills through the
-// returned Rebuild; queries are served from the live tables until Swap. A
-// copy left behind by a crashed process is dropped first. Only one rebuild
-// may be in progress per Store: a second one gets ErrRebuildInProgress.
+// leaseTable holds the rebuild lease (readmodel.Store.Rebuild): one row
+// while a rebuild is in progress, its owner and the Unix nanoseconds of its
+// last write. It is not one of the tables a rebuild copies, so a Swap
+// leaves it in place.
+const leaseTable = `CREATE TABLE IF NOT EXISTS rebuild_lease (
+	id        INTEGER PRIMARY KEY CHECK (id = 1),
+	owner     TEXT    NOT NULL,
+	heartbeat INTEGER NOT NULL
+)`
+
+// Rebuild takes the rebuild lease and creates an empty copy of the read
+// model (tables suffixed _rebuild, in the same database file) that the
+// caller fills through the returned Rebuild; queries are served from the
+// live tables until Swap. The copy of an abandoned rebuild is dropped
+// first. While another rebuild, of this process or another, holds the
+// lease, it returns readmodel.ErrRebuildInProgress.
 func (s *Store) Rebuild(ctx context.Context) (readmodel.Rebuild, error) {
 	if s.closed.Load() {
 		return nil, s.fail("rebuild", errClosed)
-	}
-	s.rebuildMu.Lock()
-	defer s.rebuildMu.Unlock()
-	if s.rebuild != nil {
-		return nil, ErrRebuildInProgress
 	}
 	ctx = context.WithoutCancel(ctx) // a write transaction, see commit
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -30,6 +37,23 @@ func (s *Store) Rebuild(ctx context.Context) (readmodel.Rebuild, error) {
 		return nil, s.fail("rebuild", err)
 	}
 	defer tx.Rollback()
+	var (
+		holder    string
+		heartbeat int64
+	)
+	err = tx.QueryRowContext(ctx, "SELECT owner, heartbeat FROM rebuild_lease WHERE id = 1").Scan(&holder, &heartbeat)
+	switch {
+	case err == nil && time.Since(time.Unix(0, heartbeat)) < readmodel.RebuildLease:
+		return nil, readmodel.ErrRebuildInProgress
+	case err != nil && !errors.Is(err, sql.ErrNoRows):
+		return nil, s.fail("rebuild", err)
+	}
+	owner := rand.Text()
+	if _, err := tx.ExecContext(ctx, "INSERT INTO rebuild_lease (id, owner, heartbeat) VALUES (1, ?, ?) "+
+		"ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, heartbeat = excluded.heartbeat",
+		owner, time.Now().UnixNano()); err != nil {
+		return nil, s.fail("rebuild", err)
+	}
 	var gen int64
 	if err := tx.QueryRowContext(ctx, "SELECT generation FROM "+live.checkpoint).Scan(&gen); err != nil {
 		return nil, s.fail("rebuild", err)
@@ -43,18 +67,31 @@ func (s *Store) Rebuild(ctx context.Context) (readmodel.Rebuild, error) {
 	if err := tx.Commit(); err != nil {
 		return nil, s.fail("rebuild", err)
 	}
-	s.rebuild = &rebuild{s: s}
-	return s.rebuild, nil
+	return &rebuild{s: s, owner: owner}, nil
+}
+
+// renewLease renews the lease of owner in tx, or returns
+// readmodel.ErrRebuildLost when another rebuild holds it now.
+func renewLease(ctx context.Context, tx *sql.Tx, owner string) error {
+	res, err := tx.ExecContext(ctx, "UPDATE rebuild_lease SET heartbeat = ? WHERE id = 1 AND owner = ?", time.Now().UnixNano(), owner)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return errors.Join(readmodel.ErrRebuildLost, err)
+	}
+	return nil
 }
 
 // rebuild is the Rebuild of a Store. It is safe for concurrent use.
 type rebuild struct {
-	s    *Store
-	mu   sync.RWMutex // write-locked by Swap and Abort
-	done bool
+	s     *Store
+	owner string       // this rebuild's lease
+	mu    sync.RWMutex // write-locked by Swap and Abort
+	done  bool
 }
 
-func (r *rebuild) Load(ctx context.Context, ids []string) (map[string]customer.Customer, error) {
+func (r *rebuild) Load(ctx context.Context, ids []string) (map[string]readmodel.Customer, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.done {
@@ -63,13 +100,13 @@ func (r *rebuild) Load(ctx context.Context, ids []string) (map[string]customer.C
 	return r.s.load(ctx, next, ids)
 }
 
-func (r *rebuild) Commit(ctx context.Context, docs []customer.Customer, checkpoint uint64) error {
+func (r *rebuild) Commit(ctx context.Context, docs []readmodel.Customer, checkpoint uint64) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.done {
 		return errRebuildDone
 	}
-	return r.s.commit(ctx, next, docs, checkpoint)
+	return r.s.commit(ctx, next, r.owner, docs, checkpoint)
 }
 
 func (r *rebuild) Checkpoint(ctx context.Context) (uint64, error) {
@@ -136,18 +173,21 @@ func (r *rebuild) finish(ctx context.Context, op string, fn func(context.Context
 		return s.fail(op, err)
 	}
 	defer tx.Rollback()
+	if err := renewLease(ctx, tx, r.owner); err != nil {
+		return s.fail(op, err)
+	}
 	if err := fn(ctx, tx); err != nil {
 		if errors.Is(err, readmodel.ErrRebuildBehind) {
 			return err
 		}
 		return s.fail(op, err)
 	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM rebuild_lease WHERE id = 1"); err != nil {
+		return s.fail(op, err)
+	}
 	if err := tx.Commit(); err != nil {
 		return s.fail(op, err)
 	}
 	r.done = true
-	s.rebuildMu.Lock()
-	s.rebuild = nil
-	s.rebuildMu.Unlock()
 	return nil
 }

@@ -17,12 +17,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"crm/internal/fault"
 	"crm/internal/readmodel"
 )
 
@@ -33,10 +33,6 @@ const schemaVersion = 3
 // readers is the size of the query-only connection pool.
 const readers = 6
 
-// ErrRebuildInProgress is returned by Rebuild while another rebuild of the
-// same Store is neither swapped nor aborted.
-var ErrRebuildInProgress = errors.New("readmodel/sqlite: a rebuild is already in progress")
-
 // errRebuildDone is returned by a Rebuild used after Swap or Abort.
 var errRebuildDone = errors.New("readmodel/sqlite: rebuild already swapped or aborted")
 
@@ -45,9 +41,6 @@ type Store struct {
 	w      *sql.DB // the single writer connection
 	r      *sql.DB // query-only readers
 	closed atomic.Bool
-
-	rebuildMu sync.Mutex
-	rebuild   *rebuild // the rebuild in progress, if any
 
 	fewMatches int64 // see defaultFewMatches; tests lower it
 
@@ -91,6 +84,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
+	}
+	if _, err := w.ExecContext(ctx, leaseTable); err != nil {
+		w.Close()
+		return nil, s.fail("open", err)
 	}
 	r, err := sql.Open("sqlite", dsn(abs, "_pragma=busy_timeout(10000)", "_pragma=query_only(1)",
 		"_pragma=cache_size(-16000)", "_pragma=temp_store(MEMORY)", "_pragma=mmap_size(268435456)"))
@@ -232,6 +229,9 @@ var errClosed = errors.New("store closed")
 func (s *Store) fail(op string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if fault.Of(err) != nil { // classified already (a lost lease, say)
+		return fmt.Errorf("sqlite %s: %w", op, err)
 	}
 	if unavailable(err) || s.closed.Load() {
 		return fmt.Errorf("%w: sqlite %s: %w", readmodel.ErrUnavailable, op, err)

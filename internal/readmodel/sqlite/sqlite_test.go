@@ -28,18 +28,73 @@ func openTemp(t testing.TB) *Store {
 	return s
 }
 
+// openPair opens a store on a new temp file, and returns a function that
+// opens another one on the same file.
+func openPair(t *testing.T) (*Store, func() *Store) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "readmodel.db")
+	open := func() *Store {
+		s, err := Open(t.Context(), path)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	return open(), open
+}
+
 func TestConformance(t *testing.T) {
-	readmodeltest.Run(t, func(t *testing.T) readmodel.Store { return openTemp(t) })
+	readmodeltest.Run(t, func(t *testing.T) (readmodel.Store, func() readmodel.Store) {
+		s, again := openPair(t)
+		return s, func() readmodel.Store { return again() }
+	})
 }
 
 // TestConformanceManyMatches runs the suite with List always walking the
 // index of the order, the plan that larger data sets take.
 func TestConformanceManyMatches(t *testing.T) {
-	readmodeltest.Run(t, func(t *testing.T) readmodel.Store {
-		s := openTemp(t)
+	readmodeltest.Run(t, func(t *testing.T) (readmodel.Store, func() readmodel.Store) {
+		s, again := openPair(t)
 		s.fewMatches = 0
-		return s
+		return s, func() readmodel.Store { s := again(); s.fewMatches = 0; return s }
 	})
+}
+
+// TestRebuildTakeover: a rebuild whose lease went stale (its process died)
+// is taken over by the next Rebuild, its copy dropped; the old handle then
+// fails with ErrRebuildLost.
+func TestRebuildTakeover(t *testing.T) {
+	s, again := openPair(t)
+	ctx := t.Context()
+	old, err := s.Rebuild(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Commit(ctx, []readmodel.Customer{{ID: "00000000-0000-4000-8000-000000000001", Code: "C001", Name: "Old",
+		Type: "individual", Status: "lead", Version: 1, Seq: 1}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(ctx, "UPDATE rebuild_lease SET heartbeat = ?",
+		time.Now().Add(-readmodel.RebuildLease-time.Second).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	taker, err := again().Rebuild(ctx)
+	if err != nil {
+		t.Fatalf("Rebuild over a stale lease: %v", err)
+	}
+	if n, err := taker.Checkpoint(ctx); err != nil || n != 0 {
+		t.Fatalf("the taker's copy is at %d (%v), want a fresh one", n, err)
+	}
+	if err := old.Commit(ctx, nil, 2); !errors.Is(err, readmodel.ErrRebuildLost) {
+		t.Errorf("Commit of the taken-over rebuild = %v, want ErrRebuildLost", err)
+	}
+	if err := old.Swap(ctx); !errors.Is(err, readmodel.ErrRebuildLost) {
+		t.Errorf("Swap of the taken-over rebuild = %v, want ErrRebuildLost", err)
+	}
+	if err := taker.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestOpenUnavailable(t *testing.T) {
@@ -111,9 +166,9 @@ func TestCounts(t *testing.T) {
 	s := openTemp(t)
 	ctx := t.Context()
 	r := rand.New(rand.NewPCG(11, 12))
-	var all []customer.Customer
+	var all []readmodel.Customer
 	for round := range 30 {
-		var docs []customer.Customer
+		var docs []readmodel.Customer
 		for range 1 + r.IntN(30) {
 			if len(all) == 0 || r.IntN(3) == 0 {
 				c := benchDoc(r, len(all)+1)
@@ -180,7 +235,7 @@ func TestSchemaChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Commit(t.Context(), []customer.Customer{testDoc(1)}, 9); err != nil {
+	if err := s.Commit(t.Context(), []readmodel.Customer{testDoc(1)}, 9); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.w.ExecContext(t.Context(), "PRAGMA user_version = 1"); err != nil {
@@ -198,7 +253,7 @@ func TestSchemaChange(t *testing.T) {
 	if _, err := s.Get(t.Context(), testDoc(1).ID); !errors.Is(err, readmodel.ErrNotFound) {
 		t.Errorf("Get after a schema change: %v, want ErrNotFound", err)
 	}
-	if err := s.Commit(t.Context(), []customer.Customer{testDoc(1)}, 1); err != nil {
+	if err := s.Commit(t.Context(), []readmodel.Customer{testDoc(1)}, 1); err != nil {
 		t.Errorf("Commit after a schema change: %v", err)
 	}
 }
@@ -210,7 +265,7 @@ func TestReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := testDoc(1)
-	if err := s.Commit(t.Context(), []customer.Customer{c}, 7); err != nil {
+	if err := s.Commit(t.Context(), []readmodel.Customer{c}, 7); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -233,7 +288,7 @@ func TestRebuildInProgress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Rebuild(t.Context()); !errors.Is(err, ErrRebuildInProgress) {
+	if _, err := s.Rebuild(t.Context()); !errors.Is(err, readmodel.ErrRebuildInProgress) {
 		t.Errorf("second Rebuild = %v, want ErrRebuildInProgress", err)
 	}
 	if err := rb.Abort(t.Context()); err != nil {
@@ -249,7 +304,7 @@ func TestRebuildInProgress(t *testing.T) {
 func TestSwapUnderReaders(t *testing.T) {
 	s := openTemp(t)
 	ctx := t.Context()
-	old := make([]customer.Customer, 50)
+	old := make([]readmodel.Customer, 50)
 	for i := range old {
 		old[i] = testDoc(i + 1)
 	}
@@ -260,7 +315,7 @@ func TestSwapUnderReaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh := make([]customer.Customer, 80)
+	fresh := make([]readmodel.Customer, 80)
 	for i := range fresh {
 		fresh[i] = testDoc(i + 1001)
 	}
@@ -414,7 +469,7 @@ func TestQueryPlans(t *testing.T) {
 func TestScoreExpr(t *testing.T) {
 	s := openTemp(t)
 	r := rand.New(rand.NewPCG(21, 22))
-	var docs []customer.Customer
+	var docs []readmodel.Customer
 	for n := 1; n <= 300; n++ {
 		c := benchDoc(r, n)
 		if n%7 == 0 {
@@ -470,7 +525,7 @@ func TestScoreExpr(t *testing.T) {
 func TestSearchIsLiteral(t *testing.T) {
 	s := openTemp(t)
 	c := testDoc(1)
-	if err := s.Commit(t.Context(), []customer.Customer{c}, 1); err != nil {
+	if err := s.Commit(t.Context(), []readmodel.Customer{c}, 1); err != nil {
 		t.Fatal(err)
 	}
 	for _, text := range []string{`"`, `acme"`, `*`, `NOT`, `a OR b`, `name:x`, `NEAR(a b)`, `^x`, `{name}: x`, `x + y`, `'`, `\`} {
@@ -484,9 +539,9 @@ func TestSearchIsLiteral(t *testing.T) {
 	}
 }
 
-func testDoc(n int) customer.Customer {
+func testDoc(n int) readmodel.Customer {
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(n) * time.Second)
-	return customer.Customer{
+	return readmodel.Customer{
 		ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", n), Code: fmt.Sprintf("C%03d", n),
 		Name: fmt.Sprintf("Person %d", n), Email: fmt.Sprintf("person%d@example.com", n),
 		Type: customer.TypeIndividual, Status: customer.StatusLead, Tags: []string{},
@@ -502,7 +557,7 @@ func testDoc(n int) customer.Customer {
 func TestStatementCache(t *testing.T) {
 	s := openTemp(t)
 	ctx := t.Context()
-	docs := make([]customer.Customer, 40)
+	docs := make([]readmodel.Customer, 40)
 	for i := range docs {
 		docs[i] = testDoc(i + 1)
 	}

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"crm/internal/customer"
+	"crm/internal/readmodel"
 	"crm/internal/search"
 )
 
@@ -21,14 +21,14 @@ import (
 const loadBatch = 500
 
 // Load returns the stored documents, tombstones included, of ids.
-func (s *Store) Load(ctx context.Context, ids []string) (map[string]customer.Customer, error) {
+func (s *Store) Load(ctx context.Context, ids []string) (map[string]readmodel.Customer, error) {
 	return s.load(ctx, live, ids)
 }
 
 // Commit stores docs and advances the checkpoint, in one transaction (see
 // readmodel.Writer).
-func (s *Store) Commit(ctx context.Context, docs []customer.Customer, checkpoint uint64) error {
-	return s.commit(ctx, live, docs, checkpoint)
+func (s *Store) Commit(ctx context.Context, docs []readmodel.Customer, checkpoint uint64) error {
+	return s.commit(ctx, live, "", docs, checkpoint)
 }
 
 // Checkpoint returns the stream sequence up to which the read model is
@@ -37,11 +37,11 @@ func (s *Store) Checkpoint(ctx context.Context) (uint64, error) {
 	return s.checkpoint(ctx, live)
 }
 
-func (s *Store) load(ctx context.Context, t tables, ids []string) (map[string]customer.Customer, error) {
+func (s *Store) load(ctx context.Context, t tables, ids []string) (map[string]readmodel.Customer, error) {
 	if s.closed.Load() {
 		return nil, s.fail("load", errClosed)
 	}
-	out := make(map[string]customer.Customer, len(ids))
+	out := make(map[string]readmodel.Customer, len(ids))
 	for len(ids) > 0 {
 		n := min(len(ids), loadBatch)
 		list, err := idList(ids[:n])
@@ -57,7 +57,7 @@ func (s *Store) load(ctx context.Context, t tables, ids []string) (map[string]cu
 		if err != nil {
 			return nil, s.fail("load", err)
 		}
-		err = scanDocs(rows, func(c customer.Customer) { out[c.ID] = c })
+		err = scanDocs(rows, func(c readmodel.Customer) { out[c.ID] = c })
 		if err != nil {
 			return nil, s.fail("load", err)
 		}
@@ -92,7 +92,7 @@ type facet struct{ status, typ, createdBy string }
 // change is one document a Commit writes, over its stored state if any.
 type change struct {
 	id     int64
-	doc    customer.Customer
+	doc    readmodel.Customer
 	old    stored
 	exists bool
 	tags   []string // d.Tags, never nil: what is stored
@@ -100,20 +100,15 @@ type change struct {
 	terms  search.DocTerms
 }
 
-func (s *Store) commit(ctx context.Context, t tables, docs []customer.Customer, checkpoint uint64) error {
+// commit stores docs in the tables t; lease, when not "", is the rebuild
+// lease the transaction renews (or fails with readmodel.ErrRebuildLost).
+func (s *Store) commit(ctx context.Context, t tables, lease string, docs []readmodel.Customer, checkpoint uint64) error {
 	if s.closed.Load() {
 		return s.fail("commit", errClosed)
 	}
-	if checkpoint > math.MaxInt64 {
-		return fmt.Errorf("readmodel/sqlite: commit: checkpoint %d out of range", checkpoint)
-	}
-	for _, d := range docs {
-		if d.ID == "" {
-			return fmt.Errorf("readmodel/sqlite: commit: document without id")
-		}
-		if d.Seq > math.MaxInt64 || d.Version > math.MaxInt64 {
-			return fmt.Errorf("readmodel/sqlite: commit %s: seq or version out of range", d.ID)
-		}
+	docs, err := readmodel.Prepare(docs, checkpoint)
+	if err != nil {
+		return err
 	}
 	// A commit is short and must not be interrupted halfway: a transaction
 	// cancelled by its context makes database/sql discard the connection
@@ -125,6 +120,11 @@ func (s *Store) commit(ctx context.Context, t tables, docs []customer.Customer, 
 		return s.fail("commit", err)
 	}
 	defer tx.Rollback()
+	if lease != "" {
+		if err := renewLease(ctx, tx, lease); err != nil {
+			return s.fail("commit", err)
+		}
+	}
 	if err := commitTx(ctx, tx, t, docs, checkpoint); err != nil {
 		return s.fail("commit", err)
 	}
@@ -142,7 +142,7 @@ func (s *Store) commit(ctx context.Context, t tables, docs []customer.Customer, 
 // only the SQL text), and the upsert's program costs more to compile than
 // the plain INSERT or UPDATE costs to run. (ctx has no Done channel, see
 // commit, which also spares the driver a watcher goroutine per statement.)
-func commitTx(ctx context.Context, tx *sql.Tx, t tables, docs []customer.Customer, checkpoint uint64) error {
+func commitTx(ctx context.Context, tx *sql.Tx, t tables, docs []readmodel.Customer, checkpoint uint64) error {
 	changes, err := plan(ctx, tx, t, docs)
 	if err != nil {
 		return err
@@ -367,23 +367,16 @@ func (w *writer) index(ctx context.Context, c change) error {
 	return nil
 }
 
-// plan returns the documents of docs that replace what is stored: for each
-// id the one with the highest Seq, if higher than the stored one; new ids
-// get the next row ids.
-func plan(ctx context.Context, tx *sql.Tx, t tables, docs []customer.Customer) ([]change, error) {
+// plan returns the documents of docs (one per id, readmodel.Prepare) that
+// replace what is stored: those with a higher Seq than the stored one; new
+// ids get the next row ids.
+func plan(ctx context.Context, tx *sql.Tx, t tables, docs []readmodel.Customer) ([]change, error) {
 	if len(docs) == 0 {
 		return nil, nil
 	}
-	newest := make(map[string]int, len(docs)) // id → index in docs
-	var ids []string
+	ids := make([]string, len(docs))
 	for i, d := range docs {
-		j, ok := newest[d.ID]
-		if !ok {
-			ids = append(ids, d.ID)
-		}
-		if !ok || d.Seq > docs[j].Seq {
-			newest[d.ID] = i
-		}
+		ids[i] = d.ID
 	}
 	have, err := storedStates(ctx, tx, t, ids)
 	if err != nil {
@@ -394,9 +387,8 @@ func plan(ctx context.Context, tx *sql.Tx, t tables, docs []customer.Customer) (
 		return nil, err
 	}
 	changes := make([]change, 0, len(ids))
-	for _, id := range ids {
-		d := docs[newest[id]]
-		old, exists := have[id]
+	for _, d := range docs {
+		old, exists := have[d.ID]
 		if exists && old.seq >= d.Seq {
 			continue // stale or duplicate: never regress
 		}
@@ -405,9 +397,6 @@ func plan(ctx context.Context, tx *sql.Tx, t tables, docs []customer.Customer) (
 		if !exists {
 			nextID++
 			c.id = nextID
-		}
-		if c.tags == nil {
-			c.tags = []string{}
 		}
 		c.index = distinct(c.tags)
 		changes = append(changes, c)
@@ -520,11 +509,11 @@ const docColumns = "c.customer_id, c.customer_code, c.name, c.email, c.phone, c.
 	"c.created_by, c.created_at, c.updated_at, c.version, c.seq, c.deleted"
 
 // scanDocs reads every row of rows (docColumns) into fn and closes rows.
-func scanDocs(rows *sql.Rows, fn func(customer.Customer)) error {
+func scanDocs(rows *sql.Rows, fn func(readmodel.Customer)) error {
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			c                customer.Customer
+			c                readmodel.Customer
 			tags             string
 			created, updated sql.NullInt64
 			version, seq     int64

@@ -55,7 +55,7 @@ func startFerret() {
 }
 
 func mongoAdapters() []Adapter {
-	out := []Adapter{{Name: "mongodb-ferretdb", Slow: true, Open: func(t *testing.T) readmodel.Store {
+	out := []Adapter{{Name: "mongodb-ferretdb", Slow: true, NoConcurrentWriters: true, Open: func(t *testing.T) readmodel.Store {
 		ferretOnce.Do(startFerret)
 		if ferretErr != nil {
 			t.Fatalf("FerretDB: %v", ferretErr)
