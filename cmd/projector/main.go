@@ -17,13 +17,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"crm/internal/app"
 	"crm/internal/config"
 	"crm/internal/debugserver"
-	"crm/internal/eventstore"
-	"crm/internal/projections"
 )
 
 func main() {
@@ -44,14 +40,17 @@ const usage = `Usage: projector [run|rebuild]
 
 Requires NATS_URL (the embedded service's NATS is printed at its start-up,
 e.g. nats://127.0.0.1:4222). The read model is MongoDB (MONGODB_URL) or the
-SQLite database in DATA_DIR.
+SQLite database in DATA_DIR. "run" serves /metrics, /healthz and /readyz on
+METRICS_ADDR; it exits non-zero at an event it cannot apply.
 
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("projector", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage, config.Usage("projector", "the crm read-model projector")) }
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage, config.Usage(config.Projector, "projector", "the crm read-model projector"))
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -66,50 +65,37 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fs.Usage()
 		return fmt.Errorf("unknown arguments %q", fs.Args())
 	}
-	// The projector verifies no tokens: SECRET_KEY is not needed.
-	cfg, err := config.Load(func(k string) string {
-		if k == "SECRET_KEY" {
-			return "-projector-does-not-verify-tokens-"
-		}
-		return getenv(k)
-	})
+	cfg, err := config.LoadProjector(getenv)
 	if err != nil {
 		return err
 	}
-	if cfg.Embedded() {
-		return errors.New("NATS_URL is required (in the embedded default the API runs the projector itself)")
-	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("component", "projector")
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: app.LogLevel(cfg.LogLevel)})).With("component", "projector")
 	if _, err := debugserver.Start(ctx, cfg.DebugAddr, log); err != nil {
 		return fmt.Errorf("DEBUG_ADDR: %w", err)
 	}
-
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("crm-projector"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
-	if err != nil {
-		return fmt.Errorf("connect to NATS: %w", err)
-	}
-	defer nc.Close()
-	es, err := eventstore.Open(ctx, nc, eventstore.Config{Replicas: cfg.StreamReplicas, Duplicates: cfg.DuplicateWindow})
-	if err != nil {
-		return err
-	}
-	defer es.Close()
-	store, err := app.OpenStore(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("open read model: %w", err)
-	}
-	defer store.Close()
-
 	if mode == "rebuild" {
 		start := time.Now()
-		cp, err := projections.Rebuild(ctx, es.JetStream(), es.StreamName(), store, log)
+		cp, err := app.RebuildReadModel(ctx, cfg, log)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "rebuilt the read model up to stream sequence %d in %v\n", cp, time.Since(start).Round(time.Millisecond))
 		return nil
 	}
-	p := projections.New(es.JetStream(), es.StreamName(), store, projections.Options{Logger: log})
-	log.Info("projector started", "stream", es.StreamName())
-	return p.Run(ctx)
+	p, err := app.StartProjector(ctx, cfg, app.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "crm projector: metrics, /healthz and /readyz on http://%s\n", p.Addr())
+	select {
+	case <-ctx.Done():
+	case <-p.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	runErr := p.Err()
+	if err := p.Close(sctx); err != nil && runErr == nil {
+		return err
+	}
+	return runErr
 }

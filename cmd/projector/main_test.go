@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -60,7 +61,7 @@ func TestKill9ProjectorDuringLoad(t *testing.T) {
 
 	dataDir := filepath.Join(dir, "data")
 	os.MkdirAll(dataDir, 0o700)
-	env := append(os.Environ(), "NATS_URL="+ns.ClientURL(), "DATA_DIR="+dataDir, "LOG_LEVEL=error")
+	env := append(os.Environ(), "NATS_URL="+ns.ClientURL(), "DATA_DIR="+dataDir, "LOG_LEVEL=error", "METRICS_ADDR=127.0.0.1:0")
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin)
 		cmd.Env = env
@@ -176,4 +177,27 @@ func TestKill9ProjectorDuringLoad(t *testing.T) {
 		}
 	}
 	t.Logf("%d events, %d customers: read model equals the fold after 10 kill -9", last, len(want))
+}
+
+// TestHelpListsOnlyTheProjectorsVariables: --help documents what the
+// projector reads, not the API's settings.
+func TestHelpListsOnlyTheProjectorsVariables(t *testing.T) {
+	var out, errOut strings.Builder
+	if err := run(context.Background(), []string{"--help"}, func(string) string { return "" }, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	help := errOut.String()
+	for _, want := range []string{"NATS_URL", "MONGODB_URL", "METRICS_ADDR", "LOG_LEVEL", "READY_MAX_LAG"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("--help lacks %s", want)
+		}
+	}
+	for _, not := range []string{"SECRET_KEY", "HTTP_ADDR", "CORS_ORIGINS", "NATS_PORT"} {
+		if strings.Contains(help, not) {
+			t.Errorf("--help lists the API's %s", not)
+		}
+	}
+	if err := run(context.Background(), nil, func(string) string { return "" }, &out, &errOut); err == nil || !strings.Contains(err.Error(), "NATS_URL") {
+		t.Errorf("run without NATS_URL: %v", err)
+	}
 }

@@ -56,6 +56,9 @@ type App struct {
 	// writeErr is the embedded server's latest write error (see
 	// guardJetStream), nil while it writes.
 	writeErr atomic.Pointer[error]
+	// stall follows the read model's checkpoint for /readyz when no
+	// projector runs in this process.
+	stall stallWatch
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -116,14 +119,8 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		a.NATSURL = cfg.NATSURL
 	}
 
-	a.nc, err = nats.Connect(a.NATSURL,
-		nats.Name("crm-api"),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
-		nats.RetryOnFailedConnect(false),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(a.NATSURL), err)
+	if a.nc, err = connect(a.NATSURL, "crm-api"); err != nil {
+		return nil, err
 	}
 	esCfg := eventstore.Config{Replicas: cfg.StreamReplicas, Duplicates: cfg.DuplicateWindow}
 	if a.ns != nil {
@@ -277,10 +274,41 @@ func (a *App) ready(ctx context.Context) (bool, map[string]string) {
 		case last > st.Applied && last-st.Applied > a.Config.ReadyMaxLag:
 			fail("projector", fmt.Sprintf("%d events behind (limit %d)", last-st.Applied, a.Config.ReadyMaxLag))
 		}
-	} else if cp, err := a.store.Checkpoint(ctx); err == nil && last > cp && last-cp > a.Config.ReadyMaxLag {
-		fail("projector", fmt.Sprintf("read model %d events behind (limit %d)", last-cp, a.Config.ReadyMaxLag))
+	} else if cp, err := a.store.Checkpoint(ctx); err == nil {
+		// Distributed mode: another process projects. Its checkpoint
+		// must keep up, and must move while the stream is ahead of it.
+		stuckFor := a.stall.observe(cp, last, time.Now())
+		switch {
+		case last > cp && last-cp > a.Config.ReadyMaxLag:
+			fail("projector", fmt.Sprintf("read model %d events behind (limit %d)", last-cp, a.Config.ReadyMaxLag))
+		case stuckFor >= a.Config.ReadyMaxStall:
+			fail("projector", fmt.Sprintf("the read model's checkpoint has not moved for %v (at %d, the stream at %d): is a projector running?",
+				stuckFor.Round(time.Second), cp, last))
+		}
 	}
 	return ok, checks
+}
+
+// stallWatch tells how long a checkpoint has stayed put while the stream
+// was ahead of it. Safe for concurrent use.
+type stallWatch struct {
+	mu    sync.Mutex
+	cp    uint64
+	since time.Time // when cp was first seen, or the stream first seen ahead of it
+	ahead bool
+}
+
+// observe records a checkpoint and the stream's last sequence at now and
+// returns how long the checkpoint has been behind without moving (0 while
+// it moves or is caught up).
+func (w *stallWatch) observe(cp, last uint64, now time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if cp != w.cp || last <= cp || !w.ahead {
+		w.cp, w.since, w.ahead = cp, now, last > cp
+		return 0
+	}
+	return now.Sub(w.since)
 }
 
 // embeddedSecret returns the signing key kept in dataDir/secret.key,
@@ -317,4 +345,12 @@ func redactURL(u string) string {
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// LogLevel returns the slog level of a LOG_LEVEL value (info when unknown;
+// config.Load validates it).
+func LogLevel(s string) slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(s))
+	return l
 }

@@ -13,34 +13,47 @@ import (
 	"crm/internal/auth"
 )
 
+// Binary names a program that reads the configuration.
+type Binary uint8
+
+// The binaries (a bit set: a variable may be read by several).
+const (
+	API Binary = 1 << iota
+	Projector
+	both = API | Projector
+)
+
 // Var documents one environment variable.
 type Var struct {
 	Name, Default, Help string
+	For                 Binary // the binaries that read it
 }
 
 // Vars lists every environment variable the binaries read.
 var Vars = []Var{
-	{"HTTP_ADDR", ":8080", "address the REST API listens on"},
-	{"DATA_DIR", "./data", "embedded mode: JetStream store, SQLite read model and generated secret"},
-	{"NATS_URL", "", "external NATS server(s), comma-separated; empty = start an embedded nats-server"},
-	{"NATS_HOST", "127.0.0.1", "embedded mode: interface the embedded nats-server listens on"},
-	{"NATS_PORT", "4222", "embedded mode: port of the embedded nats-server (-1 = any free port)"},
-	{"NATS_NO_SYNC", "false", "embedded mode: do not fsync every JetStream write (benchmarks only; unsafe)"},
-	{"STREAM_REPLICAS", "1", "replicas of the JetStream streams (3 on a cluster)"},
-	{"STREAM_DUPLICATE_WINDOW", "2m", "JetStream duplicate window for idempotent publishing"},
-	{"MONGODB_URL", "", "MongoDB read model (production); empty = embedded SQLite under DATA_DIR"},
-	{"MONGODB_DB_NAME", "a64core", "MongoDB database of the customers collection"},
-	{"SECRET_KEY", "", "HS256 key of the bearer tokens; required (32+ bytes) unless embedded, where one is generated in DATA_DIR"},
-	{"JWT_ISSUER", "", "when set, tokens must carry this iss"},
-	{"JWT_AUDIENCE", "", "when set, tokens must carry this aud"},
-	{"ROLE_PERMISSIONS", "", `JSON role→permissions map, e.g. {"admin":["crm.view","crm.create"]}; empty = the seed's defaults`},
-	{"CORS_ORIGINS", "", "comma-separated origins allowed by CORS"},
-	{"READ_YOUR_WRITES_TIMEOUT", "3s", "how long a command response waits for the read model (0 = do not wait)"},
-	{"RATE_LIMIT_RPS", "", "requests per second per authenticated user (0 = off); default off embedded, 50 with an external NATS"},
-	{"RATE_LIMIT_BURST", "", "burst of the rate limit (default 2 x RATE_LIMIT_RPS)"},
-	{"READY_MAX_LAG", "10000", "/readyz fails while the projector is more than this many events behind"},
-	{"LOG_LEVEL", "info", "debug, info, warn or error"},
-	{"DEBUG_ADDR", "", "when set, serve Go pprof profiles on this address (e.g. 127.0.0.1:6060; never expose it)"},
+	{"HTTP_ADDR", ":8080", "address the REST API listens on", API},
+	{"DATA_DIR", "./data", "embedded mode: JetStream store, SQLite read model and generated secret (projector: the SQLite read model without MONGODB_URL)", both},
+	{"NATS_URL", "", "external NATS server(s), comma-separated; empty = start an embedded nats-server (required by the projector)", both},
+	{"NATS_HOST", "127.0.0.1", "embedded mode: interface the embedded nats-server listens on", API},
+	{"NATS_PORT", "4222", "embedded mode: port of the embedded nats-server (-1 = any free port)", API},
+	{"NATS_NO_SYNC", "false", "embedded mode: do not fsync every JetStream write (benchmarks only; unsafe)", API},
+	{"STREAM_REPLICAS", "1", "replicas of the JetStream streams (3 on a cluster)", API},
+	{"STREAM_DUPLICATE_WINDOW", "2m", "JetStream duplicate window for idempotent publishing", API},
+	{"MONGODB_URL", "", "MongoDB read model (production); empty = embedded SQLite under DATA_DIR", both},
+	{"MONGODB_DB_NAME", "a64core", "MongoDB database of the customers collection", both},
+	{"SECRET_KEY", "", "HS256 key of the bearer tokens; required (32+ bytes) unless embedded, where one is generated in DATA_DIR", API},
+	{"JWT_ISSUER", "", "when set, tokens must carry this iss", API},
+	{"JWT_AUDIENCE", "", "when set, tokens must carry this aud", API},
+	{"ROLE_PERMISSIONS", "", `JSON role→permissions map, e.g. {"admin":["crm.view","crm.create"]}; empty = the seed's defaults`, API},
+	{"CORS_ORIGINS", "", "comma-separated origins allowed by CORS", API},
+	{"READ_YOUR_WRITES_TIMEOUT", "3s", "how long a command response waits for the read model (0 = do not wait)", API},
+	{"RATE_LIMIT_RPS", "", "requests per second per authenticated user (0 = off); default off embedded, 50 with an external NATS", API},
+	{"RATE_LIMIT_BURST", "", "burst of the rate limit (default 2 x RATE_LIMIT_RPS)", API},
+	{"READY_MAX_LAG", "10000", "/readyz fails while the read model is more than this many events behind the stream", both},
+	{"READY_MAX_STALL", "15s", "/readyz fails when the read model's checkpoint has not moved for this long while the stream is ahead of it (no projector running?)", both},
+	{"METRICS_ADDR", ":9091", "projector: address of its /metrics, /healthz and /readyz", Projector},
+	{"LOG_LEVEL", "info", "debug, info, warn or error", both},
+	{"DEBUG_ADDR", "", "when set, serve Go pprof profiles on this address (e.g. 127.0.0.1:6060; never expose it)", both},
 }
 
 // Config is the validated configuration.
@@ -62,6 +75,8 @@ type Config struct {
 	CORSOrigins           []string
 	ReadYourWritesTimeout time.Duration
 	ReadyMaxLag           uint64
+	ReadyMaxStall         time.Duration
+	MetricsAddr           string
 	RateLimitRPS          float64
 	RateLimitBurst        int
 	LogLevel              string
@@ -74,19 +89,29 @@ func (c Config) Embedded() bool { return c.NATSURL == "" }
 // MinSecretBytes is the shortest SECRET_KEY accepted outside embedded mode.
 const MinSecretBytes = 32
 
-// Load reads the configuration through getenv and validates it. All
+// Load reads the API's configuration through getenv and validates it. All
 // problems are reported in one error.
-func Load(getenv func(string) string) (Config, error) {
+func Load(getenv func(string) string) (Config, error) { return load(API, getenv) }
+
+// LoadProjector reads the projector's configuration (its variables only;
+// NATS_URL is required).
+func LoadProjector(getenv func(string) string) (Config, error) { return load(Projector, getenv) }
+
+func load(b Binary, getenv func(string) string) (Config, error) {
+	isAPI := b&API != 0
+	// get returns a variable's value, or its default; a variable the
+	// binary does not read is always its default (and so never invalid).
 	get := func(name string) string {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			return v
-		}
 		for _, v := range Vars {
-			if v.Name == name {
-				return v.Default
+			if v.Name != name {
+				continue
 			}
+			if val := strings.TrimSpace(getenv(name)); val != "" && v.For&b != 0 {
+				return val
+			}
+			return v.Default
 		}
-		return ""
+		panic("config: unknown variable " + name)
 	}
 	var errs []string
 	bad := func(name, msg string) { errs = append(errs, name+": "+msg) }
@@ -98,14 +123,22 @@ func Load(getenv func(string) string) (Config, error) {
 		NATSHost:    get("NATS_HOST"),
 		MongoURL:    get("MONGODB_URL"),
 		MongoDB:     get("MONGODB_DB_NAME"),
-		SecretKey:   getenv("SECRET_KEY"),
+		SecretKey:   get("SECRET_KEY"),
 		JWTIssuer:   get("JWT_ISSUER"),
 		JWTAudience: get("JWT_AUDIENCE"),
 		LogLevel:    strings.ToLower(get("LOG_LEVEL")),
 		DebugAddr:   get("DEBUG_ADDR"),
+		MetricsAddr: get("METRICS_ADDR"),
+	}
+	if isAPI {
+		// The key is taken as given: its bytes sign the tokens.
+		c.SecretKey = getenv("SECRET_KEY")
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("HTTP_ADDR", "must be host:port, e.g. :8080")
+	}
+	if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+		bad("METRICS_ADDR", "must be host:port, e.g. :9091")
 	}
 	if c.DebugAddr != "" {
 		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
@@ -148,6 +181,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.ReadyMaxLag, err = strconv.ParseUint(get("READY_MAX_LAG"), 10, 64); err != nil {
 		bad("READY_MAX_LAG", "must be a number of events")
 	}
+	if c.ReadyMaxStall, err = time.ParseDuration(get("READY_MAX_STALL")); err != nil || c.ReadyMaxStall < time.Second {
+		bad("READY_MAX_STALL", "must be a duration of at least 1s, e.g. 15s")
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -163,14 +199,19 @@ func Load(getenv func(string) string) (Config, error) {
 			c.CORSOrigins = append(c.CORSOrigins, o)
 		}
 	}
-	if c.Embedded() {
+	switch {
+	case !isAPI && c.Embedded():
+		bad("NATS_URL", "is required (in the embedded default the API runs the projector itself)")
+	case !isAPI && c.MongoURL == "" && c.DataDir == "":
+		bad("DATA_DIR", "is required without MONGODB_URL")
+	case c.Embedded():
 		if c.DataDir == "" {
 			bad("DATA_DIR", "is required in embedded mode")
 		}
-	} else if c.SecretKey == "" {
+	case isAPI && c.SecretKey == "":
 		bad("SECRET_KEY", "is required with an external NATS_URL")
 	}
-	if c.SecretKey != "" && len(c.SecretKey) < MinSecretBytes && !c.Embedded() {
+	if isAPI && c.SecretKey != "" && len(c.SecretKey) < MinSecretBytes && !c.Embedded() {
 		bad("SECRET_KEY", fmt.Sprintf("must be at least %d bytes", MinSecretBytes))
 	}
 	if c.MongoURL != "" && !strings.HasPrefix(c.MongoURL, "mongodb://") && !strings.HasPrefix(c.MongoURL, "mongodb+srv://") {
@@ -182,16 +223,20 @@ func Load(getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
-// Usage returns the --help text listing every variable with its default.
-func Usage(binary, summary string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s — %s\n\nConfiguration (environment variables):\n", binary, summary)
+// Usage returns the --help text of a binary: the variables it reads, with
+// their defaults.
+func Usage(b Binary, binary, summary string) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%s — %s\n\nConfiguration (environment variables):\n", binary, summary)
 	for _, v := range Vars {
+		if v.For&b == 0 {
+			continue
+		}
 		def := v.Default
 		if def == "" {
 			def = `""`
 		}
-		fmt.Fprintf(&b, "  %-26s default %-10s %s\n", v.Name, def, v.Help)
+		fmt.Fprintf(&sb, "  %-26s default %-10s %s\n", v.Name, def, v.Help)
 	}
-	return b.String()
+	return sb.String()
 }

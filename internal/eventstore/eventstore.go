@@ -57,9 +57,13 @@ type Config struct {
 	Writable func() error
 }
 
+// DefaultStream is the name of the customer event stream (a contract:
+// downstream consumers and tools address it by name).
+const DefaultStream = "CRM_CUSTOMERS"
+
 func (c Config) withDefaults() Config {
 	if c.Stream == "" {
-		c.Stream = "CRM_CUSTOMERS"
+		c.Stream = DefaultStream
 	}
 	if c.CounterStream == "" {
 		c.CounterStream = "CRM_COUNTERS"
