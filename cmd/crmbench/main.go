@@ -104,6 +104,7 @@ type bench struct {
 	runs                int
 	dur, warmup         time.Duration
 	topupTimeout        time.Duration
+	topupBy             string // http or events
 	rebuildTimeout      time.Duration
 	maxOps              int64
 	batch, sampleSize   int
@@ -146,6 +147,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&b.batch, "batch", 1000, "documents per raw upsert commit (the projector's largest batch)")
 	fs.IntVar(&b.sampleSize, "sample", 20_000, "customer ids sampled (spread over the data set) for get and patch")
 	fs.DurationVar(&b.topupTimeout, "topup-timeout", 30*time.Minute, "longest the top-up may take")
+	fs.StringVar(&b.topupBy, "topup-by", "http", "how the top-up creates customers: http (POST /customers, measured) or events\n"+
+		"(CustomerCreated events appended to the stream in atomic batches of 500, with codes reserved from the\n"+
+		"service's counter: a fast way to reach 1,000,000; then waits for the read model)")
 	fs.DurationVar(&b.rebuildTimeout, "rebuild-timeout", 15*time.Minute, "longest one full rebuild may take")
 	fs.StringVar(&b.tmp, "tmp", os.TempDir(), "directory for temporary databases (removed at the end)")
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
@@ -225,6 +229,9 @@ func (b *bench) validate(phases string) error {
 	}
 	if b.customers < 0 {
 		errs = append(errs, "--customers must not be negative")
+	}
+	if b.topupBy != "http" && b.topupBy != "events" {
+		errs = append(errs, "--topup-by must be http or events")
 	}
 	if b.dur <= 0 || b.dur > time.Hour {
 		errs = append(errs, "--duration must be positive, at most 1h")

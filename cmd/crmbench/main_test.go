@@ -172,3 +172,32 @@ func TestOpenLoop(t *testing.T) {
 		t.Errorf("closed loop: worst latency %v, want about 10ms", worst)
 	}
 }
+
+// TestTopupByEvents: the events top-up reaches --customers through the
+// stream (codes from the service's counter, events the domain decided), and
+// the service serves them: unique codes, valid events.
+func TestTopupByEvents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a service")
+	}
+	env := apptest.StartEmbedded(t)
+	var out, errb bytes.Buffer
+	args := []string{"--url", env.App.URL(), "--nats", env.App.NATSURL, "--data-dir", env.Cfg.DataDir,
+		"--token", env.Token, "--customers", "1203", "--runs", "1", "--phases", "topup", "--topup-by", "events", "--tmp", t.TempDir()}
+	if err := run(context.Background(), args, func(string) string { return "" }, &out, &errb); err != nil {
+		t.Fatalf("crmbench: %v\n%s\n%s", err, out.String(), errb.String())
+	}
+	var l struct {
+		Data []struct{ CustomerCode string }
+		Meta struct{ Total int }
+	}
+	env.Do("GET", "/api/v1/crm/customers?sort=-customerCode&perPage=1", nil).JSON(t, &l)
+	if l.Meta.Total != 1203 || len(l.Data) != 1 || l.Data[0].CustomerCode != "C1203" {
+		t.Fatalf("after the top-up: %+v", l)
+	}
+	// The next create through the API takes the next code.
+	r := env.Do("POST", "/api/v1/crm/customers", `{"name":"After The Seed"}`)
+	if r.Status != 201 || !strings.Contains(string(r.Body), `"customerCode":"C1204"`) {
+		t.Fatalf("create after the top-up: %d %s", r.Status, r.Body)
+	}
+}

@@ -191,6 +191,10 @@ func (b *bench) topup(ctx context.Context) error {
 	need := b.customers - total
 	if need <= 0 {
 		b.logf("topup: the data set already has %d customers (--customers %d)", total, b.customers)
+	} else if b.topupBy == "events" {
+		if err := b.topupEvents(ctx, need); err != nil {
+			return err
+		}
 	} else {
 		b.logf("topup: creating %d customers with %d clients (at most %v)…", need, b.clients, b.topupTimeout)
 		var done atomic.Int64

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +122,40 @@ func TestCrmctlAgainstRunningService(t *testing.T) {
 	out, err = crmctl(t, e, "verify")
 	if err == nil || !strings.Contains(out, ids[1]) || !strings.Contains(out, "name") || !strings.Contains(out, "Tampered") {
 		t.Fatalf("verify after tampering: %v\n%s", err, out)
+	}
+	// A document missing and one invented: both named.
+	invented := "99999999-9999-4999-8999-999999999999"
+	for _, q := range []string{
+		`DELETE FROM customers WHERE customer_id = '` + ids[0] + `'`,
+		`INSERT INTO customers SELECT max(id)+1000, '` + invented + `', 'C777', 777, name, name_key, email, phone, company, street, city, state, country,
+		  postal_code, type, status, notes, tags, created_by, created_at, updated_at, version, 1, deleted, name_terms, company_terms, email_terms, code_key
+		  FROM customers WHERE customer_id = '` + ids[1] + `'`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err = crmctl(t, e, "verify")
+	if err == nil || !strings.Contains(out, "DIFF customer "+ids[0]+" (C001) document: read model —, stream \"present\"") ||
+		!strings.Contains(out, "DIFF customer "+invented+" (C777) document: read model \"present\", stream \"absent\"") ||
+		!strings.Contains(out, "3 difference(s)") {
+		t.Fatalf("verify with a missing and an invented document: %v\n%s", err, out)
+	}
+	// In several passes (each folding a sixteenth of the ids' range): the
+	// same differences.
+	out16, err := crmctl(t, e, "verify", "--passes", "16")
+	diffLines := func(s string) []string {
+		var out []string
+		for _, l := range strings.Split(s, "\n") {
+			if strings.HasPrefix(l, "DIFF ") {
+				out = append(out, l)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	if err == nil || !slices.Equal(diffLines(out16), diffLines(out)) || !strings.Contains(out16, "16 pass(es)") {
+		t.Fatalf("verify --passes 16: %v\n%s\nwant the differences of\n%s", err, out16, out)
 	}
 }
 

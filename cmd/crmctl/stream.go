@@ -65,17 +65,33 @@ func (c *conn) close() { c.nc.Close() }
 // ""), in order, up to the stream's last sequence at the time of the call.
 // progress, when not nil, is told how far it got.
 func (c *conn) replay(ctx context.Context, filter string, fn func(events.Event) error, progress func(done, total uint64)) (uint64, error) {
+	return c.replayWith(ctx, replayOpts{filter: filter}, fn, progress)
+}
+
+// replayOpts narrow a replay: a subject filter for the server, a last
+// sequence (0 = the stream's last at the call) and a subject test applied
+// before an event is decoded.
+type replayOpts struct {
+	filter string
+	upTo   uint64
+	keep   func(subject string) bool
+}
+
+func (c *conn) replayWith(ctx context.Context, o replayOpts, fn func(events.Event) error, progress func(done, total uint64)) (uint64, error) {
 	info, err := c.stream.Info(ctx)
 	if err != nil {
 		return 0, err
 	}
 	last := info.State.LastSeq
+	if o.upTo > 0 && o.upTo < last {
+		last = o.upTo
+	}
 	if info.State.Msgs == 0 {
 		return 0, nil
 	}
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
-	if filter != "" {
-		cfg.FilterSubjects = []string{filter}
+	if o.filter != "" {
+		cfg.FilterSubjects = []string{o.filter}
 	}
 	cons, err := c.stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
@@ -98,18 +114,24 @@ func (c *conn) replay(ctx context.Context, filter string, fn func(events.Event) 
 		if err != nil {
 			return 0, err
 		}
-		ev, err := events.Decode(m.Data())
-		if err != nil {
-			return 0, fmt.Errorf("stream sequence %d: %w", md.Sequence.Stream, err)
+		seq := md.Sequence.Stream
+		if seq > last {
+			return last, nil
 		}
-		ev.Seq = md.Sequence.Stream
-		if err := fn(ev); err != nil {
-			return 0, err
+		if o.keep == nil || o.keep(m.Subject()) {
+			ev, err := events.Decode(m.Data())
+			if err != nil {
+				return 0, fmt.Errorf("stream sequence %d: %w", seq, err)
+			}
+			ev.Seq = seq
+			if err := fn(ev); err != nil {
+				return 0, err
+			}
 		}
 		if progress != nil {
-			progress(ev.Seq, last)
+			progress(seq, last)
 		}
-		if ev.Seq >= last || md.NumPending == 0 {
+		if seq >= last || md.NumPending == 0 {
 			return last, nil
 		}
 	}

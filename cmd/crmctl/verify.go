@@ -5,12 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"crm/internal/app"
 	"crm/internal/audit"
 	"crm/internal/config"
 	"crm/internal/customer"
+	"crm/internal/events"
 	"crm/internal/readmodel"
 )
 
@@ -49,8 +52,15 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	nf := addNATSFlags(fs, getenv)
 	sf := addStoreFlags(fs, getenv)
 	wait := fs.Duration("wait", 10*time.Second, "how long to wait for the read model to catch up with the stream first")
-	if ok, err := parseFlags(fs, args, stderr, "Usage: crmctl verify [--nats URL] [--data-dir DIR | --mongodb-url URL]\n\nFolds the whole stream and compares it with the read model document by document;\nprints every difference and exits non-zero when there is any.\n\n"); !ok || err != nil {
+	partitions := fs.Int("passes", 0, "fold the stream in this many passes (1, 2, 4, 8 or 16), each holding 1/N of the customers\n"+
+		"in memory; 0 = one pass per 250,000 events")
+	if ok, err := parseFlags(fs, args, stderr, "Usage: crmctl verify [--nats URL] [--data-dir DIR | --mongodb-url URL]\n\nFolds the whole stream, then walks the read model in id order and compares it with the\nfold document by document; prints every difference and exits non-zero when there is any.\nProgress bars are drawn on a terminal.\n\n"); !ok || err != nil {
 		return err
+	}
+	switch *partitions {
+	case 0, 1, 2, 4, 8, 16:
+	default:
+		return fmt.Errorf("verify: --passes must be 1, 2, 4, 8 or 16")
 	}
 	c, err := nf.connect(ctx)
 	if err != nil {
@@ -63,83 +73,173 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	defer store.Close()
 
-	progress, done := progressBar("fold")
-	states, order, last, err := c.foldAll(ctx, time.Time{}, progress)
-	done()
+	start := time.Now()
+	info, err := c.stream.Info(ctx)
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(*wait)
+	last := info.State.LastSeq
+	if err := waitFor(ctx, store, last, *wait, stdout); err != nil {
+		return err
+	}
+	parts := *partitions
+	if parts == 0 {
+		// About 250,000 events a pass keeps the fold under ~600 MB.
+		for parts = 1; parts < 16 && info.State.Msgs/uint64(parts) > 250_000; parts *= 2 {
+		}
+	}
+	var (
+		res         comparison
+		total, live int
+		folded      time.Duration
+		width       = 16 / parts
+	)
+	for p := range parts {
+		lo, hi := p*width, (p+1)*width // first hex digits [lo, hi) of the part's ids
+		inPart := func(id string) bool {
+			d := strings.IndexByte(hexDigits, id[0])
+			return d >= lo && d < hi || d < 0 && p == parts-1 // not hex: the last part
+		}
+		t0 := time.Now()
+		foldBar, fEnd := progressBar(fmt.Sprintf("fold   %d/%d", p+1, parts))
+		states := map[string]customer.Customer{}
+		_, err := c.replayWith(ctx, replayOpts{upTo: last, keep: func(subject string) bool {
+			id, ok := strings.CutPrefix(subject, events.SubjectPrefix+".")
+			return !ok || id == "" || inPart(id) // another subject is decoded: Decode reports it
+		}}, func(ev events.Event) error {
+			states[ev.CustomerID] = customer.Evolve(states[ev.CustomerID], ev)
+			return nil
+		}, foldBar)
+		fEnd()
+		if err != nil {
+			return err
+		}
+		folded += time.Since(t0)
+		n := len(states)
+		for _, st := range states {
+			if st.Exists() {
+				live++
+			}
+		}
+		total += n
+		scanBar, sEnd := progressBar(fmt.Sprintf("verify %d/%d", p+1, parts))
+		after := ""
+		if lo > 0 {
+			after = string(hexDigits[lo-1]) + "\xff"
+		}
+		past := func(id string) bool { return strings.IndexByte(hexDigits, id[0]) >= hi }
+		r, err := compare(ctx, store, states, last, after, inPart, past, func(done int) {
+			if scanBar != nil {
+				scanBar(uint64(done), uint64(n))
+			}
+		})
+		sEnd()
+		if err != nil {
+			return err
+		}
+		res.diffs, res.newer = append(res.diffs, r.diffs...), res.newer+r.newer
+	}
+	for _, d := range res.diffs {
+		fmt.Fprintf(stdout, "DIFF customer %s (%s) %s: read model %s, stream %s\n", d.id, d.code, d.field, show(d.readModel), show(d.fold))
+	}
+	if res.newer > 0 {
+		fmt.Fprintf(stdout, "%d customer(s) changed after the fold (stream sequence > %d): not compared\n", res.newer, last)
+	}
+	fmt.Fprintf(stdout, "verified %d customers (%d live) up to stream sequence %d in %v (%d pass(es), fold %v): %d difference(s)\n",
+		total, live, last, time.Since(start).Round(time.Millisecond), parts, folded.Round(time.Millisecond), len(res.diffs))
+	if len(res.diffs) > 0 {
+		return fmt.Errorf("verify: the read model differs from the stream in %d place(s)", len(res.diffs))
+	}
+	return nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// waitFor waits up to wait for the read model's checkpoint to reach last.
+func waitFor(ctx context.Context, store readmodel.Store, last uint64, wait time.Duration, stdout io.Writer) error {
+	deadline := time.Now().Add(wait)
 	for {
 		cp, err := store.Checkpoint(ctx)
 		if err != nil {
 			return err
 		}
 		if cp >= last {
-			break
+			return nil
 		}
 		if time.Now().After(deadline) {
 			fmt.Fprintf(stdout, "read model is behind: checkpoint %d, stream %d (comparing anyway)\n", cp, last)
-			break
+			return nil
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	diffs, err := compare(ctx, store, states, order)
-	if err != nil {
-		return err
-	}
-	for _, d := range diffs {
-		fmt.Fprintf(stdout, "DIFF customer %s (%s) %s: read model %s, stream %s\n", d.id, d.code, d.field, show(d.readModel), show(d.fold))
-	}
-	live := 0
-	for _, st := range states {
-		if st.Exists() {
-			live++
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	fmt.Fprintf(stdout, "verified %d customers (%d live) up to stream sequence %d: %d difference(s)\n", len(states), live, last, len(diffs))
-	if len(diffs) > 0 {
-		return fmt.Errorf("verify: the read model differs from the stream in %d place(s)", len(diffs))
-	}
-	return nil
 }
 
-// compare checks every folded customer against its document, and every live
-// document against the fold (so an invented document is found too).
-func compare(ctx context.Context, store readmodel.Store, states map[string]customer.Customer, order []string) ([]diff, error) {
-	var out []diff
-	for start := 0; start < len(order); start += 500 {
-		ids := order[start:min(start+500, len(order))]
-		docs, err := store.Load(ctx, ids)
+// scanBatch is how many documents one Scan of verify reads.
+const scanBatch = 5000
+
+type comparison struct {
+	diffs []diff
+	newer int // documents past the fold, not compared
+}
+
+// compare walks one part of the read model (the ids after after, until
+// past; those inPart) in id order (keyset paging, tombstones included) and checks each
+// document against the fold of its customer, then
+// reports the folded customers that have no document. Each state is removed
+// from states once compared, so states ends with the missing ones.
+// progress is told how many documents were compared.
+func compare(ctx context.Context, store readmodel.Store, states map[string]customer.Customer, last uint64,
+	after string, inPart, past func(id string) bool, progress func(int)) (comparison, error) {
+	var res comparison
+	seen := 0
+scan:
+	for {
+		docs, err := store.Scan(ctx, after, scanBatch)
 		if err != nil {
-			return nil, err
+			return res, err
 		}
-		for _, id := range ids {
-			want := states[id]
-			got, ok := docs[id]
-			if !ok {
-				if want.Exists() {
-					out = append(out, diff{id, want.Code, "document", nil, "present"})
-				}
+		if len(docs) == 0 {
+			break
+		}
+		after = docs[len(docs)-1].ID
+		for _, d := range docs {
+			if past(d.ID) {
+				break scan // past the part's range of ids
+			}
+			if !inPart(d.ID) {
 				continue
 			}
-			out = append(out, docDiff(got.State(), want)...)
-		}
-	}
-	for page := 1; ; page++ {
-		p, err := store.List(ctx, readmodel.Query{Page: page, PerPage: 100, Sort: readmodel.SortCustomerCode})
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range p.Items {
-			if st, ok := states[d.ID]; !ok || !st.Exists() {
-				out = append(out, diff{d.ID, d.Code, "document", "present", "absent"})
+			want, ok := states[d.ID]
+			delete(states, d.ID)
+			switch {
+			case d.Seq > last:
+				res.newer++
+			case !ok && !d.Deleted:
+				res.diffs = append(res.diffs, diff{d.ID, d.Code, "document", "present", "absent"})
+			case !ok:
+				res.diffs = append(res.diffs, diff{d.ID, d.Code, "tombstone", "present", "absent"})
+			default:
+				res.diffs = append(res.diffs, docDiff(d.State(), want)...)
 			}
 		}
-		if len(p.Items) < 100 {
-			return out, nil
+		seen += len(docs)
+		progress(seen)
+	}
+	missing := make([]string, 0, len(states))
+	for id, st := range states {
+		if st.Exists() {
+			missing = append(missing, id)
 		}
 	}
+	slices.Sort(missing)
+	for _, id := range missing {
+		res.diffs = append(res.diffs, diff{id, states[id].Code, "document", nil, "present"})
+	}
+	return res, nil
 }
 
 func docDiff(got, want customer.Customer) []diff {

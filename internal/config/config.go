@@ -50,7 +50,7 @@ var Vars = []Var{
 	{"RATE_LIMIT_RPS", "", "requests per second per authenticated user (0 = off); default off embedded, 50 with an external NATS", API},
 	{"RATE_LIMIT_BURST", "", "burst of the rate limit (default 2 x RATE_LIMIT_RPS)", API},
 	{"READY_MAX_LAG", "10000", "/readyz fails while the read model is more than this many events behind the stream", both},
-	{"READY_MAX_STALL", "15s", "/readyz fails when the read model's checkpoint has not moved for this long while the stream is ahead of it (no projector running?)", both},
+	{"READY_MAX_STALL", "15s", "/readyz fails when the read model's checkpoint has not moved for this long while the stream is ahead of it (no projector running?); distributed mode, without an in-process projector", API},
 	{"METRICS_ADDR", ":9091", "projector: address of its /metrics, /healthz and /readyz", Projector},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", both},
 	{"DEBUG_ADDR", "", "when set, serve Go pprof profiles on this address (e.g. 127.0.0.1:6060; never expose it)", both},

@@ -1,6 +1,9 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +55,36 @@ func TestUsageListsEachBinarysVariables(t *testing.T) {
 		}
 		if got, want := strings.Contains(proj, "  "+v.Name+" "), v.For&Projector != 0; got != want {
 			t.Errorf("projector --help lists %s: %v, want %v", v.Name, got, want)
+		}
+	}
+}
+
+// TestReadmeListsEveryVariable: the README's configuration table names every
+// variable, and no other.
+func TestReadmeListsEveryVariable(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	i := strings.Index(readme, "## Configuration")
+	if i < 0 {
+		t.Fatal("README.md has no Configuration section")
+	}
+	table := readme[i:]
+	if j := strings.Index(table[3:], "\n## "); j >= 0 {
+		table = table[:j+3]
+	}
+	known := map[string]bool{}
+	for _, v := range Vars {
+		known[v.Name] = true
+		if !strings.Contains(table, "`"+v.Name+"`") {
+			t.Errorf("README's configuration table lacks %s", v.Name)
+		}
+	}
+	for _, m := range regexp.MustCompile("`([A-Z][A-Z_]+)`").FindAllStringSubmatch(table, -1) {
+		if !known[m[1]] {
+			t.Errorf("README's configuration table names %s, which no binary reads", m[1])
 		}
 	}
 }

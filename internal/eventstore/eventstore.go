@@ -480,6 +480,20 @@ func (s *Store) NextCode(ctx context.Context) (uint64, error) {
 	return s.codes.next(ctx)
 }
 
+// NextCodes reserves n consecutive customer numbers at once (for a batch of
+// creates) and returns the first. Like NextCode's, they are never given
+// again, used or not.
+func (s *Store) NextCodes(ctx context.Context, n int) (uint64, error) {
+	if n < 1 {
+		return 0, fmt.Errorf("%w: NextCodes(%d)", errUnexpected, n)
+	}
+	v, err := s.increment(ctx, n)
+	if err != nil {
+		return 0, err
+	}
+	return v - uint64(n) + 1, nil
+}
+
 // increment adds n to the counter and returns its new value.
 func (s *Store) increment(ctx context.Context, n int) (uint64, error) {
 	if err := s.writable(); err != nil {

@@ -348,8 +348,26 @@ func TestNextCodeAcrossStores(t *testing.T) {
 			}
 		})
 	}
+	// Ranges reserved at once take their place among single numbers.
+	wg.Go(func() {
+		for range 5 {
+			first, err := es2.NextCodes(context.Background(), 20)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			for n := first; n < first+20; n++ {
+				if seen[n] {
+					t.Errorf("number %d given twice", n)
+				}
+				seen[n] = true
+			}
+			mu.Unlock()
+		}
+	})
 	wg.Wait()
-	for n := uint64(1); n <= 400; n++ {
+	for n := uint64(1); n <= 500; n++ {
 		if !seen[n] {
 			t.Fatalf("number %d never given (%d given)", n, len(seen))
 		}

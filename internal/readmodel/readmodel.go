@@ -97,6 +97,11 @@ type Store interface {
 	// and the abandoned copy is dropped; the old holder's next call then
 	// fails with ErrRebuildLost.
 	Rebuild(ctx context.Context) (Rebuild, error)
+	// Scan returns up to limit documents, tombstones included, whose ids
+	// sort after after ("" = from the first), in id order: keyset paging
+	// over the whole read model, at a cost that does not grow with the
+	// position (tools, exports). limit is clamped to 1..MaxScan.
+	Scan(ctx context.Context, after string, limit int) ([]Customer, error)
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	Close() error
@@ -113,6 +118,9 @@ type Rebuild interface {
 	// Abort drops the copy.
 	Abort(ctx context.Context) error
 }
+
+// MaxScan is the most documents one Scan returns.
+const MaxScan = 10000
 
 // RebuildLease is how long a rebuild may go without writing before another
 // one may take its place.

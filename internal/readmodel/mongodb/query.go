@@ -215,3 +215,26 @@ func listOrder(sort string, desc bool) (bson.D, error) {
 	}
 	return d, nil
 }
+
+// Scan returns documents, tombstones included, after the id after, in id
+// order (see readmodel.Store), through the _id index. The checkpoint
+// document (_id "~checkpoint", after every UUID) is left out.
+func (s *Store) Scan(ctx context.Context, after string, limit int) ([]readmodel.Customer, error) {
+	if s.closed.Load() {
+		return nil, s.fail("scan", errClosed)
+	}
+	ctx, cancel := opContext(ctx)
+	defer cancel()
+	limit = min(max(limit, 1), readmodel.MaxScan)
+	filter := bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}, {Key: "$ne", Value: checkpointID}}}}
+	cur, err := s.live().c.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).
+		SetLimit(int64(limit)).SetProjection(docProjection))
+	if err != nil {
+		return nil, s.fail("scan", err)
+	}
+	out := make([]readmodel.Customer, 0, limit)
+	if err := decodeAll(ctx, cur, func(c readmodel.Customer) { out = append(out, c) }); err != nil {
+		return nil, s.fail("scan", err)
+	}
+	return out, nil
+}

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) (readmodel.Store, func() readmode
 		{"SearchRanking", testSearchRanking},
 		{"SearchWithFilters", testSearchWithFilters},
 		{"DeletedNeverReturned", testDeleted},
+		{"ScanKeyset", testScan},
 		{"RebuildSwap", testRebuildSwap},
 		{"RebuildAbort", testRebuildAbort},
 		{"RebuildBehind", testRebuildBehind},
@@ -967,5 +968,48 @@ func testRandomStreams(t *testing.T, s readmodel.Store, o options) {
 	}
 	if t.Failed() {
 		t.Logf("reproduce with seed %d", seed)
+	}
+}
+
+// testScan: Scan pages through every document, tombstones included, in id
+// order, each once, and past the last returns nothing.
+func testScan(t *testing.T, s readmodel.Store) {
+	ctx := t.Context()
+	var docs []readmodel.Customer
+	var want []string
+	for _, n := range []int{7, 3, 1000, 12, 5, 999, 40, 41, 2, 8, 77, 100, 6} {
+		d := doc(n, fmt.Sprint("Scan ", n))
+		d.Deleted = n%3 == 0
+		docs = append(docs, d)
+		want = append(want, d.ID)
+	}
+	commit(t, s, docs, 2000)
+	slices.Sort(want)
+	var got []string
+	after := ""
+	for range 100 {
+		page, err := s.Scan(ctx, after, 4)
+		if err != nil {
+			t.Fatalf("Scan(%q): %v", after, err)
+		}
+		if len(page) > 4 {
+			t.Fatalf("Scan returned %d documents, limit 4", len(page))
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, d := range page {
+			got = append(got, d.ID)
+			if d.Tags == nil || d.Version == 0 {
+				t.Errorf("Scan %s: %+v", d.ID, d)
+			}
+		}
+		after = page[len(page)-1].ID
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Scan pages = %v, want %v", got, want)
+	}
+	if page, err := s.Scan(ctx, "", 0); err != nil || len(page) != 1 || page[0].ID != want[0] {
+		t.Errorf("Scan limit 0 = %v, %v; want the first document", page, err)
 	}
 }

@@ -285,3 +285,22 @@ func matchExpr(words []string) string {
 	}
 	return strings.Join(parts, " AND ")
 }
+
+// Scan returns documents, tombstones included, after the id after, in id
+// order (see readmodel.Store), through the unique index on customer_id.
+func (s *Store) Scan(ctx context.Context, after string, limit int) ([]readmodel.Customer, error) {
+	if s.closed.Load() {
+		return nil, s.fail("scan", errClosed)
+	}
+	limit = min(max(limit, 1), readmodel.MaxScan)
+	rows, err := s.query(ctx, nil, "SELECT "+docColumns+" FROM "+live.customers+
+		" AS c WHERE c.customer_id > ? ORDER BY c.customer_id LIMIT ?", after, limit)
+	if err != nil {
+		return nil, s.fail("scan", err)
+	}
+	out := make([]readmodel.Customer, 0, limit)
+	if err := scanDocs(rows, func(c readmodel.Customer) { out = append(out, c) }); err != nil {
+		return nil, s.fail("scan", err)
+	}
+	return out, nil
+}

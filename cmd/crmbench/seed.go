@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"crm/internal/commands"
+	"crm/internal/customer"
+	"crm/internal/events"
+	"crm/internal/eventstore"
+)
+
+// seedBatch is how many creates one atomic append of the events top-up
+// carries.
+const seedBatch = 500
+
+// topupEvents creates need customers by appending their CustomerCreated
+// events to the service's stream directly: codes are reserved from the
+// service's counter (so they stay unique and gap-free for the service),
+// the events are decided by the domain (customer.Decide, as a POST would
+// be) and appended in atomic batches, several in flight. It then waits
+// until the service's read model lists them. Not a measurement of the
+// service: a fast way to a large data set.
+func (b *bench) topupEvents(ctx context.Context, need int64) error {
+	es, err := eventstore.Open(ctx, b.nc, eventstore.Config{Stream: b.stream})
+	if err != nil {
+		return err
+	}
+	defer es.Close()
+	start := time.Now()
+	var (
+		done   atomic.Int64
+		next   atomic.Int64
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		first  error
+		actor  = b.subject
+		target = b.rep.Dataset.AtStart + need
+	)
+	b.logf("topup: appending %d created events in batches of %d…", need, seedBatch)
+	workers := min(8, b.clients)
+	for w := range workers {
+		wg.Go(func() {
+			rnd := rand.New(rand.NewPCG(uint64(w)+99, uint64(time.Now().UnixNano())))
+			for ctx.Err() == nil {
+				from := next.Add(seedBatch) - seedBatch
+				if from >= need {
+					return
+				}
+				n := int(min(seedBatch, need-from))
+				code, err := es.NextCodes(ctx, n)
+				if err == nil {
+					var evs []events.Event
+					exp := make(map[string]uint64, n)
+					now := time.Now().UTC()
+					for i := range n {
+						p := newPerson(rnd, createSeq.Add(1))
+						id := uuid.NewString()
+						decided, derr := customer.Decide(customer.Customer{}, customer.Create{CustomerID: id,
+							Code: commands.FormatCode(code + uint64(i)), Input: p.input()},
+							customer.Meta{Actor: actor, Now: now, EventID: uuid.NewString(), Source: "/crm/crmbench"})
+						if derr != nil {
+							err = derr
+							break
+						}
+						evs = append(evs, decided...)
+						exp[id] = 0
+					}
+					if err == nil {
+						_, err = es.Append(ctx, evs, exp)
+					}
+				}
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+				if d := done.Add(int64(n)); d%50000 < seedBatch {
+					b.logf("topup: %d/%d appended (%.0f/s)", d, need, float64(d)/time.Since(start).Seconds())
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return fmt.Errorf("topup by events: %w", first)
+	}
+	appended := time.Since(start)
+	b.logf("topup: %d events appended in %v (%.0f/s); waiting for the read model…", done.Load(), appended.Round(time.Millisecond),
+		float64(done.Load())/appended.Seconds())
+	deadline := time.Now().Add(b.topupTimeout)
+	for {
+		total, err := b.cl.total(ctx)
+		if err == nil && total >= target {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topup: the read model lists %d customers after %v, want %d", total, b.topupTimeout, target)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	b.logf("topup: the read model caught up %v after the appends (%v in all)", (time.Since(start) - appended).Round(time.Second),
+		time.Since(start).Round(time.Second))
+	return nil
+}
+
+// input is p as a create command's input.
+func (p person) input() customer.Input {
+	in := customer.Input{
+		Name: events.SetTo(p.Name), Email: events.SetTo(p.Email), Phone: events.SetTo(p.Phone),
+		Type: events.SetTo(p.Type), Status: events.SetTo(p.Status), Notes: events.SetTo(p.Notes),
+		Tags: events.SetTo(p.Tags),
+		Address: customer.AddressInput{Set: true, Street: events.SetTo(p.Street), City: events.SetTo(p.City),
+			Country: events.SetTo(p.Country), PostalCode: events.SetTo(p.PostalCode)},
+	}
+	if p.Company != "" {
+		in.Company = events.SetTo(p.Company)
+	}
+	return in
+}
