@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -19,24 +18,6 @@ import (
 	"crm/internal/events"
 )
 
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
-
 // TestClusterLeaderLossDuringCreates runs the service on a 3-node JetStream
 // cluster (in-process, as nats-server's own tests do) with the streams at 3
 // replicas, and stops the customer stream's leader during 1,000 concurrent
@@ -46,29 +27,9 @@ func TestClusterLeaderLossDuringCreates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test skipped in -short")
 	}
-	routes := freePorts(t, 3)
-	var routeURLs []string
-	for _, p := range routes {
-		routeURLs = append(routeURLs, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
-	}
-	servers := make([]*embedded.Server, 3)
-	var wg sync.WaitGroup
-	for i := range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s, err := embedded.Start(embedded.Config{DataDir: t.TempDir(), Port: -1, Name: fmt.Sprintf("n%d", i+1),
-				Cluster: &embedded.Cluster{Name: "crm", Port: routes[i], Routes: routeURLs}})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			servers[i] = s
-		}()
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
+	servers, err := embedded.StartCluster("crm", []string{t.TempDir(), t.TempDir(), t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
 	}
 	var urls []string
 	for _, s := range servers {
@@ -132,7 +93,7 @@ func TestClusterLeaderLossDuringCreates(t *testing.T) {
 				info, err := stream.Info(ctx)
 				if err == nil && info.Cluster != nil {
 					for j, s := range servers {
-						if fmt.Sprintf("n%d", j+1) == info.Cluster.Leader {
+						if fmt.Sprintf("crm-n%d", j+1) == info.Cluster.Leader {
 							t.Logf("stopping stream leader %s", info.Cluster.Leader)
 							go s.Shutdown()
 						}

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -193,5 +195,63 @@ func (l logger) Fatalf(format string, v ...any) {
 	select {
 	case l.fatal <- fmt.Sprintf(format, v...):
 	default:
+	}
+}
+
+// StartCluster starts len(dirs) servers in-process as one JetStream cluster
+// named name, server i (from 0) named name-n<i+1> with its store in dirs[i], on loopback ports picked at random (the way
+// nats-server's own tests build clusters). On error, whatever started is
+// shut down.
+func StartCluster(name string, dirs []string) ([]*Server, error) {
+	routes := make([]string, len(dirs))
+	ports := make([]int, len(dirs))
+	for i := range dirs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		routes[i] = "nats-route://" + l.Addr().String()
+		l.Close()
+	}
+	servers := make([]*Server, len(dirs))
+	errs := make([]error, len(dirs))
+	var wg sync.WaitGroup
+	for i, dir := range dirs {
+		wg.Go(func() {
+			servers[i], errs[i] = Start(Config{DataDir: dir, Port: -1, Name: fmt.Sprintf("%s-n%d", name, i+1),
+				Cluster: &Cluster{Name: name, Port: ports[i], Routes: routes}})
+		})
+	}
+	wg.Wait()
+	err := errors.Join(errs...)
+	if err == nil {
+		err = waitForPeers(servers, 30*time.Second)
+	}
+	if err != nil {
+		for _, s := range servers {
+			if s != nil {
+				s.Shutdown()
+			}
+		}
+		return nil, err
+	}
+	return servers, nil
+}
+
+// waitForPeers waits until the JetStream meta leader sees every server
+// online with current stats: until then a stream of several replicas
+// cannot be placed ("no suitable peers for placement, peer offline").
+func waitForPeers(servers []*Server, timeout time.Duration) error {
+	for deadline := time.Now().Add(timeout); ; {
+		for _, s := range servers {
+			if len(s.ns.JetStreamClusterPeers()) == len(servers) {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("embedded: the JetStream cluster has not seen its %d peers online after %v", len(servers), timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

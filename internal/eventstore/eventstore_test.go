@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -424,34 +423,9 @@ func TestAppendBatchOnACluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test skipped in -short")
 	}
-	var ls []net.Listener
-	var routes []string
-	for range 3 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		routes = append(routes, fmt.Sprintf("nats-route://%s", l.Addr()))
-	}
-	servers := make([]*embedded.Server, 3)
-	var wg sync.WaitGroup
-	for i, l := range ls {
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		wg.Go(func() {
-			s, err := embedded.Start(embedded.Config{DataDir: t.TempDir(), Port: -1, Name: fmt.Sprintf("n%d", i+1),
-				Cluster: &embedded.Cluster{Name: "crm", Port: port, Routes: routes}})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			servers[i] = s
-		})
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
+	servers, err := embedded.StartCluster("crm", []string{t.TempDir(), t.TempDir(), t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, s := range servers {
 		t.Cleanup(s.Shutdown)
