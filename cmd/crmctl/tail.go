@@ -77,6 +77,8 @@ func runTail(ctx context.Context, args []string, getenv func(string) string, std
 			code = d.CustomerCode + " " + fmt.Sprint(d.Changes.Fields())
 		case *events.CustomerDeleted:
 			code = d.CustomerCode
+		case *events.CustomerRestored:
+			code = d.CustomerCode
 		}
 		fmt.Fprintf(stdout, "%s  %-8s %s v%d by %s  %s\n", ev.Time.Format(time.RFC3339), ev.Kind(), ev.CustomerID, ev.Version, ev.Actor, code)
 	}

@@ -16,7 +16,9 @@ import (
 	"crm/internal/events"
 )
 
-func randomCommands(t *testing.T, e *apptest.Env, rnd *rand.Rand, ids *[]string, n int) {
+// randomCommands creates, patches, deletes and restores customers at random;
+// deleted holds the ids deleted and not restored since.
+func randomCommands(t *testing.T, e *apptest.Env, rnd *rand.Rand, ids, deleted *[]string, n int) {
 	t.Helper()
 	for i := 0; i < n; i++ {
 		switch op := rnd.IntN(10); {
@@ -33,9 +35,17 @@ func randomCommands(t *testing.T, e *apptest.Env, rnd *rand.Rand, ids *[]string,
 			id := (*ids)[rnd.IntN(len(*ids))]
 			patches := []string{`{"status":"active"}`, `{"email":null}`, `{"address":{"street":"Main 1"}}`, `{"address":null}`, `{"tags":["x","y"]}`, `{"notes":"n","company":"Co"}`}
 			e.Do("PATCH", "/api/v1/crm/customers/"+id, patches[rnd.IntN(len(patches))])
+		case len(*deleted) > 0 && rnd.IntN(2) == 0:
+			i := rnd.IntN(len(*deleted))
+			if r := e.Do("POST", "/api/v1/crm/customers/"+(*deleted)[i]+"/restore", nil); r.Status != http.StatusOK {
+				t.Fatalf("restore: %d %s", r.Status, r.Body)
+			}
+			*deleted = append((*deleted)[:i], (*deleted)[i+1:]...)
 		default:
 			id := (*ids)[rnd.IntN(len(*ids))]
-			e.Do("DELETE", "/api/v1/crm/customers/"+id, nil)
+			if r := e.Do("DELETE", "/api/v1/crm/customers/"+id, nil); r.Status == http.StatusOK {
+				*deleted = append(*deleted, id)
+			}
 		}
 	}
 }
@@ -63,15 +73,24 @@ func TestConsumerCopyEqualsReadModel(t *testing.T) {
 	e := apptest.StartEmbedded(t)
 	statePath := filepath.Join(t.TempDir(), "copy", "customers.json")
 	rnd := rand.New(rand.NewPCG(11, 12))
-	var ids []string
-	randomCommands(t, e, rnd, &ids, 120)
+	var ids, deleted []string
+	randomCommands(t, e, rnd, &ids, &deleted, 120)
 	runUntilCaughtUp(t, e, statePath)
-	randomCommands(t, e, rnd, &ids, 120) // while the consumer is down
-	runUntilCaughtUp(t, e, statePath)    // resumes from its durable consumer
+	randomCommands(t, e, rnd, &ids, &deleted, 120) // while the consumer is down
+	runUntilCaughtUp(t, e, statePath)              // resumes from its durable consumer
 
 	copyState, err := load(statePath)
 	if err != nil {
 		t.Fatal(err)
+	}
+	restores := 0
+	for _, m := range e.StreamMessages() {
+		if strings.HasSuffix(m.Subject, ".restored") {
+			restores++
+		}
+	}
+	if restores == 0 {
+		t.Fatal("the random commands restored no customer")
 	}
 	readModel := map[string]map[string]any{}
 	for page := 1; ; page++ {

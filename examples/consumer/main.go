@@ -49,6 +49,8 @@ type Customer struct {
 type State struct {
 	LastSeq   uint64               `json:"lastSeq"`
 	Customers map[string]*Customer `json:"customers"`
+	// Deleted keeps the last state of the deleted customers, for a restore.
+	Deleted map[string]*Customer `json:"deleted,omitempty"`
 	// Skipped counts the events of kinds this consumer does not need.
 	Skipped map[string]int `json:"skipped,omitempty"`
 }
@@ -142,7 +144,29 @@ var handlers = map[string]func(*State, cloudEvent) error{
 		return nil
 	},
 	typePrefix + "deleted.v1": func(s *State, ce cloudEvent) error {
+		// Kept aside: a restore brings the customer back as it was.
+		if c := s.Customers[ce.Subject]; c != nil {
+			if s.Deleted == nil {
+				s.Deleted = map[string]*Customer{}
+			}
+			c.Version = ce.CustomerVersion
+			s.Deleted[ce.Subject] = c
+		}
 		delete(s.Customers, ce.Subject)
+		return nil
+	},
+	typePrefix + "restored.v1": func(s *State, ce cloudEvent) error {
+		c := s.Deleted[ce.Subject]
+		if c == nil {
+			return fmt.Errorf("restore of a customer %s this consumer has not seen deleted", ce.Subject)
+		}
+		var d struct{ RestoredAt string }
+		if err := json.Unmarshal(ce.Data, &d); err != nil {
+			return err
+		}
+		c.UpdatedAt, c.Version = d.RestoredAt, ce.CustomerVersion
+		s.Customers[ce.Subject] = c
+		delete(s.Deleted, ce.Subject)
 		return nil
 	},
 }

@@ -412,6 +412,22 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	}
 	k.call("GET", coll, coll, nil, 200)
 
+	// The trash and restores.
+	const restore = one + "/restore"
+	k.call("GET", coll, coll+"?deleted=only", nil, 200)
+	k.call("GET", coll, coll+"?deleted=only&status=active", nil, 400)
+	k.call("GET", coll, coll+"?deleted=only", nil, 403, "Authorization", bearer("not:"+auth.PermDelete))
+	k.call("POST", restore, coll+"/"+id+"/restore", nil, 412, "If-Match", etag)
+	k.call("POST", restore, coll+"/not-a-uuid/restore", nil, 400)
+	k.call("POST", restore, coll+"/"+uuid.NewString()+"/restore", nil, 404)
+	k.call("POST", restore, coll+"/"+id+"/restore", nil, 401, "Authorization", "")
+	r = k.call("POST", restore, coll+"/"+id+"/restore", nil, 200)
+	if k.data(r)["customerId"] != id {
+		t.Errorf("restore: %s", r.Body)
+	}
+	k.call("POST", restore, coll+"/"+id+"/restore", nil, 409)
+	k.call("GET", one, coll+"/"+id, nil, 200)
+
 	// Permissions: each authenticated operation needs exactly the one it
 	// documents (403 without it, past authorisation with only it).
 	for _, op := range spec.Operations() {

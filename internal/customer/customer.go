@@ -64,6 +64,8 @@ var (
 	ErrNotFound = fault.New(fault.NotFound, "customer not found")
 	// ErrAlreadyExists: a create for an id that already has events.
 	ErrAlreadyExists = fault.New(fault.Conflict, "customer already exists")
+	// ErrNotDeleted: a restore of a customer that is not deleted.
+	ErrNotDeleted = fault.New(fault.Conflict, "the customer is not deleted")
 	// ErrPreconditionFailed: the client's expected version is not current.
 	ErrPreconditionFailed = fault.New(fault.PreconditionFailed,
 		"the customer has changed: If-Match does not match its current ETag")
@@ -118,6 +120,9 @@ func Evolve(c Customer, e events.Event) Customer {
 	case *events.CustomerDeleted:
 		c.Deleted = true
 		c.UpdatedAt = d.DeletedAt
+	case *events.CustomerRestored:
+		c.Deleted = false
+		c.UpdatedAt = d.RestoredAt
 	default:
 		return c
 	}

@@ -18,7 +18,7 @@ type Meta struct {
 	CausationID   string
 }
 
-// Command is one of Create, Update or Delete.
+// Command is one of Create, Update, Delete or Restore.
 type Command interface{ isCommand() }
 
 // Create creates a customer with a fresh id and an allocated code.
@@ -43,12 +43,22 @@ type Delete struct {
 	ExpectedVersion uint64
 }
 
-func (Create) isCommand() {}
-func (Update) isCommand() {}
-func (Delete) isCommand() {}
+// Restore brings a deleted customer back, with its code and the state it
+// had when it was deleted. When ExpectedVersion is not 0 the customer must
+// be at that version.
+type Restore struct {
+	CustomerID      string
+	ExpectedVersion uint64
+}
+
+func (Restore) isCommand() {}
+func (Create) isCommand()  {}
+func (Update) isCommand()  {}
+func (Delete) isCommand()  {}
 
 // Decide returns the events that carry out cmd on state, or an error:
-// a fault.Invalid error, ErrNotFound, ErrAlreadyExists or ErrPreconditionFailed.
+// a fault.Invalid error, ErrNotFound, ErrAlreadyExists, ErrNotDeleted or
+// ErrPreconditionFailed.
 // An update that changes nothing returns no events and no error.
 func Decide(state Customer, cmd Command, m Meta) ([]events.Event, error) {
 	ev := events.Event{
@@ -105,6 +115,21 @@ func Decide(state Customer, cmd Command, m Meta) ([]events.Event, error) {
 		ev.CustomerID = state.ID
 		ev.Data = &events.CustomerDeleted{
 			CustomerID: state.ID, CustomerCode: state.Code, DeletedBy: m.Actor, DeletedAt: ev.Time,
+		}
+		return []events.Event{ev}, nil
+
+	case Restore:
+		switch {
+		case state.Version == 0:
+			return nil, ErrNotFound
+		case !state.Deleted:
+			return nil, ErrNotDeleted
+		case c.ExpectedVersion != 0 && c.ExpectedVersion != state.Version:
+			return nil, ErrPreconditionFailed
+		}
+		ev.CustomerID = state.ID
+		ev.Data = &events.CustomerRestored{
+			CustomerID: state.ID, CustomerCode: state.Code, RestoredBy: m.Actor, RestoredAt: ev.Time,
 		}
 		return []events.Event{ev}, nil
 	}

@@ -390,6 +390,11 @@ func TestDecideUpdateVersionsAndExistence(t *testing.T) {
 		{name: "delete unknown customer", state: Customer{}, cmd: Delete{CustomerID: testCustomerID}, wantErr: ErrNotFound},
 		{name: "delete deleted customer", state: deleted, cmd: Delete{CustomerID: testCustomerID}, wantErr: ErrNotFound},
 		{name: "delete deleted customer with its version", state: deleted, cmd: Delete{CustomerID: testCustomerID, ExpectedVersion: 3}, wantErr: ErrNotFound},
+		{name: "restore deleted customer", state: deleted, cmd: Restore{CustomerID: testCustomerID}, wantVers: 4},
+		{name: "restore deleted customer with its version", state: deleted, cmd: Restore{CustomerID: testCustomerID, ExpectedVersion: 3}, wantVers: 4},
+		{name: "restore expected version stale", state: deleted, cmd: Restore{CustomerID: testCustomerID, ExpectedVersion: 2}, wantErr: ErrPreconditionFailed},
+		{name: "restore live customer", state: v2, cmd: Restore{CustomerID: testCustomerID}, wantErr: ErrNotDeleted},
+		{name: "restore unknown customer", state: Customer{}, cmd: Restore{CustomerID: testCustomerID}, wantErr: ErrNotFound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -435,6 +440,30 @@ func TestDecideDelete(t *testing.T) {
 	}}
 	if !reflect.DeepEqual(evs, want) {
 		t.Fatalf("events =\n%#v\nwant\n%#v", evs[0].Data, want[0].Data)
+	}
+}
+
+// TestRestoreBringsBackTheStateAtDeletion: a restored customer has every
+// field it had when deleted, is live, and can be changed and deleted again.
+func TestRestoreBringsBackTheStateAtDeletion(t *testing.T) {
+	live := createdState(t, fullInput())
+	live = Evolve(live, mustDecide(t, live, Update{CustomerID: testCustomerID, Input: Input{Status: set(StatusInactive)}}, meta(1))[0])
+	deleted := Evolve(live, mustDecide(t, live, Delete{CustomerID: testCustomerID}, meta(2))[0])
+	m := meta(3)
+	m.Actor = testEditor
+	evs := mustDecide(t, deleted, Restore{CustomerID: testCustomerID, ExpectedVersion: 3}, m)
+	want := &events.CustomerRestored{CustomerID: testCustomerID, CustomerCode: testCode, RestoredBy: testEditor, RestoredAt: m.Now}
+	if len(evs) != 1 || !reflect.DeepEqual(evs[0].Data, want) || evs[0].Version != 4 {
+		t.Fatalf("events %#v", evs)
+	}
+	restored := Evolve(deleted, evs[0])
+	expect := live
+	expect.Version, expect.Seq, expect.UpdatedAt = 4, restored.Seq, m.Now
+	if !reflect.DeepEqual(restored, expect) || !restored.Exists() {
+		t.Fatalf("restored %+v\nwant     %+v", restored, expect)
+	}
+	if _, err := Decide(restored, Delete{CustomerID: testCustomerID}, meta(4)); err != nil {
+		t.Fatalf("delete after restore: %v", err)
 	}
 }
 

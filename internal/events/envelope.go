@@ -18,6 +18,7 @@ const (
 	TypeCreatedV1   = typePrefix + "created.v1"
 	TypeUpdatedV1   = typePrefix + "updated.v1"
 	TypeDeletedV1   = typePrefix + "deleted.v1"
+	TypeRestoredV1  = typePrefix + "restored.v1"
 	maxEncodedBytes = 1 << 20
 )
 

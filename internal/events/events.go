@@ -25,9 +25,10 @@ import (
 type Kind string
 
 const (
-	KindCreated Kind = "created"
-	KindUpdated Kind = "updated"
-	KindDeleted Kind = "deleted"
+	KindCreated  Kind = "created"
+	KindUpdated  Kind = "updated"
+	KindDeleted  Kind = "deleted"
+	KindRestored Kind = "restored"
 )
 
 // Address is the structured postal address of a customer. Empty sub-fields
@@ -121,6 +122,26 @@ type CustomerDeleted struct {
 	CustomerCode string    `json:"customerCode"`
 	DeletedBy    string    `json:"deletedBy"`
 	DeletedAt    time.Time `json:"deletedAt"`
+}
+
+// CustomerRestored records that a deleted customer is live again, with its
+// code and the state it had when it was deleted.
+type CustomerRestored struct {
+	CustomerID   string    `json:"customerId"`
+	CustomerCode string    `json:"customerCode"`
+	RestoredBy   string    `json:"restoredBy"`
+	RestoredAt   time.Time `json:"restoredAt"`
+}
+
+func (*CustomerRestored) Aggregate() Aggregate { return Customers }
+func (*CustomerRestored) Kind() Kind           { return KindRestored }
+func (p *CustomerRestored) subjectID() string  { return p.CustomerID }
+
+func (d *CustomerRestored) check() error {
+	if d.RestoredBy == "" || d.RestoredAt.IsZero() {
+		return errors.New("restored event misses restoredBy/restoredAt")
+	}
+	return nil
 }
 
 func (*CustomerCreated) Aggregate() Aggregate { return Customers }

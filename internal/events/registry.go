@@ -56,6 +56,11 @@ var registry = []Definition{
 		Type: TypeDeletedV1, Schema: "customer.deleted.v1.schema.json",
 		New: func() Payload { return new(CustomerDeleted) },
 	},
+	{
+		Aggregate: Customers, Kind: KindRestored, Name: "CustomerRestored",
+		Type: TypeRestoredV1, Schema: "customer.restored.v1.schema.json",
+		New: func() Payload { return new(CustomerRestored) },
+	},
 }
 
 // byType finds the definition of a CloudEvents type (current or older) and,

@@ -255,6 +255,34 @@ func (a *api) deleteCustomer(c *gin.Context) {
 	a.commandDone(c, http.StatusOK, res, dataResponse{Data: gin.H{"message": msg}, Message: msg})
 }
 
+// restoreCustomer serves POST /customers/{id}/restore: the customer is live
+// again, as it was when deleted. The body, if any, must be empty.
+func (a *api) restoreCustomer(c *gin.Context) {
+	id, err := customerID(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	expected, err := ifMatch(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	if c.Request.ContentLength > 0 {
+		writeError(c, &badRequest{status: http.StatusBadRequest, title: "Bad request", detail: "restore takes no request body"})
+		return
+	}
+	start := time.Now()
+	res, err := a.Commands.RestoreCustomer(c.Request.Context(), a.request(c), id, expected)
+	a.observe("restore", start, res, err)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	logFrom(c).Info("customer restored", "customer_id", id, "seq", res.Seq)
+	a.commandDone(c, http.StatusOK, res, dataResponse{Data: toJSON(readmodel.FromState(res.Customer)), Message: "Customer restored successfully"})
+}
+
 func validIdempotencyKey(k string) bool {
 	if k == "" || len(k) > 255 {
 		return false

@@ -117,8 +117,25 @@ func parseQuery(values url.Values, search bool) (readmodel.Query, error) {
 				continue
 			}
 			q.Text = v
+		case "deleted":
+			if search {
+				fail(key, "is only supported by /customers (the trash lists deleted customers)")
+				continue
+			}
+			if v != "only" {
+				fail(key, "must be only (the deleted customers instead of the live ones)")
+				continue
+			}
+			q.Deleted = true
 		default:
 			fail(key, "is not a known parameter")
+		}
+	}
+	if q.Deleted {
+		for _, f := range []struct{ name, v string }{{"status", q.Status}, {"type", q.Type}, {"tag", q.Tag}, {"createdBy", q.CreatedBy}} {
+			if f.v != "" {
+				fail(f.name, "does not apply with deleted=only (the trash takes page, perPage and sort)")
+			}
 		}
 	}
 	if search && q.Text == "" && !hasField(errs, "q") {
@@ -148,6 +165,12 @@ func (a *api) page(c *gin.Context, search bool) {
 	if err != nil {
 		writeError(c, err)
 		return
+	}
+	if q.Deleted { // the trash is for those who may restore
+		if err := principal(c).Require(auth.PermDelete); err != nil {
+			writeError(c, err)
+			return
+		}
 	}
 	if a.Reader == nil {
 		writeError(c, errNoReadModel)
@@ -256,7 +279,7 @@ func (a *api) customerHistory(c *gin.Context) {
 		return
 	}
 	q, err := parseQuery(c.Request.URL.Query(), false)
-	if err == nil && (q.Status != "" || q.Type != "" || q.Tag != "" || q.CreatedBy != "" || c.Query("sort") != "") {
+	if err == nil && (q.Status != "" || q.Type != "" || q.Tag != "" || q.CreatedBy != "" || q.Deleted || c.Query("sort") != "") {
 		err = fault.InvalidField("query", "history takes only page and perPage")
 	}
 	if err != nil {

@@ -110,6 +110,7 @@ func New(d Deps) http.Handler {
 	g.GET("/customers/:id/history", a.require(auth.PermAudit), a.customerHistory)
 	g.PATCH("/customers/:id", a.require(auth.PermEdit), a.updateCustomer)
 	g.DELETE("/customers/:id", a.require(auth.PermDelete), a.deleteCustomer)
+	g.POST("/customers/:id/restore", a.require(auth.PermDelete), a.restoreCustomer)
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)

@@ -62,7 +62,7 @@ var admin = commands.Request{Principal: auth.Principal{
 func str(s string) customer.Field[string] { return events.SetTo(s) }
 
 // randomOps runs n random commands: creates, updates (set and clear fields,
-// addresses, tags) and deletes.
+// addresses, tags), deletes and restores.
 func (r *rig) randomOps(n int) {
 	r.t.Helper()
 	ctx := context.Background()
@@ -104,6 +104,13 @@ func (r *rig) randomOps(n int) {
 				in.Notes = str("note " + w())
 			}
 			if _, err := r.cmd.UpdateCustomer(ctx, admin, id, in, 0); err != nil && !errors.Is(err, customer.ErrNotFound) {
+				r.t.Fatal(err)
+			}
+		case r.rnd.IntN(2) == 0:
+			// A restore: of a deleted customer it is an event; of a live
+			// one a refusal.
+			id := r.ids[r.rnd.IntN(len(r.ids))]
+			if _, err := r.cmd.RestoreCustomer(ctx, admin, id, 0); err != nil && !errors.Is(err, customer.ErrNotDeleted) {
 				r.t.Fatal(err)
 			}
 		default:

@@ -69,12 +69,12 @@ type Writer interface {
 }
 
 // Reader is what the query endpoints need. Deleted customers are never
-// returned.
+// returned, except by a List with Query.Deleted.
 type Reader interface {
 	// Get returns one live customer or ErrNotFound.
 	Get(ctx context.Context, id string) (Customer, error)
 	// List returns one page of customers matching the filters in q, in q's
-	// order. q.Text is ignored.
+	// order; with q.Deleted, of the deleted customers. q.Text is ignored.
 	List(ctx context.Context, q Query) (Page, error)
 	// Search returns one page of customers matching q.Text (every query word
 	// is a prefix of a word of name, email, company or code) and the filters,
@@ -157,6 +157,11 @@ type Query struct {
 
 	// Text is the search query (Search only).
 	Text string
+
+	// Deleted (List only) lists the deleted customers instead of the live
+	// ones (the trash, for those who may restore them); the other filters
+	// must then be empty.
+	Deleted bool
 }
 
 // Page is one page of results and the total number of matches.

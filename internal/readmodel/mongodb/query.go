@@ -49,6 +49,12 @@ func (s *Store) List(ctx context.Context, q readmodel.Query) (readmodel.Page, er
 	defer cancel()
 	c := s.live().c
 	filter := filters(q)
+	if q.Deleted {
+		if q.Status != "" || q.Type != "" || q.Tag != "" || q.CreatedBy != "" {
+			return readmodel.Page{}, fmt.Errorf("%w: list deleted: filters do not apply", readmodel.ErrInternal)
+		}
+		filter = bson.D{{Key: "deleted", Value: true}}
+	}
 	limit, offset, ok := q.Bounds()
 	total, err := c.CountDocuments(ctx, filter)
 	if err != nil {

@@ -96,6 +96,14 @@ func (m model) list(q readmodel.Query) readmodel.Page {
 			all = append(all, c)
 		}
 	}
+	if q.Deleted {
+		all = nil
+		for _, c := range m {
+			if c.Deleted {
+				all = append(all, normalize(c))
+			}
+		}
+	}
 	slices.SortFunc(all, compareList(q.Sort, q.Desc))
 	return page(all, q)
 }

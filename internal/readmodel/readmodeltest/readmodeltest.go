@@ -457,6 +457,16 @@ func testListFiltersAndSorts(t *testing.T, s readmodel.Store) {
 		q := readmodel.Query{Sort: readmodel.SortCreatedAt, Desc: desc, PerPage: 7}
 		walk(t, fmt.Sprintf("List %+v", q), q, run, m.list)
 	}
+	// The trash: the deleted customers, in every order, paged.
+	for _, sort := range sorts {
+		for _, desc := range []bool{false, true} {
+			q := readmodel.Query{Deleted: true, Sort: sort, Desc: desc, PerPage: 2}
+			walk(t, fmt.Sprintf("List deleted %+v", q), q, run, m.list)
+		}
+	}
+	if p := list(t, s, readmodel.Query{Deleted: true, PerPage: 100}); p.Total == 0 || int(p.Total) != len(p.Items) {
+		t.Errorf("List deleted: %d of %d", len(p.Items), p.Total)
+	}
 	// One page with everything, in code order: C999 < C1000 (numeric).
 	q := readmodel.Query{Page: 1, PerPage: 100, Sort: readmodel.SortCustomerCode}
 	samePage(t, "List all by code", list(t, s, q), m.list(q))

@@ -78,6 +78,9 @@ func (s *Store) List(ctx context.Context, q readmodel.Query) (readmodel.Page, er
 	if err != nil {
 		return readmodel.Page{}, err
 	}
+	if q.Deleted {
+		return s.listDeleted(ctx, q, order)
+	}
 	return s.page(ctx, "list", q, func(tx *sql.Tx) (int64, error) {
 		query, args := countSQL(q)
 		var total int64
@@ -86,6 +89,23 @@ func (s *Store) List(ctx context.Context, q readmodel.Query) (readmodel.Page, er
 	}, func(tx *sql.Tx, total, limit, offset int64) (*sql.Rows, error) {
 		query, args := listSQL(q, order, total <= s.fewMatches)
 		return s.query(ctx, tx, query, append(args, limit, offset)...)
+	})
+}
+
+// listDeleted returns one page of the deleted customers in q's order: the
+// sort indexes start with deleted, so both the count and the page read the
+// tombstones only.
+func (s *Store) listDeleted(ctx context.Context, q readmodel.Query, order string) (readmodel.Page, error) {
+	if q.Status != "" || q.Type != "" || q.Tag != "" || q.CreatedBy != "" {
+		return readmodel.Page{}, fmt.Errorf("%w: list deleted: filters do not apply", readmodel.ErrInternal)
+	}
+	return s.page(ctx, "list deleted", q, func(tx *sql.Tx) (int64, error) {
+		var total int64
+		err := s.queryRow(ctx, tx, []any{&total}, "SELECT count(*) FROM "+live.customers+" AS c WHERE c.deleted = 1")
+		return total, err
+	}, func(tx *sql.Tx, _, limit, offset int64) (*sql.Rows, error) {
+		return s.query(ctx, tx, "SELECT "+docColumns+" FROM "+live.customers+" AS c WHERE c.deleted = 1 ORDER BY "+order+
+			" LIMIT ? OFFSET ?", limit, offset)
 	})
 }
 
