@@ -128,7 +128,7 @@ func TestCrmctlAgainstRunningService(t *testing.T) {
 	for _, q := range []string{
 		`DELETE FROM customers WHERE customer_id = '` + ids[0] + `'`,
 		`INSERT INTO customers SELECT max(id)+1000, '` + invented + `', 'C777', 777, name, name_key, email, phone, company, street, city, state, country,
-		  postal_code, type, status, notes, tags, created_by, created_at, updated_at, version, 1, deleted, name_terms, company_terms, email_terms, code_key
+		  postal_code, type, status, notes, tags, created_by, created_at, updated_at, version, 1, deleted, merged_into, absorbed, name_terms, company_terms, email_terms, code_key
 		  FROM customers WHERE customer_id = '` + ids[1] + `'`,
 	} {
 		if _, err := db.Exec(q); err != nil {

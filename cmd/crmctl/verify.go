@@ -266,5 +266,11 @@ func docDiff(got, want customer.Customer) []diff {
 	if got.Deleted != want.Deleted {
 		add("deleted", got.Deleted, want.Deleted)
 	}
+	if got.MergedInto != want.MergedInto {
+		add("mergedInto", got.MergedInto, want.MergedInto)
+	}
+	if g, w := got.AbsorbedCodes(), want.AbsorbedCodes(); !slices.Equal(g, w) {
+		add("absorbed", g, w)
+	}
 	return out
 }

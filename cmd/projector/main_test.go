@@ -23,6 +23,7 @@ import (
 	"crm/internal/embedded"
 	"crm/internal/events"
 	"crm/internal/eventstore"
+	"crm/internal/readmodel"
 	"crm/internal/readmodel/sqlite"
 )
 
@@ -169,7 +170,7 @@ func TestKill9ProjectorDuringLoad(t *testing.T) {
 		t.Fatalf("read model has %d documents, the fold %d", len(got), len(want))
 	}
 	for id, w := range want {
-		g := got[id].State()
+		g, w := got[id], readmodel.FromState(w)
 		g.CreatedAt, g.UpdatedAt = g.CreatedAt.UTC(), g.UpdatedAt.UTC()
 		w.CreatedAt, w.UpdatedAt = w.CreatedAt.UTC(), w.UpdatedAt.UTC()
 		if !reflect.DeepEqual(g, w) {

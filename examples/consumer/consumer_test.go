@@ -31,6 +31,14 @@ func randomCommands(t *testing.T, e *apptest.Env, rnd *rand.Rand, ids, deleted *
 			var env struct{ Data struct{ CustomerID string } }
 			r.JSON(t, &env)
 			*ids = append(*ids, env.Data.CustomerID)
+		case op == 8 && len(*ids) > 3:
+			// A merge of two live customers, or an unmerge.
+			a, b := (*ids)[rnd.IntN(len(*ids))], (*ids)[rnd.IntN(len(*ids))]
+			if rnd.IntN(3) == 0 {
+				e.Do("POST", "/api/v1/crm/customers/"+a+"/unmerge", map[string]string{"customerId": b})
+			} else {
+				e.Do("POST", "/api/v1/crm/customers/"+a+"/merge", map[string]any{"customerIds": []string{b}})
+			}
 		case op < 9:
 			id := (*ids)[rnd.IntN(len(*ids))]
 			patches := []string{`{"status":"active"}`, `{"email":null}`, `{"address":{"street":"Main 1"}}`, `{"address":null}`, `{"tags":["x","y"]}`, `{"notes":"n","company":"Co"}`}
@@ -91,6 +99,9 @@ func TestConsumerCopyEqualsReadModel(t *testing.T) {
 	}
 	if restores == 0 {
 		t.Fatal("the random commands restored no customer")
+	}
+	if len(copyState.Merged) == 0 {
+		t.Fatal("the random commands left no customer merged")
 	}
 	readModel := map[string]map[string]any{}
 	for page := 1; ; page++ {

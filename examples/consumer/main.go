@@ -49,8 +49,10 @@ type Customer struct {
 type State struct {
 	LastSeq   uint64               `json:"lastSeq"`
 	Customers map[string]*Customer `json:"customers"`
-	// Deleted keeps the last state of the deleted customers, for a restore.
+	// Deleted keeps the last state of the deleted customers, for a restore;
+	// Merged that of the customers merged into others, for an unmerge.
 	Deleted map[string]*Customer `json:"deleted,omitempty"`
+	Merged  map[string]*Customer `json:"merged,omitempty"`
 	// Skipped counts the events of kinds this consumer does not need.
 	Skipped map[string]int `json:"skipped,omitempty"`
 }
@@ -111,64 +113,81 @@ var handlers = map[string]func(*State, cloudEvent) error{
 		s.Customers[c.CustomerID] = &c
 		return nil
 	},
-	typePrefix + "updated.v1": func(s *State, ce cloudEvent) error {
-		var d struct {
-			Changes   map[string]json.RawMessage `json:"changes"`
-			UpdatedAt string                     `json:"updatedAt"`
-		}
-		if err := json.Unmarshal(ce.Data, &d); err != nil {
-			return err
-		}
-		c := s.Customers[ce.Subject]
-		if c == nil {
-			return fmt.Errorf("update of unknown customer %s", ce.Subject)
-		}
-		// Merge the changed fields into the copy: re-encode, overlay, decode
-		// (a changed field this consumer does not know is dropped there).
-		cur, _ := json.Marshal(c)
-		var m map[string]json.RawMessage
-		json.Unmarshal(cur, &m)
-		for k, v := range d.Changes {
-			m[k] = v
-		}
-		merged, _ := json.Marshal(m)
-		var next Customer
-		if err := json.Unmarshal(merged, &next); err != nil {
-			return err
-		}
-		if next.Tags == nil {
-			next.Tags = []string{}
-		}
-		next.UpdatedAt, next.Version = d.UpdatedAt, ce.CustomerVersion
-		s.Customers[ce.Subject] = &next
-		return nil
+	typePrefix + "updated.v1":     func(s *State, ce cloudEvent) error { return s.applyChanges(ce, "updatedAt") },
+	typePrefix + "merged.v1":      func(s *State, ce cloudEvent) error { return s.applyChanges(ce, "mergedAt") },
+	typePrefix + "mergeundone.v1": func(s *State, ce cloudEvent) error { return s.applyChanges(ce, "undoneAt") },
+	typePrefix + "mergedinto.v1": func(s *State, ce cloudEvent) error {
+		// Absorbed by a merge: out of the copy, kept aside for an unmerge.
+		return s.move(ce, s.Customers, &s.Merged, "mergedAt")
+	},
+	typePrefix + "unmerged.v1": func(s *State, ce cloudEvent) error {
+		return s.move(ce, s.Merged, &s.Customers, "unmergedAt")
 	},
 	typePrefix + "deleted.v1": func(s *State, ce cloudEvent) error {
 		// Kept aside: a restore brings the customer back as it was.
-		if c := s.Customers[ce.Subject]; c != nil {
-			if s.Deleted == nil {
-				s.Deleted = map[string]*Customer{}
-			}
-			c.Version = ce.CustomerVersion
-			s.Deleted[ce.Subject] = c
-		}
-		delete(s.Customers, ce.Subject)
-		return nil
+		return s.move(ce, s.Customers, &s.Deleted, "deletedAt")
 	},
 	typePrefix + "restored.v1": func(s *State, ce cloudEvent) error {
-		c := s.Deleted[ce.Subject]
-		if c == nil {
-			return fmt.Errorf("restore of a customer %s this consumer has not seen deleted", ce.Subject)
-		}
-		var d struct{ RestoredAt string }
-		if err := json.Unmarshal(ce.Data, &d); err != nil {
-			return err
-		}
-		c.UpdatedAt, c.Version = d.RestoredAt, ce.CustomerVersion
-		s.Customers[ce.Subject] = c
-		delete(s.Deleted, ce.Subject)
-		return nil
+		return s.move(ce, s.Deleted, &s.Customers, "restoredAt")
 	},
+}
+
+// applyChanges merges the changed fields of an update (or of a merge, or
+// of its undoing) into the copy: re-encode, overlay, decode (a changed field
+// this consumer does not know is dropped there). at names the event's time.
+func (s *State) applyChanges(ce cloudEvent, at string) error {
+	var d struct {
+		Changes map[string]json.RawMessage `json:"changes"`
+	}
+	if err := json.Unmarshal(ce.Data, &d); err != nil {
+		return err
+	}
+	c := s.Customers[ce.Subject]
+	if c == nil {
+		return fmt.Errorf("change of unknown customer %s", ce.Subject)
+	}
+	cur, _ := json.Marshal(c)
+	var m map[string]json.RawMessage
+	json.Unmarshal(cur, &m)
+	for k, v := range d.Changes {
+		m[k] = v
+	}
+	merged, _ := json.Marshal(m)
+	var next Customer
+	if err := json.Unmarshal(merged, &next); err != nil {
+		return err
+	}
+	if next.Tags == nil {
+		next.Tags = []string{}
+	}
+	next.UpdatedAt, next.Version = timeOf(ce, at), ce.CustomerVersion
+	s.Customers[ce.Subject] = &next
+	return nil
+}
+
+// move moves a customer from one map of the state to another (deleted,
+// restored, merged, unmerged), noting the event's version and time.
+func (s *State) move(ce cloudEvent, from map[string]*Customer, to *map[string]*Customer, at string) error {
+	c := from[ce.Subject]
+	if c == nil {
+		return fmt.Errorf("%s of a customer %s this consumer does not have there", ce.Type, ce.Subject)
+	}
+	if *to == nil {
+		*to = map[string]*Customer{}
+	}
+	c.UpdatedAt, c.Version = timeOf(ce, at), ce.CustomerVersion
+	(*to)[ce.Subject] = c
+	delete(from, ce.Subject)
+	return nil
+}
+
+// timeOf returns the data's time member named at.
+func timeOf(ce cloudEvent, at string) string {
+	var m map[string]json.RawMessage
+	json.Unmarshal(ce.Data, &m)
+	var t string
+	json.Unmarshal(m[at], &t)
+	return t
 }
 
 // handledKinds are the kinds of the handled types (created, updated, …).

@@ -113,6 +113,7 @@ func (h *Handler) meta(r Request) customer.Meta {
 		Source:        h.source,
 		CorrelationID: r.CorrelationID,
 		CausationID:   r.CausationID,
+		NextID:        h.newID,
 	}
 }
 

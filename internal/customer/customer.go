@@ -52,10 +52,41 @@ type Customer struct {
 	Version uint64 // number of events applied; 0 = never created
 	Seq     uint64 // stream sequence of the last event applied
 	Deleted bool   // a tombstone: the customer was deleted
+
+	// MergedInto is the survivor's id while a merge holds this customer
+	// absorbed: its id then answers with the survivor's.
+	MergedInto string
+	// Absorbed are the customers merged into this one and not taken out
+	// again (a search for their codes finds this one).
+	Absorbed []events.MergedCustomer
+	// Merges are the merges this customer survived, with what each
+	// absorbed customer gave: what an unmerge sets back. (Command side
+	// only: the read model keeps Absorbed, not these.)
+	Merges []MergeRecord
 }
 
-// Exists reports whether the customer was created and not deleted.
-func (c Customer) Exists() bool { return c.Version > 0 && !c.Deleted }
+// MergeRecord is one merge a customer survived.
+type MergeRecord struct {
+	Absorbed []events.MergedCustomer
+	Changes  events.Changes // the survivor's fields as the merge set them
+	Previous events.Changes // their values before
+	Sources  []events.MergeSource
+	Undone   []string // absorbed ids taken out again since
+}
+
+// Exists reports whether the customer was created, is not deleted and is
+// not merged into another.
+func (c Customer) Exists() bool { return c.Version > 0 && !c.Deleted && c.MergedInto == "" }
+
+// AbsorbedCodes returns the codes of the customers merged into c and not
+// taken out again.
+func (c Customer) AbsorbedCodes() []string {
+	var out []string
+	for _, a := range c.Absorbed {
+		out = append(out, a.CustomerCode)
+	}
+	return out
+}
 
 // Domain errors (sentinels: match them with errors.Is). An invalid command
 // is a fault.Invalid error listing every bad field (fault.Fields).
@@ -64,12 +95,19 @@ var (
 	ErrNotFound = fault.New(fault.NotFound, "customer not found")
 	// ErrAlreadyExists: a create for an id that already has events.
 	ErrAlreadyExists = fault.New(fault.Conflict, "customer already exists")
-	// ErrNotDeleted: a restore of a customer that is not deleted.
+	// ErrNotDeleted: a restore of a customer that is not deleted (or that is
+	// merged into another: see MovedTo).
 	ErrNotDeleted = fault.New(fault.Conflict, "the customer is not deleted")
 	// ErrPreconditionFailed: the client's expected version is not current.
 	ErrPreconditionFailed = fault.New(fault.PreconditionFailed,
 		"the customer has changed: If-Match does not match its current ETag")
 )
+
+// MovedTo is the error of a command on a customer merged into survivorID:
+// fault.Moved, its Ref the survivor (HTTP: 308 to it).
+func MovedTo(survivorID string) error {
+	return &fault.Error{Kind: fault.Moved, Message: "the customer was merged into " + survivorID, Ref: survivorID}
+}
 
 // Evolve applies one event to the state and returns the new state. It is the
 // single fold used by the command side, the projector and the audit tools.
@@ -99,24 +137,35 @@ func Evolve(c Customer, e events.Event) Customer {
 			c.Tags = []string{}
 		}
 	case *events.CustomerUpdated:
-		ch := d.Changes
-		applyString(&c.Name, ch.Name)
-		applyString(&c.Email, ch.Email)
-		applyString(&c.Phone, ch.Phone)
-		applyString(&c.Company, ch.Company)
-		applyString(&c.Type, ch.Type)
-		applyString(&c.Status, ch.Status)
-		applyString(&c.Notes, ch.Notes)
-		if ch.Address.Set {
-			c.Address = fromEventAddress(ch.Address.Value)
-		}
-		if ch.Tags.Set {
-			c.Tags = slices.Clone(ch.Tags.Value)
-			if c.Tags == nil {
-				c.Tags = []string{}
+		c = applyChanges(c, d.Changes)
+		c.UpdatedAt = d.UpdatedAt
+	case *events.CustomersMerged:
+		c = applyChanges(c, d.Changes)
+		c.Absorbed = append(slices.Clone(c.Absorbed), d.Absorbed...)
+		c.Merges = append(slices.Clone(c.Merges), MergeRecord{Absorbed: slices.Clone(d.Absorbed), Changes: d.Changes,
+			Previous: d.Previous, Sources: slices.Clone(d.Sources)})
+		c.UpdatedAt = d.MergedAt
+	case *events.CustomerMergedInto:
+		c.MergedInto = d.SurvivorID
+		c.UpdatedAt = d.MergedAt
+	case *events.CustomerMergeUndone:
+		c = applyChanges(c, d.Changes)
+		c.Absorbed = slices.DeleteFunc(slices.Clone(c.Absorbed), func(a events.MergedCustomer) bool { return a.CustomerID == d.AbsorbedID })
+		c.Merges = slices.Clone(c.Merges)
+		for i := len(c.Merges) - 1; i >= 0; i-- {
+			if m := c.Merges[i]; slices.ContainsFunc(m.Absorbed, func(a events.MergedCustomer) bool { return a.CustomerID == d.AbsorbedID }) &&
+				!slices.Contains(m.Undone, d.AbsorbedID) {
+				c.Merges[i].Undone = append(slices.Clone(m.Undone), d.AbsorbedID)
+				// What the record expects now: the merge's values with
+				// this unmerge's set back (a later unmerge compares to it).
+				c.Merges[i].Changes = overlay(m.Changes, d.Changes)
+				break
 			}
 		}
-		c.UpdatedAt = d.UpdatedAt
+		c.UpdatedAt = d.UndoneAt
+	case *events.CustomerUnmerged:
+		c.MergedInto = ""
+		c.UpdatedAt = d.UnmergedAt
 	case *events.CustomerDeleted:
 		c.Deleted = true
 		c.UpdatedAt = d.DeletedAt
@@ -138,6 +187,47 @@ func Fold(evs []events.Event) Customer {
 	var c Customer
 	for _, e := range evs {
 		c = Evolve(c, e)
+	}
+	return c
+}
+
+// overlay returns base with every field set in ch replaced by ch's.
+func overlay(base, ch events.Changes) events.Changes {
+	pick := func(b, c events.Change[string]) events.Change[string] {
+		if c.Set {
+			return c
+		}
+		return b
+	}
+	base.Name, base.Email, base.Phone = pick(base.Name, ch.Name), pick(base.Email, ch.Email), pick(base.Phone, ch.Phone)
+	base.Company, base.Type, base.Status = pick(base.Company, ch.Company), pick(base.Type, ch.Type), pick(base.Status, ch.Status)
+	base.Notes = pick(base.Notes, ch.Notes)
+	if ch.Address.Set {
+		base.Address = ch.Address
+	}
+	if ch.Tags.Set {
+		base.Tags = events.SetTo(slices.Clone(ch.Tags.Value))
+	}
+	return base
+}
+
+// applyChanges returns c with an update's (or merge's) changed fields set.
+func applyChanges(c Customer, ch events.Changes) Customer {
+	applyString(&c.Name, ch.Name)
+	applyString(&c.Email, ch.Email)
+	applyString(&c.Phone, ch.Phone)
+	applyString(&c.Company, ch.Company)
+	applyString(&c.Type, ch.Type)
+	applyString(&c.Status, ch.Status)
+	applyString(&c.Notes, ch.Notes)
+	if ch.Address.Set {
+		c.Address = fromEventAddress(ch.Address.Value)
+	}
+	if ch.Tags.Set {
+		c.Tags = slices.Clone(ch.Tags.Value)
+		if c.Tags == nil {
+			c.Tags = []string{}
+		}
 	}
 	return c
 }

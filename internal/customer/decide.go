@@ -16,6 +16,9 @@ type Meta struct {
 	Source        string
 	CorrelationID string
 	CausationID   string
+	// NextID returns a fresh id for each event of a decision after the
+	// first (merges record several); nil for single-event decisions.
+	NextID func() string
 }
 
 // Command is one of Create, Update, Delete or Restore.
@@ -84,6 +87,9 @@ func Decide(state Customer, cmd Command, m Meta) ([]events.Event, error) {
 		return []events.Event{ev}, nil
 
 	case Update:
+		if state.MergedInto != "" {
+			return nil, MovedTo(state.MergedInto)
+		}
 		if !state.Exists() {
 			return nil, ErrNotFound
 		}
@@ -106,6 +112,9 @@ func Decide(state Customer, cmd Command, m Meta) ([]events.Event, error) {
 		return []events.Event{ev}, nil
 
 	case Delete:
+		if state.MergedInto != "" {
+			return nil, MovedTo(state.MergedInto)
+		}
 		if !state.Exists() {
 			return nil, ErrNotFound
 		}
@@ -122,6 +131,8 @@ func Decide(state Customer, cmd Command, m Meta) ([]events.Event, error) {
 		switch {
 		case state.Version == 0:
 			return nil, ErrNotFound
+		case state.MergedInto != "":
+			return nil, MovedTo(state.MergedInto)
 		case !state.Deleted:
 			return nil, ErrNotDeleted
 		case c.ExpectedVersion != 0 && c.ExpectedVersion != state.Version:

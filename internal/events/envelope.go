@@ -11,15 +11,19 @@ import (
 
 // CloudEvents attributes of every customer event.
 const (
-	SpecVersion     = "1.0"
-	ContentType     = "application/json"
-	DefaultSource   = "/crm/api"
-	typePrefix      = "com.a64core.crm.customer."
-	TypeCreatedV1   = typePrefix + "created.v1"
-	TypeUpdatedV1   = typePrefix + "updated.v1"
-	TypeDeletedV1   = typePrefix + "deleted.v1"
-	TypeRestoredV1  = typePrefix + "restored.v1"
-	maxEncodedBytes = 1 << 20
+	SpecVersion       = "1.0"
+	ContentType       = "application/json"
+	DefaultSource     = "/crm/api"
+	typePrefix        = "com.a64core.crm.customer."
+	TypeCreatedV1     = typePrefix + "created.v1"
+	TypeUpdatedV1     = typePrefix + "updated.v1"
+	TypeDeletedV1     = typePrefix + "deleted.v1"
+	TypeRestoredV1    = typePrefix + "restored.v1"
+	TypeMergedV1      = typePrefix + "merged.v1"
+	TypeMergedIntoV1  = typePrefix + "mergedinto.v1"
+	TypeMergeUndoneV1 = typePrefix + "mergeundone.v1"
+	TypeUnmergedV1    = typePrefix + "unmerged.v1"
+	maxEncodedBytes   = 1 << 20
 )
 
 // Event is one customer event with its metadata. Seq is the event's stream

@@ -321,7 +321,7 @@ func TestDecodeStrict(t *testing.T) {
 		{"truncated", mustEncode(t, createdFull())[:100]},
 		{"too large", append(mustEncode(t, createdFull()), bytes.Repeat([]byte(" "), 1<<20)...)},
 
-		{"unknown type", setAttr(createdFull(), "type", "com.a64core.crm.customer.merged.v1")},
+		{"unknown type", setAttr(createdFull(), "type", "com.a64core.crm.customer.archived.v1")},
 		{"unknown version of a type", setAttr(createdFull(), "type", "com.a64core.crm.customer.created.v2")},
 		{"type of another kind", setAttr(createdFull(), "type", TypeDeletedV1)},
 		{"unprefixed type", setAttr(deleted(), "type", "deleted")},
@@ -522,7 +522,7 @@ func TestSubjects(t *testing.T) {
 		{"prefix and dot", "crm.customers."},
 		{"no kind", "crm.customers." + custID},
 		{"empty kind", "crm.customers." + custID + "."},
-		{"unknown kind", "crm.customers." + custID + ".merged"},
+		{"unknown kind", "crm.customers." + custID + ".archived"},
 		{"kind wildcard", CustomerSubjects(custID)},
 		{"extra token", "crm.customers." + custID + ".created.v1"},
 		{"token before kind", "crm.customers." + custID + ".x.created"},

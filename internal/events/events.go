@@ -29,6 +29,13 @@ const (
 	KindUpdated  Kind = "updated"
 	KindDeleted  Kind = "deleted"
 	KindRestored Kind = "restored"
+	// A merge: "merged" on the survivor, "mergedinto" on each absorbed
+	// customer; undone: "mergeundone" on the survivor, "unmerged" on the
+	// customer taken out.
+	KindMerged      Kind = "merged"
+	KindMergedInto  Kind = "mergedinto"
+	KindMergeUndone Kind = "mergeundone"
+	KindUnmerged    Kind = "unmerged"
 )
 
 // Address is the structured postal address of a customer. Empty sub-fields
@@ -140,6 +147,121 @@ func (p *CustomerRestored) subjectID() string  { return p.CustomerID }
 func (d *CustomerRestored) check() error {
 	if d.RestoredBy == "" || d.RestoredAt.IsZero() {
 		return errors.New("restored event misses restoredBy/restoredAt")
+	}
+	return nil
+}
+
+// CustomersMerged records, on the survivor, that a merge absorbed other
+// customers: its changed fields (Changes, applied like an update's), their
+// values before (Previous: null where a field was unset) and where each new
+// value came from (Sources), so that the merge can be undone.
+type CustomersMerged struct {
+	CustomerID   string           `json:"customerId"`
+	CustomerCode string           `json:"customerCode"`
+	Absorbed     []MergedCustomer `json:"absorbed"`
+	Changes      Changes          `json:"changes"`
+	Previous     Changes          `json:"previous"`
+	Sources      []MergeSource    `json:"sources"`
+	MergedBy     string           `json:"mergedBy"`
+	MergedAt     time.Time        `json:"mergedAt"`
+}
+
+// MergedCustomer names one customer a merge absorbed.
+type MergedCustomer struct {
+	CustomerID   string `json:"customerId"`
+	CustomerCode string `json:"customerCode"`
+}
+
+// MergeSource says which absorbed customer gave a changed field its value:
+// the whole value, or for tags the tags it added, for notes the text it
+// appended.
+type MergeSource struct {
+	Field      string   `json:"field"`
+	CustomerID string   `json:"customerId"`
+	Tags       []string `json:"tags,omitempty"`
+	Notes      string   `json:"notes,omitempty"`
+}
+
+// CustomerMergedInto records, on an absorbed customer, that a merge took it
+// into the survivor: from now on its id answers with the survivor's.
+type CustomerMergedInto struct {
+	CustomerID   string    `json:"customerId"`
+	CustomerCode string    `json:"customerCode"`
+	SurvivorID   string    `json:"survivorId"`
+	SurvivorCode string    `json:"survivorCode"`
+	MergedBy     string    `json:"mergedBy"`
+	MergedAt     time.Time `json:"mergedAt"`
+}
+
+// CustomerMergeUndone records, on the survivor, that one absorbed customer
+// was taken out of it again: the fields it had given are set back (Changes,
+// applied like an update's) unless they were changed since the merge (Kept).
+type CustomerMergeUndone struct {
+	CustomerID   string    `json:"customerId"`
+	CustomerCode string    `json:"customerCode"`
+	AbsorbedID   string    `json:"absorbedId"`
+	AbsorbedCode string    `json:"absorbedCode"`
+	Changes      Changes   `json:"changes"`
+	Kept         []string  `json:"kept"`
+	UndoneBy     string    `json:"undoneBy"`
+	UndoneAt     time.Time `json:"undoneAt"`
+}
+
+// CustomerUnmerged records, on an absorbed customer, that it is live again,
+// as it was when merged.
+type CustomerUnmerged struct {
+	CustomerID   string    `json:"customerId"`
+	CustomerCode string    `json:"customerCode"`
+	SurvivorID   string    `json:"survivorId"`
+	UnmergedBy   string    `json:"unmergedBy"`
+	UnmergedAt   time.Time `json:"unmergedAt"`
+}
+
+func (*CustomersMerged) Aggregate() Aggregate     { return Customers }
+func (*CustomerMergedInto) Aggregate() Aggregate  { return Customers }
+func (*CustomerMergeUndone) Aggregate() Aggregate { return Customers }
+func (*CustomerUnmerged) Aggregate() Aggregate    { return Customers }
+
+func (*CustomersMerged) Kind() Kind     { return KindMerged }
+func (*CustomerMergedInto) Kind() Kind  { return KindMergedInto }
+func (*CustomerMergeUndone) Kind() Kind { return KindMergeUndone }
+func (*CustomerUnmerged) Kind() Kind    { return KindUnmerged }
+
+func (p *CustomersMerged) subjectID() string     { return p.CustomerID }
+func (p *CustomerMergedInto) subjectID() string  { return p.CustomerID }
+func (p *CustomerMergeUndone) subjectID() string { return p.CustomerID }
+func (p *CustomerUnmerged) subjectID() string    { return p.CustomerID }
+
+func (d *CustomersMerged) check() error {
+	if d.MergedBy == "" || d.MergedAt.IsZero() || len(d.Absorbed) == 0 {
+		return errors.New("merged event misses mergedBy/mergedAt/absorbed")
+	}
+	if d.Changes.Name.Null || d.Changes.Type.Null || d.Changes.Status.Null {
+		return errors.New("merged event clears a required field")
+	}
+	return nil
+}
+
+func (d *CustomerMergedInto) check() error {
+	if d.SurvivorID == "" || d.MergedBy == "" || d.MergedAt.IsZero() {
+		return errors.New("merged-into event misses survivorId/mergedBy/mergedAt")
+	}
+	return nil
+}
+
+func (d *CustomerMergeUndone) check() error {
+	if d.AbsorbedID == "" || d.UndoneBy == "" || d.UndoneAt.IsZero() {
+		return errors.New("merge-undone event misses absorbedId/undoneBy/undoneAt")
+	}
+	if d.Changes.Name.Null || d.Changes.Type.Null || d.Changes.Status.Null {
+		return errors.New("merge-undone event clears a required field")
+	}
+	return nil
+}
+
+func (d *CustomerUnmerged) check() error {
+	if d.SurvivorID == "" || d.UnmergedBy == "" || d.UnmergedAt.IsZero() {
+		return errors.New("unmerged event misses survivorId/unmergedBy/unmergedAt")
 	}
 	return nil
 }

@@ -61,6 +61,26 @@ var registry = []Definition{
 		Type: TypeRestoredV1, Schema: "customer.restored.v1.schema.json",
 		New: func() Payload { return new(CustomerRestored) },
 	},
+	{
+		Aggregate: Customers, Kind: KindMerged, Name: "CustomersMerged",
+		Type: TypeMergedV1, Schema: "customer.merged.v1.schema.json",
+		New: func() Payload { return new(CustomersMerged) },
+	},
+	{
+		Aggregate: Customers, Kind: KindMergedInto, Name: "CustomerMergedInto",
+		Type: TypeMergedIntoV1, Schema: "customer.mergedinto.v1.schema.json",
+		New: func() Payload { return new(CustomerMergedInto) },
+	},
+	{
+		Aggregate: Customers, Kind: KindMergeUndone, Name: "CustomerMergeUndone",
+		Type: TypeMergeUndoneV1, Schema: "customer.mergeundone.v1.schema.json",
+		New: func() Payload { return new(CustomerMergeUndone) },
+	},
+	{
+		Aggregate: Customers, Kind: KindUnmerged, Name: "CustomerUnmerged",
+		Type: TypeUnmergedV1, Schema: "customer.unmerged.v1.schema.json",
+		New: func() Payload { return new(CustomerUnmerged) },
+	},
 }
 
 // byType finds the definition of a CloudEvents type (current or older) and,

@@ -31,12 +31,13 @@ const (
 	PreconditionFailed             // the client's expected version is not current (412)
 	Unprocessable                  // well-formed but contradicts an earlier request (422)
 	Unavailable                    // a backing service cannot be used now; retry later (503)
+	Moved                          // the resource is another one now (a merged customer): Ref names it (308)
 )
 
 var kindNames = [...]string{
 	Internal: "internal", Invalid: "invalid", Unauthorized: "unauthorized", Forbidden: "forbidden",
 	NotFound: "not_found", Conflict: "conflict", PreconditionFailed: "precondition_failed",
-	Unprocessable: "unprocessable", Unavailable: "unavailable",
+	Unprocessable: "unprocessable", Unavailable: "unavailable", Moved: "moved",
 }
 
 // Kinds lists every kind (for tests that cover each).
@@ -75,6 +76,8 @@ type Error struct {
 	// RetryAfter suggests when to retry (Unavailable, Conflict); 0 = the
 	// HTTP layer's default.
 	RetryAfter time.Duration
+	// Ref is the id of what a Moved resource is now.
+	Ref string
 	// Err is the cause, for the logs; never shown to clients.
 	Err error
 }

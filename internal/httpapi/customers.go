@@ -146,7 +146,7 @@ func ifMatch(c *gin.Context) (uint64, error) {
 }
 
 // commandDone writes a command's response after the read-your-writes wait.
-func (a *api) commandDone(c *gin.Context, status int, res commands.Result, body dataResponse) {
+func (a *api) commandDone(c *gin.Context, status int, res commands.Result, body any) {
 	c.Header("ETag", etag(res.Customer.Version))
 	if res.Seq > 0 {
 		c.Header("X-Stream-Sequence", strconv.FormatUint(res.Seq, 10))

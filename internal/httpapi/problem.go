@@ -49,6 +49,7 @@ var kindStatus = map[fault.Kind]struct {
 	fault.PreconditionFailed: {http.StatusPreconditionFailed, "precondition-failed", "Precondition failed"},
 	fault.Unprocessable:      {http.StatusUnprocessableEntity, "unprocessable", "Unprocessable request"},
 	fault.Unavailable:        {http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
+	fault.Moved:              {http.StatusPermanentRedirect, "moved", "Merged into another customer"},
 }
 
 // codeTitles are the titles of the problem types that refine a kind
@@ -97,6 +98,10 @@ func writeError(c *gin.Context, err error) {
 			logFrom(c).Warn("unavailable", "err", err)
 		case fault.Conflict:
 			retryAfter(c, fe, 0) // only when the error suggests a retry
+		case fault.Moved:
+			if fe != nil && fe.Ref != "" {
+				c.Header("Location", movedTo(c, fe.Ref))
+			}
 		}
 		if p.Detail == "" {
 			p.Detail = defaultDetail(kind)
@@ -107,6 +112,20 @@ func writeError(c *gin.Context, err error) {
 	p.RequestID = c.GetString(ctxRequestID)
 	c.Header("Content-Type", "application/problem+json")
 	c.AbortWithStatusJSON(p.Status, p)
+}
+
+// movedTo returns the request's URL with the path's customer id replaced by
+// ref (the survivor of a merge): the same resource of the customer it is
+// now, so a client that follows the 308 repeats its request there.
+func movedTo(c *gin.Context, ref string) string {
+	u := *c.Request.URL
+	if id := c.Param("id"); id != "" {
+		u.Path = strings.Replace(u.Path, "/customers/"+id, "/customers/"+ref, 1)
+	} else {
+		u.Path = Base + "/customers/" + ref
+	}
+	u.Scheme, u.Host, u.RawPath = "", "", ""
+	return u.String()
 }
 
 // retryAfter sets Retry-After (whole seconds, at least 1) from the error's

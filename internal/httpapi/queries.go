@@ -257,6 +257,10 @@ func (a *api) customerAsOf(c *gin.Context, id string, values url.Values) {
 		return
 	}
 	state, existed := audit.AsOf(evs, at)
+	if existed && state.MergedInto != "" {
+		writeError(c, customer.MovedTo(state.MergedInto))
+		return
+	}
 	if !existed || state.Deleted {
 		writeError(c, customer.ErrNotFound)
 		return

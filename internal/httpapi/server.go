@@ -111,6 +111,8 @@ func New(d Deps) http.Handler {
 	g.PATCH("/customers/:id", a.require(auth.PermEdit), a.updateCustomer)
 	g.DELETE("/customers/:id", a.require(auth.PermDelete), a.deleteCustomer)
 	g.POST("/customers/:id/restore", a.require(auth.PermDelete), a.restoreCustomer)
+	g.POST("/customers/:id/merge", a.require(auth.PermEdit), a.require(auth.PermDelete), a.mergeCustomers)
+	g.POST("/customers/:id/unmerge", a.require(auth.PermEdit), a.require(auth.PermDelete), a.unmergeCustomer)
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)

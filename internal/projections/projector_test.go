@@ -18,6 +18,7 @@ import (
 	"crm/internal/embedded"
 	"crm/internal/events"
 	"crm/internal/eventstore"
+	"crm/internal/fault"
 	"crm/internal/projections"
 	"crm/internal/readmodel"
 	"crm/internal/readmodel/storetest"
@@ -103,19 +104,39 @@ func (r *rig) randomOps(n int) {
 				in.Company = events.Cleared[string]()
 				in.Notes = str("note " + w())
 			}
-			if _, err := r.cmd.UpdateCustomer(ctx, admin, id, in, 0); err != nil && !errors.Is(err, customer.ErrNotFound) {
+			if _, err := r.cmd.UpdateCustomer(ctx, admin, id, in, 0); err != nil && !errors.Is(err, customer.ErrNotFound) && !fault.Is(err, fault.Moved) {
+				r.t.Fatal(err)
+			}
+		case r.rnd.IntN(4) == 0 && len(r.ids) > 3:
+			// A merge of two or three customers, or an unmerge; of
+			// customers deleted or merged already, a refusal.
+			pick := func() string { return r.ids[r.rnd.IntN(len(r.ids))] }
+			survivor := pick()
+			if r.rnd.IntN(3) == 0 {
+				_, _, err := r.cmd.UnmergeCustomer(ctx, admin, survivor, pick())
+				if err != nil && !fault.Is(err, fault.Invalid) && !fault.Is(err, fault.Moved) && !errors.Is(err, customer.ErrNotFound) {
+					r.t.Fatal(err)
+				}
+				continue
+			}
+			absorbed := []string{pick()}
+			if r.rnd.IntN(2) == 0 {
+				absorbed = append(absorbed, pick())
+			}
+			_, err := r.cmd.MergeCustomers(ctx, admin, survivor, absorbed, nil, false)
+			if err != nil && !fault.Is(err, fault.Invalid) && !fault.Is(err, fault.Moved) && !errors.Is(err, customer.ErrNotFound) {
 				r.t.Fatal(err)
 			}
 		case r.rnd.IntN(2) == 0:
 			// A restore: of a deleted customer it is an event; of a live
 			// one a refusal.
 			id := r.ids[r.rnd.IntN(len(r.ids))]
-			if _, err := r.cmd.RestoreCustomer(ctx, admin, id, 0); err != nil && !errors.Is(err, customer.ErrNotDeleted) {
+			if _, err := r.cmd.RestoreCustomer(ctx, admin, id, 0); err != nil && !errors.Is(err, customer.ErrNotDeleted) && !fault.Is(err, fault.Moved) {
 				r.t.Fatal(err)
 			}
 		default:
 			id := r.ids[r.rnd.IntN(len(r.ids))]
-			if _, err := r.cmd.DeleteCustomer(ctx, admin, id, 0); err != nil && !errors.Is(err, customer.ErrNotFound) {
+			if _, err := r.cmd.DeleteCustomer(ctx, admin, id, 0); err != nil && !errors.Is(err, customer.ErrNotFound) && !fault.Is(err, fault.Moved) {
 				r.t.Fatal(err)
 			}
 		}
@@ -175,17 +196,19 @@ func (r *rig) assertEqualsFold(store readmodel.Store) {
 	live := 0
 	for id, w := range want {
 		g := got[id]
-		if !reflect.DeepEqual(normalize(g.State()), normalize(w)) {
+		if !reflect.DeepEqual(normalize(g), normalize(readmodel.FromState(w))) {
 			r.t.Fatalf("customer %s differs:\n read model %+v\n fold       %+v", id, g, w)
 		}
 		_, err := store.Get(ctx, id)
 		switch {
+		case w.MergedInto != "" && (fault.KindOf(err) != fault.Moved || fault.Of(err).Ref != w.MergedInto):
+			r.t.Fatalf("customer %s merged into %s: Get = %v", id, w.MergedInto, err)
 		case w.Deleted && !errors.Is(err, readmodel.ErrNotFound):
 			r.t.Fatalf("deleted customer %s: Get = %v", id, err)
-		case !w.Deleted && err != nil:
+		case w.Exists() && err != nil:
 			r.t.Fatalf("live customer %s: Get = %v", id, err)
 		}
-		if !w.Deleted {
+		if w.Exists() {
 			live++
 		}
 	}
@@ -195,7 +218,7 @@ func (r *rig) assertEqualsFold(store readmodel.Store) {
 	}
 }
 
-func normalize(c customer.Customer) customer.Customer {
+func normalize(c readmodel.Customer) readmodel.Customer {
 	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
 	if c.Tags == nil {
 		c.Tags = []string{}
@@ -263,7 +286,14 @@ func TestProjectorRestartsAndReplay(t *testing.T) {
 		wg.Wait()
 
 		p, _, _ := start(t, r, store)
-		_, last := r.fold()
+		states, last := r.fold()
+		merges := 0
+		for _, st := range states {
+			merges += len(st.Merges)
+		}
+		if merges == 0 {
+			t.Fatal("the random commands merged no customers")
+		}
 		waitApplied(t, p, last)
 		r.assertEqualsFold(store)
 

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"crm/internal/customer"
+	"crm/internal/events"
+	"crm/internal/fault"
 )
 
 // Customer is the read-model document of one customer: what the projector
@@ -37,11 +39,37 @@ type Customer struct {
 	Version uint64 // the customer's version (its ETag)
 	Seq     uint64 // stream sequence of the last event applied: the write guard
 	Deleted bool
+
+	// MergedInto is the survivor's id while a merge holds the customer
+	// absorbed (never together with Deleted): hidden from queries, its Get
+	// answers with the survivor.
+	MergedInto string
+	// Absorbed are the customers merged into this one: a search for their
+	// codes finds it.
+	Absorbed []Absorbed
 }
 
+// Absorbed names a customer merged into another.
+type Absorbed struct {
+	ID, Code string
+}
+
+// AbsorbedCodes returns the codes of d's absorbed customers.
+func (d Customer) AbsorbedCodes() []string {
+	out := make([]string, len(d.Absorbed))
+	for i, a := range d.Absorbed {
+		out[i] = a.Code
+	}
+	return out
+}
+
+// Hidden reports whether queries leave the document out (deleted, or
+// merged into another customer).
+func (d Customer) Hidden() bool { return d.Deleted || d.MergedInto != "" }
+
 // Live reports whether the document is of a customer that exists (not a
-// tombstone).
-func (d Customer) Live() bool { return d.Version > 0 && !d.Deleted }
+// tombstone, not merged into another).
+func (d Customer) Live() bool { return d.Version > 0 && !d.Hidden() }
 
 // Address is a customer's postal address; empty sub-fields are unset.
 type Address struct {
@@ -58,7 +86,10 @@ func FromState(c customer.Customer) Customer {
 		Address: Address(c.Address),
 		Type:    c.Type, Status: c.Status, Notes: c.Notes, Tags: slices.Clone(c.Tags),
 		CreatedBy: c.CreatedBy, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
-		Version: c.Version, Seq: c.Seq, Deleted: c.Deleted,
+		Version: c.Version, Seq: c.Seq, Deleted: c.Deleted, MergedInto: c.MergedInto,
+	}
+	for _, a := range c.Absorbed {
+		d.Absorbed = append(d.Absorbed, Absorbed{ID: a.CustomerID, Code: a.CustomerCode})
 	}
 	if d.Tags == nil {
 		d.Tags = []string{}
@@ -66,16 +97,22 @@ func FromState(c customer.Customer) Customer {
 	return d
 }
 
-// State returns the aggregate state the document stores (what the
-// projector folds the next events onto).
+// State returns the aggregate state the document stores: what the
+// projector folds the next events onto. The merge records of the command
+// side (what each absorbed customer gave) are not part of it; Evolve needs
+// only Absorbed to keep the document.
 func (d Customer) State() customer.Customer {
-	return customer.Customer{
+	c := customer.Customer{
 		ID: d.ID, Code: d.Code, Name: d.Name, Email: d.Email, Phone: d.Phone, Company: d.Company,
 		Address: customer.Address(d.Address),
 		Type:    d.Type, Status: d.Status, Notes: d.Notes, Tags: slices.Clone(d.Tags),
 		CreatedBy: d.CreatedBy, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
-		Version: d.Version, Seq: d.Seq, Deleted: d.Deleted,
+		Version: d.Version, Seq: d.Seq, Deleted: d.Deleted, MergedInto: d.MergedInto,
 	}
+	for _, a := range d.Absorbed {
+		c.Absorbed = append(c.Absorbed, events.MergedCustomer{CustomerID: a.ID, CustomerCode: a.Code})
+	}
+	return c
 }
 
 // Prepare checks the documents and checkpoint of a Commit and returns, for
@@ -109,4 +146,18 @@ func Prepare(docs []Customer, checkpoint uint64) ([]Customer, error) {
 		}
 	}
 	return out, nil
+}
+
+// Found is what Get returns for a document looked up by id (found false:
+// none): the live document; readmodel.ErrNotFound for none or a tombstone;
+// for a customer merged into another, a fault.Moved error naming the
+// survivor.
+func Found(d Customer, found bool) (Customer, error) {
+	switch {
+	case !found || d.Deleted:
+		return Customer{}, ErrNotFound
+	case d.MergedInto != "":
+		return Customer{}, &fault.Error{Kind: fault.Moved, Message: "the customer was merged into " + d.MergedInto, Ref: d.MergedInto}
+	}
+	return d, nil
 }

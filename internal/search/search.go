@@ -210,17 +210,28 @@ type DocTerms struct {
 	Company []string // Tokens(company)
 	Email   []string // Tokens(email)
 	Code    string   // the folded customer code, e.g. "c001"
+	// Codes are the folded codes of the customers merged into this one:
+	// they match as its own code does.
+	Codes []string
 }
 
-// NewDocTerms returns the searchable words of a customer with those fields.
-func NewDocTerms(name, company, email, code string) DocTerms {
-	return DocTerms{
+// NewDocTerms returns the searchable words of a customer with those fields
+// (and the codes of the customers merged into it).
+func NewDocTerms(name, company, email, code string, absorbed ...string) DocTerms {
+	d := DocTerms{
 		Name:    Tokens(name),
 		Company: Tokens(company),
 		Email:   Tokens(email),
 		Code:    Fold(code),
 	}
+	for _, c := range absorbed {
+		d.Codes = append(d.Codes, Fold(c))
+	}
+	return d
 }
+
+// AllCodes returns the document's code followed by the absorbed ones.
+func (d DocTerms) AllCodes() []string { return append([]string{d.Code}, d.Codes...) }
 
 // Weights of the match classes of one query word. A word scores the best
 // class it reaches over all fields.
@@ -258,7 +269,7 @@ func wordScore(w string, d DocTerms) int {
 	if w == "" {
 		return 0
 	}
-	if d.Code == w {
+	if d.Code == w || slices.Contains(d.Codes, w) {
 		return WeightCodeExact
 	}
 	best := 0
@@ -281,7 +292,7 @@ func wordScore(w string, d DocTerms) int {
 			best = WeightEmailPrefix
 		}
 	}
-	if best == 0 && strings.HasPrefix(d.Code, w) {
+	if best == 0 && (strings.HasPrefix(d.Code, w) || slices.ContainsFunc(d.Codes, func(c string) bool { return strings.HasPrefix(c, w) })) {
 		best = WeightCodePrefix
 	}
 	return best

@@ -41,17 +41,25 @@ type document struct {
 	CreatedAt  bson.DateTime `bson:"createdAt"`
 	UpdatedAt  bson.DateTime `bson:"updatedAt"`
 
-	CreatedAtNs  int32    `bson:"createdAtNs"`
-	UpdatedAtNs  int32    `bson:"updatedAtNs"`
-	CodeNum      int64    `bson:"codeNum"`
-	NameKey      string   `bson:"nameKey"`
-	Version      int64    `bson:"version"`
-	Seq          int64    `bson:"seq"`
-	Deleted      bool     `bson:"deleted"`
-	SearchTerms  []string `bson:"searchTerms"`
-	NameTerms    []string `bson:"nameTerms"`
-	CompanyTerms []string `bson:"companyTerms"`
-	EmailTerms   []string `bson:"emailTerms"`
+	CreatedAtNs  int32      `bson:"createdAtNs"`
+	UpdatedAtNs  int32      `bson:"updatedAtNs"`
+	CodeNum      int64      `bson:"codeNum"`
+	NameKey      string     `bson:"nameKey"`
+	Version      int64      `bson:"version"`
+	Seq          int64      `bson:"seq"`
+	Deleted      bool       `bson:"deleted"` // hidden: a tombstone, or merged into MergedInto
+	MergedInto   string     `bson:"mergedInto"`
+	Absorbed     []absorbed `bson:"absorbed"`
+	SearchTerms  []string   `bson:"searchTerms"`
+	NameTerms    []string   `bson:"nameTerms"`
+	CompanyTerms []string   `bson:"companyTerms"`
+	EmailTerms   []string   `bson:"emailTerms"`
+}
+
+// absorbed is a customer merged into the document's.
+type absorbed struct {
+	ID   string `bson:"customerId"`
+	Code string `bson:"customerCode"`
 }
 
 type address struct {
@@ -75,13 +83,13 @@ func toDocument(c readmodel.Customer) document {
 	if tags == nil {
 		tags = []string{}
 	}
-	terms := search.NewDocTerms(c.Name, c.Company, c.Email, c.Code)
+	terms := search.NewDocTerms(c.Name, c.Company, c.Email, c.Code, c.AbsorbedCodes()...)
 	d := document{
 		ID: c.ID, CustomerID: c.ID, Code: c.Code, Name: c.Name,
 		Email: opt(c.Email), Phone: opt(c.Phone), Company: opt(c.Company),
 		Type: c.Type, Status: c.Status, Notes: opt(c.Notes), Tags: tags, CreatedBy: c.CreatedBy,
 		CodeNum: search.CodeNumber(c.Code), NameKey: search.Fold(c.Name),
-		Version: int64(c.Version), Seq: int64(c.Seq), Deleted: c.Deleted,
+		Version: int64(c.Version), Seq: int64(c.Seq), Deleted: c.Hidden(), MergedInto: c.MergedInto, Absorbed: []absorbed{},
 		SearchTerms:  []string{},
 		NameTerms:    nonNil(terms.Name),
 		CompanyTerms: nonNil(terms.Company),
@@ -94,7 +102,10 @@ func toDocument(c readmodel.Customer) document {
 		d.Address = &address{Street: opt(a.Street), City: opt(a.City), State: opt(a.State),
 			Country: opt(a.Country), PostalCode: opt(a.PostalCode)}
 	}
-	if !c.Deleted {
+	for _, a := range c.Absorbed {
+		d.Absorbed = append(d.Absorbed, absorbed{ID: a.ID, Code: a.Code})
+	}
+	if !c.Hidden() {
 		// Every query word is a token, so it matches a document token when
 		// it is one of the token's prefixes. The code's tokens cover every
 		// word that is a prefix of the folded code.
@@ -102,7 +113,9 @@ func toDocument(c readmodel.Customer) document {
 		all = append(all, terms.Name...)
 		all = append(all, terms.Company...)
 		all = append(all, terms.Email...)
-		all = append(all, search.Tokens(c.Code)...)
+		for _, code := range append([]string{c.Code}, c.AbsorbedCodes()...) {
+			all = append(all, search.Tokens(code)...)
+		}
 		d.SearchTerms = nonNil(search.Prefixes(all))
 	}
 	return d
@@ -116,7 +129,11 @@ func (d document) customer() readmodel.Customer {
 		Type: d.Type, Status: d.Status, Notes: str(d.Notes), Tags: d.Tags, CreatedBy: d.CreatedBy,
 		CreatedAt: joinTime(d.CreatedAt, d.CreatedAtNs),
 		UpdatedAt: joinTime(d.UpdatedAt, d.UpdatedAtNs),
-		Version:   uint64(d.Version), Seq: uint64(d.Seq), Deleted: d.Deleted,
+		Version:   uint64(d.Version), Seq: uint64(d.Seq), Deleted: d.Deleted && d.MergedInto == "",
+		MergedInto: d.MergedInto,
+	}
+	for _, a := range d.Absorbed {
+		c.Absorbed = append(c.Absorbed, readmodel.Absorbed{ID: a.ID, Code: a.Code})
 	}
 	if c.Tags == nil {
 		c.Tags = []string{}

@@ -16,7 +16,7 @@ import (
 	"crm/internal/search"
 )
 
-// Get returns the live customer id, or readmodel.ErrNotFound.
+// Get returns the live customer id (see readmodel.Found).
 func (s *Store) Get(ctx context.Context, id string) (readmodel.Customer, error) {
 	if s.closed.Load() {
 		return readmodel.Customer{}, s.fail("get", errClosed)
@@ -24,15 +24,15 @@ func (s *Store) Get(ctx context.Context, id string) (readmodel.Customer, error) 
 	ctx, cancel := opContext(ctx)
 	defer cancel()
 	var d document
-	err := s.live().c.FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "deleted", Value: false}},
+	err := s.live().c.FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "deleted", Value: bson.D{{Key: "$exists", Value: true}}}},
 		options.FindOne().SetProjection(docProjection)).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return readmodel.Customer{}, readmodel.ErrNotFound
+		return readmodel.Found(readmodel.Customer{}, false)
 	}
 	if err != nil {
 		return readmodel.Customer{}, s.fail("get", err)
 	}
-	return d.customer(), nil
+	return readmodel.Found(d.customer(), true)
 }
 
 // List returns one page of live customers matching q's filters in q's order,
@@ -53,7 +53,7 @@ func (s *Store) List(ctx context.Context, q readmodel.Query) (readmodel.Page, er
 		if q.Status != "" || q.Type != "" || q.Tag != "" || q.CreatedBy != "" {
 			return readmodel.Page{}, fmt.Errorf("%w: list deleted: filters do not apply", readmodel.ErrInternal)
 		}
-		filter = bson.D{{Key: "deleted", Value: true}}
+		filter = bson.D{{Key: "deleted", Value: true}, {Key: "mergedInto", Value: bson.D{{Key: "$in", Value: bson.A{nil, ""}}}}}
 	}
 	limit, offset, ok := q.Bounds()
 	total, err := c.CountDocuments(ctx, filter)
@@ -77,19 +77,20 @@ func (s *Store) List(ctx context.Context, q readmodel.Query) (readmodel.Page, er
 
 // hit is what Search reads of each match to rank it.
 type hit struct {
-	ID           string   `bson:"_id"`
-	Code         string   `bson:"customerCode"`
-	NameKey      string   `bson:"nameKey"`
-	CodeNum      int64    `bson:"codeNum"`
-	NameTerms    []string `bson:"nameTerms"`
-	CompanyTerms []string `bson:"companyTerms"`
-	EmailTerms   []string `bson:"emailTerms"`
+	ID           string     `bson:"_id"`
+	Code         string     `bson:"customerCode"`
+	NameKey      string     `bson:"nameKey"`
+	CodeNum      int64      `bson:"codeNum"`
+	NameTerms    []string   `bson:"nameTerms"`
+	CompanyTerms []string   `bson:"companyTerms"`
+	EmailTerms   []string   `bson:"emailTerms"`
+	Absorbed     []absorbed `bson:"absorbed"`
 	score        int
 }
 
 var hitProjection = bson.D{
 	{Key: "customerCode", Value: 1}, {Key: "nameKey", Value: 1}, {Key: "codeNum", Value: 1},
-	{Key: "nameTerms", Value: 1}, {Key: "companyTerms", Value: 1}, {Key: "emailTerms", Value: 1},
+	{Key: "nameTerms", Value: 1}, {Key: "companyTerms", Value: 1}, {Key: "emailTerms", Value: 1}, {Key: "absorbed", Value: 1},
 }
 
 // Search returns one page of live customers matching q.Text and q's filters,
@@ -126,8 +127,12 @@ func (s *Store) Search(ctx context.Context, q readmodel.Query) (readmodel.Page, 
 			if err := cur.Decode(&h); err != nil {
 				return err
 			}
+			var codes []string
+			for _, a := range h.Absorbed {
+				codes = append(codes, search.Fold(a.Code))
+			}
 			h.score = search.Score(words, search.DocTerms{
-				Name: h.NameTerms, Company: h.CompanyTerms, Email: h.EmailTerms, Code: search.Fold(h.Code),
+				Name: h.NameTerms, Company: h.CompanyTerms, Email: h.EmailTerms, Code: search.Fold(h.Code), Codes: codes,
 			})
 			if h.score > 0 {
 				h.NameTerms, h.CompanyTerms, h.EmailTerms = nil, nil, nil

@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) (readmodel.Store, func() readmode
 		{"SearchWithFilters", testSearchWithFilters},
 		{"DeletedNeverReturned", testDeleted},
 		{"ScanKeyset", testScan},
+		{"MergedCustomers", testMerged},
 		{"RebuildSwap", testRebuildSwap},
 		{"RebuildAbort", testRebuildAbort},
 		{"RebuildBehind", testRebuildBehind},
@@ -1021,5 +1022,51 @@ func testScan(t *testing.T, s readmodel.Store) {
 	}
 	if page, err := s.Scan(ctx, "", 0); err != nil || len(page) != 1 || page[0].ID != want[0] {
 		t.Errorf("Scan limit 0 = %v, %v; want the first document", page, err)
+	}
+}
+
+// testMerged: a customer merged into another is hidden (Get answers with
+// the survivor, List, Search and the trash leave it out), the survivor is
+// found by the absorbed code, and both documents round-trip.
+func testMerged(t *testing.T, s readmodel.Store) {
+	ctx := t.Context()
+	survivor, gone, other := doc(1, "Surviving Person"), doc(2, "Absorbed Person"), doc(3, "Deleted Person")
+	survivor.Absorbed = []readmodel.Absorbed{{ID: gone.ID, Code: gone.Code}}
+	gone.MergedInto = survivor.ID
+	other.Deleted = true
+	commit(t, s, []readmodel.Customer{survivor, gone, other}, 10)
+	got, err := s.Load(ctx, []string{survivor.ID, gone.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameDoc(t, "Load survivor", got[survivor.ID], survivor)
+	sameDoc(t, "Load absorbed", got[gone.ID], gone)
+	if _, err := s.Get(ctx, gone.ID); fault.KindOf(err) != fault.Moved || fault.Of(err).Ref != survivor.ID {
+		t.Errorf("Get of a merged customer = %v, want Moved to %s", err, survivor.ID)
+	}
+	if _, err := s.Get(ctx, other.ID); !errors.Is(err, readmodel.ErrNotFound) {
+		t.Errorf("Get of a deleted customer = %v", err)
+	}
+	if p := list(t, s, readmodel.Query{PerPage: 10}); p.Total != 1 || p.Items[0].ID != survivor.ID {
+		t.Errorf("List = %+v, want the survivor only", p)
+	}
+	if p := list(t, s, readmodel.Query{PerPage: 10, Deleted: true}); p.Total != 1 || p.Items[0].ID != other.ID {
+		t.Errorf("the trash = %+v, want the deleted customer only", p)
+	}
+	for _, q := range []string{"c002", "c00", "absorbed", "surviving"} {
+		if got := searchCodes(t, s, q); (q == "absorbed" && len(got) != 0) || (q != "absorbed" && !slices.Equal(got, []string{"C001"})) {
+			t.Errorf("Search %q = %v", q, got)
+		}
+	}
+	// Taken out again: the absorbed customer is back, the code no longer
+	// finds the survivor.
+	survivor.Absorbed, survivor.Seq, survivor.Version = nil, 11, 2
+	gone.MergedInto, gone.Seq, gone.Version = "", 12, 2
+	commit(t, s, []readmodel.Customer{survivor, gone}, 12)
+	if c, err := s.Get(ctx, gone.ID); err != nil || c.Name != "Absorbed Person" {
+		t.Errorf("Get after the unmerge = %+v, %v", c, err)
+	}
+	if got := searchCodes(t, s, "c002"); !slices.Equal(got, []string{"C002"}) {
+		t.Errorf("Search c002 after the unmerge = %v", got)
 	}
 }

@@ -48,13 +48,13 @@ func scoreExpr(words []string) (string, []any) {
 	return "(" + strings.Join(terms, " + ") + ")", args
 }
 
-// Get returns the live customer id, or readmodel.ErrNotFound.
+// Get returns the live customer id (see readmodel.Found).
 func (s *Store) Get(ctx context.Context, id string) (readmodel.Customer, error) {
 	if s.closed.Load() {
 		return readmodel.Customer{}, s.fail("get", errClosed)
 	}
 	rows, err := s.query(ctx, nil, "SELECT "+docColumns+" FROM "+live.customers+
-		" AS c WHERE c.customer_id = ? AND c.deleted = 0", id)
+		" AS c WHERE c.customer_id = ?", id)
 	if err != nil {
 		return readmodel.Customer{}, s.fail("get", err)
 	}
@@ -65,10 +65,7 @@ func (s *Store) Get(ctx context.Context, id string) (readmodel.Customer, error) 
 	if err := scanDocs(rows, func(d readmodel.Customer) { c, found = d, true }); err != nil {
 		return readmodel.Customer{}, s.fail("get", err)
 	}
-	if !found {
-		return readmodel.Customer{}, readmodel.ErrNotFound
-	}
-	return c, nil
+	return readmodel.Found(c, found)
 }
 
 // List returns one page of live customers matching q's filters in q's order.
@@ -101,10 +98,10 @@ func (s *Store) listDeleted(ctx context.Context, q readmodel.Query, order string
 	}
 	return s.page(ctx, "list deleted", q, func(tx *sql.Tx) (int64, error) {
 		var total int64
-		err := s.queryRow(ctx, tx, []any{&total}, "SELECT count(*) FROM "+live.customers+" AS c WHERE c.deleted = 1")
+		err := s.queryRow(ctx, tx, []any{&total}, "SELECT count(*) FROM "+live.customers+" AS c WHERE c.deleted = 1 AND c.merged_into = ''")
 		return total, err
 	}, func(tx *sql.Tx, _, limit, offset int64) (*sql.Rows, error) {
-		return s.query(ctx, tx, "SELECT "+docColumns+" FROM "+live.customers+" AS c WHERE c.deleted = 1 ORDER BY "+order+
+		return s.query(ctx, tx, "SELECT "+docColumns+" FROM "+live.customers+" AS c WHERE c.deleted = 1 AND c.merged_into = '' ORDER BY "+order+
 			" LIMIT ? OFFSET ?", limit, offset)
 	})
 }

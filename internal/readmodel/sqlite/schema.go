@@ -94,11 +94,13 @@ func schema(t tables, gen int64) []string {
 			updated_at    INTEGER,
 			version       INTEGER NOT NULL,
 			seq           INTEGER NOT NULL,
-			deleted       INTEGER NOT NULL, -- 1 = tombstone
+			deleted       INTEGER NOT NULL, -- 1 = hidden: a tombstone, or merged into merged_into
+			merged_into   TEXT    NOT NULL, -- the survivor's id while merged, else ''
+			absorbed      TEXT    NOT NULL, -- JSON [[id, code], …] of the customers merged into this one
 			name_terms    TEXT    NOT NULL, -- search tokens, padded: ' john smith '
 			company_terms TEXT    NOT NULL,
 			email_terms   TEXT    NOT NULL,
-			code_key      TEXT    NOT NULL  -- the folded code, padded: ' c001 '
+			code_key      TEXT    NOT NULL  -- the folded code and the absorbed ones, padded: ' c001 c007 '
 		)`,
 		// Sorts (ties by code), each also serving its filter-free count.
 		ix("created", "deleted, created_at, code_num"),

@@ -193,7 +193,7 @@ func updateCounts(ctx context.Context, tx *sql.Tx, t tables, changes []change) e
 		if c.exists && !c.old.deleted {
 			add(c.old.facet, c.old.tags, -1)
 		}
-		if d := c.doc; !d.Deleted {
+		if d := c.doc; !d.Hidden() {
 			add(facet{d.Status, d.Type, d.CreatedBy}, c.index, 1)
 		}
 	}
@@ -328,12 +328,20 @@ func (w *writer) store(ctx context.Context, c change) error {
 	if err != nil {
 		return err
 	}
+	absorbed := make([][2]string, len(d.Absorbed))
+	for i, a := range d.Absorbed {
+		absorbed[i] = [2]string{a.ID, a.Code}
+	}
+	absorbedJSON, err := json.Marshal(absorbed)
+	if err != nil {
+		return err
+	}
 	fields := []any{
 		d.Code, search.CodeNumber(d.Code), d.Name, search.Fold(d.Name), d.Email, d.Phone,
 		d.Company, d.Address.Street, d.Address.City, d.Address.State, d.Address.Country,
 		d.Address.PostalCode, d.Type, d.Status, d.Notes, string(tagsJSON), d.CreatedBy,
-		nanos(d.CreatedAt), nanos(d.UpdatedAt), int64(d.Version), int64(d.Seq), d.Deleted,
-		padded(c.terms.Name), padded(c.terms.Company), padded(c.terms.Email), padded([]string{c.terms.Code}),
+		nanos(d.CreatedAt), nanos(d.UpdatedAt), int64(d.Version), int64(d.Seq), d.Hidden(), d.MergedInto, string(absorbedJSON),
+		padded(c.terms.Name), padded(c.terms.Company), padded(c.terms.Email), padded(c.terms.AllCodes()),
 	}
 	if !c.exists {
 		_, err := w.insert.ExecContext(ctx, append([]any{c.id, d.ID}, fields...)...)
@@ -351,11 +359,11 @@ func (w *writer) store(ctx context.Context, c change) error {
 
 // index adds a live document's rows to the search index and the tag table.
 func (w *writer) index(ctx context.Context, c change) error {
-	if c.doc.Deleted {
+	if c.doc.Hidden() {
 		return nil
 	}
 	_, err := w.ftsInsert.ExecContext(ctx, c.id, padded(c.terms.Name), padded(c.terms.Company),
-		padded(c.terms.Email), c.terms.Code)
+		padded(c.terms.Email), strings.Join(c.terms.AllCodes(), " "))
 	if err != nil {
 		return err
 	}
@@ -393,7 +401,7 @@ func plan(ctx context.Context, tx *sql.Tx, t tables, docs []readmodel.Customer) 
 			continue // stale or duplicate: never regress
 		}
 		c := change{id: old.id, doc: d, old: old, exists: exists, tags: d.Tags,
-			terms: search.NewDocTerms(d.Name, d.Company, d.Email, d.Code)}
+			terms: search.NewDocTerms(d.Name, d.Company, d.Email, d.Code, d.AbsorbedCodes()...)}
 		if !exists {
 			nextID++
 			c.id = nextID
@@ -464,7 +472,7 @@ func storedStates(ctx context.Context, tx *sql.Tx, t tables, ids []string) (map[
 // writeColumns are the columns Commit writes, in the order of its arguments.
 const writeColumns = "id, customer_id, customer_code, code_num, name, name_key, email, phone, company, " +
 	"street, city, state, country, postal_code, type, status, notes, tags, created_by, " +
-	"created_at, updated_at, version, seq, deleted, name_terms, company_terms, email_terms, code_key"
+	"created_at, updated_at, version, seq, deleted, merged_into, absorbed, name_terms, company_terms, email_terms, code_key"
 
 // padded returns tokens joined by spaces with a space before and after
 // (" john smith "), so that SQL finds a token as " w " and a token
@@ -506,7 +514,7 @@ func fromNanos(n sql.NullInt64) time.Time {
 // customers table is aliased c.
 const docColumns = "c.customer_id, c.customer_code, c.name, c.email, c.phone, c.company, " +
 	"c.street, c.city, c.state, c.country, c.postal_code, c.type, c.status, c.notes, c.tags, " +
-	"c.created_by, c.created_at, c.updated_at, c.version, c.seq, c.deleted"
+	"c.created_by, c.created_at, c.updated_at, c.version, c.seq, c.deleted, c.merged_into, c.absorbed"
 
 // scanDocs reads every row of rows (docColumns) into fn and closes rows.
 func scanDocs(rows *sql.Rows, fn func(readmodel.Customer)) error {
@@ -514,15 +522,25 @@ func scanDocs(rows *sql.Rows, fn func(readmodel.Customer)) error {
 	for rows.Next() {
 		var (
 			c                readmodel.Customer
-			tags             string
+			tags, absorbed   string
 			created, updated sql.NullInt64
 			version, seq     int64
+			hidden           bool
 		)
 		err := rows.Scan(&c.ID, &c.Code, &c.Name, &c.Email, &c.Phone, &c.Company,
 			&c.Address.Street, &c.Address.City, &c.Address.State, &c.Address.Country, &c.Address.PostalCode,
-			&c.Type, &c.Status, &c.Notes, &tags, &c.CreatedBy, &created, &updated, &version, &seq, &c.Deleted)
+			&c.Type, &c.Status, &c.Notes, &tags, &c.CreatedBy, &created, &updated, &version, &seq, &hidden,
+			&c.MergedInto, &absorbed)
 		if err != nil {
 			return err
+		}
+		c.Deleted = hidden && c.MergedInto == "" // a merged customer is never deleted too
+		var pairs [][2]string
+		if err := json.Unmarshal([]byte(absorbed), &pairs); err != nil {
+			return fmt.Errorf("customer %s: absorbed: %w", c.ID, err)
+		}
+		for _, p := range pairs {
+			c.Absorbed = append(c.Absorbed, readmodel.Absorbed{ID: p[0], Code: p[1]})
 		}
 		if err := json.Unmarshal([]byte(tags), &c.Tags); err != nil {
 			return fmt.Errorf("customer %s: tags: %w", c.ID, err)
