@@ -118,7 +118,7 @@ func (c *conn) replayWith(ctx context.Context, o replayOpts, fn func(events.Even
 		if seq > last {
 			return last, nil
 		}
-		if o.keep == nil || o.keep(m.Subject()) {
+		if !events.IsClaimSubject(m.Subject()) && (o.keep == nil || o.keep(m.Subject())) {
 			ev, err := events.Decode(m.Data())
 			if err != nil {
 				return 0, fmt.Errorf("stream sequence %d: %w", seq, err)

@@ -155,7 +155,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		waiter = &projections.CheckpointWaiter{Store: a.store}
 	}
 
-	handler := commands.New(a.events, commands.Options{})
+	handler := commands.New(a.events, commands.Options{Emails: emailIndex{a.store}})
 	verifier := auth.NewVerifier(key, auth.Options{Roles: cfg.Roles, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience})
 	api := httpapi.New(httpapi.Deps{
 		Commands:              handler,
@@ -353,4 +353,17 @@ func LogLevel(s string) slog.Level {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(s))
 	return l
+}
+
+// emailIndex gives the command side the read model's look-up of customers
+// by email (a hint the upserts check against the events).
+type emailIndex struct{ store readmodel.Store }
+
+func (x emailIndex) CustomerIDsByEmail(ctx context.Context, key string, limit int) ([]string, error) {
+	docs, err := x.store.ByEmail(ctx, key, limit)
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	return ids, err
 }

@@ -428,6 +428,15 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	k.call("POST", restore, coll+"/"+id+"/restore", nil, 409)
 	k.call("GET", one, coll+"/"+id, nil, 200)
 
+	// Upserts by email.
+	const byEmail = coll + "/by-email/{email}"
+	k.call("PUT", byEmail, coll+"/by-email/upsert@example.com", `{"name":"Upserted"}`, 201)
+	k.call("PUT", byEmail, coll+"/by-email/upsert@example.com", `{"status":"active"}`, 200)
+	k.call("PUT", byEmail, coll+"/by-email/upsert@example.com", `{"status":"lead"}`, 412, "If-Match", `"9"`)
+	k.call("PUT", byEmail, coll+"/by-email/not-an-email", `{"name":"x"}`, 400)
+	k.call("PUT", byEmail, coll+"/by-email/upsert@example.com", `{"name":"x"}`, 401, "Authorization", "")
+	k.call("PUT", byEmail, coll+"/by-email/upsert@example.com", `{"name":"x"}`, 415, "Content-Type", "text/plain")
+
 	// Merges and unmerges.
 	const merge, unmerge = one + "/merge", one + "/unmerge"
 	dup := k.data(k.call("POST", coll, coll, `{"name":"Duplicate Of Jane","email":"dup@example.com"}`, 201))["customerId"].(string)

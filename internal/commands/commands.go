@@ -29,7 +29,12 @@ type EventStore interface {
 	// none yet), and returns the stream sequence of each event. A
 	// concurrent change of any of them is fault.Conflict, and nothing is
 	// stored.
-	Append(ctx context.Context, evs []events.Event, expected map[string]uint64) ([]uint64, error)
+	// claims are appended in the same batch, each expecting its subject at
+	// its ExpectedSeq (a moved claim is fault.Conflict too).
+	Append(ctx context.Context, evs []events.Event, expected map[string]uint64, claims ...events.Claim) ([]uint64, error)
+	// LoadClaim returns the holder of a claim subject and the subject's
+	// last sequence ("" and 0: never claimed).
+	LoadClaim(ctx context.Context, subject string) (customerID string, seq uint64, err error)
 	// NextCode returns a fresh customer number, unique forever.
 	NextCode(ctx context.Context) (uint64, error)
 	// Reserve binds an idempotency key of scope to a customer id: the first
@@ -46,6 +51,7 @@ var ErrConflict = fault.New(fault.Conflict, "the customer kept changing concurre
 // Handler carries out commands. It is safe for concurrent use.
 type Handler struct {
 	store   EventStore
+	emails  EmailIndex
 	now     func() time.Time
 	newID   func() string
 	source  string
@@ -58,6 +64,9 @@ type Options struct {
 	NewID   func() string    // default uuid v4
 	Source  string           // CloudEvents source, default events.DefaultSource
 	Retries int              // re-decides after a conflict, default 10
+	// Emails finds customers by email for upserts (the read model); nil:
+	// an upsert sees only claimed emails.
+	Emails EmailIndex
 }
 
 // New returns a Handler appending to store.
@@ -74,7 +83,7 @@ func New(store EventStore, o Options) *Handler {
 	if o.Retries == 0 {
 		o.Retries = 10
 	}
-	return &Handler{store: store, now: o.Now, newID: o.NewID, source: o.Source, retries: o.Retries}
+	return &Handler{store: store, emails: o.Emails, now: o.Now, newID: o.NewID, source: o.Source, retries: o.Retries}
 }
 
 // Request is the context of one command: who asks, and the ids that tie its

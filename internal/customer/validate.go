@@ -222,3 +222,15 @@ func normalizeCreate(in Input) (Input, error) {
 	fields := append([]fault.FieldError{{Field: "name", Message: "is required"}}, fault.Fields(err)...)
 	return n, fault.InvalidFields(fields...)
 }
+
+// EmailKey returns the form of an email address that identifies a customer
+// for upserts (PUT /customers/by-email/{email}): NFC, trimmed, lower case,
+// and whether it is a valid address. No provider-specific rules (dots,
+// +tags) apply: those name other mailboxes in general.
+func EmailKey(email string) (string, bool) {
+	v, msg := cleanText(email, MaxEmail, false)
+	if msg != "" || v == "" || !validEmail(v) {
+		return "", false
+	}
+	return strings.ToLower(v), true
+}

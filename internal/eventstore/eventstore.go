@@ -92,7 +92,7 @@ func StreamConfig(c Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        c.Stream,
 		Description: "crm customer events (CloudEvents JSON); the source of truth",
-		Subjects:    []string{events.SubjectAll},
+		Subjects:    []string{events.SubjectAll, events.ClaimsPrefix + ".>"},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Discard:     jetstream.DiscardNew,
@@ -331,16 +331,30 @@ func (s *Store) directBatch(ctx context.Context, filter string, start uint64) (m
 // Errors: ErrConflict (an expected sequence did not match: nothing was
 // stored), ErrUnavailable (the outcome is unknown), ErrNotWritable, or
 // another fault error.
-func (s *Store) Append(ctx context.Context, evs []events.Event, expected map[string]uint64) ([]uint64, error) {
+//
+// claims, when given, are appended in the same batch, before the events
+// (so a batch always ends with a customer event): each expects its subject
+// at its ExpectedSeq; one that moved is ErrConflict too, nothing stored.
+// The returned sequences are the events' only.
+func (s *Store) Append(ctx context.Context, evs []events.Event, expected map[string]uint64, claims ...events.Claim) ([]uint64, error) {
 	if len(evs) == 0 {
 		return nil, nil
 	}
 	if err := s.writable(); err != nil {
 		return nil, err
 	}
-	msgs := make([]*nats.Msg, len(evs))
+	msgs := make([]*nats.Msg, 0, len(claims)+len(evs))
+	for _, c := range claims {
+		m, err := claimMessage(c)
+		if err != nil {
+			return nil, err
+		}
+		m.Header.Set(jetstream.ExpectedStreamHeader, s.cfg.Stream)
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(c.ExpectedSeq, 10))
+		msgs = append(msgs, m)
+	}
 	checked := make(map[string]bool, 2)
-	for i, ev := range evs {
+	for _, ev := range evs {
 		m, err := message(ev)
 		if err != nil {
 			return nil, err
@@ -355,11 +369,11 @@ func (s *Store) Append(ctx context.Context, evs []events.Event, expected map[str
 			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(seq, 10))
 			m.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, events.CustomerSubjects(ev.CustomerID))
 		}
-		msgs[i] = m
+		msgs = append(msgs, m)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	if len(msgs) == 1 {
+	if len(msgs) == 1 { // one event, no claim
 		ack, err := s.js.PublishMsg(ctx, msgs[0])
 		if err != nil {
 			return nil, classify(err)
@@ -370,11 +384,58 @@ func (s *Store) Append(ctx context.Context, evs []events.Event, expected map[str
 	if err != nil {
 		return nil, err
 	}
-	seqs := make([]uint64, len(msgs))
+	seqs := make([]uint64, len(evs)) // the events are the batch's last messages
 	for i := range seqs {
-		seqs[i] = last - uint64(len(msgs)-1-i)
+		seqs[i] = last - uint64(len(evs)-1-i)
 	}
 	return seqs, nil
+}
+
+type claimRecord struct {
+	CustomerID string `json:"customerId"`
+}
+
+func claimMessage(c events.Claim) (*nats.Msg, error) {
+	if !events.IsClaimSubject(c.Subject) || c.CustomerID == "" {
+		return nil, fmt.Errorf("%w: claim %q of %q", errUnexpected, c.Subject, c.CustomerID)
+	}
+	data, _ := json.Marshal(claimRecord{CustomerID: c.CustomerID})
+	m := &nats.Msg{Subject: c.Subject, Data: data, Header: nats.Header{}}
+	m.Header.Set("Content-Type", events.ContentType)
+	m.Header.Set(jetstream.MsgIDHeader, uuid.NewString())
+	return m, nil
+}
+
+// LoadClaim returns the holder of a claim and its subject's last sequence;
+// "" and 0 when the value was never claimed.
+func (s *Store) LoadClaim(ctx context.Context, subject string) (string, uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	req, _ := json.Marshal(struct {
+		Last string `json:"last_by_subj"`
+	}{subject})
+	resp, err := s.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+s.cfg.Stream, req)
+	if err != nil {
+		return "", 0, classify(err)
+	}
+	switch resp.Header.Get("Status") {
+	case "":
+	case "404":
+		return "", 0, nil
+	case "503":
+		return "", 0, ErrUnavailable
+	default:
+		return "", 0, fmt.Errorf("%w: claim %s: status %s %s", errUnexpected, subject, resp.Header.Get("Status"), resp.Header.Get("Description"))
+	}
+	seq, err := strconv.ParseUint(resp.Header.Get(jetstream.SequenceHeader), 10, 64)
+	if err != nil {
+		return "", 0, fmt.Errorf("%w: claim %s without sequence", errUnexpected, subject)
+	}
+	var rec claimRecord
+	if err := json.Unmarshal(resp.Data, &rec); err != nil || rec.CustomerID == "" {
+		return "", 0, fmt.Errorf("%w: claim %s at %d: %q", errUnexpected, subject, seq, resp.Data)
+	}
+	return rec.CustomerID, seq, nil
 }
 
 // message returns the NATS message of one event: its subject, the

@@ -471,3 +471,41 @@ func TestAppendBatchOnACluster(t *testing.T) {
 		t.Fatalf("batch on a cluster: %v", err)
 	}
 }
+
+// TestClaims: a claim is appended with its customer's event, found by
+// LoadClaim, and a second claim of the value expecting it unclaimed is a
+// conflict that stores nothing.
+func TestClaims(t *testing.T) {
+	_, es, _ := start(t)
+	ctx := context.Background()
+	subject := events.ClaimSubject("email", "ann@example.com")
+	if holder, seq, err := es.LoadClaim(ctx, subject); err != nil || holder != "" || seq != 0 {
+		t.Fatalf("unclaimed: %q %d %v", holder, seq, err)
+	}
+	a, b := uuid.NewString(), uuid.NewString()
+	seqs, err := es.Append(ctx, []events.Event{created(a, "C001", "")}, map[string]uint64{a: 0},
+		events.Claim{Subject: subject, CustomerID: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder, claimSeq, err := es.LoadClaim(ctx, subject)
+	if err != nil || holder != a || claimSeq != seqs[0]-1 || lastSeq(t, es) != seqs[0] {
+		t.Fatalf("claimed: %q at %d (event at %d), %v", holder, claimSeq, seqs[0], err)
+	}
+	before := lastSeq(t, es)
+	if _, err := es.Append(ctx, []events.Event{created(b, "C002", "")}, map[string]uint64{b: 0},
+		events.Claim{Subject: subject, CustomerID: b}); !errors.Is(err, eventstore.ErrConflict) {
+		t.Fatalf("a second claim: %v", err)
+	}
+	if lastSeq(t, es) != before {
+		t.Fatal("a refused claim stored messages")
+	}
+	// Taken over at its sequence.
+	if _, err := es.Append(ctx, []events.Event{created(b, "C002", "")}, map[string]uint64{b: 0},
+		events.Claim{Subject: subject, CustomerID: b, ExpectedSeq: claimSeq}); err != nil {
+		t.Fatal(err)
+	}
+	if holder, _, _ := es.LoadClaim(ctx, subject); holder != b {
+		t.Fatalf("after the takeover: %q", holder)
+	}
+}

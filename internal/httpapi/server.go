@@ -85,7 +85,7 @@ func New(d Deps) http.Handler {
 	if len(d.CORSOrigins) > 0 {
 		r.Use(cors.New(cors.Config{
 			AllowOrigins:  d.CORSOrigins,
-			AllowMethods:  []string{"GET", "POST", "PATCH", "DELETE"},
+			AllowMethods:  []string{"GET", "POST", "PUT", "PATCH", "DELETE"},
 			AllowHeaders:  []string{"Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"},
 			ExposeHeaders: []string{"ETag", "Location", "Retry-After", "X-Request-ID", "X-Stream-Sequence", "X-Read-Model", "Idempotent-Replayed"},
 			MaxAge:        12 * time.Hour,
@@ -110,6 +110,7 @@ func New(d Deps) http.Handler {
 	g.GET("/customers/:id/history", a.require(auth.PermAudit), a.customerHistory)
 	g.PATCH("/customers/:id", a.require(auth.PermEdit), a.updateCustomer)
 	g.DELETE("/customers/:id", a.require(auth.PermDelete), a.deleteCustomer)
+	g.PUT("/customers/by-email/:email", a.require(auth.PermCreate), a.require(auth.PermEdit), a.upsertByEmail)
 	g.POST("/customers/:id/restore", a.require(auth.PermDelete), a.restoreCustomer)
 	g.POST("/customers/:id/merge", a.require(auth.PermEdit), a.require(auth.PermDelete), a.mergeCustomers)
 	g.POST("/customers/:id/unmerge", a.require(auth.PermEdit), a.require(auth.PermDelete), a.unmergeCustomer)

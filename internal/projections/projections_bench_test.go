@@ -175,7 +175,8 @@ func BenchmarkApply(b *testing.B) {
 			p := New(nil, "", store, Options{})
 			g := newEventGen()
 			for i := 0; i < tc.base; i += benchBatch {
-				if err := p.apply(b.Context(), g.batch(benchBatch, events.KindCreated)); err != nil {
+				batch := g.batch(benchBatch, events.KindCreated)
+				if err := p.apply(b.Context(), batch, batch[len(batch)-1].Seq); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -186,7 +187,7 @@ func BenchmarkApply(b *testing.B) {
 				batch := g.batch(benchBatch, tc.kind)
 				b.StartTimer()
 				c0 := cpuTime()
-				if err := p.apply(b.Context(), batch); err != nil {
+				if err := p.apply(b.Context(), batch, batch[len(batch)-1].Seq); err != nil {
 					b.Fatal(err)
 				}
 				cpu += cpuTime() - c0

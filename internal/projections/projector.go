@@ -212,18 +212,21 @@ func (p *Projector) runOnce(ctx context.Context, until uint64) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case m := <-msgs:
-			var stop error
-			batch, stop = p.add(batch, m)
+			var (
+				stop error
+				seen uint64 // the last sequence taken (claims included)
+			)
+			batch, seen, stop = p.add(batch, m, seen)
 		drain:
 			for stop == nil && len(batch) < p.maxBatch {
 				select {
 				case m := <-msgs:
-					batch, stop = p.add(batch, m)
+					batch, seen, stop = p.add(batch, m, seen)
 				default:
 					break drain
 				}
 			}
-			if err := p.apply(ctx, batch); err != nil {
+			if err := p.apply(ctx, batch, seen); err != nil {
 				return err
 			}
 			if stop != nil {
@@ -236,37 +239,44 @@ func (p *Projector) runOnce(ctx context.Context, until uint64) error {
 	}
 }
 
-// add decodes m and appends it to batch; an undecodable message is
-// returned as the stop error (the batch before it is still applied).
-func (p *Projector) add(batch []events.Event, m jetstream.Msg) ([]events.Event, error) {
+// add decodes m and appends it to batch, returning the sequence seen; a
+// claim (the write side's uniqueness records, events.IsClaimSubject) is
+// passed over, but counts as seen so that the checkpoint moves past it. An
+// undecodable message is returned as the stop error (the batch before it is
+// still applied).
+func (p *Projector) add(batch []events.Event, m jetstream.Msg, seen uint64) ([]events.Event, uint64, error) {
 	md, err := m.Metadata()
 	if err != nil {
-		return batch, fmt.Errorf("%w: message without metadata: %v", ErrCorrupt, err)
+		return batch, seen, fmt.Errorf("%w: message without metadata: %v", ErrCorrupt, err)
 	}
 	seq := md.Sequence.Stream
 	p.pending, p.lastTS = md.NumPending, md.Timestamp
+	if events.IsClaimSubject(m.Subject()) {
+		return batch, seq, nil
+	}
 	ev, err := events.Decode(m.Data())
 	if err != nil {
-		return batch, fmt.Errorf("%w: stream sequence %d (subject %s): %v", ErrCorrupt, seq, m.Subject(), err)
+		return batch, seen, fmt.Errorf("%w: stream sequence %d (subject %s): %v", ErrCorrupt, seq, m.Subject(), err)
 	}
 	id, kind, err := events.ParseSubject(m.Subject())
 	if err != nil || id != ev.CustomerID || kind != ev.Kind() {
-		return batch, fmt.Errorf("%w: stream sequence %d: subject %s does not match event %s of %s", ErrCorrupt, seq, m.Subject(), ev.Type(), ev.CustomerID)
+		return batch, seen, fmt.Errorf("%w: stream sequence %d: subject %s does not match event %s of %s", ErrCorrupt, seq, m.Subject(), ev.Type(), ev.CustomerID)
 	}
 	ev.Seq = seq
-	return append(batch, ev), nil
+	return append(batch, ev), seq, nil
 }
 
-// apply folds a batch into the read model and commits it with the checkpoint.
-func (p *Projector) apply(ctx context.Context, batch []events.Event) error {
-	if len(batch) == 0 {
+// apply folds a batch into the read model and commits it with the
+// checkpoint last (the batch's last sequence, or further when claims
+// followed it).
+func (p *Projector) apply(ctx context.Context, batch []events.Event, last uint64) error {
+	if last == 0 || (len(batch) == 0 && last <= p.Status().Applied) {
 		return nil
 	}
 	docs, err := Fold(ctx, p.store, batch)
 	if err != nil {
 		return err
 	}
-	last := batch[len(batch)-1].Seq
 	// Retry a failed commit (store down, disk full) with growing pauses,
 	// 250 ms … 5 s, logging the first failure and then every tenth.
 	pause := 250 * time.Millisecond

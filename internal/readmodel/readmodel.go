@@ -97,6 +97,10 @@ type Store interface {
 	// and the abandoned copy is dropped; the old holder's next call then
 	// fails with ErrRebuildLost.
 	Rebuild(ctx context.Context) (Rebuild, error)
+	// ByEmail returns up to limit live customers whose email, in
+	// customer.EmailKey form, is key (the upsert's look-up of customers from
+	// before their email was claimed).
+	ByEmail(ctx context.Context, key string, limit int) ([]Customer, error)
 	// Scan returns up to limit documents, tombstones included, whose ids
 	// sort after after ("" = from the first), in id order: keyset paging
 	// over the whole read model, at a cost that does not grow with the

@@ -5,6 +5,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"crm/internal/customer"
 	"crm/internal/readmodel"
 	"crm/internal/search"
 )
@@ -45,6 +46,7 @@ type document struct {
 	UpdatedAtNs  int32      `bson:"updatedAtNs"`
 	CodeNum      int64      `bson:"codeNum"`
 	NameKey      string     `bson:"nameKey"`
+	EmailKey     string     `bson:"emailKey"` // customer.EmailKey(email), "" when unset
 	Version      int64      `bson:"version"`
 	Seq          int64      `bson:"seq"`
 	Deleted      bool       `bson:"deleted"` // hidden: a tombstone, or merged into MergedInto
@@ -88,7 +90,7 @@ func toDocument(c readmodel.Customer) document {
 		ID: c.ID, CustomerID: c.ID, Code: c.Code, Name: c.Name,
 		Email: opt(c.Email), Phone: opt(c.Phone), Company: opt(c.Company),
 		Type: c.Type, Status: c.Status, Notes: opt(c.Notes), Tags: tags, CreatedBy: c.CreatedBy,
-		CodeNum: search.CodeNumber(c.Code), NameKey: search.Fold(c.Name),
+		CodeNum: search.CodeNumber(c.Code), NameKey: search.Fold(c.Name), EmailKey: emailKey(c.Email),
 		Version: int64(c.Version), Seq: int64(c.Seq), Deleted: c.Hidden(), MergedInto: c.MergedInto, Absorbed: []absorbed{},
 		SearchTerms:  []string{},
 		NameTerms:    nonNil(terms.Name),
@@ -174,4 +176,11 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// emailKey is the indexed form of an email (customer.EmailKey; "" when
+// unset or invalid).
+func emailKey(email string) string {
+	k, _ := customer.EmailKey(email)
+	return k
 }

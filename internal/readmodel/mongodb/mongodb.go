@@ -242,6 +242,7 @@ func indexModels() []mongo.IndexModel {
 		{Keys: asc("deleted", "createdAt", "createdAtNs", "codeNum")},
 		{Keys: asc("deleted", "updatedAt", "updatedAtNs", "codeNum")},
 		{Keys: asc("deleted", "nameKey", "codeNum")},
+		{Keys: asc("emailKey", "deleted")},
 		{Keys: asc("deleted", "codeNum")},
 		// The filters of List in the default order.
 		{Keys: asc("deleted", "status", "createdAt", "createdAtNs", "codeNum")},

@@ -249,3 +249,26 @@ func (s *Store) Scan(ctx context.Context, after string, limit int) ([]readmodel.
 	}
 	return out, nil
 }
+
+// ByEmail returns live customers whose email key is key (see
+// readmodel.Store).
+func (s *Store) ByEmail(ctx context.Context, key string, limit int) ([]readmodel.Customer, error) {
+	if s.closed.Load() {
+		return nil, s.fail("by email", errClosed)
+	}
+	if key == "" {
+		return nil, nil
+	}
+	ctx, cancel := opContext(ctx)
+	defer cancel()
+	cur, err := s.live().c.Find(ctx, bson.D{{Key: "emailKey", Value: key}, {Key: "deleted", Value: false}},
+		options.Find().SetSort(bson.D{{Key: "codeNum", Value: 1}}).SetLimit(int64(min(max(limit, 1), 100))).SetProjection(docProjection))
+	if err != nil {
+		return nil, s.fail("by email", err)
+	}
+	var out []readmodel.Customer
+	if err := decodeAll(ctx, cur, func(c readmodel.Customer) { out = append(out, c) }); err != nil {
+		return nil, s.fail("by email", err)
+	}
+	return out, nil
+}

@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) (readmodel.Store, func() readmode
 		{"DeletedNeverReturned", testDeleted},
 		{"ScanKeyset", testScan},
 		{"MergedCustomers", testMerged},
+		{"ByEmail", testByEmail},
 		{"RebuildSwap", testRebuildSwap},
 		{"RebuildAbort", testRebuildAbort},
 		{"RebuildBehind", testRebuildBehind},
@@ -1068,5 +1069,31 @@ func testMerged(t *testing.T, s readmodel.Store) {
 	}
 	if got := searchCodes(t, s, "c002"); !slices.Equal(got, []string{"C002"}) {
 		t.Errorf("Search c002 after the unmerge = %v", got)
+	}
+}
+
+// testByEmail: the live customers with an email, compared in
+// customer.EmailKey form (case and NFC), in code order.
+func testByEmail(t *testing.T, s readmodel.Store) {
+	ctx := t.Context()
+	a, b, gone, other, merged := doc(1, "A"), doc(2, "B"), doc(3, "C"), doc(4, "D"), doc(5, "E")
+	a.Email, b.Email, gone.Email, other.Email, merged.Email = "Ann@Example.COM", "ann@example.com", "ann@example.com", "bob@example.com", "ann@example.com"
+	gone.Deleted = true
+	merged.MergedInto = a.ID
+	commit(t, s, []readmodel.Customer{a, b, gone, other, merged}, 10)
+	got, err := s.ByEmail(ctx, "ann@example.com", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(codes(got), []string{"C001", "C002"}) {
+		t.Errorf("ByEmail = %v, want C001 C002", codes(got))
+	}
+	if got, _ := s.ByEmail(ctx, "ann@example.com", 1); len(got) != 1 {
+		t.Errorf("ByEmail limit 1 = %v", codes(got))
+	}
+	for _, key := range []string{"", "Ann@Example.COM", "nobody@example.com"} {
+		if got, err := s.ByEmail(ctx, key, 10); err != nil || len(got) != 0 {
+			t.Errorf("ByEmail(%q) = %v, %v", key, codes(got), err)
+		}
 	}
 }

@@ -321,3 +321,24 @@ func (s *Store) Scan(ctx context.Context, after string, limit int) ([]readmodel.
 	}
 	return out, nil
 }
+
+// ByEmail returns live customers whose email key is key (see
+// readmodel.Store), through the partial index on email_key.
+func (s *Store) ByEmail(ctx context.Context, key string, limit int) ([]readmodel.Customer, error) {
+	if s.closed.Load() {
+		return nil, s.fail("by email", errClosed)
+	}
+	if key == "" {
+		return nil, nil
+	}
+	rows, err := s.query(ctx, nil, "SELECT "+docColumns+" FROM "+live.customers+
+		" AS c WHERE c.email_key = ? AND c.deleted = 0 AND c.email_key != '' ORDER BY c.code_num LIMIT ?", key, min(max(limit, 1), 100))
+	if err != nil {
+		return nil, s.fail("by email", err)
+	}
+	var out []readmodel.Customer
+	if err := scanDocs(rows, func(c readmodel.Customer) { out = append(out, c) }); err != nil {
+		return nil, s.fail("by email", err)
+	}
+	return out, nil
+}

@@ -78,6 +78,7 @@ func schema(t tables, gen int64) []string {
 			name          TEXT    NOT NULL,
 			name_key      TEXT    NOT NULL,
 			email         TEXT    NOT NULL,
+			email_key     TEXT    NOT NULL, -- customer.EmailKey(email), '' when unset
 			phone         TEXT    NOT NULL,
 			company       TEXT    NOT NULL,
 			street        TEXT    NOT NULL,
@@ -111,6 +112,8 @@ func schema(t tables, gen int64) []string {
 		ix("status", "deleted, status, created_at, code_num"),
 		ix("type", "deleted, type, created_at, code_num"),
 		ix("created_by", "deleted, created_by, created_at, code_num"),
+		// Upserts by email (live customers only).
+		"CREATE INDEX customers_email_key" + g + " ON " + t.customers + " (email_key) WHERE deleted = 0 AND email_key != ''",
 		`CREATE TABLE ` + t.tags + ` (
 			tag      TEXT    NOT NULL,
 			customer INTEGER NOT NULL,

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"crm/internal/customer"
 	"crm/internal/readmodel"
 	"crm/internal/search"
 )
@@ -337,7 +338,7 @@ func (w *writer) store(ctx context.Context, c change) error {
 		return err
 	}
 	fields := []any{
-		d.Code, search.CodeNumber(d.Code), d.Name, search.Fold(d.Name), d.Email, d.Phone,
+		d.Code, search.CodeNumber(d.Code), d.Name, search.Fold(d.Name), d.Email, emailKey(d.Email), d.Phone,
 		d.Company, d.Address.Street, d.Address.City, d.Address.State, d.Address.Country,
 		d.Address.PostalCode, d.Type, d.Status, d.Notes, string(tagsJSON), d.CreatedBy,
 		nanos(d.CreatedAt), nanos(d.UpdatedAt), int64(d.Version), int64(d.Seq), d.Hidden(), d.MergedInto, string(absorbedJSON),
@@ -470,7 +471,7 @@ func storedStates(ctx context.Context, tx *sql.Tx, t tables, ids []string) (map[
 }
 
 // writeColumns are the columns Commit writes, in the order of its arguments.
-const writeColumns = "id, customer_id, customer_code, code_num, name, name_key, email, phone, company, " +
+const writeColumns = "id, customer_id, customer_code, code_num, name, name_key, email, email_key, phone, company, " +
 	"street, city, state, country, postal_code, type, status, notes, tags, created_by, " +
 	"created_at, updated_at, version, seq, deleted, merged_into, absorbed, name_terms, company_terms, email_terms, code_key"
 
@@ -556,4 +557,11 @@ func scanDocs(rows *sql.Rows, fn func(readmodel.Customer)) error {
 		return err
 	}
 	return rows.Err()
+}
+
+// emailKey is the indexed form of an email (customer.EmailKey; "" when
+// unset or invalid).
+func emailKey(email string) string {
+	k, _ := customer.EmailKey(email)
+	return k
 }
