@@ -32,6 +32,7 @@ type record struct {
 	Status       string          `json:"status"`
 	Notes        *string         `json:"notes"`
 	Tags         []string        `json:"tags"`
+	ExternalID   *string         `json:"externalId"`
 	CreatedBy    string          `json:"createdBy"`
 	CreatedAt    string          `json:"createdAt"`
 	UpdatedAt    string          `json:"updatedAt"`
@@ -50,7 +51,7 @@ func exportRecord(c customer.Customer) record {
 	r := record{
 		CustomerID: c.ID, CustomerCode: c.Code, Name: c.Name, Email: opt(c.Email), Phone: opt(c.Phone),
 		Company: opt(c.Company), Type: c.Type, Status: c.Status, Notes: opt(c.Notes), Tags: c.Tags,
-		CreatedBy: c.CreatedBy, CreatedAt: c.CreatedAt.UTC().Format(timeFormat), UpdatedAt: c.UpdatedAt.UTC().Format(timeFormat),
+		ExternalID: opt(c.ExternalID), CreatedBy: c.CreatedBy, CreatedAt: c.CreatedAt.UTC().Format(timeFormat), UpdatedAt: c.UpdatedAt.UTC().Format(timeFormat),
 		Version: c.Version,
 	}
 	if r.Tags == nil {
@@ -64,12 +65,12 @@ func exportRecord(c customer.Customer) record {
 }
 
 var csvHeader = []string{"customerId", "customerCode", "name", "email", "phone", "company", "street", "city", "state",
-	"country", "postalCode", "type", "status", "notes", "tags", "createdBy", "createdAt", "updatedAt", "version"}
+	"country", "postalCode", "type", "status", "notes", "tags", "externalId", "createdBy", "createdAt", "updatedAt", "version"}
 
 func csvRow(c customer.Customer) []string {
 	a := c.Address
 	return []string{c.ID, c.Code, c.Name, c.Email, c.Phone, c.Company, a.Street, a.City, a.State, a.Country, a.PostalCode,
-		c.Type, c.Status, c.Notes, strings.Join(c.Tags, ";"), c.CreatedBy,
+		c.Type, c.Status, c.Notes, strings.Join(c.Tags, ";"), c.ExternalID, c.CreatedBy,
 		c.CreatedAt.UTC().Format(timeFormat), c.UpdatedAt.UTC().Format(timeFormat), strconv.FormatUint(c.Version, 10)}
 }
 

@@ -23,7 +23,8 @@ func randomCommands(t *testing.T, e *apptest.Env, rnd *rand.Rand, ids, deleted *
 	for i := 0; i < n; i++ {
 		switch op := rnd.IntN(10); {
 		case op < 4 || len(*ids) == 0:
-			body := fmt.Sprintf(`{"name":"Person %d","email":"p%d@example.com","tags":["t%d"],"address":{"city":"City %d"}}`, i, i, i%3, i%5)
+			body := fmt.Sprintf(`{"name":"Person %d","email":"p%d@example.com","tags":["t%d"],"address":{"city":"City %d"},"externalId":"X-%d"}`,
+				i, i, i%3, i%5, rnd.Int64())
 			r := e.Do("POST", "/api/v1/crm/customers", body)
 			if r.Status != http.StatusCreated {
 				t.Fatalf("create: %d %s", r.Status, r.Body)
@@ -41,7 +42,7 @@ func randomCommands(t *testing.T, e *apptest.Env, rnd *rand.Rand, ids, deleted *
 			}
 		case op < 9:
 			id := (*ids)[rnd.IntN(len(*ids))]
-			patches := []string{`{"status":"active"}`, `{"email":null}`, `{"address":{"street":"Main 1"}}`, `{"address":null}`, `{"tags":["x","y"]}`, `{"notes":"n","company":"Co"}`}
+			patches := []string{`{"status":"active"}`, `{"email":null}`, `{"address":{"street":"Main 1"}}`, `{"address":null}`, `{"tags":["x","y"]}`, `{"notes":"n","company":"Co"}`, `{"externalId":null}`}
 			e.Do("PATCH", "/api/v1/crm/customers/"+id, patches[rnd.IntN(len(patches))])
 		case len(*deleted) > 0 && rnd.IntN(2) == 0:
 			i := rnd.IntN(len(*deleted))

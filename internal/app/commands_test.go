@@ -41,6 +41,7 @@ type customerBody struct {
 	Status       string             `json:"status"`
 	Notes        *string            `json:"notes"`
 	Tags         []string           `json:"tags"`
+	ExternalID   *string            `json:"externalId"`
 	CreatedBy    string             `json:"createdBy"`
 	CreatedAt    string             `json:"createdAt"`
 	UpdatedAt    string             `json:"updatedAt"`

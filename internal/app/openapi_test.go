@@ -437,6 +437,20 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	k.call("PUT", byEmail, coll+"/by-email/upsert@example.com", `{"name":"x"}`, 401, "Authorization", "")
 	k.call("PUT", byEmail, coll+"/by-email/upsert@example.com", `{"name":"x"}`, 415, "Content-Type", "text/plain")
 
+	// Upserts and look-ups by external id.
+	const byExt = coll + "/by-external-id/{externalId}"
+	k.call("PUT", byExt, coll+"/by-external-id/SF%2F1", `{"name":"Synced","email":"synced@example.com"}`, 201)
+	k.call("PUT", byExt, coll+"/by-external-id/SF%2F1", `{"status":"active"}`, 200)
+	k.call("PUT", byExt, coll+"/by-external-id/SF%2F1", `{"status":"lead"}`, 412, "If-Match", `"9"`)
+	k.call("PUT", byExt, coll+"/by-external-id/SF%2F1", `{"externalId":"SF/2"}`, 400)
+	k.call("PUT", byExt, coll+"/by-external-id/SF%2F1", `{"name":"x"}`, 401, "Authorization", "")
+	k.call("PUT", byExt, coll+"/by-external-id/SF%2F1", `{"name":"x"}`, 415, "Content-Type", "text/plain")
+	k.call("POST", coll, coll, `{"name":"Copy","externalId":"SF/1"}`, 409)
+	k.call("GET", byExt, coll+"/by-external-id/SF/1", nil, 200)
+	k.call("GET", byExt, coll+"/by-external-id/SF%2F404", nil, 404)
+	k.call("GET", byExt, coll+"/by-external-id/SF%2F1?x=1", nil, 400)
+	k.call("GET", byExt, coll+"/by-external-id/SF%2F1", nil, 401, "Authorization", "")
+
 	// Merges and unmerges.
 	const merge, unmerge = one + "/merge", one + "/unmerge"
 	dup := k.data(k.call("POST", coll, coll, `{"name":"Duplicate Of Jane","email":"dup@example.com"}`, 201))["customerId"].(string)

@@ -76,6 +76,7 @@ func Diff(a, b customer.Customer) []Change {
 	if !slices.Equal(a.Tags, b.Tags) && (len(a.Tags) > 0 || len(b.Tags) > 0) {
 		out = append(out, Change{Field: "tags", Old: tags(a.Tags, a.Version == 0), New: tags(b.Tags, false)})
 	}
+	str("externalId", a.ExternalID, b.ExternalID)
 	return out
 }
 

@@ -152,7 +152,15 @@ func (h *Handler) execute(ctx context.Context, r Request, id string, cmd custome
 		if len(decided) == 0 {
 			return Result{Customer: state}, nil
 		}
-		seqs, err := h.store.Append(ctx, decided, map[string]uint64{id: last})
+		after := state
+		for _, e := range decided {
+			after = customer.Evolve(after, e)
+		}
+		claims, err := h.externalIDClaims(ctx, id, state, after)
+		if err != nil {
+			return Result{}, err
+		}
+		seqs, err := h.store.Append(ctx, decided, map[string]uint64{id: last}, claims...)
 		if err == nil {
 			for i, e := range decided {
 				e.Seq = seqs[i]

@@ -37,6 +37,13 @@ func (h *Handler) CreateCustomer(ctx context.Context, r Request, in customer.Inp
 			return res, err
 		}
 	}
+	if x, ok := customer.ExternalIDKey(in.ExternalID.Value); ok && in.ExternalID.Set && !in.ExternalID.Null {
+		// A taken external id fails before a code is spent (execute checks
+		// it again, race-free, with the append).
+		if _, err := h.externalIDClaims(ctx, id, customer.Customer{}, customer.Customer{ID: id, Version: 1, ExternalID: x}); err != nil {
+			return Result{}, err
+		}
+	}
 	n, err := h.store.NextCode(ctx)
 	if err != nil {
 		return Result{}, err

@@ -73,7 +73,13 @@ func (h *Handler) UnmergeCustomer(ctx context.Context, r Request, survivorID, ab
 	if err != nil {
 		return res, 0, err
 	}
-	seqs, err := h.appendDecided(ctx, res.Events, []string{absorbedID}, survivorID, last)
+	// The absorbed customer comes back with its external id, which its
+	// claim kept while it was merged.
+	claims, err := h.externalIDClaims(ctx, absorbedID, states[1], res.Absorbed)
+	if err != nil {
+		return customer.UnmergeResult{}, 0, err
+	}
+	seqs, err := h.appendDecided(ctx, res.Events, []string{absorbedID}, survivorID, last, claims...)
 	if err != nil {
 		return customer.UnmergeResult{}, 0, err
 	}
@@ -107,12 +113,12 @@ func (h *Handler) loadAll(ctx context.Context, ids []string) ([]customer.Custome
 // appendDecided appends the events of a multi-customer decision, expecting
 // each customer (the survivor, then others, matching last) at its loaded
 // sequence; a conflict is ErrMergeRaced.
-func (h *Handler) appendDecided(ctx context.Context, evs []events.Event, others []string, survivorID string, last []uint64) ([]uint64, error) {
+func (h *Handler) appendDecided(ctx context.Context, evs []events.Event, others []string, survivorID string, last []uint64, claims ...events.Claim) ([]uint64, error) {
 	expected := map[string]uint64{survivorID: last[0]}
 	for i, id := range others {
 		expected[id] = last[i+1]
 	}
-	seqs, err := h.store.Append(ctx, evs, expected)
+	seqs, err := h.store.Append(ctx, evs, expected, claims...)
 	if fault.Is(err, fault.Conflict) {
 		return nil, fmt.Errorf("%w: %v", ErrMergeRaced, err)
 	}

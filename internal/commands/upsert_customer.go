@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"crm/internal/auth"
@@ -67,10 +68,75 @@ func (h *Handler) UpsertByEmail(ctx context.Context, r Request, email string, in
 		in.Email = events.SetTo(strings.TrimSpace(email))
 		in.Email.Set = false
 	}
-	subject := events.ClaimSubject("email", key)
+	k := upsertKey{field: "email", subject: events.ClaimSubject("email", key),
+		find: func(ctx context.Context, holder string) (string, customer.Customer, uint64, bool, error) {
+			target, state, last, err := h.emailHolder(ctx, key, holder)
+			return target, state, last, target != "" && holder == target, err
+		},
+		create: func(in customer.Input) customer.Input {
+			in.Email.Set = true // the path's address, unless the body gave its own spelling
+			return in
+		},
+	}
+	return h.upsert(ctx, r, k, in, expectedVersion)
+}
+
+// UpsertByExternalID creates the customer with this external id, or
+// merge-patches the one that has it, as UpsertByEmail does for emails: the
+// external id's claim (unique among customers, see CreateCustomer) names
+// the holder, so two concurrent upserts of one new external id create one
+// customer. When the holder was merged into another customer, the survivor
+// is patched (the absorbed id answers as the survivor everywhere). in must
+// not name another external id. Requires crm.create and crm.edit.
+func (h *Handler) UpsertByExternalID(ctx context.Context, r Request, externalID string, in customer.Input, expectedVersion uint64) (UpsertResult, error) {
+	for _, p := range []string{auth.PermCreate, auth.PermEdit} {
+		if err := r.Principal.Require(p); err != nil {
+			return UpsertResult{}, err
+		}
+	}
+	key, ok := customer.ExternalIDKey(externalID)
+	if !ok {
+		return UpsertResult{}, fault.InvalidField("externalId", "the path must hold an external id of 1 to "+
+			strconv.Itoa(customer.MaxExternalID)+" characters, without control characters")
+	}
+	if in.ExternalID.Set {
+		if k, _ := customer.ExternalIDKey(in.ExternalID.Value); in.ExternalID.Null || k != key {
+			return UpsertResult{}, fault.InvalidField("externalId", "must be the external id of the path, or absent")
+		}
+	}
+	k := upsertKey{field: ClaimExternalID, subject: events.ClaimSubject(ClaimExternalID, key),
+		find: func(ctx context.Context, holder string) (string, customer.Customer, uint64, bool, error) {
+			return h.externalIDHolder(ctx, key, holder)
+		},
+		create: func(in customer.Input) customer.Input {
+			in.ExternalID = events.SetTo(key)
+			return in
+		},
+	}
+	// An update leaves the holder's external id as it is (the path's); on
+	// a survivor, which has its own, the path's is not given to it.
+	in.ExternalID = customer.Field[string]{}
+	return h.upsert(ctx, r, k, in, expectedVersion)
+}
+
+// upsertKey is the natural key an upsert finds its customer by.
+type upsertKey struct {
+	field   string // the input field it is a value of
+	subject string // its claim
+	// find returns the live customer the key names ("": none) from the
+	// claim's holder, its state and last sequence, and whether the claim
+	// already names it (else the upsert's append claims it).
+	find func(ctx context.Context, holder string) (target string, state customer.Customer, last uint64, claimed bool, err error)
+	// create returns the input of a create: in with the key's value.
+	create func(in customer.Input) customer.Input
+}
+
+// upsert runs upsertOnce until it does not conflict with a concurrent
+// writer (then the other writer's customer is found and updated).
+func (h *Handler) upsert(ctx context.Context, r Request, k upsertKey, in customer.Input, expectedVersion uint64) (UpsertResult, error) {
 	for attempt := 0; ; attempt++ {
-		res, err := h.upsertOnce(ctx, r, key, subject, in, expectedVersion)
-		if !fault.Is(err, fault.Conflict) || errors.Is(err, ErrAmbiguousEmail) {
+		res, err := h.upsertOnce(ctx, r, k, in, expectedVersion)
+		if !fault.Is(err, fault.Conflict) || errors.Is(err, ErrAmbiguousEmail) || errors.Is(err, ErrExternalIDTaken) {
 			return res, err
 		}
 		if attempt >= h.retries {
@@ -82,20 +148,20 @@ func (h *Handler) UpsertByEmail(ctx context.Context, r Request, email string, in
 	}
 }
 
-func (h *Handler) upsertOnce(ctx context.Context, r Request, key, subject string, in customer.Input, expectedVersion uint64) (UpsertResult, error) {
-	holder, claimSeq, err := h.store.LoadClaim(ctx, subject)
+func (h *Handler) upsertOnce(ctx context.Context, r Request, k upsertKey, in customer.Input, expectedVersion uint64) (UpsertResult, error) {
+	holder, claimSeq, err := h.store.LoadClaim(ctx, k.subject)
 	if err != nil {
 		return UpsertResult{}, err
 	}
-	target, state, last, err := h.emailHolder(ctx, key, holder)
+	target, state, last, claimed, err := k.find(ctx, holder)
 	if err != nil {
 		return UpsertResult{}, err
 	}
 	var claims []events.Claim
-	if holder != target || target == "" {
-		claims = []events.Claim{{Subject: subject, ExpectedSeq: claimSeq}}
+	if !claimed {
+		claims = []events.Claim{{Subject: k.subject, ExpectedSeq: claimSeq}}
 	}
-	if target != "" { // an update of the customer that has the email
+	if target != "" { // an update of the customer that has the key
 		decided, err := customer.Decide(state, customer.Update{CustomerID: target, Input: in, ExpectedVersion: expectedVersion}, h.meta(r))
 		if err != nil {
 			return UpsertResult{}, err
@@ -108,7 +174,15 @@ func (h *Handler) upsertOnce(ctx context.Context, r Request, key, subject string
 		for i := range claims {
 			claims[i].CustomerID = target
 		}
-		seqs, err := h.store.Append(ctx, decided, map[string]uint64{target: last}, claims...)
+		after := state
+		for _, e := range decided {
+			after = customer.Evolve(after, e)
+		}
+		more, err := h.externalIDClaims(ctx, target, state, after)
+		if err != nil {
+			return UpsertResult{}, err
+		}
+		seqs, err := h.store.Append(ctx, decided, map[string]uint64{target: last}, withClaims(claims, more...)...)
 		if err != nil {
 			return UpsertResult{}, err
 		}
@@ -121,11 +195,21 @@ func (h *Handler) upsertOnce(ctx context.Context, r Request, key, subject string
 	if expectedVersion != 0 {
 		return UpsertResult{}, customer.ErrPreconditionFailed
 	}
-	in.Email.Set = true // the path's address, unless the body gave its own spelling
+	in = k.create(in)
 	if err := customer.ValidateCreate(in); err != nil {
 		return UpsertResult{}, err
 	}
 	id := h.newID()
+	var more []events.Claim
+	if k.field != ClaimExternalID { // else the key's claim is the external id's
+		probe := customer.Customer{ID: id, Version: 1}
+		if in.ExternalID.Set && !in.ExternalID.Null {
+			probe.ExternalID, _ = customer.ExternalIDKey(in.ExternalID.Value)
+		}
+		if more, err = h.externalIDClaims(ctx, id, customer.Customer{}, probe); err != nil {
+			return UpsertResult{}, err
+		}
+	}
 	n, err := h.store.NextCode(ctx)
 	if err != nil {
 		return UpsertResult{}, err
@@ -135,13 +219,52 @@ func (h *Handler) upsertOnce(ctx context.Context, r Request, key, subject string
 		return UpsertResult{}, err
 	}
 	claims[0].CustomerID = id
-	seqs, err := h.store.Append(ctx, decided, map[string]uint64{id: 0}, claims...)
+	seqs, err := h.store.Append(ctx, decided, map[string]uint64{id: 0}, withClaims(claims, more...)...)
 	if err != nil {
-		return UpsertResult{}, err // a conflict: someone claimed the email first (the code is spent)
+		return UpsertResult{}, err // a conflict: someone claimed the key first (the code is spent)
 	}
 	decided[0].Seq = seqs[0]
 	return UpsertResult{Result: Result{Customer: customer.Fold(decided), Seq: seqs[0]}, Outcome: Created}, nil
 }
+
+// externalIDHolder returns the live customer that has the external id
+// key: the claim's holder when it still has it (every external id is
+// claimed), or the customer it is merged into (followed along merges of
+// survivors, at most maxMergeHops); "" when none.
+func (h *Handler) externalIDHolder(ctx context.Context, key, holder string) (string, customer.Customer, uint64, bool, error) {
+	if holder == "" {
+		return "", customer.Customer{}, 0, false, nil
+	}
+	evs, last, err := h.store.Load(ctx, holder)
+	if err != nil {
+		return "", customer.Customer{}, 0, false, err
+	}
+	st := customer.Fold(evs)
+	if st.ExternalID != key || !(st.Exists() || st.MergedInto != "") {
+		return "", customer.Customer{}, 0, false, nil // a stale claim, taken over by a create
+	}
+	id := holder
+	for hop := 0; st.MergedInto != ""; hop++ {
+		if hop == maxMergeHops {
+			return "", customer.Customer{}, 0, false, &fault.Error{Kind: fault.Internal, Message: "unexpected error",
+				Err: fmt.Errorf("customer %s: merges nested deeper than %d", holder, maxMergeHops)}
+		}
+		id = st.MergedInto
+		if evs, last, err = h.store.Load(ctx, id); err != nil {
+			return "", customer.Customer{}, 0, false, err
+		}
+		st = customer.Fold(evs)
+	}
+	if !st.Exists() { // the survivor was deleted since: the id stays taken
+		return "", customer.Customer{}, 0, false, &fault.Error{Kind: fault.Conflict, Message: ErrExternalIDTaken.Message,
+			Fields: []fault.FieldError{{Field: "externalId", Message: "is held by customer " + holder + ", merged into " + id +
+				", which is deleted: restore " + id + " to upsert it"}}, Err: ErrExternalIDTaken}
+	}
+	return id, st, last, true, nil
+}
+
+// maxMergeHops bounds the survivors followed from an absorbed customer.
+const maxMergeHops = 16
 
 // emailHolder returns the live customer that has the email key: the
 // claim's holder when it still has it, else the one customer the

@@ -34,20 +34,23 @@ func (a Address) IsZero() bool { return a == Address{} }
 // Customer is the state of one customer as folded from its events. Optional
 // string fields are "" when unset.
 type Customer struct {
-	ID        string
-	Code      string
-	Name      string
-	Email     string
-	Phone     string
-	Company   string
-	Address   Address
-	Type      string
-	Status    string
-	Notes     string
-	Tags      []string
-	CreatedBy string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	ID      string
+	Code    string
+	Name    string
+	Email   string
+	Phone   string
+	Company string
+	Address Address
+	Type    string
+	Status  string
+	Notes   string
+	Tags    []string
+	// ExternalID is the customer's id in another system, unique among
+	// live customers (claimed on the write side).
+	ExternalID string
+	CreatedBy  string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 
 	Version uint64 // number of events applied; 0 = never created
 	Seq     uint64 // stream sequence of the last event applied
@@ -116,19 +119,20 @@ func Evolve(c Customer, e events.Event) Customer {
 	switch d := e.Data.(type) {
 	case *events.CustomerCreated:
 		c = Customer{
-			ID:        d.CustomerID,
-			Code:      d.CustomerCode,
-			Name:      d.Name,
-			Email:     deref(d.Email),
-			Phone:     deref(d.Phone),
-			Company:   deref(d.Company),
-			Type:      d.Type,
-			Status:    d.Status,
-			Notes:     deref(d.Notes),
-			Tags:      slices.Clone(d.Tags),
-			CreatedBy: d.CreatedBy,
-			CreatedAt: d.CreatedAt,
-			UpdatedAt: d.CreatedAt,
+			ID:         d.CustomerID,
+			Code:       d.CustomerCode,
+			Name:       d.Name,
+			Email:      deref(d.Email),
+			Phone:      deref(d.Phone),
+			Company:    deref(d.Company),
+			Type:       d.Type,
+			Status:     d.Status,
+			Notes:      deref(d.Notes),
+			Tags:       slices.Clone(d.Tags),
+			ExternalID: deref(d.ExternalID),
+			CreatedBy:  d.CreatedBy,
+			CreatedAt:  d.CreatedAt,
+			UpdatedAt:  d.CreatedAt,
 		}
 		if d.Address != nil {
 			c.Address = fromEventAddress(*d.Address)
@@ -201,7 +205,7 @@ func overlay(base, ch events.Changes) events.Changes {
 	}
 	base.Name, base.Email, base.Phone = pick(base.Name, ch.Name), pick(base.Email, ch.Email), pick(base.Phone, ch.Phone)
 	base.Company, base.Type, base.Status = pick(base.Company, ch.Company), pick(base.Type, ch.Type), pick(base.Status, ch.Status)
-	base.Notes = pick(base.Notes, ch.Notes)
+	base.Notes, base.ExternalID = pick(base.Notes, ch.Notes), pick(base.ExternalID, ch.ExternalID)
 	if ch.Address.Set {
 		base.Address = ch.Address
 	}
@@ -220,6 +224,7 @@ func applyChanges(c Customer, ch events.Changes) Customer {
 	applyString(&c.Type, ch.Type)
 	applyString(&c.Status, ch.Status)
 	applyString(&c.Notes, ch.Notes)
+	applyString(&c.ExternalID, ch.ExternalID)
 	if ch.Address.Set {
 		c.Address = fromEventAddress(ch.Address.Value)
 	}

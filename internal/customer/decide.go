@@ -165,6 +165,7 @@ func created(id, code string, in Input, actor string, now time.Time) *events.Cus
 		Type:         val(in.Type, DefaultType),
 		Status:       val(in.Status, DefaultStatus),
 		Notes:        ptr(val(in.Notes, "")),
+		ExternalID:   ptr(val(in.ExternalID, "")),
 		Tags:         []string{},
 		CreatedBy:    actor,
 		CreatedAt:    now,
@@ -206,6 +207,7 @@ func changes(s Customer, in Input) events.Changes {
 	ch.Type = str(s.Type, in.Type)
 	ch.Status = str(s.Status, in.Status)
 	ch.Notes = str(s.Notes, in.Notes)
+	ch.ExternalID = str(s.ExternalID, in.ExternalID)
 	if next := mergeAddress(s.Address, in.Address); next != s.Address {
 		if next.IsZero() {
 			ch.Address = events.Cleared[events.Address]()

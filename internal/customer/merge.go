@@ -316,6 +316,7 @@ func changesBetween(a, b Customer) (changes, previous events.Changes) {
 	changes.Type, previous.Type = str(a.Type, b.Type)
 	changes.Status, previous.Status = str(a.Status, b.Status)
 	changes.Notes, previous.Notes = str(a.Notes, b.Notes)
+	changes.ExternalID, previous.ExternalID = str(a.ExternalID, b.ExternalID)
 	if a.Address != b.Address {
 		changes.Address, previous.Address = addrChange(b.Address), addrChange(a.Address)
 	}

@@ -30,6 +30,8 @@ type Input struct {
 	Status  Field[string]
 	Notes   Field[string]
 	Tags    Field[[]string]
+	// ExternalID is the customer's id in another system.
+	ExternalID Field[string]
 }
 
 // AddressInput is the address of an Input: Set/Null for the object as a
@@ -49,6 +51,7 @@ const (
 	MaxNotes      = 10000
 	MaxTags       = 50
 	MaxTagLength  = 50
+	MaxExternalID = 100
 	DefaultType   = TypeIndividual
 	DefaultStatus = StatusLead
 )
@@ -113,6 +116,7 @@ func normalize(in Input) (Input, error) {
 		}
 	}
 	text("notes", &in.Notes, MaxNotes, false, true)
+	text("externalId", &in.ExternalID, MaxExternalID, false, false)
 
 	if in.Tags.Set && !in.Tags.Null {
 		seen := make(map[string]bool, len(in.Tags.Value))
@@ -233,4 +237,12 @@ func EmailKey(email string) (string, bool) {
 		return "", false
 	}
 	return strings.ToLower(v), true
+}
+
+// ExternalIDKey returns an external id as customers hold it (NFC, trimmed;
+// case and inner spaces kept: other systems' ids are compared exactly),
+// and whether it is a valid one.
+func ExternalIDKey(id string) (string, bool) {
+	v, msg := cleanText(id, MaxExternalID, false)
+	return v, msg == "" && v != ""
 }

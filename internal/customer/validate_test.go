@@ -372,3 +372,70 @@ func TestValidationErrorMessage(t *testing.T) {
 		t.Error("an Invalid error without fields has no message")
 	}
 }
+
+// TestExternalID: an external id is trimmed (NFC), kept case-sensitive,
+// limited to MaxExternalID characters without control characters; empty
+// is unset; it is set, changed and cleared by updates like any field, and
+// shows in the fold.
+func TestExternalID(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{" SF-001 ", "SF-001", true},
+		{"sf/00 1", "sf/00 1", true},
+		{"e\u0301", "é", true},
+		{rep("x", MaxExternalID), rep("x", MaxExternalID), true},
+		{rep("x", MaxExternalID+1), "", false},
+		{"a\tb", "", false},
+		{"  ", "", false},
+	} {
+		got, ok := ExternalIDKey(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("ExternalIDKey(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+	if f := errFields(t, ValidateCreate(Input{Name: set("A"), ExternalID: set(rep("x", MaxExternalID+1))})); !slices.Equal(f, []string{"externalId"}) {
+		t.Errorf("fields %v", f)
+	}
+	m := Meta{Actor: "u", EventID: "e1"}
+	evs, err := Decide(Customer{}, Create{CustomerID: "c1", Code: "C001", Input: Input{Name: set("A"), ExternalID: set(" X-1 ")}}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Fold(evs)
+	if c.ExternalID != "X-1" {
+		t.Fatalf("created with %q", c.ExternalID)
+	}
+	if evs, err := Decide(Customer{}, Create{CustomerID: "c2", Code: "C002", Input: Input{Name: set("B"), ExternalID: set("")}}, m); err != nil ||
+		evs[0].Data.(*events.CustomerCreated).ExternalID != nil {
+		t.Fatalf("an empty externalId is unset: %v", err)
+	}
+	for _, step := range []struct {
+		in   Field[string]
+		want string
+		ch   events.Change[string]
+	}{
+		{set("X-1"), "X-1", events.Change[string]{}},
+		{set("X-2"), "X-2", events.SetTo("X-2")},
+		{null(), "", events.Cleared[string]()},
+	} {
+		evs, err := Decide(c, Update{CustomerID: "c1", Input: Input{ExternalID: step.in}}, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			if step.ch.Set {
+				t.Fatalf("%+v: no event", step)
+			}
+			continue
+		}
+		if got := evs[0].Data.(*events.CustomerUpdated).Changes.ExternalID; got != step.ch {
+			t.Fatalf("%+v: change %+v", step, got)
+		}
+		if c = Evolve(c, evs[0]); c.ExternalID != step.want {
+			t.Fatalf("%+v: folded %q", step, c.ExternalID)
+		}
+	}
+}

@@ -79,6 +79,10 @@ type CustomerCreated struct {
 	Tags         []string  `json:"tags"`
 	CreatedBy    string    `json:"createdBy"`
 	CreatedAt    time.Time `json:"createdAt"`
+	// ExternalID is the customer's id in another system (a legacy code),
+	// unique among customers; absent when unset (added within v1: older
+	// readers ignore it).
+	ExternalID *string `json:"externalId,omitempty"`
 }
 
 // CustomerUpdated carries every changed field with its new value; a field
@@ -103,6 +107,8 @@ type Changes struct {
 	Status  Change[string]   `json:"status,omitzero"`
 	Notes   Change[string]   `json:"notes,omitzero"`
 	Tags    Change[[]string] `json:"tags,omitzero"`
+	// ExternalID (added within v1) is set or cleared like the others.
+	ExternalID Change[string] `json:"externalId,omitzero"`
 }
 
 // Empty reports whether no field changed.

@@ -37,6 +37,7 @@ type customerJSON struct {
 	Status       string       `json:"status"`
 	Notes        *string      `json:"notes"`
 	Tags         []string     `json:"tags"`
+	ExternalID   *string      `json:"externalId"`
 	CreatedBy    string       `json:"createdBy"`
 	CreatedAt    string       `json:"createdAt"`
 	UpdatedAt    string       `json:"updatedAt"`
@@ -67,6 +68,7 @@ func toJSON(c readmodel.Customer) customerJSON {
 		Status:       c.Status,
 		Notes:        opt(c.Notes),
 		Tags:         c.Tags,
+		ExternalID:   opt(c.ExternalID),
 		CreatedBy:    c.CreatedBy,
 		CreatedAt:    c.CreatedAt.UTC().Format(timeFormat),
 		UpdatedAt:    c.UpdatedAt.UTC().Format(timeFormat),

@@ -61,6 +61,8 @@ func decodeInput(body []byte, create bool) (customer.Input, error) {
 			in.Notes = stringField(kv, fail)
 		case "tags":
 			in.Tags = tagsField(kv, fail)
+		case "externalId":
+			in.ExternalID = stringField(kv, fail)
 		case "address":
 			in.Address = addressField(kv, fail)
 		default:

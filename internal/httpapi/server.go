@@ -111,6 +111,8 @@ func New(d Deps) http.Handler {
 	g.PATCH("/customers/:id", a.require(auth.PermEdit), a.updateCustomer)
 	g.DELETE("/customers/:id", a.require(auth.PermDelete), a.deleteCustomer)
 	g.PUT("/customers/by-email/:email", a.require(auth.PermCreate), a.require(auth.PermEdit), a.upsertByEmail)
+	g.GET("/customers/by-external-id/*externalId", a.require(auth.PermView), a.customerByExternalID)
+	g.PUT("/customers/by-external-id/*externalId", a.require(auth.PermCreate), a.require(auth.PermEdit), a.upsertByExternalID)
 	g.POST("/customers/:id/restore", a.require(auth.PermDelete), a.restoreCustomer)
 	g.POST("/customers/:id/merge", a.require(auth.PermEdit), a.require(auth.PermDelete), a.mergeCustomers)
 	g.POST("/customers/:id/unmerge", a.require(auth.PermEdit), a.require(auth.PermDelete), a.unmergeCustomer)

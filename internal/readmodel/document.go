@@ -21,20 +21,22 @@ import (
 // duplicate event can never resurrect or regress a document; queries never
 // return them. Tags is never nil.
 type Customer struct {
-	ID        string
-	Code      string
-	Name      string
-	Email     string // "" = unset, as every optional string
-	Phone     string
-	Company   string
-	Address   Address
-	Type      string
-	Status    string
-	Notes     string
-	Tags      []string
-	CreatedBy string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	ID      string
+	Code    string
+	Name    string
+	Email   string // "" = unset, as every optional string
+	Phone   string
+	Company string
+	Address Address
+	Type    string
+	Status  string
+	Notes   string
+	Tags    []string
+	// ExternalID is the customer's id in another system ("" = unset).
+	ExternalID string
+	CreatedBy  string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 
 	Version uint64 // the customer's version (its ETag)
 	Seq     uint64 // stream sequence of the last event applied: the write guard
@@ -84,7 +86,7 @@ func FromState(c customer.Customer) Customer {
 	d := Customer{
 		ID: c.ID, Code: c.Code, Name: c.Name, Email: c.Email, Phone: c.Phone, Company: c.Company,
 		Address: Address(c.Address),
-		Type:    c.Type, Status: c.Status, Notes: c.Notes, Tags: slices.Clone(c.Tags),
+		Type:    c.Type, Status: c.Status, Notes: c.Notes, Tags: slices.Clone(c.Tags), ExternalID: c.ExternalID,
 		CreatedBy: c.CreatedBy, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		Version: c.Version, Seq: c.Seq, Deleted: c.Deleted, MergedInto: c.MergedInto,
 	}
@@ -105,7 +107,7 @@ func (d Customer) State() customer.Customer {
 	c := customer.Customer{
 		ID: d.ID, Code: d.Code, Name: d.Name, Email: d.Email, Phone: d.Phone, Company: d.Company,
 		Address: customer.Address(d.Address),
-		Type:    d.Type, Status: d.Status, Notes: d.Notes, Tags: slices.Clone(d.Tags),
+		Type:    d.Type, Status: d.Status, Notes: d.Notes, Tags: slices.Clone(d.Tags), ExternalID: d.ExternalID,
 		CreatedBy: d.CreatedBy, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
 		Version: d.Version, Seq: d.Seq, Deleted: d.Deleted, MergedInto: d.MergedInto,
 	}

@@ -80,6 +80,12 @@ type Reader interface {
 	// is a prefix of a word of name, email, company or code) and the filters,
 	// ranked by relevance, then name, then code.
 	Search(ctx context.Context, q Query) (Page, error)
+	// ByExternalID returns the customer whose external id is externalID
+	// (exactly, as stored) as Get does: the live one, else a fault.Moved
+	// error naming the survivor of a merged one, else ErrNotFound. The
+	// command side keeps external ids unique among live and merged
+	// customers.
+	ByExternalID(ctx context.Context, externalID string) (Customer, error)
 }
 
 // Store is one read-model adapter.

@@ -38,6 +38,7 @@ type document struct {
 	Status     string        `bson:"status"`
 	Notes      *string       `bson:"notes"`
 	Tags       []string      `bson:"tags"`
+	ExternalID *string       `bson:"externalId"`
 	CreatedBy  string        `bson:"createdBy"`
 	CreatedAt  bson.DateTime `bson:"createdAt"`
 	UpdatedAt  bson.DateTime `bson:"updatedAt"`
@@ -89,7 +90,7 @@ func toDocument(c readmodel.Customer) document {
 	d := document{
 		ID: c.ID, CustomerID: c.ID, Code: c.Code, Name: c.Name,
 		Email: opt(c.Email), Phone: opt(c.Phone), Company: opt(c.Company),
-		Type: c.Type, Status: c.Status, Notes: opt(c.Notes), Tags: tags, CreatedBy: c.CreatedBy,
+		Type: c.Type, Status: c.Status, Notes: opt(c.Notes), Tags: tags, ExternalID: opt(c.ExternalID), CreatedBy: c.CreatedBy,
 		CodeNum: search.CodeNumber(c.Code), NameKey: search.Fold(c.Name), EmailKey: emailKey(c.Email),
 		Version: int64(c.Version), Seq: int64(c.Seq), Deleted: c.Hidden(), MergedInto: c.MergedInto, Absorbed: []absorbed{},
 		SearchTerms:  []string{},
@@ -128,7 +129,7 @@ func (d document) customer() readmodel.Customer {
 	c := readmodel.Customer{
 		ID: d.ID, Code: d.Code, Name: d.Name,
 		Email: str(d.Email), Phone: str(d.Phone), Company: str(d.Company),
-		Type: d.Type, Status: d.Status, Notes: str(d.Notes), Tags: d.Tags, CreatedBy: d.CreatedBy,
+		Type: d.Type, Status: d.Status, Notes: str(d.Notes), Tags: d.Tags, ExternalID: str(d.ExternalID), CreatedBy: d.CreatedBy,
 		CreatedAt: joinTime(d.CreatedAt, d.CreatedAtNs),
 		UpdatedAt: joinTime(d.UpdatedAt, d.UpdatedAtNs),
 		Version:   uint64(d.Version), Seq: uint64(d.Seq), Deleted: d.Deleted && d.MergedInto == "",

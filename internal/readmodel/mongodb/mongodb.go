@@ -243,6 +243,7 @@ func indexModels() []mongo.IndexModel {
 		{Keys: asc("deleted", "updatedAt", "updatedAtNs", "codeNum")},
 		{Keys: asc("deleted", "nameKey", "codeNum")},
 		{Keys: asc("emailKey", "deleted")},
+		{Keys: asc("externalId", "deleted")},
 		{Keys: asc("deleted", "codeNum")},
 		// The filters of List in the default order.
 		{Keys: asc("deleted", "status", "createdAt", "createdAtNs", "codeNum")},

@@ -272,3 +272,33 @@ func (s *Store) ByEmail(ctx context.Context, key string, limit int) ([]readmodel
 	}
 	return out, nil
 }
+
+// ByExternalID returns the customer whose external id is externalID (see
+// readmodel.Reader).
+func (s *Store) ByExternalID(ctx context.Context, externalID string) (readmodel.Customer, error) {
+	if s.closed.Load() {
+		return readmodel.Customer{}, s.fail("by external id", errClosed)
+	}
+	if externalID == "" {
+		return readmodel.Customer{}, readmodel.ErrNotFound
+	}
+	ctx, cancel := opContext(ctx)
+	defer cancel()
+	filter := bson.D{{Key: "externalId", Value: externalID}, {Key: "$or", Value: bson.A{
+		bson.D{{Key: "deleted", Value: false}},
+		bson.D{{Key: "mergedInto", Value: bson.D{{Key: "$ne", Value: ""}}}},
+	}}}
+	cur, err := s.live().c.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "deleted", Value: 1}, {Key: "codeNum", Value: 1}}).
+		SetLimit(1).SetProjection(docProjection))
+	if err != nil {
+		return readmodel.Customer{}, s.fail("by external id", err)
+	}
+	var (
+		out   readmodel.Customer
+		found bool
+	)
+	if err := decodeAll(ctx, cur, func(c readmodel.Customer) { out, found = c, true }); err != nil {
+		return readmodel.Customer{}, s.fail("by external id", err)
+	}
+	return readmodel.Found(out, found)
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -211,6 +212,7 @@ func randomCreated(r *rand.Rand, n int) *events.CustomerCreated {
 		Tags:         randomTags(r),
 		CreatedBy:    pick(r, users),
 		CreatedAt:    randomTime(r),
+		ExternalID:   optional(pick(r, []string{"", "", "SF-" + strconv.Itoa(n)})),
 	}
 	if city := pick(r, cities); city != "" {
 		d.Address = &events.Address{Street: "1 Main St", City: city, Country: "US", PostalCode: "10001"}
@@ -240,6 +242,13 @@ func randomChanges(r *rand.Rand) events.Changes {
 		}
 		if r.IntN(4) == 0 {
 			ch.Status = events.SetTo(pick(r, statuses))
+		}
+		if r.IntN(8) == 0 {
+			if r.IntN(2) == 0 {
+				ch.ExternalID = events.Cleared[string]()
+			} else {
+				ch.ExternalID = events.SetTo("ERP-" + strconv.Itoa(r.IntN(1000)))
+			}
 		}
 		if r.IntN(6) == 0 {
 			ch.Type = events.SetTo(pick(r, types))

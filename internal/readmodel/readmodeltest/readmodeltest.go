@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) (readmodel.Store, func() readmode
 		{"ScanKeyset", testScan},
 		{"MergedCustomers", testMerged},
 		{"ByEmail", testByEmail},
+		{"ByExternalID", testByExternalID},
 		{"RebuildSwap", testRebuildSwap},
 		{"RebuildAbort", testRebuildAbort},
 		{"RebuildBehind", testRebuildBehind},
@@ -211,9 +212,10 @@ func testRoundTrip(t *testing.T, s readmodel.Store) {
 		Address: readmodel.Address{Street: "Rua São João, 1", City: "São Paulo", State: "SP",
 			Country: "BR", PostalCode: "01000-000"},
 		Type: customer.TypeBusiness, Status: customer.StatusActive,
-		Notes:     "line 1\nline 2 ☕ \"quoted\" 'single' %_\\ $where {}",
-		Tags:      []string{"vip", "北京", "with space", "ÄLG"},
-		CreatedBy: "user-1", CreatedAt: base.In(paris), UpdatedAt: base.Add(90*time.Minute + time.Nanosecond),
+		Notes:      "line 1\nline 2 ☕ \"quoted\" 'single' %_\\ $where {}",
+		Tags:       []string{"vip", "北京", "with space", "ÄLG"},
+		ExternalID: "SF-0012/ß é",
+		CreatedBy:  "user-1", CreatedAt: base.In(paris), UpdatedAt: base.Add(90*time.Minute + time.Nanosecond),
 		Version: 3, Seq: 7,
 	}
 	minimal := doc(2, "Al")
@@ -1069,6 +1071,43 @@ func testMerged(t *testing.T, s readmodel.Store) {
 	}
 	if got := searchCodes(t, s, "c002"); !slices.Equal(got, []string{"C002"}) {
 		t.Errorf("Search c002 after the unmerge = %v", got)
+	}
+}
+
+// testByExternalID: the customer with an external id, matched exactly
+// (case-sensitive): the live one first, a merged one as Get answers it
+// (moved to its survivor), deleted ones never.
+func testByExternalID(t *testing.T, s readmodel.Store) {
+	ctx := t.Context()
+	gone, merged, a, other, alone := doc(1, "A"), doc(2, "B"), doc(3, "C"), doc(4, "D"), doc(5, "E")
+	gone.ExternalID, merged.ExternalID, a.ExternalID, other.ExternalID = "X-1", "X-1", "X-1", "x-1"
+	gone.Deleted = true
+	merged.MergedInto = a.ID
+	alone.ExternalID, alone.MergedInto = "M-1", a.ID
+	commit(t, s, []readmodel.Customer{gone, merged, a, other, alone}, 10)
+	got, err := s.ByExternalID(ctx, "X-1")
+	if err != nil || got.Code != "C003" || got.ExternalID != "X-1" {
+		t.Errorf("ByExternalID(X-1) = %s %q, %v; want C003", got.Code, got.ExternalID, err)
+	}
+	if got, err := s.ByExternalID(ctx, "x-1"); err != nil || got.Code != "C004" {
+		t.Errorf("ByExternalID(x-1) = %s, %v; want C004", got.Code, err)
+	}
+	var moved *fault.Error
+	if _, err := s.ByExternalID(ctx, "M-1"); !errors.As(err, &moved) || moved.Kind != fault.Moved || moved.Ref != a.ID {
+		t.Errorf("ByExternalID(M-1) = %v; want moved to %s", err, a.ID)
+	}
+	for _, id := range []string{"", "X-2", "X"} {
+		if got, err := s.ByExternalID(ctx, id); !errors.Is(err, readmodel.ErrNotFound) {
+			t.Errorf("ByExternalID(%q) = %s, %v; want ErrNotFound", id, got.Code, err)
+		}
+	}
+	// Cleared on the live one: the merged one answers (moved), the deleted
+	// one never.
+	a.ExternalID, a.Seq, a.Version = "", a.Seq+10, a.Version+1
+	merged.Deleted, merged.MergedInto, merged.Seq, merged.Version = true, "", merged.Seq+10, merged.Version+1
+	commit(t, s, []readmodel.Customer{a, merged}, 20)
+	if got, err := s.ByExternalID(ctx, "X-1"); !errors.Is(err, readmodel.ErrNotFound) {
+		t.Errorf("ByExternalID(X-1) after clearing = %s, %v; want ErrNotFound", got.Code, err)
 	}
 }
 

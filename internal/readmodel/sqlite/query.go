@@ -342,3 +342,27 @@ func (s *Store) ByEmail(ctx context.Context, key string, limit int) ([]readmodel
 	}
 	return out, nil
 }
+
+// ByExternalID returns the customer whose external id is externalID (see
+// readmodel.Reader), through the partial index on external_id.
+func (s *Store) ByExternalID(ctx context.Context, externalID string) (readmodel.Customer, error) {
+	if s.closed.Load() {
+		return readmodel.Customer{}, s.fail("by external id", errClosed)
+	}
+	if externalID == "" {
+		return readmodel.Customer{}, readmodel.ErrNotFound
+	}
+	rows, err := s.query(ctx, nil, "SELECT "+docColumns+" FROM "+live.customers+" AS c WHERE c.external_id = ? AND c.external_id != ''"+
+		" AND (c.deleted = 0 OR c.merged_into != '') ORDER BY c.deleted, c.code_num LIMIT 1", externalID)
+	if err != nil {
+		return readmodel.Customer{}, s.fail("by external id", err)
+	}
+	var (
+		out   readmodel.Customer
+		found bool
+	)
+	if err := scanDocs(rows, func(c readmodel.Customer) { out, found = c, true }); err != nil {
+		return readmodel.Customer{}, s.fail("by external id", err)
+	}
+	return readmodel.Found(out, found)
+}

@@ -90,6 +90,7 @@ func schema(t tables, gen int64) []string {
 			status        TEXT    NOT NULL,
 			notes         TEXT    NOT NULL,
 			tags          TEXT    NOT NULL, -- JSON array
+			external_id   TEXT    NOT NULL, -- '' when unset
 			created_by    TEXT    NOT NULL,
 			created_at    INTEGER,          -- Unix ns UTC; NULL = zero time
 			updated_at    INTEGER,
@@ -114,6 +115,8 @@ func schema(t tables, gen int64) []string {
 		ix("created_by", "deleted, created_by, created_at, code_num"),
 		// Upserts by email (live customers only).
 		"CREATE INDEX customers_email_key" + g + " ON " + t.customers + " (email_key) WHERE deleted = 0 AND email_key != ''",
+		// Look-ups by external id.
+		"CREATE INDEX customers_external_id" + g + " ON " + t.customers + " (external_id) WHERE external_id != ''",
 		`CREATE TABLE ` + t.tags + ` (
 			tag      TEXT    NOT NULL,
 			customer INTEGER NOT NULL,

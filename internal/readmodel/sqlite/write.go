@@ -340,7 +340,7 @@ func (w *writer) store(ctx context.Context, c change) error {
 	fields := []any{
 		d.Code, search.CodeNumber(d.Code), d.Name, search.Fold(d.Name), d.Email, emailKey(d.Email), d.Phone,
 		d.Company, d.Address.Street, d.Address.City, d.Address.State, d.Address.Country,
-		d.Address.PostalCode, d.Type, d.Status, d.Notes, string(tagsJSON), d.CreatedBy,
+		d.Address.PostalCode, d.Type, d.Status, d.Notes, string(tagsJSON), d.ExternalID, d.CreatedBy,
 		nanos(d.CreatedAt), nanos(d.UpdatedAt), int64(d.Version), int64(d.Seq), d.Hidden(), d.MergedInto, string(absorbedJSON),
 		padded(c.terms.Name), padded(c.terms.Company), padded(c.terms.Email), padded(c.terms.AllCodes()),
 	}
@@ -472,7 +472,7 @@ func storedStates(ctx context.Context, tx *sql.Tx, t tables, ids []string) (map[
 
 // writeColumns are the columns Commit writes, in the order of its arguments.
 const writeColumns = "id, customer_id, customer_code, code_num, name, name_key, email, email_key, phone, company, " +
-	"street, city, state, country, postal_code, type, status, notes, tags, created_by, " +
+	"street, city, state, country, postal_code, type, status, notes, tags, external_id, created_by, " +
 	"created_at, updated_at, version, seq, deleted, merged_into, absorbed, name_terms, company_terms, email_terms, code_key"
 
 // padded returns tokens joined by spaces with a space before and after
@@ -514,7 +514,7 @@ func fromNanos(n sql.NullInt64) time.Time {
 // docColumns are the columns a query reads, as scanDocs expects them; the
 // customers table is aliased c.
 const docColumns = "c.customer_id, c.customer_code, c.name, c.email, c.phone, c.company, " +
-	"c.street, c.city, c.state, c.country, c.postal_code, c.type, c.status, c.notes, c.tags, " +
+	"c.street, c.city, c.state, c.country, c.postal_code, c.type, c.status, c.notes, c.tags, c.external_id, " +
 	"c.created_by, c.created_at, c.updated_at, c.version, c.seq, c.deleted, c.merged_into, c.absorbed"
 
 // scanDocs reads every row of rows (docColumns) into fn and closes rows.
@@ -530,7 +530,7 @@ func scanDocs(rows *sql.Rows, fn func(readmodel.Customer)) error {
 		)
 		err := rows.Scan(&c.ID, &c.Code, &c.Name, &c.Email, &c.Phone, &c.Company,
 			&c.Address.Street, &c.Address.City, &c.Address.State, &c.Address.Country, &c.Address.PostalCode,
-			&c.Type, &c.Status, &c.Notes, &tags, &c.CreatedBy, &created, &updated, &version, &seq, &hidden,
+			&c.Type, &c.Status, &c.Notes, &tags, &c.ExternalID, &c.CreatedBy, &created, &updated, &version, &seq, &hidden,
 			&c.MergedInto, &absorbed)
 		if err != nil {
 			return err
