@@ -437,6 +437,15 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	k.call("PUT", byEmail, coll+"/by-email/upsert@example.com", `{"name":"x"}`, 401, "Authorization", "")
 	k.call("PUT", byEmail, coll+"/by-email/upsert@example.com", `{"name":"x"}`, 415, "Content-Type", "text/plain")
 
+	// Clusters of possible duplicates, and the warnings of writes.
+	const dups = coll + "/duplicates"
+	k.call("POST", coll, coll, `{"name":"Dup One","email":"dup.one+a@gmail.com","phone":"+44 20 7946 0958"}`, 201)
+	k.call("POST", coll, coll, `{"name":"Dup Two","email":"dupone@gmail.com"}`, 201) // warned
+	k.call("GET", dups, dups, nil, 200)
+	k.call("GET", dups, dups+"?match=email&page=1&perPage=5", nil, 200)
+	k.call("GET", dups, dups+"?match=bogus", nil, 400)
+	k.call("GET", dups, dups, nil, 401, "Authorization", "")
+
 	// Upserts and look-ups by external id.
 	const byExt = coll + "/by-external-id/{externalId}"
 	k.call("PUT", byExt, coll+"/by-external-id/SF%2F1", `{"name":"Synced","email":"synced@example.com"}`, 201)

@@ -93,6 +93,9 @@ func opt(s string) *string {
 type dataResponse struct {
 	Data    any    `json:"data"`
 	Message string `json:"message,omitempty"`
+	// Warnings (creates, patches, restores, upserts): possible duplicates
+	// of the customer; absent when none.
+	Warnings []warning `json:"warnings,omitempty"`
 }
 
 func etag(version uint64) string { return `"` + strconv.FormatUint(version, 10) + `"` }
@@ -149,6 +152,22 @@ func ifMatch(c *gin.Context) (uint64, error) {
 
 // commandDone writes a command's response after the read-your-writes wait.
 func (a *api) commandDone(c *gin.Context, status int, res commands.Result, body any) {
+	a.awaitReadModel(c, res)
+	c.JSON(status, body)
+}
+
+// customerDone writes the response of a command that leaves a live
+// customer (create, patch, restore): the customer, and the possible
+// duplicates the read model knows after the read-your-writes wait.
+func (a *api) customerDone(c *gin.Context, status int, res commands.Result, message string) {
+	a.awaitReadModel(c, res)
+	c.JSON(status, dataResponse{Data: toJSON(readmodel.FromState(res.Customer)), Message: message,
+		Warnings: a.duplicateWarnings(c, res.Customer)})
+}
+
+// awaitReadModel sets a command response's ETag and X-Stream-Sequence
+// and waits (bounded) until the read model has applied the command.
+func (a *api) awaitReadModel(c *gin.Context, res commands.Result) {
 	c.Header("ETag", etag(res.Customer.Version))
 	if res.Seq > 0 {
 		c.Header("X-Stream-Sequence", strconv.FormatUint(res.Seq, 10))
@@ -165,7 +184,6 @@ func (a *api) commandDone(c *gin.Context, status int, res commands.Result, body 
 			}
 		}
 	}
-	c.JSON(status, body)
 }
 
 func (a *api) createCustomer(c *gin.Context) {
@@ -199,7 +217,7 @@ func (a *api) createCustomer(c *gin.Context) {
 	}
 	logFrom(c).Info("customer created", "customer_id", res.Customer.ID, "customer_code", res.Customer.Code, "seq", res.Seq, "replayed", res.Replayed)
 	c.Header("Location", Base+"/customers/"+res.Customer.ID)
-	a.commandDone(c, http.StatusCreated, res, dataResponse{Data: toJSON(readmodel.FromState(res.Customer)), Message: "Customer created successfully"})
+	a.customerDone(c, http.StatusCreated, res, "Customer created successfully")
 }
 
 func (a *api) updateCustomer(c *gin.Context) {
@@ -231,7 +249,7 @@ func (a *api) updateCustomer(c *gin.Context) {
 		return
 	}
 	logFrom(c).Info("customer updated", "customer_id", id, "seq", res.Seq)
-	a.commandDone(c, http.StatusOK, res, dataResponse{Data: toJSON(readmodel.FromState(res.Customer)), Message: "Customer updated successfully"})
+	a.customerDone(c, http.StatusOK, res, "Customer updated successfully")
 }
 
 func (a *api) deleteCustomer(c *gin.Context) {
@@ -282,7 +300,7 @@ func (a *api) restoreCustomer(c *gin.Context) {
 		return
 	}
 	logFrom(c).Info("customer restored", "customer_id", id, "seq", res.Seq)
-	a.commandDone(c, http.StatusOK, res, dataResponse{Data: toJSON(readmodel.FromState(res.Customer)), Message: "Customer restored successfully"})
+	a.customerDone(c, http.StatusOK, res, "Customer restored successfully")
 }
 
 func validIdempotencyKey(k string) bool {

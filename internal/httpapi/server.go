@@ -106,6 +106,7 @@ func New(d Deps) http.Handler {
 	g.POST("/customers", a.require(auth.PermCreate), a.createCustomer)
 	g.GET("/customers", a.require(auth.PermView), a.listCustomers)
 	g.GET("/customers/search", a.require(auth.PermView), a.searchCustomers)
+	g.GET("/customers/duplicates", a.require(auth.PermView), a.listDuplicates)
 	g.GET("/customers/:id", a.require(auth.PermView), a.getCustomer)
 	g.GET("/customers/:id/history", a.require(auth.PermAudit), a.customerHistory)
 	g.PATCH("/customers/:id", a.require(auth.PermEdit), a.updateCustomer)

@@ -16,9 +16,10 @@ import (
 )
 
 type upsertResponse struct {
-	Data    customerJSON `json:"data"`
-	Message string       `json:"message"`
-	Result  string       `json:"result"` // created, updated or unchanged
+	Data     customerJSON `json:"data"`
+	Message  string       `json:"message"`
+	Result   string       `json:"result"` // created, updated or unchanged
+	Warnings []warning    `json:"warnings,omitempty"`
 }
 
 var upsertMessages = map[string]string{
@@ -72,8 +73,9 @@ func (a *api) upsert(c *gin.Context, key string, do upsertFunc) {
 		status = http.StatusCreated
 		c.Header("Location", Base+"/customers/"+res.Customer.ID)
 	}
-	a.commandDone(c, status, res.Result, upsertResponse{Data: toJSON(readmodel.FromState(res.Customer)),
-		Message: upsertMessages[res.Outcome], Result: res.Outcome})
+	a.awaitReadModel(c, res.Result)
+	c.JSON(status, upsertResponse{Data: toJSON(readmodel.FromState(res.Customer)),
+		Message: upsertMessages[res.Outcome], Result: res.Outcome, Warnings: a.duplicateWarnings(c, res.Customer)})
 }
 
 // customerByExternalID serves GET /customers/by-external-id/{externalId}

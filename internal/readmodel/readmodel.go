@@ -23,6 +23,7 @@ import (
 	"math"
 	"time"
 
+	"crm/internal/dedupe"
 	"crm/internal/fault"
 )
 
@@ -86,6 +87,55 @@ type Reader interface {
 	// command side keeps external ids unique among live and merged
 	// customers.
 	ByExternalID(ctx context.Context, externalID string) (Customer, error)
+	// PossibleDuplicates returns the live customers other than id that
+	// share a duplicate key (package dedupe) with keys: for each match kind
+	// in dedupe.Matches order, up to limit (clamped to 1..MaxPerPage) of
+	// them, newest (by CreatedAt) first, ties by code descending. A
+	// customer sharing two keys is listed under each.
+	PossibleDuplicates(ctx context.Context, id string, keys dedupe.Keys, limit int) ([]Duplicate, error)
+	// Duplicates returns one page of the clusters of live customers that
+	// share a duplicate key (two or more per cluster), of one match kind
+	// (q.Match) or all, newest first: by the CreatedAt of each cluster's
+	// newest member, ties by
+	// match kind, then key, both descending.
+	Duplicates(ctx context.Context, q ClusterQuery) (ClusterPage, error)
+}
+
+// Duplicate is a customer that shares a duplicate key with another.
+type Duplicate struct {
+	CustomerID string
+	Match      string // dedupe.MatchEmail, …
+}
+
+// Cluster is a set of live customers sharing one duplicate key.
+type Cluster struct {
+	Match string // dedupe.MatchEmail, …
+	Key   string // the shared key
+	Size  int64  // the number of customers that share it
+	// Customers are up to ClusterMembers of them, newest (by CreatedAt)
+	// first, ties by code descending.
+	Customers []Customer
+}
+
+// ClusterMembers is the most customers a Cluster lists.
+const ClusterMembers = 20
+
+// ClusterQuery selects one page of clusters: Page and PerPage as in Query;
+// Match is a dedupe match kind, or "" for all.
+type ClusterQuery struct {
+	Page, PerPage int
+	Match         string
+}
+
+// Bounds returns the limit and offset of q's page (see Query.Bounds).
+func (q ClusterQuery) Bounds() (limit, offset int64, ok bool) {
+	return Query{Page: q.Page, PerPage: q.PerPage}.Bounds()
+}
+
+// ClusterPage is one page of clusters and the number of clusters.
+type ClusterPage struct {
+	Items []Cluster
+	Total int64
 }
 
 // Store is one read-model adapter.

@@ -6,6 +6,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"crm/internal/customer"
+	"crm/internal/dedupe"
 	"crm/internal/readmodel"
 	"crm/internal/search"
 )
@@ -57,6 +58,9 @@ type document struct {
 	NameTerms    []string   `bson:"nameTerms"`
 	CompanyTerms []string   `bson:"companyTerms"`
 	EmailTerms   []string   `bson:"emailTerms"`
+	// DupKeys are the duplicate keys ("email:…", "phone:…",
+	// "name+company:…", see dupKey) of a live customer; empty when hidden.
+	DupKeys []string `bson:"dupKeys"`
 }
 
 // absorbed is a customer merged into the document's.
@@ -78,6 +82,7 @@ type address struct {
 var docProjection = bson.D{
 	{Key: "searchTerms", Value: 0}, {Key: "nameTerms", Value: 0},
 	{Key: "companyTerms", Value: 0}, {Key: "emailTerms", Value: 0},
+	{Key: "dupKeys", Value: 0},
 }
 
 // toDocument returns the document of c. Seq and Version must fit in int64.
@@ -97,6 +102,7 @@ func toDocument(c readmodel.Customer) document {
 		NameTerms:    nonNil(terms.Name),
 		CompanyTerms: nonNil(terms.Company),
 		EmailTerms:   nonNil(terms.Email),
+		DupKeys:      []string{},
 	}
 	d.CreatedAt, d.CreatedAtNs = splitTime(c.CreatedAt)
 	d.UpdatedAt, d.UpdatedAtNs = splitTime(c.UpdatedAt)
@@ -120,6 +126,7 @@ func toDocument(c readmodel.Customer) document {
 			all = append(all, search.Tokens(code)...)
 		}
 		d.SearchTerms = nonNil(search.Prefixes(all))
+		d.DupKeys = dupKeys(c)
 	}
 	return d
 }
@@ -184,4 +191,21 @@ func nonNil(s []string) []string {
 func emailKey(email string) string {
 	k, _ := customer.EmailKey(email)
 	return k
+}
+
+// dupKey is the stored form of a duplicate key: its match kind, a colon,
+// the key.
+func dupKey(match, key string) string { return match + ":" + key }
+
+// dupKeys returns the stored duplicate keys of a customer, in
+// dedupe.Matches order.
+func dupKeys(c readmodel.Customer) []string {
+	k := dedupe.Of(c.Name, c.Email, c.Phone, c.Company, c.Address.Country)
+	out := []string{}
+	for _, m := range dedupe.Matches {
+		if v := k.Get(m); v != "" {
+			out = append(out, dupKey(m, v))
+		}
+	}
+	return out
 }

@@ -244,6 +244,11 @@ func indexModels() []mongo.IndexModel {
 		{Keys: asc("deleted", "nameKey", "codeNum")},
 		{Keys: asc("emailKey", "deleted")},
 		{Keys: asc("externalId", "deleted")},
+		// Duplicates: the members of a key, newest first; the clusters,
+		// newest first, of every kind or one.
+		{Keys: asc("dupKeys", "createdAt", "createdAtNs", "codeNum")},
+		{Keys: asc("clusterNewest", "clusterNewestNs", "clusterKind", "clusterKey")},
+		{Keys: asc("clusterKind", "clusterNewest", "clusterNewestNs", "clusterKey")},
 		{Keys: asc("deleted", "codeNum")},
 		// The filters of List in the default order.
 		{Keys: asc("deleted", "status", "createdAt", "createdAtNs", "codeNum")},

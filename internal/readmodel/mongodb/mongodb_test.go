@@ -475,3 +475,43 @@ func TestClosed(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// TestDirtyDuplicateKeys: a key a crash left on the dirty list (its
+// customers written, its cluster not counted again) is counted by the next
+// Commit, whatever that Commit writes: here a stale cluster of a key nobody
+// has any more is removed, and a missing one is created.
+func TestDirtyDuplicateKeys(t *testing.T) {
+	ctx := t.Context()
+	s := openFerret(t)
+	a, b := testDoc(1, "Ann"), testDoc(2, "Bob")
+	a.Email, b.Email = "same@example.com", "same@example.com"
+	if err := s.Commit(ctx, []readmodel.Customer{a, b}, 2); err != nil {
+		t.Fatal(err)
+	}
+	c := s.live()
+	// The crash: b's new email is written, its clusters are not recounted.
+	b.Email, b.Seq, b.Version = "other@example.com", 3, 2
+	stale := dupKey("email", "same@example.com")
+	if err := c.markDirty(ctx, []string{stale}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.write(ctx, []readmodel.Customer{b}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.Duplicates(ctx, readmodel.ClusterQuery{}); err != nil || p.Total != 1 {
+		t.Fatalf("before the next commit: %+v, %v (want the stale cluster)", p, err)
+	}
+	// The next commit writes an unrelated customer.
+	if err := s.Commit(ctx, []readmodel.Customer{testDoc(3, "Cid")}, 4); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.Duplicates(ctx, readmodel.ClusterQuery{}); err != nil || p.Total != 0 {
+		t.Fatalf("after the next commit: %+v, %v", p, err)
+	}
+	var dirty struct {
+		Keys []string `bson:"keys"`
+	}
+	if err := c.c.FindOne(ctx, bson.D{{Key: "_id", Value: dirtyID}}).Decode(&dirty); err != nil || len(dirty.Keys) != 0 {
+		t.Fatalf("dirty list %v, %v", dirty.Keys, err)
+	}
+}

@@ -237,7 +237,7 @@ func (s *Store) Scan(ctx context.Context, after string, limit int) ([]readmodel.
 	ctx, cancel := opContext(ctx)
 	defer cancel()
 	limit = min(max(limit, 1), readmodel.MaxScan)
-	filter := bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}, {Key: "$ne", Value: checkpointID}}}}
+	filter := bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}, {Key: "$lt", Value: internalPrefix}}}}
 	cur, err := s.live().c.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).
 		SetLimit(int64(limit)).SetProjection(docProjection))
 	if err != nil {

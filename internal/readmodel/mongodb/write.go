@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"crm/internal/readmodel"
 
@@ -19,6 +20,11 @@ const (
 	// documents. It has no deleted field, so no query of customers matches
 	// it, and no customer id (a UUID) can be it.
 	checkpointID = "~checkpoint"
+
+	// internalPrefix starts the _id of every document of the collection
+	// that is not a customer's (the checkpoint, the duplicate clusters): it
+	// sorts after every customer id (a UUID).
+	internalPrefix = "~"
 
 	// maxBulk is the most statements one bulk-write command carries:
 	// FerretDB 1.24 hangs on a command in which 100 or more statements
@@ -131,12 +137,21 @@ func (c coll) commit(ctx context.Context, docs []readmodel.Customer, checkpoint 
 		return err
 	}
 	for _, d := range pending {
-		if d.ID == checkpointID {
+		if strings.HasPrefix(d.ID, internalPrefix) {
 			return fmt.Errorf("%w: commit: invalid document id %q", readmodel.ErrInternal, d.ID)
 		}
 	}
 	ctx, cancel := opContext(ctx)
 	defer cancel()
+	touched, err := c.touchedKeys(ctx, pending)
+	if err != nil {
+		return c.s.fail("commit", err)
+	}
+	if len(touched) > 0 {
+		if err := c.markDirty(ctx, touched); err != nil {
+			return c.s.fail("commit", err)
+		}
+	}
 	for attempt := 1; len(pending) > 0; attempt++ {
 		raced, err := c.write(ctx, pending)
 		if err != nil {
@@ -147,6 +162,9 @@ func (c coll) commit(ctx context.Context, docs []readmodel.Customer, checkpoint 
 				"its customer code", raced[0].ID, raced[0].Code)
 		}
 		pending = raced
+	}
+	if err := c.recluster(ctx); err != nil {
+		return c.s.fail("commit duplicates", err)
 	}
 	return c.s.fail("commit checkpoint", c.advance(ctx, checkpoint))
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"crm/internal/customer"
+	"crm/internal/dedupe"
 	"crm/internal/events"
 	"crm/internal/readmodel"
 	"crm/internal/search"
@@ -356,4 +357,72 @@ func randomSearchText(r *rand.Rand, m model) string {
 		text = strings.ToUpper(text)
 	}
 	return text
+}
+
+// clusters returns the reference result of Duplicates over every page:
+// the live customers grouped by shared duplicate key (two or more), newest
+// member first, ties by kind and key descending; members newest first, ties
+// by code descending, at most readmodel.ClusterMembers.
+func (m model) clusters(match string) []readmodel.Cluster {
+	type group struct {
+		cl     readmodel.Cluster
+		all    []readmodel.Customer
+		newest time.Time
+	}
+	groups := map[[2]string]*group{}
+	for _, c := range m.live() {
+		k := dedupe.Of(c.Name, c.Email, c.Phone, c.Company, c.Address.Country)
+		for _, kind := range dedupe.Matches {
+			v := k.Get(kind)
+			if v == "" || (match != "" && kind != match) {
+				continue
+			}
+			g := groups[[2]string{kind, v}]
+			if g == nil {
+				g = &group{cl: readmodel.Cluster{Match: kind, Key: v}}
+				groups[[2]string{kind, v}] = g
+			}
+			g.all = append(g.all, c)
+		}
+	}
+	var out []*group
+	for _, g := range groups {
+		if len(g.all) < 2 {
+			continue
+		}
+		slices.SortFunc(g.all, newestFirst)
+		g.newest = g.all[0].CreatedAt
+		g.cl.Size = int64(len(g.all))
+		g.cl.Customers = g.all[:min(len(g.all), readmodel.ClusterMembers)]
+		out = append(out, g)
+	}
+	slices.SortFunc(out, func(a, b *group) int {
+		return cmp.Or(b.newest.Compare(a.newest), cmp.Compare(b.cl.Match, a.cl.Match), cmp.Compare(b.cl.Key, a.cl.Key))
+	})
+	cls := make([]readmodel.Cluster, len(out))
+	for i, g := range out {
+		cls[i] = g.cl
+	}
+	return cls
+}
+
+// possibleDuplicates returns the reference result of PossibleDuplicates.
+func (m model) possibleDuplicates(id string, keys dedupe.Keys, limit int) []readmodel.Duplicate {
+	var out []readmodel.Duplicate
+	live := m.live()
+	slices.SortFunc(live, newestFirst)
+	for _, kind := range dedupe.Matches {
+		v, n := keys.Get(kind), 0
+		for _, c := range live {
+			if v != "" && c.ID != id && n < limit && dedupe.Of(c.Name, c.Email, c.Phone, c.Company, c.Address.Country).Get(kind) == v {
+				out = append(out, readmodel.Duplicate{CustomerID: c.ID, Match: kind})
+				n++
+			}
+		}
+	}
+	return out
+}
+
+func newestFirst(a, b readmodel.Customer) int {
+	return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(search.CodeNumber(b.Code), search.CodeNumber(a.Code)))
 }

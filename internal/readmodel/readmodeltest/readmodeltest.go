@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"crm/internal/customer"
+	"crm/internal/dedupe"
 	"crm/internal/fault"
 	"crm/internal/readmodel"
 	"crm/internal/search"
@@ -61,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) (readmodel.Store, func() readmode
 		{"MergedCustomers", testMerged},
 		{"ByEmail", testByEmail},
 		{"ByExternalID", testByExternalID},
+		{"Duplicates", testDuplicates},
 		{"RebuildSwap", testRebuildSwap},
 		{"RebuildAbort", testRebuildAbort},
 		{"RebuildBehind", testRebuildBehind},
@@ -980,9 +982,136 @@ func testRandomStreams(t *testing.T, s readmodel.Store, o options) {
 		}
 		samePage(t, fmt.Sprintf("Search %+v", q), find(t, s, q), want)
 	}
+	for _, match := range append([]string{""}, dedupe.Matches...) {
+		sameClusters(t, "Duplicates "+match, allClusters(t, s, match, 1+r.IntN(7)), m.clusters(match))
+	}
+	for range 20 {
+		c := m[pick(r, ids)]
+		keys := dedupe.Of(c.Name, c.Email, c.Phone, c.Company, c.Address.Country)
+		limit := 1 + r.IntN(4)
+		got, err := s.PossibleDuplicates(ctx, c.ID, keys, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := m.possibleDuplicates(c.ID, keys, limit); !slices.Equal(got, want) {
+			t.Errorf("PossibleDuplicates(%s, %+v, %d) = %v, want %v", c.Code, keys, limit, got, want)
+		}
+	}
 	if t.Failed() {
 		t.Logf("reproduce with seed %d", seed)
 	}
+}
+
+// allClusters reads every page of Duplicates.
+func allClusters(t *testing.T, s readmodel.Store, match string, perPage int) []readmodel.Cluster {
+	t.Helper()
+	var out []readmodel.Cluster
+	for page := 1; ; page++ {
+		p, err := s.Duplicates(t.Context(), readmodel.ClusterQuery{Page: page, PerPage: perPage, Match: match})
+		if err != nil {
+			t.Fatalf("Duplicates %q page %d: %v", match, page, err)
+		}
+		out = append(out, p.Items...)
+		if len(p.Items) == 0 || int64(len(out)) >= p.Total {
+			if int64(len(out)) != p.Total {
+				t.Errorf("Duplicates %q: %d clusters over the pages, Total %d", match, len(out), p.Total)
+			}
+			return out
+		}
+	}
+}
+
+// sameClusters compares clusters by match, key, size and member ids.
+func sameClusters(t *testing.T, what string, got, want []readmodel.Cluster) {
+	t.Helper()
+	show := func(cls []readmodel.Cluster) []string {
+		var out []string
+		for _, c := range cls {
+			out = append(out, fmt.Sprintf("%s=%s n=%d %v", c.Match, c.Key, c.Size, codes(c.Customers)))
+		}
+		return out
+	}
+	if g, w := show(got), show(want); !slices.Equal(g, w) {
+		t.Errorf("%s:\n got  %q\n want %q", what, g, w)
+	}
+}
+
+// testDuplicates: customers sharing a normalised email, a phone in E.164
+// or a name and company are found by PossibleDuplicates and listed as
+// clusters, newest first; deleted and merged customers are in none; a
+// changed key, a deletion and a restore move the clusters.
+func testDuplicates(t *testing.T, s readmodel.Store) {
+	ctx := t.Context()
+	a, b, c, d, e, f, gone, merged, lone := doc(1, "Jane Doe"), doc(2, "J. Doe"), doc(3, "Phone One"), doc(4, "Phone Two"),
+		doc(5, "Ann Lee"), doc(6, "ann  LEE"), doc(7, "Gone"), doc(8, "Merged"), doc(9, "Lone")
+	a.Email, b.Email = "Jane.Doe+news@GoogleMail.com", "janedoe@gmail.com"
+	c.Phone, d.Phone, d.Address.Country = "+44 20 7946 0958", "020 7946 0958", "GB"
+	e.Company, f.Company = "Acme Corp.", "ACME corp"
+	gone.Email, gone.Deleted = "janedoe@gmail.com", true
+	merged.Email, merged.MergedInto = "jane.doe@gmail.com", a.ID
+	lone.Email, lone.Phone = "lone@example.com", "+1 201 555 0199"
+	commit(t, s, []readmodel.Customer{a, b, c, d, e, f, gone, merged, lone}, 20)
+
+	keys := func(x readmodel.Customer) dedupe.Keys {
+		return dedupe.Of(x.Name, x.Email, x.Phone, x.Company, x.Address.Country)
+	}
+	dups := func(x readmodel.Customer) []readmodel.Duplicate {
+		t.Helper()
+		got, err := s.PossibleDuplicates(ctx, x.ID, keys(x), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := dups(a); !slices.Equal(got, []readmodel.Duplicate{{CustomerID: b.ID, Match: dedupe.MatchEmail}}) {
+		t.Errorf("PossibleDuplicates(a) = %v", got)
+	}
+	if got := dups(d); !slices.Equal(got, []readmodel.Duplicate{{CustomerID: c.ID, Match: dedupe.MatchPhone}}) {
+		t.Errorf("PossibleDuplicates(d) = %v", got)
+	}
+	// A customer not stored yet (id ""), sharing two keys.
+	probe := readmodel.Customer{Name: "Ann Lee", Company: "acme corp", Email: "JaneDoe@gmail.com"}
+	want := []readmodel.Duplicate{{CustomerID: b.ID, Match: dedupe.MatchEmail}, {CustomerID: a.ID, Match: dedupe.MatchEmail},
+		{CustomerID: f.ID, Match: dedupe.MatchNameCompany}, {CustomerID: e.ID, Match: dedupe.MatchNameCompany}}
+	if got := dups(probe); !slices.Equal(got, want) {
+		t.Errorf("PossibleDuplicates(probe) = %v, want %v", got, want)
+	}
+	if got := dups(lone); len(got) != 0 {
+		t.Errorf("PossibleDuplicates(lone) = %v", got)
+	}
+
+	check := func(what string, want ...string) {
+		t.Helper()
+		got := allClusters(t, s, "", 2)
+		var g []string
+		for _, c := range got {
+			g = append(g, fmt.Sprintf("%s %d %v", c.Match, c.Size, codes(c.Customers)))
+		}
+		if !slices.Equal(g, want) {
+			t.Errorf("%s: clusters %q, want %q", what, g, want)
+		}
+	}
+	check("at first", "name+company 2 [C006 C005]", "phone 2 [C004 C003]", "email 2 [C002 C001]")
+	p, err := s.Duplicates(ctx, readmodel.ClusterQuery{Page: 1, PerPage: 5, Match: dedupe.MatchPhone})
+	if err != nil || p.Total != 1 || len(p.Items) != 1 || p.Items[0].Key != "+442079460958" {
+		t.Errorf("Duplicates phone = %+v, %v", p, err)
+	}
+	if p, err := s.Duplicates(ctx, readmodel.ClusterQuery{Page: 3, PerPage: 2}); err != nil || p.Total != 3 || len(p.Items) != 0 {
+		t.Errorf("Duplicates past the end = %+v, %v", p, err)
+	}
+
+	// b's email changes to lone's; f is deleted; a third phone joins.
+	b.Email, b.Seq, b.Version = "LONE@example.com", 30, 2
+	f.Deleted, f.Seq, f.Version = true, 31, 2
+	third := doc(10, "Phone Three")
+	third.Phone = "+442079460958"
+	commit(t, s, []readmodel.Customer{b, f, third}, 40)
+	check("after changes", "phone 3 [C010 C004 C003]", "email 2 [C009 C002]")
+	// Restored; an update of another field moves nothing.
+	f.Deleted, f.Seq, f.Version = false, 41, 3
+	c.Notes, c.Seq, c.Version = "noted", 42, 2
+	commit(t, s, []readmodel.Customer{f, c}, 50)
+	check("after the restore", "phone 3 [C010 C004 C003]", "email 2 [C009 C002]", "name+company 2 [C006 C005]")
 }
 
 // testScan: Scan pages through every document, tombstones included, in id

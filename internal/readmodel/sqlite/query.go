@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"crm/internal/dedupe"
 	"crm/internal/readmodel"
 	"crm/internal/search"
 )
@@ -365,4 +366,99 @@ func (s *Store) ByExternalID(ctx context.Context, externalID string) (readmodel.
 		return readmodel.Customer{}, s.fail("by external id", err)
 	}
 	return readmodel.Found(out, found)
+}
+
+// PossibleDuplicates returns the live customers sharing a key of keys (see
+// readmodel.Reader), through the partial indexes of the key columns.
+func (s *Store) PossibleDuplicates(ctx context.Context, id string, keys dedupe.Keys, limit int) ([]readmodel.Duplicate, error) {
+	if s.closed.Load() {
+		return nil, s.fail("possible duplicates", errClosed)
+	}
+	limit = min(max(limit, 1), readmodel.MaxPerPage)
+	var out []readmodel.Duplicate
+	for _, m := range dedupe.Matches {
+		key := keys.Get(m)
+		if key == "" {
+			continue
+		}
+		col := dupColumns[m]
+		rows, err := s.query(ctx, nil, "SELECT c.customer_id FROM "+live.customers+" AS c WHERE c."+col+" = ? AND c.deleted = 0 AND c."+col+
+			" != '' AND c.customer_id != ? ORDER BY c.created_at DESC, c.code_num DESC LIMIT ?", key, id, limit)
+		if err != nil {
+			return nil, s.fail("possible duplicates", err)
+		}
+		for rows.Next() {
+			d := readmodel.Duplicate{Match: m}
+			if err := rows.Scan(&d.CustomerID); err != nil {
+				rows.Close()
+				return nil, s.fail("possible duplicates", err)
+			}
+			out = append(out, d)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, s.fail("possible duplicates", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, s.fail("possible duplicates", err)
+		}
+	}
+	return out, nil
+}
+
+// Duplicates returns one page of clusters (see readmodel.Reader) from the
+// duplicates table Commit keeps, and each one's newest members, in one read
+// transaction.
+func (s *Store) Duplicates(ctx context.Context, q readmodel.ClusterQuery) (readmodel.ClusterPage, error) {
+	const op = "duplicates"
+	if s.closed.Load() {
+		return readmodel.ClusterPage{}, s.fail(op, errClosed)
+	}
+	where, args := "", []any{}
+	if q.Match != "" {
+		if dupColumns[q.Match] == "" {
+			return readmodel.ClusterPage{}, fmt.Errorf("%w: duplicates: unknown match %q", readmodel.ErrInternal, q.Match)
+		}
+		where, args = " WHERE kind = ?", append(args, q.Match)
+	}
+	limit, offset, ok := q.Bounds()
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return readmodel.ClusterPage{}, s.fail(op, err)
+	}
+	defer tx.Rollback()
+	p := readmodel.ClusterPage{Items: []readmodel.Cluster{}}
+	if err := s.queryRow(ctx, tx, []any{&p.Total}, "SELECT count(*) FROM "+live.dups+where, args...); err != nil {
+		return readmodel.ClusterPage{}, s.fail(op, err)
+	}
+	if !ok || offset >= p.Total {
+		return p, nil
+	}
+	rows, err := s.query(ctx, tx, "SELECT kind, key, n FROM "+live.dups+where+" ORDER BY newest DESC, kind DESC, key DESC LIMIT ? OFFSET ?",
+		append(args, limit, offset)...)
+	if err != nil {
+		return readmodel.ClusterPage{}, s.fail(op, err)
+	}
+	for rows.Next() {
+		var c readmodel.Cluster
+		if err := rows.Scan(&c.Match, &c.Key, &c.Size); err != nil {
+			rows.Close()
+			return readmodel.ClusterPage{}, s.fail(op, err)
+		}
+		p.Items = append(p.Items, c)
+	}
+	if err := rows.Close(); err != nil {
+		return readmodel.ClusterPage{}, s.fail(op, err)
+	}
+	for i, c := range p.Items {
+		col := dupColumns[c.Match]
+		rows, err := s.query(ctx, tx, "SELECT "+docColumns+" FROM "+live.customers+" AS c WHERE c."+col+" = ? AND c.deleted = 0 AND c."+col+
+			" != '' ORDER BY c.created_at DESC, c.code_num DESC LIMIT ?", c.Key, readmodel.ClusterMembers)
+		if err != nil {
+			return readmodel.ClusterPage{}, s.fail(op, err)
+		}
+		if err := scanDocs(rows, func(d readmodel.Customer) { p.Items[i].Customers = append(p.Items[i].Customers, d) }); err != nil {
+			return readmodel.ClusterPage{}, s.fail(op, err)
+		}
+	}
+	return p, nil
 }

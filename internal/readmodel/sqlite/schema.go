@@ -14,6 +14,7 @@ type tables struct {
 	checkpoint string // one row: the stream sequence applied, and the generation
 	counts     string // live customers per (status, type, created_by)
 	tagCounts  string // live customers per (tag, status, type, created_by)
+	dups       string // clusters of live customers sharing a duplicate key
 }
 
 var (
@@ -24,6 +25,7 @@ var (
 		checkpoint: "checkpoint",
 		counts:     "customer_counts",
 		tagCounts:  "customer_tag_counts",
+		dups:       "customer_duplicates",
 	}
 	next = tables{
 		customers:  "customers_rebuild",
@@ -32,11 +34,12 @@ var (
 		checkpoint: "checkpoint_rebuild",
 		counts:     "customer_counts_rebuild",
 		tagCounts:  "customer_tag_counts_rebuild",
+		dups:       "customer_duplicates_rebuild",
 	}
 )
 
 func (t tables) all() []string {
-	return []string{t.customers, t.tags, t.fts, t.checkpoint, t.counts, t.tagCounts}
+	return []string{t.customers, t.tags, t.fts, t.checkpoint, t.counts, t.tagCounts, t.dups}
 }
 
 // schema returns the statements that create the tables t. gen, the
@@ -45,7 +48,9 @@ func (t tables) all() []string {
 //
 // customers has one column per field of the document, plus sort and search
 // keys: code_num (the number of the code, search.CodeNumber), name_key
-// (search.Fold(name)), and the search tokens (search.Tokens) of name,
+// (search.Fold(name)), the duplicate keys (package dedupe: dup_email,
+// dup_phone, dup_name; customer_duplicates keeps the clusters), and the
+// search tokens (search.Tokens) of name,
 // company and email and the folded code, space-joined with a space before
 // and after, from which Search computes search.Score in SQL. Times are integer Unix nanoseconds (UTC),
 // NULL for the zero time, so sorting on them is exact. deleted = 1 marks a
@@ -99,6 +104,9 @@ func schema(t tables, gen int64) []string {
 			deleted       INTEGER NOT NULL, -- 1 = hidden: a tombstone, or merged into merged_into
 			merged_into   TEXT    NOT NULL, -- the survivor's id while merged, else ''
 			absorbed      TEXT    NOT NULL, -- JSON [[id, code], …] of the customers merged into this one
+			dup_email     TEXT    NOT NULL, -- the duplicate keys (package dedupe), '' for none
+			dup_phone     TEXT    NOT NULL,
+			dup_name      TEXT    NOT NULL,
 			name_terms    TEXT    NOT NULL, -- search tokens, padded: ' john smith '
 			company_terms TEXT    NOT NULL,
 			email_terms   TEXT    NOT NULL,
@@ -115,6 +123,11 @@ func schema(t tables, gen int64) []string {
 		ix("created_by", "deleted, created_by, created_at, code_num"),
 		// Upserts by email (live customers only).
 		"CREATE INDEX customers_email_key" + g + " ON " + t.customers + " (email_key) WHERE deleted = 0 AND email_key != ''",
+		// Duplicates of live customers: warnings and cluster members,
+		// newest first.
+		"CREATE INDEX customers_dup_email" + g + " ON " + t.customers + " (dup_email, created_at) WHERE deleted = 0 AND dup_email != ''",
+		"CREATE INDEX customers_dup_phone" + g + " ON " + t.customers + " (dup_phone, created_at) WHERE deleted = 0 AND dup_phone != ''",
+		"CREATE INDEX customers_dup_name" + g + " ON " + t.customers + " (dup_name, created_at) WHERE deleted = 0 AND dup_name != ''",
 		// Look-ups by external id.
 		"CREATE INDEX customers_external_id" + g + " ON " + t.customers + " (external_id) WHERE external_id != ''",
 		`CREATE TABLE ` + t.tags + ` (
@@ -142,6 +155,17 @@ func schema(t tables, gen int64) []string {
 			n          INTEGER NOT NULL,
 			PRIMARY KEY (status, type, created_by)
 		) WITHOUT ROWID`,
+		// The clusters of live customers sharing a duplicate key (two or
+		// more), kept by Commit; newest is the newest member's created_at.
+		`CREATE TABLE ` + t.dups + ` (
+			kind   TEXT    NOT NULL,
+			key    TEXT    NOT NULL,
+			n      INTEGER NOT NULL,
+			newest INTEGER NOT NULL,
+			PRIMARY KEY (kind, key)
+		) WITHOUT ROWID`,
+		"CREATE INDEX customer_duplicates_newest" + g + " ON " + t.dups + " (newest, kind, key)",
+		"CREATE INDEX customer_duplicates_kind_newest" + g + " ON " + t.dups + " (kind, newest, key)",
 		`CREATE TABLE ` + t.tagCounts + ` (
 			tag        TEXT    NOT NULL,
 			status     TEXT    NOT NULL,

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"crm/internal/customer"
+	"crm/internal/dedupe"
 	"crm/internal/readmodel"
 	"crm/internal/search"
 )
@@ -85,6 +86,11 @@ type stored struct {
 	deleted bool
 	facet   facet
 	tags    []string // distinct
+	keys    dedupe.Keys
+	// phone and country are the stored ones: a document whose phone and
+	// country did not change keeps its phone key (parsing a number is the
+	// dearest part of the keys).
+	phone, country string
 }
 
 // facet is a document's values of the filters other than tag.
@@ -99,6 +105,7 @@ type change struct {
 	tags   []string // d.Tags, never nil: what is stored
 	index  []string // the distinct tags: what is indexed and counted
 	terms  search.DocTerms
+	keys   dedupe.Keys
 }
 
 // commit stores docs in the tables t; lease, when not "", is the rebuild
@@ -170,6 +177,9 @@ func commitTx(ctx context.Context, tx *sql.Tx, t tables, docs []readmodel.Custom
 	if err := updateCounts(ctx, tx, t, changes); err != nil {
 		return err
 	}
+	if err := updateDuplicates(ctx, tx, t, changes); err != nil {
+		return err
+	}
 	_, err = tx.ExecContext(ctx, "UPDATE "+t.checkpoint+" SET seq = max(seq, ?) WHERE id = 1", int64(checkpoint))
 	return err
 }
@@ -235,6 +245,79 @@ func updateCounts(ctx context.Context, tx *sql.Tx, t tables, changes []change) e
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM "+u.table+" WHERE n = 0"); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// dupColumns are the customers columns of the duplicate keys, by match.
+var dupColumns = map[string]string{dedupe.MatchEmail: "dup_email", dedupe.MatchPhone: "dup_phone", dedupe.MatchNameCompany: "dup_name"}
+
+// updateDuplicates keeps the duplicates table equal to the clusters of live
+// customers sharing a key (two or more), each with its size and the
+// creation time of its newest member, at a cost that does not depend on
+// the size of the clusters: only the keys a commit moves (a key set,
+// changed or cleared, a customer hidden or shown again) are touched, an
+// existing cluster's size moves by the commit's difference, a key without
+// a cluster (at most one member before this commit) is counted from its
+// index, and the newest member is read from the end of the key's index.
+// An update of other fields touches nothing. Three statements per match
+// kind the commit touches.
+func updateDuplicates(ctx context.Context, tx *sql.Tx, t tables, changes []change) error {
+	deltas := map[string]map[string]int64{}
+	for _, c := range changes {
+		wasLive, live := c.exists && !c.old.deleted, !c.doc.Hidden()
+		for _, m := range dedupe.Matches {
+			before, after := c.old.keys.Get(m), c.keys.Get(m)
+			if !wasLive {
+				before = ""
+			}
+			if !live {
+				after = ""
+			}
+			if before == after {
+				continue
+			}
+			if deltas[m] == nil {
+				deltas[m] = map[string]int64{}
+			}
+			if before != "" {
+				deltas[m][before]--
+			}
+			if after != "" {
+				deltas[m][after]++
+			}
+		}
+	}
+	for _, m := range dedupe.Matches {
+		if len(deltas[m]) == 0 {
+			continue
+		}
+		js, err := json.Marshal(deltas[m]) // {"key": difference, …}: json_each's key and value, parsed once
+		if err != nil {
+			return err
+		}
+		col := dupColumns[m]
+		for _, st := range []string{
+			// An existing cluster moves by the difference (carried in the
+			// newest column of the conflicting row); a key without one (a
+			// member before, at most) is counted from its index and gets
+			// one if it now has two or more members.
+			"WITH j AS MATERIALIZED (SELECT je.key AS k, je.value AS d, EXISTS (SELECT 1 FROM " + t.dups + " AS x WHERE x.kind = ?2 AND x.key = je.key) AS ex" +
+				" FROM json_each(?1) AS je), n AS MATERIALIZED (SELECT k, d, ex, CASE WHEN ex THEN 0 ELSE (SELECT count(*) FROM " + t.customers +
+				" AS c WHERE c." + col + " = j.k AND c.deleted = 0 AND c." + col + " != '') END AS n FROM j)" +
+				" INSERT INTO " + t.dups + " (kind, key, n, newest) SELECT ?2, k, n, d FROM n WHERE ex OR n >= 2" +
+				" ON CONFLICT (kind, key) DO UPDATE SET n = n + excluded.newest",
+			// The newest member of every touched key, from the end of its
+			// index.
+			"UPDATE " + t.dups + " SET newest = coalesce((SELECT c.created_at FROM " + t.customers + " AS c WHERE c." + col + " = " + t.dups +
+				".key AND c.deleted = 0 AND c." + col + " != '' ORDER BY c.created_at DESC LIMIT 1), " + strconv.FormatInt(math.MinInt64, 10) +
+				") WHERE kind = ?2 AND key IN (SELECT key FROM json_each(?1))",
+			"DELETE FROM " + t.dups + " WHERE kind = ?2 AND n < 2 AND key IN (SELECT key FROM json_each(?1))",
+		} {
+			if _, err := tx.ExecContext(ctx, st, string(js), m); err != nil {
+				return fmt.Errorf("duplicates: %w", err)
+			}
 		}
 	}
 	return nil
@@ -342,6 +425,7 @@ func (w *writer) store(ctx context.Context, c change) error {
 		d.Company, d.Address.Street, d.Address.City, d.Address.State, d.Address.Country,
 		d.Address.PostalCode, d.Type, d.Status, d.Notes, string(tagsJSON), d.ExternalID, d.CreatedBy,
 		nanos(d.CreatedAt), nanos(d.UpdatedAt), int64(d.Version), int64(d.Seq), d.Hidden(), d.MergedInto, string(absorbedJSON),
+		c.keys.Email, c.keys.Phone, c.keys.NameCompany,
 		padded(c.terms.Name), padded(c.terms.Company), padded(c.terms.Email), padded(c.terms.AllCodes()),
 	}
 	if !c.exists {
@@ -402,7 +486,13 @@ func plan(ctx context.Context, tx *sql.Tx, t tables, docs []readmodel.Customer) 
 			continue // stale or duplicate: never regress
 		}
 		c := change{id: old.id, doc: d, old: old, exists: exists, tags: d.Tags,
-			terms: search.NewDocTerms(d.Name, d.Company, d.Email, d.Code, d.AbsorbedCodes()...)}
+			terms: search.NewDocTerms(d.Name, d.Company, d.Email, d.Code, d.AbsorbedCodes()...),
+			keys:  dedupe.Keys{Email: dedupe.Email(d.Email), NameCompany: dedupe.NameCompany(d.Name, d.Company)}}
+		if exists && old.phone == d.Phone && old.country == d.Address.Country {
+			c.keys.Phone = old.keys.Phone
+		} else {
+			c.keys.Phone = dedupe.Phone(d.Phone, d.Address.Country)
+		}
 		if !exists {
 			nextID++
 			c.id = nextID
@@ -437,7 +527,7 @@ func storedStates(ctx context.Context, tx *sql.Tx, t tables, ids []string) (map[
 		if err != nil {
 			return nil, err
 		}
-		rows, err := tx.QueryContext(ctx, "SELECT customer_id, id, seq, deleted, status, type, created_by, tags FROM "+
+		rows, err := tx.QueryContext(ctx, "SELECT customer_id, id, seq, deleted, status, type, created_by, tags, dup_email, dup_phone, dup_name, phone, country FROM "+
 			t.customers+" WHERE customer_id IN (SELECT value FROM json_each(?))", list)
 		if err != nil {
 			return nil, err
@@ -448,7 +538,8 @@ func storedStates(ctx context.Context, tx *sql.Tx, t tables, ids []string) (map[
 				st       stored
 				seq      int64
 			)
-			err := rows.Scan(&id, &st.id, &seq, &st.deleted, &st.facet.status, &st.facet.typ, &st.facet.createdBy, &tags)
+			err := rows.Scan(&id, &st.id, &seq, &st.deleted, &st.facet.status, &st.facet.typ, &st.facet.createdBy, &tags,
+				&st.keys.Email, &st.keys.Phone, &st.keys.NameCompany, &st.phone, &st.country)
 			if err == nil {
 				err = json.Unmarshal([]byte(tags), &st.tags)
 			}
@@ -473,7 +564,8 @@ func storedStates(ctx context.Context, tx *sql.Tx, t tables, ids []string) (map[
 // writeColumns are the columns Commit writes, in the order of its arguments.
 const writeColumns = "id, customer_id, customer_code, code_num, name, name_key, email, email_key, phone, company, " +
 	"street, city, state, country, postal_code, type, status, notes, tags, external_id, created_by, " +
-	"created_at, updated_at, version, seq, deleted, merged_into, absorbed, name_terms, company_terms, email_terms, code_key"
+	"created_at, updated_at, version, seq, deleted, merged_into, absorbed, dup_email, dup_phone, dup_name, " +
+	"name_terms, company_terms, email_terms, code_key"
 
 // padded returns tokens joined by spaces with a space before and after
 // (" john smith "), so that SQL finds a token as " w " and a token
