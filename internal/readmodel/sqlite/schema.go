@@ -125,9 +125,9 @@ func schema(t tables, gen int64) []string {
 		"CREATE INDEX customers_email_key" + g + " ON " + t.customers + " (email_key) WHERE deleted = 0 AND email_key != ''",
 		// Duplicates of live customers: warnings and cluster members,
 		// newest first.
-		"CREATE INDEX customers_dup_email" + g + " ON " + t.customers + " (dup_email, created_at) WHERE deleted = 0 AND dup_email != ''",
-		"CREATE INDEX customers_dup_phone" + g + " ON " + t.customers + " (dup_phone, created_at) WHERE deleted = 0 AND dup_phone != ''",
-		"CREATE INDEX customers_dup_name" + g + " ON " + t.customers + " (dup_name, created_at) WHERE deleted = 0 AND dup_name != ''",
+		"CREATE INDEX customers_dup_email" + g + " ON " + t.customers + " (dup_email, deleted, created_at, code_num) WHERE dup_email != ''",
+		"CREATE INDEX customers_dup_phone" + g + " ON " + t.customers + " (dup_phone, deleted, created_at, code_num) WHERE dup_phone != ''",
+		"CREATE INDEX customers_dup_name" + g + " ON " + t.customers + " (dup_name, deleted, created_at, code_num) WHERE dup_name != ''",
 		// Look-ups by external id.
 		"CREATE INDEX customers_external_id" + g + " ON " + t.customers + " (external_id) WHERE external_id != ''",
 		`CREATE TABLE ` + t.tags + ` (

@@ -456,6 +456,36 @@ func TestQueryPlans(t *testing.T) {
 	if p := plan(loadSQL(live), `["a","b"]`); !strings.Contains(p, "USING INDEX") || strings.Contains(p, "SCAN c") {
 		t.Errorf("load plan: %s", p)
 	}
+	// Possible duplicates and cluster members: the partial index of the
+	// key, in order (not the created_at index, scanning live customers).
+	for _, col := range dupColumns {
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{{possibleDuplicatesSQL(col), []any{"k", "id", 20}}, {clusterMembersSQL(col), []any{"k", 20}}} {
+			if p := plan(q.sql, q.args...); !strings.Contains(p, "INDEX customers_"+col) || strings.Contains(p, "TEMP B-TREE") {
+				t.Errorf("%s plan: %s", col, p)
+			}
+		}
+	}
+	// Cluster maintenance in the projector: every look-up of customers
+	// through the partial index of the key.
+	for _, col := range dupColumns {
+		for _, st := range duplicateStatements(live, col) {
+			p := plan(st, `{"k":1}`, "phone")
+			for _, step := range strings.Split(p, "; ") {
+				if (strings.Contains(step, " c ") || strings.HasSuffix(step, " c")) && !strings.Contains(step, "INDEX customers_"+col) {
+					t.Errorf("%s maintenance plan: %s", col, p)
+				}
+			}
+		}
+	}
+	// Clusters: an index in the order, of every kind or one.
+	for _, where := range []string{"", " WHERE kind = 'phone'"} {
+		if p := plan(clustersSQL(where), 20, 0); !strings.Contains(p, "INDEX") || strings.Contains(p, "TEMP B-TREE") {
+			t.Errorf("clusters%s plan: %s", where, p)
+		}
+	}
 	// Search: the FTS index drives, customers are read by primary key.
 	p := plan("SELECT c.id FROM customers_fts CROSS JOIN customers AS c ON c.id = customers_fts.rowid"+
 		" WHERE customers_fts MATCH ? AND c.deleted = 0 AND +c.status = ?", `"acm"*`, "active")

@@ -298,29 +298,37 @@ func updateDuplicates(ctx context.Context, tx *sql.Tx, t tables, changes []chang
 			return err
 		}
 		col := dupColumns[m]
-		for _, st := range []string{
-			// An existing cluster moves by the difference (carried in the
-			// newest column of the conflicting row); a key without one (a
-			// member before, at most) is counted from its index and gets
-			// one if it now has two or more members.
-			"WITH j AS MATERIALIZED (SELECT je.key AS k, je.value AS d, EXISTS (SELECT 1 FROM " + t.dups + " AS x WHERE x.kind = ?2 AND x.key = je.key) AS ex" +
-				" FROM json_each(?1) AS je), n AS MATERIALIZED (SELECT k, d, ex, CASE WHEN ex THEN 0 ELSE (SELECT count(*) FROM " + t.customers +
-				" AS c WHERE c." + col + " = j.k AND c.deleted = 0 AND c." + col + " != '') END AS n FROM j)" +
-				" INSERT INTO " + t.dups + " (kind, key, n, newest) SELECT ?2, k, n, d FROM n WHERE ex OR n >= 2" +
-				" ON CONFLICT (kind, key) DO UPDATE SET n = n + excluded.newest",
-			// The newest member of every touched key, from the end of its
-			// index.
-			"UPDATE " + t.dups + " SET newest = coalesce((SELECT c.created_at FROM " + t.customers + " AS c WHERE c." + col + " = " + t.dups +
-				".key AND c.deleted = 0 AND c." + col + " != '' ORDER BY c.created_at DESC LIMIT 1), " + strconv.FormatInt(math.MinInt64, 10) +
-				") WHERE kind = ?2 AND key IN (SELECT key FROM json_each(?1))",
-			"DELETE FROM " + t.dups + " WHERE kind = ?2 AND n < 2 AND key IN (SELECT key FROM json_each(?1))",
-		} {
+		for _, st := range duplicateStatements(t, col) {
 			if _, err := tx.ExecContext(ctx, st, string(js), m); err != nil {
 				return fmt.Errorf("duplicates: %w", err)
 			}
 		}
 	}
 	return nil
+}
+
+// duplicateStatements returns the statements that apply a commit's
+// differences of one key column col to the clusters of t: ?1 is a JSON
+// object {key: difference}, ?2 the kind. Every look-up of customers walks
+// the partial index of col (TestQueryPlans).
+func duplicateStatements(t tables, col string) []string {
+	return []string{
+		// An existing cluster moves by the difference (carried in the
+		// newest column of the conflicting row); a key without one (a
+		// member before, at most) is counted from its index and gets
+		// one if it now has two or more members.
+		"WITH j AS MATERIALIZED (SELECT je.key AS k, je.value AS d, EXISTS (SELECT 1 FROM " + t.dups + " AS x WHERE x.kind = ?2 AND x.key = je.key) AS ex" +
+			" FROM json_each(?1) AS je), n AS MATERIALIZED (SELECT k, d, ex, CASE WHEN ex THEN 0 ELSE (SELECT count(*) FROM " + t.customers +
+			" AS c WHERE c." + col + " = j.k AND c.deleted = 0 AND c." + col + " != '') END AS n FROM j)" +
+			" INSERT INTO " + t.dups + " (kind, key, n, newest) SELECT ?2, k, n, d FROM n WHERE ex OR n >= 2" +
+			" ON CONFLICT (kind, key) DO UPDATE SET n = n + excluded.newest",
+		// The newest member of every touched key, from the end of its
+		// index.
+		"UPDATE " + t.dups + " SET newest = coalesce((SELECT c.created_at FROM " + t.customers + " AS c WHERE c." + col + " = " + t.dups +
+			".key AND c.deleted = 0 AND c." + col + " != '' ORDER BY c.created_at DESC LIMIT 1), " + strconv.FormatInt(math.MinInt64, 10) +
+			") WHERE kind = ?2 AND key IN (SELECT key FROM json_each(?1))",
+		"DELETE FROM " + t.dups + " WHERE kind = ?2 AND n < 2 AND key IN (SELECT key FROM json_each(?1))",
+	}
 }
 
 // distinct returns tags without repeats (the domain never repeats a tag,
