@@ -67,6 +67,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if a.AdminToken != "" {
 		fmt.Fprintf(stdout, "admin token (valid 30 days; mint more with: go run ./cmd/crmctl token --data-dir %s):\n%s\n", cfg.DataDir, a.AdminToken)
 	}
+	if a.OpsAddr() != "" {
+		fmt.Fprintf(stdout, "operations listener (/metrics, /healthz, detailed /readyz): http://%s\n", a.OpsAddr())
+	}
 	<-ctx.Done()
 	stop()
 	log.Info("shutting down")

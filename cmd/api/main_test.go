@@ -79,6 +79,7 @@ const testSecret = "process-test-secret-0123456789abcdef0123"
 type proc struct {
 	cmd      *exec.Cmd
 	url      string
+	opsURL   string // the operations listener (METRICS_ADDR)
 	natsURL  string
 	done     chan error
 	stderr   *strings.Builder
@@ -100,14 +101,16 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 func startAPI(t *testing.T, dataDir string, httpPort, natsPort int) *proc {
 	t.Helper()
 	cmd := exec.Command(binary(t))
+	opsPort := freePort(t)
 	cmd.Env = append(os.Environ(),
 		"HTTP_ADDR=127.0.0.1:"+fmt.Sprint(httpPort),
+		"METRICS_ADDR=127.0.0.1:"+fmt.Sprint(opsPort),
 		"NATS_PORT="+fmt.Sprint(natsPort),
 		"DATA_DIR="+dataDir,
 		"SECRET_KEY="+testSecret,
 		"LOG_LEVEL=warn",
 	)
-	p := &proc{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", httpPort), natsURL: fmt.Sprintf("nats://127.0.0.1:%d", natsPort),
+	p := &proc{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", httpPort), opsURL: fmt.Sprintf("http://127.0.0.1:%d", opsPort), natsURL: fmt.Sprintf("nats://127.0.0.1:%d", natsPort),
 		done: make(chan error, 1), stderr: &strings.Builder{}, stderrMu: &sync.Mutex{}}
 	cmd.Stderr = lockedWriter{p.stderrMu, p.stderr}
 	if err := cmd.Start(); err != nil {

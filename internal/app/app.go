@@ -53,6 +53,7 @@ type App struct {
 	metrics   *metrics.Metrics
 	srv       *http.Server
 	ln        net.Listener
+	ops       *opsServer // on METRICS_ADDR, nil without
 	// writeErr is the embedded server's latest write error (see
 	// guardJetStream), nil while it writes.
 	writeErr atomic.Pointer[error]
@@ -166,9 +167,15 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		ReadYourWritesTimeout: cfg.ReadYourWritesTimeout,
 		CORSOrigins:           cfg.CORSOrigins,
 		Metrics:               a.metrics,
+		OpsListener:           cfg.MetricsAddr != "",
 		Ready:                 a.ready,
 		RateLimit:             httpapi.RateLimit{PerSecond: cfg.RateLimitRPS, Burst: cfg.RateLimitBurst},
 	})
+	if cfg.MetricsAddr != "" {
+		if a.ops, err = startOps(cfg.MetricsAddr, a.log, a.metrics, a.ready); err != nil {
+			return nil, fmt.Errorf("listen on METRICS_ADDR %s: %w", cfg.MetricsAddr, err)
+		}
+	}
 	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
@@ -204,6 +211,15 @@ func (a *App) URL() string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
+// OpsAddr is the address of the operations listener (METRICS_ADDR:
+// /metrics, /healthz, the detailed /readyz), "" without one.
+func (a *App) OpsAddr() string {
+	if a.ops == nil {
+		return ""
+	}
+	return a.ops.Addr()
+}
+
 // Projector returns the in-process projector (nil with NoProjector).
 func (a *App) Projector() *projections.Projector { return a.projector }
 
@@ -220,6 +236,9 @@ func (a *App) Close(ctx context.Context) error {
 			err = a.srv.Shutdown(ctx)
 		} else if a.ln != nil {
 			a.ln.Close()
+		}
+		if e := a.ops.Close(ctx); err == nil {
+			err = e
 		}
 		if a.cancel != nil {
 			a.cancel()

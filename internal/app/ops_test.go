@@ -3,7 +3,9 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -101,17 +103,43 @@ func readyz(e *apptest.Env) (int, string) {
 func readyChecks(t *testing.T, e *apptest.Env) (int, map[string]string) {
 	t.Helper()
 	r := e.Do("GET", "/readyz", nil)
+	return parseChecks(t, r.Status, r.Body)
+}
+
+// detailedChecks is readyChecks from the operations listener (the app must
+// have one: config MetricsAddr), where each failing check says why.
+func detailedChecks(t *testing.T, e *apptest.Env) (int, map[string]string) {
+	t.Helper()
+	if e.App.OpsAddr() == "" {
+		t.Fatal("no operations listener: set MetricsAddr")
+	}
+	r, err := http.Get("http://" + e.App.OpsAddr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parseChecks(t, r.StatusCode, b)
+}
+
+func parseChecks(t *testing.T, status int, b []byte) (int, map[string]string) {
+	t.Helper()
 	var body struct {
 		Status string            `json:"status"`
 		Checks map[string]string `json:"checks"`
 	}
-	r.JSON(t, &body)
+	if err := json.Unmarshal(b, &body); err != nil {
+		t.Fatalf("/readyz %d: %v: %s", status, err, b)
+	}
 	for _, name := range []string{"nats", "stream", "readModel", "projector"} {
 		if _, ok := body.Checks[name]; !ok {
-			t.Fatalf("/readyz %d without the %s check: %s", r.Status, name, r.Body)
+			t.Fatalf("/readyz %d without the %s check: %s", status, name, b)
 		}
 	}
-	return r.Status, body.Checks
+	return status, body.Checks
 }
 
 // TestReadyzFollowsNATS stops the (external) NATS server under a running API:
@@ -169,17 +197,43 @@ func TestReadyzFollowsNATS(t *testing.T) {
 // TestReadyzReportsStuckProjector appends an event the projector cannot
 // apply: /readyz turns unready and names the projector.
 func TestReadyzReportsStuckProjector(t *testing.T) {
-	e := apptest.StartEmbedded(t)
+	cfg := apptest.Config(t, t.TempDir())
+	cfg.MetricsAddr = "127.0.0.1:0"
+	e := apptest.Start(t, cfg)
 	e.ForeignEvents = true // a malformed event is the point of the test
 	create(t, e, `{"name":"Fine"}`)
 	_, js := e.JetStream()
 	if _, err := js.Publish(context.Background(), "crm.customers.6f1b6c36-5b7e-4b43-9d3a-3f4f2a7f0a11.created", []byte(`not json`)); err != nil {
 		t.Fatal(err)
 	}
+	// The operations listener says why; the public /readyz only which
+	// check fails, without the error's text.
+	ops := func(path string) (int, string) {
+		r, err := http.Get("http://" + e.App.OpsAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r.StatusCode, string(b)
+	}
 	apptest.Eventually(t, 10*time.Second, "unready with a stuck projector", func() bool {
-		s, body := readyz(e)
+		s, body := ops("/readyz")
 		return s == http.StatusServiceUnavailable && strings.Contains(body, "stuck")
 	})
+	if s, checks := readyChecks(t, e); s != http.StatusServiceUnavailable || checks["projector"] != "failing" {
+		t.Errorf("public /readyz with a stuck projector: %d %v", s, checks)
+	}
+	if _, body := readyz(e); strings.Contains(body, "stuck") || strings.Contains(body, "json") {
+		t.Errorf("public /readyz shows the reason: %s", body)
+	}
+	// /metrics lives on the operations listener only.
+	if s, body := ops("/metrics"); s != http.StatusOK || !strings.Contains(body, "crm_projector_events_total") {
+		t.Errorf("operations /metrics: %d %.200s", s, body)
+	}
+	if r := e.Do("GET", "/metrics", nil); r.Status != http.StatusNotFound {
+		t.Errorf("public /metrics with an operations listener: %d", r.Status)
+	}
 	// Commands still succeed (the stream is the truth); the response says the
 	// read model is behind.
 	r := e.Do("POST", "/api/v1/crm/customers", `{"name":"Still Accepted"}`, "X-Request-ID", "stuck-1")
@@ -267,4 +321,49 @@ func TestReadYourWritesWithoutInProcessProjector(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestMetricsLabelsBounded sends requests with made-up methods and paths,
+// without a token: the request series keep to a fixed set of label values,
+// so /metrics does not grow with them.
+func TestMetricsLabelsBounded(t *testing.T) {
+	e := apptest.StartEmbedded(t)
+	// The number of series (sample lines), not bytes: counts and sums
+	// grow in digits.
+	size := func() int {
+		n := 0
+		for _, l := range strings.Split(string(e.Do("GET", "/metrics", nil).Body), "\n") {
+			if l != "" && !strings.HasPrefix(l, "#") {
+				n++
+			}
+		}
+		return n
+	}
+	send := func(n int) {
+		for i := range n {
+			req, err := http.NewRequest(fmt.Sprintf("XM%04d", i), e.App.URL()+fmt.Sprintf("/healthz/%d", i), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+		}
+	}
+	send(20)
+	size() // its own series (GET /metrics) exists from now on
+	before := size()
+	send(300)
+	if after := size(); after != before {
+		t.Errorf("/metrics grew from %d to %d series with 300 more requests of new methods and paths", before, after)
+	}
+	body := string(e.Do("GET", "/metrics", nil).Body)
+	if strings.Contains(body, "XM0") || strings.Contains(body, "/healthz/1") {
+		t.Errorf("a client's method or path became a label value")
+	}
+	if !strings.Contains(body, `method="other"`) || !strings.Contains(body, `route="unmatched"`) {
+		t.Errorf("unknown methods and paths are not counted as other/unmatched")
+	}
 }

@@ -2,12 +2,8 @@ package app
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"sync"
 	"time"
 
@@ -33,8 +29,7 @@ type ProjectorProcess struct {
 	js        jetstream.JetStream
 	store     readmodel.Store
 	projector *projections.Projector
-	srv       *http.Server
-	ln        net.Listener
+	ops       *opsServer
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -69,31 +64,9 @@ func StartProjector(ctx context.Context, cfg config.Config, o Options) (_ *Proje
 	m := metrics.New(events.Types()...)
 	p.projector = projections.New(p.js, eventstore.DefaultStream, p.store, projections.Options{Logger: p.log, Metrics: m})
 
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", m.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		ok, checks := p.ready(ctx)
-		if !ok {
-			w.Header().Set("Retry-After", "1")
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unready", "checks": checks})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": checks})
-	})
-	if p.ln, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+	if p.ops, err = startOps(cfg.MetricsAddr, p.log, m, p.ready); err != nil {
 		return nil, fmt.Errorf("listen on METRICS_ADDR %s: %w", cfg.MetricsAddr, err)
 	}
-	p.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelWarn)}
-	go func() {
-		if err := p.srv.Serve(p.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			p.log.Error("operations server", "err", err)
-		}
-	}()
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
@@ -101,12 +74,12 @@ func StartProjector(ctx context.Context, cfg config.Config, o Options) (_ *Proje
 		defer close(p.done)
 		p.err = p.projector.Run(runCtx)
 	}()
-	p.log.Info("projector started", "stream", eventstore.DefaultStream, "metrics", "http://"+p.ln.Addr().String()+"/metrics")
+	p.log.Info("projector started", "stream", eventstore.DefaultStream, "metrics", "http://"+p.ops.Addr()+"/metrics")
 	return p, nil
 }
 
 // Addr is the address of the operations server.
-func (p *ProjectorProcess) Addr() string { return p.ln.Addr().String() }
+func (p *ProjectorProcess) Addr() string { return p.ops.Addr() }
 
 // Done is closed when the projector stopped: at Close, or at an event it
 // cannot apply (Err says which).
@@ -131,11 +104,7 @@ func (p *ProjectorProcess) Close(ctx context.Context) error {
 			p.cancel()
 			<-p.done
 		}
-		if p.srv != nil {
-			err = p.srv.Shutdown(ctx)
-		} else if p.ln != nil {
-			p.ln.Close()
-		}
+		err = p.ops.Close(ctx)
 		if p.nc != nil {
 			p.nc.Close()
 		}
@@ -207,10 +176,4 @@ func connect(url, name string) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
 	}
 	return nc, nil
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

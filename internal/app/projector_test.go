@@ -35,6 +35,7 @@ func TestDistributedProjector(t *testing.T) {
 	cfg.NATSURL = ns.ClientURL()
 	cfg.ReadyMaxStall = time.Second
 	cfg.ReadYourWritesTimeout = 100 * time.Millisecond
+	cfg.MetricsAddr = "127.0.0.1:0"
 	api := apptest.Start(t, cfg, func(o *app.Options) { o.NoProjector = true })
 
 	r := api.Do("POST", "/api/v1/crm/customers", `{"name":"Waiting For A Projector"}`)
@@ -46,7 +47,7 @@ func TestDistributedProjector(t *testing.T) {
 	var checks map[string]string
 	apptest.Eventually(t, 10*time.Second, "unready without a projector", func() bool {
 		var status int
-		status, checks = readyChecks(t, api)
+		status, checks = detailedChecks(t, api)
 		return status == http.StatusServiceUnavailable
 	})
 	if !strings.Contains(checks["projector"], "is a projector running?") {

@@ -59,6 +59,7 @@ func TestStoreOutage(t *testing.T) {
 	cfg := apptest.Config(t, t.TempDir())
 	cfg.MongoURL, cfg.MongoDB = uri, "crm_outage"
 	cfg.ReadYourWritesTimeout = 500 * time.Millisecond
+	cfg.MetricsAddr = "127.0.0.1:0"
 	e := apptest.Start(t, cfg)
 	before := create(t, e, `{"name":"Before Outage"}`)
 
@@ -83,7 +84,7 @@ func TestStoreOutage(t *testing.T) {
 	// and says so: the catch-up below then goes through its retries.
 	var stuck map[string]string
 	apptest.Eventually(t, 20*time.Second, "projector stuck without the store", func() bool {
-		_, stuck = readyChecks(t, e)
+		_, stuck = detailedChecks(t, e)
 		return strings.HasPrefix(stuck["projector"], "stuck")
 	})
 	t.Logf("checks without the store: %v", stuck)

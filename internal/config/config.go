@@ -51,7 +51,7 @@ var Vars = []Var{
 	{"RATE_LIMIT_BURST", "", "burst of the rate limit (default 2 x RATE_LIMIT_RPS)", API},
 	{"READY_MAX_LAG", "10000", "/readyz fails while the read model is more than this many events behind the stream", both},
 	{"READY_MAX_STALL", "15s", "/readyz fails when the read model's checkpoint has not moved for this long while the stream is ahead of it (no projector running?); distributed mode, without an in-process projector", API},
-	{"METRICS_ADDR", ":9091", "projector: address of its /metrics, /healthz and /readyz", Projector},
+	{"METRICS_ADDR", ":9091", "operations listener: /metrics, /healthz and the detailed /readyz (keep it off the public network); API: opened only with NATS_URL unless set (embedded mode serves /metrics on the API's own port)", both},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", both},
 	{"DEBUG_ADDR", "", "when set, serve Go pprof profiles on this address (e.g. 127.0.0.1:6060; never expose it)", both},
 }
@@ -137,7 +137,11 @@ func load(b Binary, getenv func(string) string) (Config, error) {
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("HTTP_ADDR", "must be host:port, e.g. :8080")
 	}
-	if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+	if isAPI && c.NATSURL == "" && strings.TrimSpace(getenv("METRICS_ADDR")) == "" {
+		// Embedded (zero setup): no second listener unless asked for.
+		c.MetricsAddr = ""
+	}
+	if _, _, err := net.SplitHostPort(c.MetricsAddr); c.MetricsAddr != "" && err != nil {
 		bad("METRICS_ADDR", "must be host:port, e.g. :9091")
 	}
 	if c.DebugAddr != "" {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -56,6 +55,9 @@ type Deps struct {
 	RateLimit RateLimit
 	// Metrics records the series (nil: none); /metrics serves them.
 	Metrics *metrics.Metrics
+	// OpsListener: /metrics is served on the operations listener
+	// (METRICS_ADDR), not here.
+	OpsListener bool
 	// Ready reports readiness for /readyz: every check's result ("ok" or
 	// the reason it fails).
 	Ready func(ctx context.Context) (ready bool, checks map[string]string)
@@ -121,14 +123,15 @@ func New(d Deps) http.Handler {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)
 	openapi.Register(r) // the OpenAPI document and its docs page, no token
-	if d.Metrics != nil {
+	if d.Metrics != nil && !d.OpsListener {
 		r.GET("/metrics", gin.WrapH(d.Metrics.Handler()))
 	}
 	return r
 }
 
-// readyz answers 200 when every dependency is usable, else 503 with the
-// reasons.
+// readyz answers 200 when every dependency is usable, else 503, with each
+// check "ok" or "failing": the reasons, which can name paths and carry
+// internal error text, are for the operations listener and the log only.
 func (a *api) readyz(c *gin.Context) {
 	if a.Ready == nil {
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
@@ -136,7 +139,14 @@ func (a *api) readyz(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	ok, checks := a.Ready(ctx)
+	ok, detailed := a.Ready(ctx)
+	checks := make(map[string]string, len(detailed))
+	for name, v := range detailed {
+		if v != "ok" {
+			v = "failing"
+		}
+		checks[name] = v
+	}
 	if !ok {
 		c.Header("Retry-After", "1")
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unready", "checks": checks})
@@ -166,7 +176,7 @@ func (a *api) requestContext(c *gin.Context) {
 	if route == "" {
 		route = "unmatched"
 	}
-	a.Metrics.HTTPRequest(route, c.Request.Method, strconv.Itoa(c.Writer.Status()), time.Since(start))
+	a.Metrics.HTTPRequest(route, c.Request.Method, c.Writer.Status(), time.Since(start))
 	log.Info("request", "method", c.Request.Method, "path", c.Request.URL.Path, "route", route,
 		"status", c.Writer.Status(), "latency_ms", float64(time.Since(start).Microseconds())/1000, "sub", sub)
 }

@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,11 +74,33 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// HTTPRequest records one request.
-func (m *Metrics) HTTPRequest(route, method, status string, d time.Duration) {
+// HTTPRequest records one request. route must come from a fixed set (the
+// router's patterns, or one value for unmatched paths); the method and the
+// status are bounded here, so that no request can create series at will: a
+// method outside the standard ones counts as "other", a status outside
+// 100-599 as "other".
+func (m *Metrics) HTTPRequest(route, method string, status int, d time.Duration) {
 	if m != nil {
-		m.httpDuration.WithLabelValues(route, method, status).Observe(d.Seconds())
+		m.httpDuration.WithLabelValues(route, Method(method), statusLabel(status)).Observe(d.Seconds())
 	}
+}
+
+// Method returns method when it is one of the standard HTTP methods, else
+// "other".
+func Method(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
+
+func statusLabel(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status)
 }
 
 // Command records a command's outcome.
