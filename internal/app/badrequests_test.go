@@ -98,6 +98,16 @@ func TestBadRequests(t *testing.T) {
 		{"empty tag", "POST", cust, `{"name":"x","tags":["ok","  "]}`, nil, 400, "tags[1]"},
 		{"tag too long", "POST", cust, `{"name":"x","tags":["` + strings.Repeat("t", 51) + `"]}`, nil, 400, "tags[0]"},
 		{"control char", "POST", cust, `{"name":"a\u0007b"}`, nil, 400, "name"},
+		// Text that only looks like something (issue 12, item 4).
+		{"name zero width space", "POST", cust, `{"name":"\u200b"}`, nil, 400, "name"},
+		{"name byte order mark", "POST", cust, `{"name":"\ufeff"}`, nil, 400, "name"},
+		{"name hangul filler", "POST", cust, `{"name":"\u3164"}`, nil, 400, "name"},
+		{"name braille blank", "PATCH", one, `{"name":"\u2800"}`, nil, 400, "name"},
+		{"name combining marks", "POST", cust, `{"name":"\u0301\u0308"}`, nil, 400, "name"},
+		{"tag zero width space", "POST", cust, `{"name":"x","tags":["\u200b"]}`, nil, 400, "tags[0]"},
+		{"tag right-to-left override", "POST", cust, `{"name":"x","tags":["v\u202eip"]}`, nil, 400, "tags[0]"},
+		{"email right-to-left override", "POST", cust, `{"name":"x","email":"a\u202eb@c.co"}`, nil, 400, "email"},
+		{"externalId bidi isolate", "PATCH", one, `{"externalId":"SF\u206642"}`, nil, 400, "externalId"},
 		{"control char company", "PATCH", one, `{"company":"a\u0000b"}`, nil, 400, "company"},
 		{"body too large", "POST", cust, big, nil, 413, ""},
 		// Invalid UTF-8 (RFC 8259 §8.1): refused, never stored as U+FFFD.

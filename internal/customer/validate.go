@@ -93,8 +93,12 @@ func normalize(in Input) (Input, error) {
 	}
 
 	text("name", &in.Name, MaxName, true, false)
-	if text("email", &in.Email, MaxEmail, false, false) && !validEmail(in.Email.Value) {
-		fail("email", "must be a valid email address")
+	if text("email", &in.Email, MaxEmail, false, false) {
+		if msg := identifier(in.Email.Value); msg != "" {
+			fail("email", msg)
+		} else if !validEmail(in.Email.Value) {
+			fail("email", "must be a valid email address")
+		}
 	}
 	if text("phone", &in.Phone, MaxPhone, false, false) && !validPhone(in.Phone.Value) {
 		fail("phone", "may contain only digits, spaces and + - ( ) . and must contain a digit")
@@ -116,7 +120,11 @@ func normalize(in Input) (Input, error) {
 		}
 	}
 	text("notes", &in.Notes, MaxNotes, false, true)
-	text("externalId", &in.ExternalID, MaxExternalID, false, false)
+	if text("externalId", &in.ExternalID, MaxExternalID, false, false) {
+		if msg := identifier(in.ExternalID.Value); msg != "" {
+			fail("externalId", msg)
+		}
+	}
 
 	if in.Tags.Set && !in.Tags.Null {
 		seen := make(map[string]bool, len(in.Tags.Value))
@@ -125,6 +133,9 @@ func normalize(in Input) (Input, error) {
 			v, msg := cleanText(t, MaxTagLength, false)
 			if msg == "" && v == "" {
 				msg = "must not be empty"
+			}
+			if msg == "" {
+				msg = identifier(v)
 			}
 			if msg != "" {
 				fail("tags["+strconv.Itoa(i)+"]", msg)
@@ -148,20 +159,62 @@ func normalize(in Input) (Input, error) {
 
 // cleanText normalises s to NFC, trims it and checks its length (max 0 = no
 // limit here) and characters. It returns a message when s is invalid.
+//
+// Text that only looks like something is nothing: invisible characters
+// (white space, format characters such as U+200B ZERO WIDTH SPACE and
+// U+FEFF, fillers such as U+3164 and U+2800) are trimmed like spaces, and a
+// value left with only those and combining marks is empty. Inside a
+// value they are kept (a joiner in an emoji, a soft hyphen in a name).
 func cleanText(s string, max int, multiline bool) (string, string) {
 	if !utf8.ValidString(s) {
 		return "", "must be valid UTF-8"
 	}
-	s = strings.TrimSpace(norm.NFC.String(s))
+	s = strings.TrimFunc(norm.NFC.String(s), blank)
+	visible := false
 	for _, r := range s {
 		if unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\t' || r == '\r')) {
 			return "", "must not contain control characters"
 		}
+		if !blank(r) && !unicode.Is(unicode.M, r) {
+			visible = true
+		}
+	}
+	if !visible {
+		return "", ""
 	}
 	if max > 0 && utf8.RuneCountInString(s) > max {
 		return "", "must be at most " + strconv.Itoa(max) + " characters"
 	}
 	return s, ""
+}
+
+// blank reports whether r shows nothing: white space, a format character
+// (Unicode category Cf: zero-width spaces and joiners, the byte order mark,
+// bidirectional controls, …) or one of the filler characters that render
+// as empty space.
+func blank(r rune) bool {
+	switch r {
+	case '\u115f', '\u1160', '\u3164', '\uffa0', '\u2800', '\u180e':
+		return true
+	}
+	return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r)
+}
+
+// bidiControl reports whether r changes the direction of the text around
+// it (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069): in an email,
+// an external id or a tag it only serves to make one value look like
+// another.
+func bidiControl(r rune) bool {
+	return r == '\u061c' || r == '\u200e' || r == '\u200f' || r >= '\u202a' && r <= '\u202e' || r >= '\u2066' && r <= '\u2069'
+}
+
+// identifier checks a value that identifies (an email, an external id, a
+// tag): no bidirectional controls. It returns a message when s is invalid.
+func identifier(s string) string {
+	if strings.IndexFunc(s, bidiControl) >= 0 {
+		return "must not contain bidirectional control characters"
+	}
+	return ""
 }
 
 func validEmail(s string) bool {
@@ -233,7 +286,7 @@ func normalizeCreate(in Input) (Input, error) {
 // +tags) apply: those name other mailboxes in general.
 func EmailKey(email string) (string, bool) {
 	v, msg := cleanText(email, MaxEmail, false)
-	if msg != "" || v == "" || !validEmail(v) {
+	if msg != "" || v == "" || identifier(v) != "" || !validEmail(v) {
 		return "", false
 	}
 	return strings.ToLower(v), true
@@ -244,5 +297,5 @@ func EmailKey(email string) (string, bool) {
 // and whether it is a valid one.
 func ExternalIDKey(id string) (string, bool) {
 	v, msg := cleanText(id, MaxExternalID, false)
-	return v, msg == "" && v != ""
+	return v, msg == "" && v != "" && identifier(v) == ""
 }

@@ -439,3 +439,43 @@ func TestExternalID(t *testing.T) {
 		}
 	}
 }
+
+// TestInvisibleText: values that only look like something are empty, and
+// identifiers refuse bidirectional controls (issue 12, item 4).
+func TestInvisibleText(t *testing.T) {
+	for _, blank := range []string{"\u200b", "\ufeff", "\u3164", "\u2800", "\u0301\u0302", " \u200b\u200d ", "\u115f\u1160", "\u180e", "\u00ad"} {
+		t.Run(fmt.Sprintf("%q", blank), func(t *testing.T) {
+			checkFields(t, ValidateCreate(Input{Name: set(blank)}), []string{"name"})
+			checkFields(t, ValidateCreate(Input{Name: set("Ann"), Tags: setTags("vip", blank)}), []string{"tags[1]"})
+			// An optional field becomes null, like "".
+			n, err := normalizeCreate(Input{Name: set("Ann"), Company: set(blank)})
+			if err != nil || !n.Company.Null {
+				t.Errorf("company %q: %+v, %v; want cleared", blank, n.Company, err)
+			}
+		})
+	}
+	// Trimmed at the ends like spaces, kept inside.
+	n, err := normalizeCreate(Input{Name: set("\u200bAnn\u200d\u200b"), Tags: setTags("\ufeffvip")})
+	if err != nil || n.Name.Value != "Ann" || n.Tags.Value[0] != "vip" {
+		t.Errorf("trim: %q %q %v", n.Name.Value, n.Tags.Value, err)
+	}
+	if n, err := normalizeCreate(Input{Name: set("👩\u200d💻 Dev")}); err != nil || n.Name.Value != "👩\u200d💻 Dev" {
+		t.Errorf("a joiner inside a name: %q %v", n.Name.Value, err)
+	}
+	if n, err := normalizeCreate(Input{Name: set("e\u0301")}); err != nil || n.Name.Value != "é" {
+		t.Errorf("a letter with a combining mark: %q %v", n.Name.Value, err)
+	}
+	// Bidirectional controls: refused in identifiers, allowed in names.
+	for _, c := range []string{"\u202e", "\u202a", "\u2066", "\u200f", "\u061c"} {
+		checkFields(t, ValidateCreate(Input{Name: set("Ann"), Email: set("ann" + c + "@example.com")}), []string{"email"})
+		checkFields(t, ValidateCreate(Input{Name: set("Ann"), Tags: setTags("v" + c + "ip")}), []string{"tags[0]"})
+		checkFields(t, ValidateCreate(Input{Name: set("Ann"), ExternalID: set("SF" + c + "42")}), []string{"externalId"})
+		if _, ok := EmailKey("ann" + c + "@example.com"); ok {
+			t.Errorf("EmailKey accepts %q", c)
+		}
+		if _, ok := ExternalIDKey("SF" + c + "42"); ok {
+			t.Errorf("ExternalIDKey accepts %q", c)
+		}
+	}
+	checkFields(t, ValidateCreate(Input{Name: set("\u05e9\u05dc\u05d5\u05dd \u2067Ann\u2069")}), nil)
+}
