@@ -65,7 +65,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stdout, "embedded NATS (JetStream, data in %s): %s\n", cfg.DataDir, a.NATSURL)
 	}
 	if a.AdminToken != "" {
-		fmt.Fprintf(stdout, "admin token (valid 30 days; mint more with: go run ./cmd/crmctl token --data-dir %s):\n%s\n", cfg.DataDir, a.AdminToken)
+		valid := "30 days"
+		if cfg.JWTMaxTTL > 0 && cfg.JWTMaxTTL < 30*24*time.Hour {
+			valid = cfg.JWTMaxTTL.String()
+		}
+		fmt.Fprintf(stdout, "admin token (valid %s; mint more with: go run ./cmd/crmctl token --data-dir %s):\n%s\n", valid, cfg.DataDir, a.AdminToken)
 	}
 	if a.OpsAddr() != "" {
 		fmt.Fprintf(stdout, "operations listener (/metrics, /healthz, detailed /readyz): http://%s\n", a.OpsAddr())

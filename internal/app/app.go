@@ -111,7 +111,11 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 			if key, err = embeddedSecret(cfg.DataDir); err != nil {
 				return nil, err
 			}
-			a.AdminToken, err = auth.Mint(key, "00000000-0000-4000-8000-000000000001", []string{"admin"}, 30*24*time.Hour, time.Now())
+			ttl := 30 * 24 * time.Hour
+			if cfg.JWTMaxTTL > 0 {
+				ttl = min(ttl, cfg.JWTMaxTTL)
+			}
+			a.AdminToken, err = auth.Mint(key, "00000000-0000-4000-8000-000000000001", []string{"admin"}, ttl, time.Now())
 			if err != nil {
 				return nil, err
 			}
@@ -157,7 +161,8 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 	}
 
 	handler := commands.New(a.events, commands.Options{Emails: emailIndex{a.store}})
-	verifier := auth.NewVerifier(key, auth.Options{Roles: cfg.Roles, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience})
+	verifier := auth.NewVerifier(key, auth.Options{Roles: cfg.Roles, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+		MaxTTL: cfg.JWTMaxTTL, IgnorePermissions: !cfg.JWTPermissionsClaim})
 	api := httpapi.New(httpapi.Deps{
 		Commands:              handler,
 		Verifier:              verifier,

@@ -168,6 +168,8 @@ func TestBadRequests(t *testing.T) {
 		{"exp as string", "GET", cust, "", []string{"Authorization", hs(jwt.MapClaims{"sub": "u", "roles": "admin", "exp": "1893456000"})}, 401, ""},
 		{"nbf as string", "GET", cust, "", []string{"Authorization", hs(jwt.MapClaims{"sub": "u", "roles": "admin", "exp": exp, "nbf": "1000000000"})}, 401, ""},
 		{"iat as string", "GET", cust, "", []string{"Authorization", hs(jwt.MapClaims{"sub": "u", "roles": "admin", "exp": exp, "iat": "1000000000"})}, 401, ""},
+		{"sub with a control character", "GET", cust, "", []string{"Authorization", hs(jwt.MapClaims{"sub": "u\r\nX-Admin: 1", "roles": "admin", "exp": exp})}, 401, ""},
+		{"sub over 200 bytes", "POST", cust, `{"name":"x"}`, []string{"Authorization", hs(jwt.MapClaims{"sub": strings.Repeat("s", 201), "roles": "admin", "exp": exp})}, 401, ""},
 		{"empty sub", "GET", cust, "", []string{"Authorization", hs(jwt.MapClaims{"sub": "", "roles": "admin", "exp": exp})}, 401, ""},
 		{"roles object", "GET", cust, "", []string{"Authorization", hs(jwt.MapClaims{"sub": "u", "roles": map[string]any{"admin": true}, "exp": exp})}, 401, ""},
 		{"viewer creates", "POST", cust, `{"name":"x"}`, []string{"Authorization", hs(jwt.MapClaims{"sub": "u", "permissions": []string{"crm.view"}, "exp": exp})}, 403, ""},

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -87,6 +89,9 @@ type Verifier struct {
 	parser   *jwt.Parser
 	issuer   string
 	audience string
+	maxTTL   time.Duration
+	// ignorePermissions: see Options.IgnorePermissions.
+	ignorePermissions bool
 }
 
 // Options of a Verifier.
@@ -95,7 +100,18 @@ type Options struct {
 	Issuer   string          // when set, iss must equal it
 	Audience string          // when set, aud must contain it
 	Leeway   time.Duration   // clock skew allowed on exp/nbf/iat, default 30s
+	// MaxTTL, when set, bounds a token's lifetime: exp - iat (exp - now
+	// without iat) above it is refused.
+	MaxTTL time.Duration
+	// IgnorePermissions: a token's permissions claim is ignored and its
+	// roles alone grant permissions (through Roles). By default an explicit
+	// permissions claim replaces the role mapping.
+	IgnorePermissions bool
 }
+
+// MaxSubject is the longest subject (sub) accepted, in bytes: the subject is
+// stored as createdBy/updatedBy on every change it makes.
+const MaxSubject = 200
 
 // NewVerifier returns a verifier for tokens signed with key.
 func NewVerifier(key []byte, o Options) *Verifier {
@@ -117,7 +133,8 @@ func NewVerifier(key []byte, o Options) *Verifier {
 	if o.Audience != "" {
 		popts = append(popts, jwt.WithAudience(o.Audience))
 	}
-	return &Verifier{key: key, roles: o.Roles, parser: jwt.NewParser(popts...), issuer: o.Issuer, audience: o.Audience}
+	return &Verifier{key: key, roles: o.Roles, parser: jwt.NewParser(popts...), issuer: o.Issuer, audience: o.Audience,
+		maxTTL: o.MaxTTL, ignorePermissions: o.IgnorePermissions}
 }
 
 // claims are the token's claims. Role and Roles accept a string or a list of
@@ -188,9 +205,21 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	if strings.TrimSpace(c.Subject) == "" {
 		return Principal{}, fmt.Errorf("%w: token has no subject", ErrUnauthorized)
 	}
+	if len(c.Subject) > MaxSubject || !utf8.ValidString(c.Subject) || strings.ContainsFunc(c.Subject, unicode.IsControl) {
+		return Principal{}, fmt.Errorf("%w: the subject must be at most %d bytes of text without control characters", ErrUnauthorized, MaxSubject)
+	}
+	if v.maxTTL > 0 {
+		from := time.Now()
+		if c.Iat != nil {
+			from = c.Iat.Time
+		}
+		if c.Exp.Time.Sub(from) > v.maxTTL {
+			return Principal{}, fmt.Errorf("%w: the token's lifetime exceeds the maximum of %v", ErrUnauthorized, v.maxTTL)
+		}
+	}
 	roles := append(slices.Clone([]string(c.Role)), c.Roles...)
 	perms := map[string]bool{}
-	if c.Permissions != nil {
+	if c.Permissions != nil && !v.ignorePermissions {
 		// An explicit permissions claim is honoured as given.
 		for _, p := range *c.Permissions {
 			perms[p] = true

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +54,10 @@ func TestVerify(t *testing.T) {
 		{"nbf in the future", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"nbf": now.Add(time.Hour).Unix()})), false, nil},
 		{"no exp", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"exp": nil})), false, nil},
 		{"blank sub", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"sub": "  "})), false, nil},
+		{"sub with a newline", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"sub": "u1\nadmin"})), false, nil},
+		{"sub with a NUL", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"sub": "u1\u0000"})), false, nil},
+		{"sub too long", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"sub": strings.Repeat("u", MaxSubject+1)})), false, nil},
+		{"sub at the limit", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"sub": strings.Repeat("u", MaxSubject), "role": "user"})), true, []string{PermCreate, PermDelete, PermEdit, PermView}},
 		{"roles number", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"roles": 7})), false, nil},
 		{"permissions object", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"permissions": map[string]int{"a": 1}})), false, nil},
 		{"garbage", "not.a.token", false, nil},
@@ -104,5 +109,38 @@ func TestParseRoles(t *testing.T) {
 	p, err := NewVerifier(key, Options{Roles: rp}).Verify(tok)
 	if err != nil || !p.Can(PermAudit) || p.Can(PermCreate) {
 		t.Fatalf("custom roles: %+v %v", p, err)
+	}
+}
+
+// TestTokenPolicy: JWT_MAX_TTL bounds exp - iat (exp - now without iat);
+// IgnorePermissions makes the roles alone count.
+func TestTokenPolicy(t *testing.T) {
+	now := time.Now()
+	v := NewVerifier(key, Options{MaxTTL: 24 * time.Hour})
+	tok := func(c jwt.MapClaims) string { c["sub"] = "u1"; c["role"] = "user"; return sign(t, jwt.SigningMethodHS256, key, c) }
+	for _, tc := range []struct {
+		name string
+		c    jwt.MapClaims
+		ok   bool
+	}{
+		{"24h", jwt.MapClaims{"iat": now.Unix(), "exp": now.Add(24 * time.Hour).Unix()}, true},
+		{"25h", jwt.MapClaims{"iat": now.Unix(), "exp": now.Add(25 * time.Hour).Unix()}, false},
+		{"30 days, issued 29 days ago", jwt.MapClaims{"iat": now.Add(-29 * 24 * time.Hour).Unix(), "exp": now.Add(24 * time.Hour).Unix()}, false},
+		{"no iat, 1h left", jwt.MapClaims{"exp": now.Add(time.Hour).Unix()}, true},
+		{"no iat, 2 days left", jwt.MapClaims{"exp": now.Add(48 * time.Hour).Unix()}, false},
+	} {
+		_, err := v.Verify(tok(tc.c))
+		if tc.ok != (err == nil) {
+			t.Errorf("%s: %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+	if _, err := NewVerifier(key, Options{}).Verify(tok(jwt.MapClaims{"iat": now.Unix(), "exp": now.Add(365 * 24 * time.Hour).Unix()})); err != nil {
+		t.Errorf("no MaxTTL: a year-long token refused: %v", err)
+	}
+	roles := NewVerifier(key, Options{IgnorePermissions: true})
+	p, err := roles.Verify(sign(t, jwt.SigningMethodHS256, key, jwt.MapClaims{"sub": "u1", "exp": now.Add(time.Hour).Unix(),
+		"roles": "user", "permissions": []string{PermAudit}}))
+	if err != nil || p.Can(PermAudit) || !p.Can(PermEdit) {
+		t.Errorf("IgnorePermissions: %+v %v; want the user role's permissions only", p, err)
 	}
 }

@@ -44,6 +44,8 @@ var Vars = []Var{
 	{"SECRET_KEY", "", "HS256 key of the bearer tokens; required (32+ bytes) unless embedded, where one is generated in DATA_DIR", API},
 	{"JWT_ISSUER", "", "when set, tokens must carry this iss", API},
 	{"JWT_AUDIENCE", "", "when set, tokens must carry this aud", API},
+	{"JWT_MAX_TTL", "", "when set (e.g. 24h), a token whose exp - iat (exp - now without iat) exceeds it is refused", API},
+	{"JWT_PERMISSIONS_CLAIM", "true", "honour a token's explicit permissions claim, which replaces its roles' permissions; false = roles only", API},
 	{"ROLE_PERMISSIONS", "", `JSON role→permissions map, e.g. {"admin":["crm.view","crm.create"]}; empty = the seed's defaults`, API},
 	{"CORS_ORIGINS", "", "comma-separated origins allowed by CORS", API},
 	{"READ_YOUR_WRITES_TIMEOUT", "3s", "how long a command response waits for the read model (0 = do not wait)", API},
@@ -71,6 +73,8 @@ type Config struct {
 	SecretKey             string
 	JWTIssuer             string
 	JWTAudience           string
+	JWTMaxTTL             time.Duration // 0: no limit
+	JWTPermissionsClaim   bool
 	Roles                 auth.RolePermissions
 	CORSOrigins           []string
 	ReadYourWritesTimeout time.Duration
@@ -161,6 +165,14 @@ func load(b Binary, getenv func(string) string) (Config, error) {
 	}
 	if c.DuplicateWindow, err = time.ParseDuration(get("STREAM_DUPLICATE_WINDOW")); err != nil || c.DuplicateWindow < time.Second {
 		bad("STREAM_DUPLICATE_WINDOW", "must be a duration of at least 1s, e.g. 2m")
+	}
+	if v := get("JWT_MAX_TTL"); v != "" {
+		if c.JWTMaxTTL, err = time.ParseDuration(v); err != nil || c.JWTMaxTTL <= 0 {
+			bad("JWT_MAX_TTL", "must be a positive duration such as 24h")
+		}
+	}
+	if c.JWTPermissionsClaim, err = strconv.ParseBool(get("JWT_PERMISSIONS_CLAIM")); err != nil {
+		bad("JWT_PERMISSIONS_CLAIM", "must be true or false")
 	}
 	if c.ReadYourWritesTimeout, err = time.ParseDuration(get("READ_YOUR_WRITES_TIMEOUT")); err != nil || c.ReadYourWritesTimeout < 0 {
 		bad("READ_YOUR_WRITES_TIMEOUT", "must be a duration such as 3s, or 0")
