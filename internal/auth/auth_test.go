@@ -117,7 +117,11 @@ func TestParseRoles(t *testing.T) {
 func TestTokenPolicy(t *testing.T) {
 	now := time.Now()
 	v := NewVerifier(key, Options{MaxTTL: 24 * time.Hour})
-	tok := func(c jwt.MapClaims) string { c["sub"] = "u1"; c["role"] = "user"; return sign(t, jwt.SigningMethodHS256, key, c) }
+	tok := func(c jwt.MapClaims) string {
+		c["sub"] = "u1"
+		c["role"] = "user"
+		return sign(t, jwt.SigningMethodHS256, key, c)
+	}
 	for _, tc := range []struct {
 		name string
 		c    jwt.MapClaims
