@@ -91,3 +91,36 @@ func TestIdempotentCreate(t *testing.T) {
 		t.Fatalf("stream has %d events after retries, want 4", n)
 	}
 }
+
+// TestIdempotentReplayAfterChange: a replay after the customer was changed
+// and deleted answers what the first request answered (issue 12, item 6):
+// the customer as created, version 1, 201.
+func TestIdempotentReplayAfterChange(t *testing.T) {
+	e := apptest.StartEmbedded(t)
+	body := `{"name":"Replay Me","email":"replay@example.com"}`
+	first := e.Do("POST", "/api/v1/crm/customers", body, "Idempotency-Key", "replay-1")
+	if first.Status != http.StatusCreated {
+		t.Fatalf("first: %d %s", first.Status, first.Body)
+	}
+	var c envelope
+	first.JSON(t, &c)
+	id := c.Data.CustomerID
+	if r := e.Do("PATCH", "/api/v1/crm/customers/"+id, `{"name":"Renamed"}`); r.Status != http.StatusOK {
+		t.Fatalf("patch: %d %s", r.Status, r.Body)
+	}
+	if r := e.Do("DELETE", "/api/v1/crm/customers/"+id, nil); r.Status != http.StatusOK {
+		t.Fatalf("delete: %d %s", r.Status, r.Body)
+	}
+	events := len(e.StreamMessages())
+	r := e.Do("POST", "/api/v1/crm/customers", body, "Idempotency-Key", "replay-1")
+	var again envelope
+	r.JSON(t, &again)
+	if r.Status != http.StatusCreated || r.Header.Get("Idempotent-Replayed") != "true" || r.Header.Get("ETag") != `"1"` ||
+		again.Data.CustomerID != id || again.Data.Name != "Replay Me" || again.Data.CustomerCode != c.Data.CustomerCode ||
+		r.Header.Get("X-Stream-Sequence") != first.Header.Get("X-Stream-Sequence") {
+		t.Fatalf("replay after patch and delete: %d %v %s; want the original 201 (ETag \"1\", name Replay Me)", r.Status, r.Header, r.Body)
+	}
+	if n := len(e.StreamMessages()); n != events {
+		t.Fatalf("the replay appended %d events", n-events)
+	}
+}

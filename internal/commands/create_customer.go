@@ -58,14 +58,17 @@ func (h *Handler) CreateCustomer(ctx context.Context, r Request, in customer.Inp
 }
 
 // existing returns the customer an earlier request with the same
-// idempotency key created, if any.
+// idempotency key created, if any, as that request created it: a replay
+// answers what the original answered (version 1, the created event's
+// sequence), not the customer's state now, which may have been changed or
+// deleted since (IETF draft-ietf-httpapi-idempotency-key-header).
 func (h *Handler) existing(ctx context.Context, id string) (Result, bool, error) {
-	evs, last, err := h.store.Load(ctx, id)
+	evs, _, err := h.store.Load(ctx, id)
 	if err != nil {
 		return Result{}, false, err
 	}
 	if len(evs) == 0 {
 		return Result{}, false, nil
 	}
-	return Result{Customer: customer.Fold(evs), Seq: last, Replayed: true}, true, nil
+	return Result{Customer: customer.Fold(evs[:1]), Seq: evs[0].Seq, Replayed: true}, true, nil
 }
