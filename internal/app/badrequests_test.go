@@ -122,6 +122,8 @@ func TestBadRequests(t *testing.T) {
 		{"no content type", "POST", cust, `{"name":"x"}`, []string{"Content-Type", ""}, 415, ""},
 		{"text/plain", "POST", cust, `{"name":"x"}`, []string{"Content-Type", "text/plain"}, 415, ""},
 		{"form", "PATCH", one, `name=x`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, ""},
+		{"gzip body", "POST", cust, "\x1f\x8b\x08\x00", []string{"Content-Encoding", "gzip"}, 415, ""},
+		{"deflate patch", "PATCH", one, `{"name":"x"}`, []string{"Content-Encoding", "deflate"}, 415, ""},
 		// Ids.
 		{"malformed id get", "GET", cust + "/123", "", nil, 400, "customer_id"},
 		{"malformed id patch", "PATCH", cust + "/not-a-uuid", `{"status":"active"}`, nil, 400, "customer_id"},
@@ -138,6 +140,11 @@ func TestBadRequests(t *testing.T) {
 		{"unknown param", "GET", cust + "?where=1", "", nil, 400, "where"},
 		{"repeated param", "GET", cust + "?type=business&type=individual", "", nil, 400, "type"},
 		{"bad sort", "GET", cust + "?sort=-password", "", nil, 400, "sort"},
+		{"semicolon separator", "GET", cust + "?status=active;type=business", "", nil, 400, "query"},
+		{"bad escape", "GET", cust + "?status=%zz", "", nil, 400, "query"},
+		{"page with a plus sign", "GET", cust + "?page=%2B1", "", nil, 400, "page"},
+		{"page with a space", "GET", cust + "?page=+1", "", nil, 400, "page"},
+		{"perPage with a sign", "GET", cust + "/duplicates?perPage=%2B5", "", nil, 400, "perPage"},
 		{"sort on search", "GET", cust + "/search?q=a&sort=name", "", nil, 400, "sort"},
 		{"q missing", "GET", cust + "/search", "", nil, 400, "q"},
 		{"q too long", "GET", cust + "/search?q=" + strings.Repeat("a", 201), "", nil, 400, "q"},
@@ -202,6 +209,12 @@ func TestBadRequests(t *testing.T) {
 			}
 			if err := json.Unmarshal(r.Body, &p); err != nil || p.Status != tc.status || p.Title == "" || p.Detail == "" || p.Type == "" {
 				t.Fatalf("not a problem document: %s", r.Body)
+			}
+			// Our words, not Go's JSON parser's or strconv's.
+			for _, goWords := range []string{"invalid character", "looking for beginning", "strconv.", "unexpected EOF", "json:"} {
+				if strings.Contains(p.Detail, goWords) {
+					t.Fatalf("detail in Go's words (%q): %s", goWords, p.Detail)
+				}
 			}
 			if tc.field != "" {
 				found := false

@@ -102,6 +102,9 @@ func etag(version uint64) string { return `"` + strconv.FormatUint(version, 10) 
 
 // readBody enforces the JSON content type and the 1 MiB limit (without
 // reading more than the limit).
+var errBodyTooLarge = &badRequest{status: http.StatusRequestEntityTooLarge, title: "Request body too large",
+	detail: "the request body exceeds " + strconv.Itoa(maxBodyBytes) + " bytes"}
+
 func readBody(c *gin.Context) ([]byte, error) {
 	ct := c.GetHeader("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
@@ -109,12 +112,20 @@ func readBody(c *gin.Context) ([]byte, error) {
 		return nil, &badRequest{status: http.StatusUnsupportedMediaType, title: "Unsupported media type",
 			detail: "Content-Type must be application/json"}
 	}
+	if ce := strings.TrimSpace(c.GetHeader("Content-Encoding")); ce != "" && !strings.EqualFold(ce, "identity") {
+		return nil, &badRequest{status: http.StatusUnsupportedMediaType, title: "Unsupported media type",
+			detail: "Content-Encoding " + strconv.Quote(ce) + " is not supported: send the body uncompressed"}
+	}
+	// A declared length over the limit is refused before reading (and
+	// before a 100 Continue is sent to a client that expects one).
+	if c.Request.ContentLength > maxBodyBytes {
+		return nil, errBodyTooLarge
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, &badRequest{status: http.StatusRequestEntityTooLarge, title: "Request body too large",
-				detail: "the request body exceeds " + strconv.Itoa(maxBodyBytes) + " bytes"}
+			return nil, errBodyTooLarge
 		}
 		return nil, &badRequest{status: http.StatusBadRequest, title: "Bad request", detail: "the request body could not be read"}
 	}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"crm/internal/customer"
@@ -104,7 +106,7 @@ func parseObjectAt(body []byte, prefix string) ([]keyValue, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, malformed("the request body is empty; a JSON object is required")
 		}
-		return nil, malformed("the request body is not valid JSON: " + jsonErr(err))
+		return nil, malformed("the request body is not valid JSON: " + jsonErr(body, err))
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
 		if prefix != "" {
@@ -118,7 +120,7 @@ func parseObjectAt(body []byte, prefix string) ([]keyValue, error) {
 		from := dec.InputOffset()
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, malformed("the request body is not valid JSON: " + jsonErr(err))
+			return nil, malformed("the request body is not valid JSON: " + jsonErr(body, err))
 		}
 		key := tok.(string) // object keys are always strings
 		path := key
@@ -139,12 +141,12 @@ func parseObjectAt(body []byte, prefix string) ([]keyValue, error) {
 		seen[key] = true
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return nil, malformed("the request body is not valid JSON: " + jsonErr(err))
+			return nil, malformed("the request body is not valid JSON: " + jsonErr(body, err))
 		}
 		out = append(out, keyValue{key: key, path: path, value: raw})
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
-		return nil, malformed("the request body is not valid JSON: " + jsonErr(err))
+		return nil, malformed("the request body is not valid JSON: " + jsonErr(body, err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, malformed("the request body has data after the JSON object")
@@ -152,15 +154,38 @@ func parseObjectAt(body []byte, prefix string) ([]keyValue, error) {
 	return out, nil
 }
 
-func jsonErr(err error) string {
+// jsonErr says in our words where body stops being JSON: the character
+// found, its line and column (1-based, in bytes) and byte offset. The
+// streaming decoder's offsets are not the body's, so the body is scanned
+// again as a whole (on this error path only).
+func jsonErr(body []byte, _ error) string {
+	var v any
 	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return se.Error() + " at offset " + strconv.FormatInt(se.Offset, 10)
+	if err := json.Unmarshal(body, &v); errors.As(err, &se) {
+		if se.Offset <= 0 || se.Offset >= int64(len(body)) && strings.Contains(se.Error(), "end of JSON") {
+			return "it ends before the JSON is complete"
+		}
+		at := int(min(se.Offset, int64(len(body)))) - 1
+		line := 1 + bytes.Count(body[:at], []byte("\n"))
+		col := at - bytes.LastIndexByte(body[:at], '\n')
+		return fmt.Sprintf("unexpected %s at line %d, column %d (byte %d)", describeByte(body[at]), line, col, at+1)
 	}
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return "unexpected end of input"
+	return "it is not a JSON object"
+}
+
+// describeByte names a byte for an error message without echoing
+// arbitrary input: a printable ASCII character quoted, others by code.
+func describeByte(b byte) string {
+	switch {
+	case b == '"':
+		return `'"'`
+	case b > ' ' && b < 0x7f:
+		return "'" + string(b) + "'"
+	case b == ' ' || b == '\t' || b == '\n' || b == '\r':
+		return "white space"
+	default:
+		return fmt.Sprintf("byte 0x%02x", b)
 	}
-	return "syntax error"
 }
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }

@@ -70,13 +70,13 @@ func (a *api) listDuplicates(c *gin.Context) {
 		v := vs[0]
 		switch key {
 		case "page":
-			n, err := strconv.Atoi(v)
+			n, err := number(v)
 			if err != nil || n < 1 || n > maxPage {
 				errs = append(errs, fault.FieldError{Field: key, Message: "must be an integer from 1 to " + strconv.Itoa(maxPage)})
 			}
 			q.Page = n
 		case "perPage":
-			n, err := strconv.Atoi(v)
+			n, err := number(v)
 			if err != nil || n < 1 || n > readmodel.MaxPerPage {
 				errs = append(errs, fault.FieldError{Field: key, Message: "must be an integer from 1 to " + strconv.Itoa(readmodel.MaxPerPage)})
 			}

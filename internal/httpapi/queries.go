@@ -52,14 +52,14 @@ func parseQuery(values url.Values, search bool) (readmodel.Query, error) {
 		v := vs[0]
 		switch key {
 		case "page":
-			n, err := strconv.Atoi(v)
+			n, err := number(v)
 			if err != nil || n < 1 || n > maxPage {
 				fail(key, "must be an integer from 1 to "+strconv.Itoa(maxPage))
 				continue
 			}
 			q.Page = n
 		case "perPage":
-			n, err := strconv.Atoi(v)
+			n, err := number(v)
 			if err != nil || n < 1 || n > readmodel.MaxPerPage {
 				fail(key, "must be an integer from 1 to "+strconv.Itoa(readmodel.MaxPerPage))
 				continue
@@ -302,4 +302,13 @@ func (a *api) customerHistory(c *gin.Context) {
 	c.JSON(http.StatusOK, historyResponse{Data: entries[from:to], Meta: pageMeta{
 		Total: total, Page: q.Page, PerPage: q.PerPage, TotalPages: (total + int64(q.PerPage) - 1) / int64(q.PerPage),
 	}})
+}
+
+// number parses a query parameter's decimal digits: no sign, no spaces
+// (strconv.Atoi would take "+1").
+func number(v string) (int, error) {
+	if v == "" || strings.TrimLeft(v, "0123456789") != "" {
+		return 0, strconv.ErrSyntax
+	}
+	return strconv.Atoi(v)
 }

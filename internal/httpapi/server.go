@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"crm/internal/auth"
 	"crm/internal/commands"
+	"crm/internal/fault"
 	"crm/internal/httpapi/openapi"
 	"crm/internal/metrics"
 	"crm/internal/readmodel"
@@ -101,7 +103,7 @@ func New(d Deps) http.Handler {
 			detail: c.Request.Method + " is not allowed on " + c.Request.URL.Path})
 	})
 
-	g := r.Group(Base, a.authenticate)
+	g := r.Group(Base, a.authenticate, strictQuery)
 	if d.RateLimit.PerSecond > 0 {
 		g.Use(a.rateLimit(newLimiter(d.RateLimit)))
 	}
@@ -217,6 +219,18 @@ func (panicError) Error() string { return "panic" }
 var errPanic = panicError{}
 
 // authenticate verifies the bearer token and stores the principal.
+// strictQuery refuses a query string that is not well-formed
+// application/x-www-form-urlencoded: Go's parser drops the pairs it cannot
+// read (a ";" separator, a bad %-escape) without a word, so a filter the
+// client sent would silently not apply.
+func strictQuery(c *gin.Context) {
+	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
+		writeError(c, fault.InvalidField("query", "is malformed: separate parameters with & (not ;) and use valid %-escapes"))
+		return
+	}
+	c.Next()
+}
+
 func (a *api) authenticate(c *gin.Context) {
 	h := c.GetHeader("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
