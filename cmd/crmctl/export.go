@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	"crm/internal/audit"
@@ -67,11 +66,40 @@ func exportRecord(c customer.Customer) record {
 var csvHeader = []string{"customerId", "customerCode", "name", "email", "phone", "company", "street", "city", "state",
 	"country", "postalCode", "type", "status", "notes", "tags", "externalId", "createdBy", "createdAt", "updatedAt", "version"}
 
+// csvRow is one customer's CSV record. Every text cell goes through
+// csvCell; tags are one cell holding a JSON array of strings (["a;b","c"]),
+// so that any tag survives the round trip.
 func csvRow(c customer.Customer) []string {
 	a := c.Address
-	return []string{c.ID, c.Code, c.Name, c.Email, c.Phone, c.Company, a.Street, a.City, a.State, a.Country, a.PostalCode,
-		c.Type, c.Status, c.Notes, strings.Join(c.Tags, ";"), c.ExternalID, c.CreatedBy,
+	tags := c.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	js, _ := json.Marshal(tags) // strings only: cannot fail
+	row := []string{c.ID, c.Code, c.Name, c.Email, c.Phone, c.Company, a.Street, a.City, a.State, a.Country, a.PostalCode,
+		c.Type, c.Status, c.Notes, string(js), c.ExternalID, c.CreatedBy,
 		c.CreatedAt.UTC().Format(timeFormat), c.UpdatedAt.UTC().Format(timeFormat), strconv.FormatUint(c.Version, 10)}
+	for i, v := range row {
+		row[i] = csvCell(v)
+	}
+	return row
+}
+
+// csvCell neutralises a cell a spreadsheet would run as a formula (OWASP
+// "CSV Injection"): a value starting with = + - @, a tab or a carriage
+// return gets a leading apostrophe, and so does a value that already starts
+// with one, which makes the rule reversible: an importer drops one leading
+// apostrophe from every cell that has one. (A phone "+1 555 0100" is
+// exported as "'+1 555 0100".)
+func csvCell(v string) string {
+	if v == "" {
+		return v
+	}
+	switch v[0] {
+	case '=', '+', '-', '@', '\t', '\r', '\'':
+		return "'" + v
+	}
+	return v
 }
 
 func runExport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/csv"
 	"encoding/json"
 	"net/http"
 	"path/filepath"
@@ -102,6 +103,7 @@ func TestCrmctlAgainstRunningService(t *testing.T) {
 	if out, err := crmctl(t, e, "export", "--format", "csv"); err != nil || strings.Count(out, "\n") != 3 {
 		t.Fatalf("csv export: %v\n%s", err, out)
 	}
+	testCSVExportIsSafe(t, e)
 
 	// Tamper with one document: verify names the customer and the field.
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(e.Cfg.DataDir, "readmodel.db"))
@@ -254,5 +256,64 @@ func TestCrmctlReadsNewerWriterEvents(t *testing.T) {
 	}
 	if out, err := crmctl(t, e, "verify"); err != nil || !strings.Contains(out, "0 difference") {
 		t.Fatalf("verify: %v\n%s", err, out)
+	}
+}
+
+// testCSVExportIsSafe exports customers whose values a spreadsheet would run
+// as formulas, and tags with the old separator: every such cell starts with
+// an apostrophe, and undoing the documented rule (drop one leading
+// apostrophe; tags are a JSON array) gives back every value (issue 12,
+// item 8).
+func testCSVExportIsSafe(t *testing.T, e *apptest.Env) {
+	t.Helper()
+	values := map[string]string{"name": "=HYPERLINK(\"http://x\",\"y\")", "company": "@SUM(1+1)", "phone": "+1 555 0100",
+		"notes": "'already quoted", "email": "eve@example.com"}
+	tags := []string{"a;b", "c", "-1", "=x", "plain"}
+	body := map[string]any{"tags": tags, "address": map[string]string{"city": "-Minus"}}
+	for k, v := range values {
+		body[k] = v
+	}
+	r := e.Do("POST", "/api/v1/crm/customers", body)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.Status, r.Body)
+	}
+	out, err := crmctl(t, e, "export", "--format", "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	var row []string
+	for _, rw := range rows[1:] {
+		if rw[col["email"]] == "eve@example.com" {
+			row = rw
+		}
+	}
+	if row == nil {
+		t.Fatalf("customer not exported:\n%s", out)
+	}
+	for _, cell := range row {
+		if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+			t.Errorf("cell %q would run as a formula", cell)
+		}
+	}
+	uncell := func(v string) string { return strings.TrimPrefix(v, "'") }
+	for k, v := range values {
+		if got := uncell(row[col[k]]); got != v {
+			t.Errorf("%s: %q exported as %q, back %q", k, v, row[col[k]], got)
+		}
+	}
+	if uncell(row[col["city"]]) != "-Minus" {
+		t.Errorf("city: %q", row[col["city"]])
+	}
+	var back []string
+	if err := json.Unmarshal([]byte(uncell(row[col["tags"]])), &back); err != nil || !slices.Equal(back, tags) {
+		t.Errorf("tags %q exported as %q, back %q (%v)", tags, row[col["tags"]], back, err)
 	}
 }
