@@ -8,6 +8,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -208,6 +209,33 @@ func TestCrmctlToken(t *testing.T) {
 	}
 	if _, err := tok("--role", "admin"); err == nil {
 		t.Error("a role ROLE_PERMISSIONS does not define accepted")
+	}
+	delete(env, "ROLE_PERMISSIONS")
+
+	// SECRET_KEY and --data-dir (issue 12, item 9): used together they
+	// must agree; a mismatch or a missing file names both sources.
+	dir := t.TempDir()
+	fileKey := "file-key-file-key-file-key-0123456789"
+	if err := os.WriteFile(filepath.Join(dir, "secret.key"), []byte(fileKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tok("--data-dir", dir); err == nil || !strings.Contains(err.Error(), "SECRET_KEY") || !strings.Contains(err.Error(), "secret.key") {
+		t.Errorf("SECRET_KEY and a --data-dir with another key: %v; want an error naming both", err)
+	}
+	if _, err := tok("--data-dir", t.TempDir()); err == nil || !strings.Contains(err.Error(), "SECRET_KEY") || !strings.Contains(err.Error(), "--data-dir") {
+		t.Errorf("SECRET_KEY and a --data-dir without a key: %v; want an error naming both", err)
+	}
+	env["SECRET_KEY"] = fileKey
+	if s, err := tok("--data-dir", dir); err != nil {
+		t.Errorf("SECRET_KEY equal to the --data-dir key: %v", err)
+	} else if _, err := auth.NewVerifier([]byte(fileKey), auth.Options{}).Verify(s); err != nil {
+		t.Errorf("token not signed with the agreed key: %v", err)
+	}
+	delete(env, "SECRET_KEY")
+	if s, err := tok("--data-dir", dir); err != nil {
+		t.Errorf("--data-dir alone: %v", err)
+	} else if _, err := auth.NewVerifier([]byte(fileKey), auth.Options{}).Verify(s); err != nil {
+		t.Errorf("token not signed with the file's key: %v", err)
 	}
 }
 

@@ -44,20 +44,9 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	if fs.NArg() > 0 {
 		return fmt.Errorf("token: unexpected argument %q", fs.Arg(0))
 	}
-	key := getenv("SECRET_KEY")
-	if key == "" || *dataDir != "" {
-		dir := *dataDir
-		if dir == "" {
-			dir = getenv("DATA_DIR")
-		}
-		if dir == "" {
-			dir = "./data"
-		}
-		b, err := os.ReadFile(filepath.Join(dir, "secret.key"))
-		if err != nil {
-			return fmt.Errorf("token: no SECRET_KEY and no key in %s (start the service once, or set SECRET_KEY): %w", dir, err)
-		}
-		key = strings.TrimSpace(string(b))
+	key, err := tokenKey(getenv, *dataDir)
+	if err != nil {
+		return err
 	}
 	if *sub == "" {
 		*sub = uuid.NewString()
@@ -93,4 +82,35 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	}
 	fmt.Fprintln(stdout, tok)
 	return nil
+}
+
+// tokenKey returns the signing key: SECRET_KEY, or the key the embedded
+// service generated in DATA_DIR/secret.key. With both SECRET_KEY and
+// --data-dir the two must agree: silently preferring one would mint tokens
+// that the service using the other refuses.
+func tokenKey(getenv func(string) string, dataDir string) (string, error) {
+	env := getenv("SECRET_KEY")
+	if env != "" && dataDir == "" {
+		return env, nil
+	}
+	dir := dataDir
+	if dir == "" {
+		dir = getenv("DATA_DIR")
+	}
+	if dir == "" {
+		dir = "./data"
+	}
+	file := filepath.Join(dir, "secret.key")
+	b, err := os.ReadFile(file)
+	switch {
+	case err != nil && env != "":
+		return "", fmt.Errorf("token: --data-dir %s has no key (%w) and SECRET_KEY is set: drop --data-dir to sign with SECRET_KEY", dir, err)
+	case err != nil:
+		return "", fmt.Errorf("token: SECRET_KEY is not set and there is no key in %s (start the service once, or set SECRET_KEY): %w", file, err)
+	}
+	key := strings.TrimSpace(string(b))
+	if env != "" && env != key {
+		return "", fmt.Errorf("token: SECRET_KEY and %s (--data-dir) are different keys, and a token signed with one is refused by a service using the other: unset SECRET_KEY or drop --data-dir", file)
+	}
+	return key, nil
 }
