@@ -46,7 +46,7 @@ type EventStore interface {
 // ErrConflict (fault.Conflict): the customer kept changing under us until
 // the retries ran out. Every other error of a command is the domain's, the
 // store's or auth's, each a fault error.
-var ErrConflict = fault.New(fault.Conflict, "the customer kept changing concurrently; try again")
+var ErrConflict = &fault.Error{Kind: fault.Conflict, Message: "the customer kept changing concurrently; try again", RetryAfter: time.Second}
 
 // Handler carries out commands. It is safe for concurrent use.
 type Handler struct {
@@ -56,6 +56,10 @@ type Handler struct {
 	newID   func() string
 	source  string
 	retries int
+	// conflictBudget bounds the retries of a command whose append keeps
+	// conflicting (see Options.ConflictBudget).
+	conflictBudget time.Duration
+	locks          keyedLocks
 }
 
 // Options of a Handler.
@@ -63,7 +67,12 @@ type Options struct {
 	Now     func() time.Time // default time.Now
 	NewID   func() string    // default uuid v4
 	Source  string           // CloudEvents source, default events.DefaultSource
-	Retries int              // re-decides after a conflict, default 10
+	Retries int              // re-decides after a conflict at least this often, default 10
+	// ConflictBudget: a command whose append keeps conflicting (another
+	// process writing the same customer) re-decides until this much time
+	// has passed since it started, default 5s; then ErrConflict (409 with
+	// Retry-After).
+	ConflictBudget time.Duration
 	// Emails finds customers by email for upserts (the read model); nil:
 	// an upsert sees only claimed emails.
 	Emails EmailIndex
@@ -83,7 +92,11 @@ func New(store EventStore, o Options) *Handler {
 	if o.Retries == 0 {
 		o.Retries = 10
 	}
-	return &Handler{store: store, emails: o.Emails, now: o.Now, newID: o.NewID, source: o.Source, retries: o.Retries}
+	if o.ConflictBudget == 0 {
+		o.ConflictBudget = 5 * time.Second
+	}
+	return &Handler{store: store, emails: o.Emails, now: o.Now, newID: o.NewID, source: o.Source, retries: o.Retries,
+		conflictBudget: o.ConflictBudget}
 }
 
 // Request is the context of one command: who asks, and the ids that tie its
@@ -131,6 +144,16 @@ func (h *Handler) meta(r Request) customer.Meta {
 // ExpectedVersion then fails with ErrPreconditionFailed and a merge patch is
 // applied on top of the other writer's change.
 func (h *Handler) execute(ctx context.Context, r Request, id string, cmd customer.Command) (Result, error) {
+	// One command at a time per customer in this process (a create's id
+	// is fresh: nobody to wait for).
+	if _, isCreate := cmd.(customer.Create); !isCreate {
+		unlock, err := h.locks.lock(ctx, id)
+		if err != nil {
+			return Result{}, fault.Wrap(fault.Unavailable, "the request ended while waiting for earlier changes of the customer", err)
+		}
+		defer unlock()
+	}
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		var (
 			evs  []events.Event
@@ -171,7 +194,7 @@ func (h *Handler) execute(ctx context.Context, r Request, id string, cmd custome
 		if !fault.Is(err, fault.Conflict) {
 			return Result{}, err
 		}
-		if attempt >= h.retries {
+		if attempt >= h.retries && time.Since(start) >= h.conflictBudget {
 			return Result{}, fmt.Errorf("%w: %v", ErrConflict, err)
 		}
 		if err := backoff(ctx, attempt); err != nil {
@@ -183,8 +206,9 @@ func (h *Handler) execute(ctx context.Context, r Request, id string, cmd custome
 // backoff waits a little, longer after each attempt, with jitter from the
 // clock so that colliding writers spread out.
 func backoff(ctx context.Context, attempt int) error {
-	d := time.Duration(1+attempt*attempt) * time.Millisecond
-	d += time.Duration(time.Now().UnixNano()%int64(time.Millisecond)) * time.Duration(attempt+1)
+	a := min(attempt, 7) // at most ~50 ms + jitter: the budget, not the backoff, ends the retries
+	d := time.Duration(1+a*a) * time.Millisecond
+	d += time.Duration(time.Now().UnixNano()%int64(time.Millisecond)) * time.Duration(a+1)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
