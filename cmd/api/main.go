@@ -11,12 +11,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"crm/internal/app"
 	"crm/internal/config"
 	"crm/internal/debugserver"
+	"crm/internal/natsauth"
 )
 
 func main() {
@@ -62,7 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	fmt.Fprintf(stdout, "crm API listening on %s\n", a.URL())
 	if cfg.Embedded() {
-		fmt.Fprintf(stdout, "embedded NATS (JetStream, data in %s): %s\n", cfg.DataDir, a.NATSURL)
+		fmt.Fprintf(stdout, "embedded NATS (JetStream, data in %s): %s (user and password in %s)\n", cfg.DataDir,
+			app.RedactURL(a.NATSURL), filepath.Join(cfg.DataDir, natsauth.EmbeddedFile))
 	}
 	if a.AdminToken != "" {
 		valid := "30 days"

@@ -24,6 +24,7 @@ import (
 	"crm/internal/auth"
 	"crm/internal/customer"
 	"crm/internal/events"
+	"crm/internal/natsauth"
 )
 
 // These tests run the real cmd/api binary as a separate process, so a
@@ -129,6 +130,12 @@ func startAPI(t *testing.T, dataDir string, httpPort, natsPort int) *proc {
 		if err == nil {
 			r.Body.Close()
 			if r.StatusCode == 200 {
+				// The embedded server's credentials, generated at first start.
+				user, password, err := natsauth.Load(dataDir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p.natsURL = natsauth.WithUser(p.natsURL, user, password)
 				return p
 			}
 		}

@@ -7,7 +7,9 @@ import (
 	"database/sql"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,10 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	_ "modernc.org/sqlite"
 
 	"crm/internal/apptest"
 	"crm/internal/auth"
+	"crm/internal/natsauth"
 )
 
 func crmctl(t *testing.T, e *apptest.Env, args ...string) (string, error) {
@@ -343,5 +347,43 @@ func testCSVExportIsSafe(t *testing.T, e *apptest.Env) {
 	var back []string
 	if err := json.Unmarshal([]byte(uncell(row[col["tags"]])), &back); err != nil || !slices.Equal(back, tags) {
 		t.Errorf("tags %q exported as %q, back %q (%v)", tags, row[col["tags"]], back, err)
+	}
+}
+
+// TestEmbeddedNATSNeedsCredentials: the embedded server refuses a client
+// without credentials, and crmctl finds them in the data directory, the
+// way it finds the token key (issue 12, item 1).
+func TestEmbeddedNATSNeedsCredentials(t *testing.T) {
+	e := apptest.StartEmbedded(t)
+	create := e.Do("POST", "/api/v1/crm/customers", `{"name":"Behind A Password"}`)
+	if create.Status != http.StatusCreated {
+		t.Fatalf("create: %d", create.Status)
+	}
+	u, err := url.Parse(e.App.NATSURL)
+	if err != nil || u.User == nil {
+		t.Fatalf("the app's NATS URL carries no credentials: %v", err)
+	}
+	u.User = nil
+	bare := u.String()
+	if nc, err := nats.Connect(bare); err == nil {
+		nc.Close()
+		t.Fatal("the embedded NATS accepted a client without credentials")
+	} else if !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("connect without credentials: %v, want an authorization error", err)
+	}
+	if fi, err := os.Stat(filepath.Join(e.Cfg.DataDir, natsauth.EmbeddedFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file: %v %v, want mode 0600", fi, err)
+	}
+	run := func(dataDir string) (string, error) {
+		var out, errOut bytes.Buffer
+		env := map[string]string{"NATS_URL": bare, "DATA_DIR": dataDir}
+		err := run(t.Context(), []string{"export"}, func(k string) string { return env[k] }, &out, &errOut)
+		return out.String(), err
+	}
+	if out, err := run(e.Cfg.DataDir); err != nil || !strings.Contains(out, "Behind A Password") {
+		t.Fatalf("crmctl with DATA_DIR: %v\n%s", err, out)
+	}
+	if _, err := run(t.TempDir()); err == nil || !strings.Contains(err.Error(), natsauth.EmbeddedFile) {
+		t.Fatalf("crmctl without the credentials: %v; want an error naming %s", err, natsauth.EmbeddedFile)
 	}
 }

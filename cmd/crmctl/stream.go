@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -12,16 +13,20 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"crm/internal/app"
 	"crm/internal/customer"
 	"crm/internal/events"
+	"crm/internal/natsauth"
 )
 
 const streamName = "CRM_CUSTOMERS"
 
 // natsFlags are the connection flags every stream command takes.
 type natsFlags struct {
-	url    *string
-	stream *string
+	url     *string
+	stream  *string
+	dataDir func() string
+	auth    natsauth.Config // NATS_CREDS, NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_CA, …
 }
 
 func addNATSFlags(fs *flag.FlagSet, getenv func(string) string) natsFlags {
@@ -29,10 +34,44 @@ func addNATSFlags(fs *flag.FlagSet, getenv func(string) string) natsFlags {
 	if def == "" {
 		def = "nats://127.0.0.1:4222"
 	}
-	return natsFlags{
+	f := natsFlags{
 		url:    fs.String("nats", def, "NATS server URL (default $NATS_URL, else the embedded service's nats://127.0.0.1:4222)"),
 		stream: fs.String("stream", streamName, "customer events stream"),
+		auth:   natsauth.FromEnv(getenv),
 	}
+	// The embedded service's NATS credentials are in its data directory
+	// (verify's --data-dir is the same directory).
+	if dd := fs.Lookup("data-dir"); dd != nil {
+		f.dataDir = func() string { return dd.Value.String() }
+	} else {
+		dir := getenv("DATA_DIR")
+		if dir == "" {
+			dir = "./data"
+		}
+		v := fs.String("data-dir", dir, "embedded mode: the service's data directory, holding its NATS credentials (default $DATA_DIR or ./data)")
+		f.dataDir = func() string { return *v }
+	}
+	return f
+}
+
+// options returns the connection's authentication: the URL's own
+// credentials, else the NATS_* variables, else the embedded service's
+// credentials in its data directory when they are there.
+func (f natsFlags) options() ([]nats.Option, error) {
+	if u, err := url.Parse(strings.Split(*f.url, ",")[0]); err == nil && u.User != nil {
+		return nil, nil
+	}
+	if !f.auth.IsZero() {
+		return f.auth.Options()
+	}
+	user, password, err := natsauth.Load(f.dataDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []nats.Option{nats.UserInfo(user, password)}, nil
 }
 
 type conn struct {
@@ -42,9 +81,17 @@ type conn struct {
 }
 
 func (f natsFlags) connect(ctx context.Context) (*conn, error) {
-	nc, err := nats.Connect(*f.url, nats.Name("crmctl"), nats.Timeout(5*time.Second))
+	opts, err := f.options()
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w (is the service running? set --nats or NATS_URL)", *f.url, err)
+		return nil, err
+	}
+	nc, err := nats.Connect(*f.url, append([]nats.Option{nats.Name("crmctl"), nats.Timeout(5 * time.Second)}, opts...)...)
+	if err != nil {
+		hint := "is the service running? set --nats or NATS_URL"
+		if errors.Is(err, nats.ErrAuthorization) {
+			hint = "the embedded service's credentials are in DATA_DIR/" + natsauth.EmbeddedFile + " (--data-dir); a NATS cluster's come from NATS_CREDS, NATS_USER/NATS_PASSWORD or NATS_TOKEN"
+		}
+		return nil, fmt.Errorf("connect to NATS at %s: %w (%s)", app.RedactURL(*f.url), err, hint)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -49,8 +49,8 @@ type diff struct {
 
 func runVerify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	nf := addNATSFlags(fs, getenv)
 	sf := addStoreFlags(fs, getenv)
+	nf := addNATSFlags(fs, getenv) // after: it finds the service's NATS credentials in the same --data-dir
 	wait := fs.Duration("wait", 10*time.Second, "how long to wait for the read model to catch up with the stream first")
 	partitions := fs.Int("passes", 0, "fold the stream in this many passes (1, 2, 4, 8 or 16), each holding 1/N of the customers\n"+
 		"in memory; 0 = one pass per 250,000 events")

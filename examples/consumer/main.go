@@ -225,6 +225,30 @@ func (s *State) save(path string) error {
 	return os.Rename(tmp, path) // atomic: a crash leaves the old or the new copy
 }
 
+// authFromEnv returns the NATS authentication of the environment, the
+// same variables the crm binaries read: NATS_CREDS (a .creds file),
+// NATS_USER and NATS_PASSWORD, or NATS_TOKEN; NATS_CA, NATS_CERT and
+// NATS_KEY for TLS. (The embedded service's user and password are in its
+// DATA_DIR/nats.credentials, "user:password".)
+func authFromEnv() []nats.Option {
+	var o []nats.Option
+	switch {
+	case os.Getenv("NATS_CREDS") != "":
+		o = append(o, nats.UserCredentials(os.Getenv("NATS_CREDS")))
+	case os.Getenv("NATS_USER") != "":
+		o = append(o, nats.UserInfo(os.Getenv("NATS_USER"), os.Getenv("NATS_PASSWORD")))
+	case os.Getenv("NATS_TOKEN") != "":
+		o = append(o, nats.Token(os.Getenv("NATS_TOKEN")))
+	}
+	if ca := os.Getenv("NATS_CA"); ca != "" {
+		o = append(o, nats.RootCAs(ca))
+	}
+	if cert := os.Getenv("NATS_CERT"); cert != "" {
+		o = append(o, nats.ClientCert(cert, os.Getenv("NATS_KEY")))
+	}
+	return o
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -249,7 +273,7 @@ func run(ctx context.Context, args []string) error {
 	if err := os.MkdirAll(filepath.Dir(*statePath), 0o755); err != nil {
 		return err
 	}
-	nc, err := nats.Connect(*url, nats.Name("example-consumer"), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(*url, append(authFromEnv(), nats.Name("example-consumer"), nats.MaxReconnects(-1))...)
 	if err != nil {
 		return err
 	}

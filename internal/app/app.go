@@ -29,6 +29,7 @@ import (
 	"crm/internal/eventstore"
 	"crm/internal/httpapi"
 	"crm/internal/metrics"
+	"crm/internal/natsauth"
 	"crm/internal/projections"
 	"crm/internal/readmodel"
 )
@@ -38,7 +39,7 @@ import (
 type App struct {
 	Config config.Config
 	// NATSURL is the NATS server the app uses (the embedded one's URL in
-	// embedded mode).
+	// embedded mode, with its credentials: print it with RedactURL).
 	NATSURL string
 	// AdminToken is a ready-to-use admin token when the secret was generated
 	// (embedded mode without SECRET_KEY), else "".
@@ -101,12 +102,18 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		if err := probeWrite(cfg.DataDir, 64<<10); err != nil {
 			return nil, fmt.Errorf("data directory %s is not writable (full or read-only?): %w", cfg.DataDir, err)
 		}
+		// The embedded server admits only its own user, whose password is
+		// generated in DATA_DIR (crmctl finds it there, like secret.key).
+		user, password, err := natsauth.LoadOrCreate(cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("embedded NATS credentials: %w", err)
+		}
 		a.ns, err = embedded.Start(embedded.Config{DataDir: cfg.DataDir, Host: cfg.NATSHost, Port: cfg.NATSPort, NoSync: cfg.NATSNoSync,
-			Logger: a.log})
+			Logger: a.log, User: user, Password: password})
 		if err != nil {
 			return nil, err
 		}
-		a.NATSURL = a.ns.ClientURL()
+		a.NATSURL = natsauth.WithUser(a.ns.ClientURL(), user, password)
 		if len(key) == 0 {
 			if key, err = embeddedSecret(cfg.DataDir); err != nil {
 				return nil, err
@@ -124,7 +131,11 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		a.NATSURL = cfg.NATSURL
 	}
 
-	if a.nc, err = connect(a.NATSURL, "crm-api"); err != nil {
+	natsAuth := cfg.NATSAuth
+	if a.ns != nil {
+		natsAuth = natsauth.Config{} // the URL carries the embedded credentials
+	}
+	if a.nc, err = connect(a.NATSURL, "crm-api", natsAuth); err != nil {
 		return nil, err
 	}
 	esCfg := eventstore.Config{Replicas: cfg.StreamReplicas, Duplicates: cfg.DuplicateWindow}
@@ -358,7 +369,9 @@ func embeddedSecret(dataDir string) ([]byte, error) {
 	return []byte(s), nil
 }
 
-// redactURL hides credentials in a URL list for logs and errors.
+// RedactURL hides credentials in a URL list for logs and errors.
+func RedactURL(u string) string { return redactURL(u) }
+
 func redactURL(u string) string {
 	parts := strings.Split(u, ",")
 	for i, p := range parts {

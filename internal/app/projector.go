@@ -14,6 +14,7 @@ import (
 	"crm/internal/events"
 	"crm/internal/eventstore"
 	"crm/internal/metrics"
+	"crm/internal/natsauth"
 	"crm/internal/projections"
 	"crm/internal/readmodel"
 )
@@ -52,7 +53,7 @@ func StartProjector(ctx context.Context, cfg config.Config, o Options) (_ *Proje
 			p.Close(context.Background())
 		}
 	}()
-	if p.nc, err = connect(cfg.NATSURL, "crm-projector"); err != nil {
+	if p.nc, err = connect(cfg.NATSURL, "crm-projector", cfg.NATSAuth); err != nil {
 		return nil, err
 	}
 	if p.js, err = jetstream.New(p.nc, jetstream.WithDefaultTimeout(5*time.Second)); err != nil {
@@ -147,7 +148,7 @@ func (p *ProjectorProcess) ready(ctx context.Context) (bool, map[string]string) 
 // model and swaps it in (projector rebuild); it returns the new
 // checkpoint.
 func RebuildReadModel(ctx context.Context, cfg config.Config, log *slog.Logger) (uint64, error) {
-	nc, err := connect(cfg.NATSURL, "crm-projector-rebuild")
+	nc, err := connect(cfg.NATSURL, "crm-projector-rebuild", cfg.NATSAuth)
 	if err != nil {
 		return 0, err
 	}
@@ -165,13 +166,17 @@ func RebuildReadModel(ctx context.Context, cfg config.Config, log *slog.Logger) 
 }
 
 // connect opens a NATS connection that reconnects forever.
-func connect(url, name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
+func connect(url, name string, auth natsauth.Config) (*nats.Conn, error) {
+	opts, err := auth.Options()
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(false),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
 	}

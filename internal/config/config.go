@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"crm/internal/auth"
+	"crm/internal/natsauth"
 )
 
 // Binary names a program that reads the configuration.
@@ -37,6 +38,13 @@ var Vars = []Var{
 	{"NATS_HOST", "127.0.0.1", "embedded mode: interface the embedded nats-server listens on", API},
 	{"NATS_PORT", "4222", "embedded mode: port of the embedded nats-server (-1 = any free port)", API},
 	{"NATS_NO_SYNC", "false", "embedded mode: do not fsync every JetStream write (benchmarks only; unsafe)", API},
+	{"NATS_CREDS", "", "NATS credentials: a .creds file (user JWT + NKEY seed) or an NKEY seed file", both},
+	{"NATS_USER", "", "NATS user (with NATS_PASSWORD)", both},
+	{"NATS_PASSWORD", "", "NATS password of NATS_USER", both},
+	{"NATS_TOKEN", "", "NATS authentication token", both},
+	{"NATS_CA", "", "CA certificate(s) (PEM) to verify the NATS servers' TLS certificates", both},
+	{"NATS_CERT", "", "client certificate (PEM) for NATS TLS, with NATS_KEY", both},
+	{"NATS_KEY", "", "private key (PEM) of NATS_CERT", both},
 	{"STREAM_REPLICAS", "1", "replicas of the JetStream streams (3 on a cluster)", API},
 	{"STREAM_DUPLICATE_WINDOW", "2m", "JetStream duplicate window for idempotent publishing", API},
 	{"MONGODB_URL", "", "MongoDB read model (production); empty = embedded SQLite under DATA_DIR", both},
@@ -81,10 +89,13 @@ type Config struct {
 	ReadyMaxLag           uint64
 	ReadyMaxStall         time.Duration
 	MetricsAddr           string
-	RateLimitRPS          float64
-	RateLimitBurst        int
-	LogLevel              string
-	DebugAddr             string
+	// NATSAuth is how a client authenticates to an external NATS (the
+	// embedded server's credentials are generated in DATA_DIR instead).
+	NATSAuth       natsauth.Config
+	RateLimitRPS   float64
+	RateLimitBurst int
+	LogLevel       string
+	DebugAddr      string
 }
 
 // Embedded reports whether the service runs its own nats-server.
@@ -140,6 +151,10 @@ func load(b Binary, getenv func(string) string) (Config, error) {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("HTTP_ADDR", "must be host:port, e.g. :8080")
+	}
+	c.NATSAuth = natsauth.FromEnv(get)
+	for _, e := range c.NATSAuth.Validate() {
+		errs = append(errs, e)
 	}
 	if isAPI && c.NATSURL == "" && strings.TrimSpace(getenv("METRICS_ADDR")) == "" {
 		// Embedded (zero setup): no second listener unless asked for.

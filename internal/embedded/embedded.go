@@ -37,6 +37,9 @@ type Config struct {
 	// Logger receives the server's warnings and errors (notices at debug
 	// level); nil = none.
 	Logger *slog.Logger
+	// User and Password, when set, are required of every client (one user
+	// with every permission: the embedded service's own).
+	User, Password string
 }
 
 // Cluster is the cluster membership of a server.
@@ -79,6 +82,8 @@ func Start(cfg Config) (*Server, error) {
 		NoLog:                 false, // see logger
 		MaxPayload:            2 << 20,
 		DisableShortFirstPing: true,
+		Username:              cfg.User,
+		Password:              cfg.Password,
 	}
 	if c := cfg.Cluster; c != nil {
 		opts.Cluster = server.ClusterOpts{Name: c.Name, Host: "127.0.0.1", Port: c.Port}
