@@ -10,7 +10,10 @@
 #   1. deploy/nats/nats.conf passes `nats-server -t` (the server's own check,
 #      warnings are errors; nats-server at the version of the main go.mod, so
 #      it is compiled once for the tests too) and has JetStream,
-#      sync_interval: always, a store_dir and 3 cluster routes.
+#      sync_interval: always, a store_dir and 3 cluster routes, and users with
+#      least privilege: api, projector, reader, each with permissions; only
+#      the api may publish customer events; nobody may delete or purge a
+#      stream or delete a message.
 #   2. docker-compose.yml: `docker compose config -q` when the compose plugin is
 #      installed; always the compose-go loader (the library `docker compose`
 #      uses: schema, interpolation, anchors, references) plus the wiring
@@ -40,6 +43,11 @@ trap 'rm -rf "$tmp"' EXIT
 start=$SECONDS
 step() { printf '== %s\n' "$*"; }
 
+# The NATS passwords of deploy/secrets.env (nats.conf and the compose file
+# refuse to load without them): placeholders for the checks.
+export NATS_API_PASSWORD="${NATS_API_PASSWORD:-validate-api}" NATS_PROJECTOR_PASSWORD="${NATS_PROJECTOR_PASSWORD:-validate-projector}" \
+  NATS_READER_PASSWORD="${NATS_READER_PASSWORD:-validate-reader}"
+
 step "build deploy/tools (deploycheck): go vet + go build"
 (cd "$here/tools" && go vet . && go build -o "$tmp/deploycheck" .)
 check="$tmp/deploycheck"
@@ -47,7 +55,7 @@ check="$tmp/deploycheck"
 step "nats: deploy/nats/nats.conf"
 (cd "$root" && go run github.com/nats-io/nats-server/v2 -t -c "$here/nats/nats.conf" 2>&1)
 "$check" nats "$here/nats/nats.conf"
-echo "durability settings: ok"
+echo "durability settings and permissions: ok"
 
 step "compose: deploy/docker-compose.yml"
 if docker compose version >/dev/null 2>&1; then

@@ -31,6 +31,7 @@ func checkNATS(path string) ([]string, error) {
 	if s, _ := lookupAny(js, "store_dir", "store", "storedir").(string); s == "" {
 		p.addf("jetstream.store_dir is not set (the data would go to a temporary directory)")
 	}
+	checkPermissions(&p, m)
 	cl, ok := lookup(m, "cluster").(map[string]any)
 	if !ok {
 		p.addf("no cluster { } block")
@@ -66,4 +67,82 @@ func lookupAny(m map[string]any, keys ...string) any {
 		}
 	}
 	return nil
+}
+
+// checkPermissions checks the authorization block: the users api,
+// projector and reader, each with permissions; only the api may publish
+// customer events, claims and counters; every user's publish deny list
+// refuses deleting and purging streams and deleting messages, and no allow
+// list grants them.
+func checkPermissions(p *problems, m map[string]any) {
+	authz, ok := lookup(m, "authorization").(map[string]any)
+	if !ok {
+		p.addf("no authorization { } block: any client could read every customer and forge events")
+		return
+	}
+	users, _ := lookup(authz, "users").([]any)
+	seen := map[string]bool{}
+	for _, u := range users {
+		um, _ := u.(map[string]any)
+		name, _ := lookup(um, "user").(string)
+		seen[name] = true
+		if pw, _ := lookup(um, "password").(string); pw == "" {
+			p.addf("user %s has no password", name)
+		}
+		perms, _ := lookup(um, "permissions").(map[string]any)
+		pub, _ := lookup(perms, "publish").(map[string]any)
+		if pub == nil {
+			p.addf("user %s: no publish permissions (it may publish anything)", name)
+			continue
+		}
+		allow := strings.Join(strs(lookup(pub, "allow")), " ")
+		deny := strs(lookup(pub, "deny"))
+		if strings.TrimSpace(allow) == "" || strings.Contains(" "+allow+" ", " > ") {
+			p.addf("user %s: publish allow must be an explicit list", name)
+		}
+		for _, d := range []string{"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>"} {
+			if !contains(deny, d) {
+				p.addf("user %s: publish deny lacks %s", name, d)
+			}
+			if strings.Contains(allow, strings.TrimSuffix(d, ">")) || strings.Contains(allow, "$JS.API.>") || strings.Contains(allow, "$JS.API.STREAM.>") {
+				p.addf("user %s: publish allow grants %s", name, d)
+			}
+		}
+		writes := strings.Contains(allow, "crm.customers.") || strings.Contains(allow, "crm.claims.") || strings.Contains(allow, "crm.counters.") || strings.Contains(allow, "crm.>")
+		if name != "api" && writes {
+			p.addf("user %s may publish customer events (only api may)", name)
+		}
+		if name == "api" && !writes {
+			p.addf("user api cannot publish customer events")
+		}
+	}
+	for _, want := range []string{"api", "projector", "reader"} {
+		if !seen[want] {
+			p.addf("authorization: user %s is missing", want)
+		}
+	}
+}
+
+func strs(v any) []string {
+	var out []string
+	switch x := v.(type) {
+	case string:
+		out = append(out, x)
+	case []any:
+		for _, e := range x {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
 }
