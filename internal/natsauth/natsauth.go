@@ -112,12 +112,12 @@ func (c Config) Validate() []string {
 	if (c.Cert == "") != (c.Key == "") {
 		errs = append(errs, "NATS_CERT and NATS_KEY: set both or neither")
 	}
-	for name, f := range map[string]string{"NATS_CREDS": c.Creds, "NATS_CA": c.CA, "NATS_CERT": c.Cert, "NATS_KEY": c.Key} {
-		if f == "" {
+	for _, f := range []struct{ name, path string }{{"NATS_CREDS", c.Creds}, {"NATS_CA", c.CA}, {"NATS_CERT", c.Cert}, {"NATS_KEY", c.Key}} {
+		if f.path == "" {
 			continue
 		}
-		if _, err := os.Stat(f); err != nil {
-			errs = append(errs, name+": "+err.Error())
+		if _, err := os.Stat(f.path); err != nil {
+			errs = append(errs, f.name+": "+err.Error())
 		}
 	}
 	return errs
