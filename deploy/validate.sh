@@ -10,7 +10,8 @@
 #   1. deploy/nats/nats.conf passes `nats-server -t` (the server's own check,
 #      warnings are errors; nats-server at the version of the main go.mod, so
 #      it is compiled once for the tests too) and has JetStream,
-#      sync_interval: always, a store_dir and 3 cluster routes, and users with
+#      sync_interval: always, a store_dir, 3 cluster routes with mutual TLS
+#      (certificates from crmctl certs, generated for the check), and users with
 #      least privilege: api, projector, reader, each with permissions; only
 #      the api may publish customer events; nobody may delete or purge a
 #      stream or delete a message.
@@ -47,6 +48,11 @@ step() { printf '== %s\n' "$*"; }
 # refuse to load without them): placeholders for the checks.
 export NATS_API_PASSWORD="${NATS_API_PASSWORD:-validate-api}" NATS_PROJECTOR_PASSWORD="${NATS_PROJECTOR_PASSWORD:-validate-projector}" \
   NATS_READER_PASSWORD="${NATS_READER_PASSWORD:-validate-reader}"
+
+# The route TLS files nats.conf names (crmctl certs writes them; compose
+# mounts deploy/certs): generated into the temp dir for the checks.
+(cd "$root" && go run ./cmd/crmctl certs "$tmp/certs" >/dev/null)
+export NATS_ROUTE_CERT="$tmp/certs/route.pem" NATS_ROUTE_KEY="$tmp/certs/route-key.pem" NATS_ROUTE_CA="$tmp/certs/ca.pem"
 
 step "build deploy/tools (deploycheck): go vet + go build"
 (cd "$here/tools" && go vet . && go build -o "$tmp/deploycheck" .)

@@ -29,6 +29,7 @@ Usage:
   crmctl verify             compare the read model with the fold of the stream
   crmctl export             export customers (ndjson|csv, --as-of, --events)
   crmctl token              mint a JWT for development
+  crmctl certs DIR          write the NATS cluster's route TLS certificates (compose)
 
 Stream commands connect to --nats (default $NATS_URL, else nats://127.0.0.1:4222, the
 embedded service's NATS); verify also opens the read model (--data-dir or --mongodb-url).
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runVerify(ctx, args[1:], getenv, stdout, stderr)
 	case "export":
 		return runExport(ctx, args[1:], getenv, stdout, stderr)
+	case "certs":
+		return runCerts(args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])

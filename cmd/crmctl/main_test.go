@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/x509"
 	"database/sql"
 	"encoding/csv"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -385,5 +388,30 @@ func TestEmbeddedNATSNeedsCredentials(t *testing.T) {
 	}
 	if _, err := run(t.TempDir()); err == nil || !strings.Contains(err.Error(), natsauth.EmbeddedFile) {
 		t.Fatalf("crmctl without the credentials: %v; want an error naming %s", err, natsauth.EmbeddedFile)
+	}
+}
+
+// TestCerts: crmctl certs writes the CA, the route certificate for the
+// given hosts and its key (0600).
+func TestCerts(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"certs", "--hosts", "nats-1,10.0.0.1", dir}, func(string) string { return "" }, &out, &errOut); err != nil {
+		t.Fatalf("certs: %v %s", err, errOut.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "route.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil || !slices.Contains(cert.DNSNames, "nats-1") || len(cert.IPAddresses) != 1 || !cert.IPAddresses[0].Equal(net.ParseIP("10.0.0.1")) {
+		t.Fatalf("route certificate: %v %v %v", err, cert.DNSNames, cert.IPAddresses)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "route-key.pem")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key: %v %v", fi, err)
+	}
+	if err := run(t.Context(), []string{"certs"}, func(string) string { return "" }, &out, &errOut); err == nil {
+		t.Fatal("certs without a directory accepted")
 	}
 }

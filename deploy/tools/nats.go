@@ -43,6 +43,18 @@ func checkNATS(path string) ([]string, error) {
 	if lookup(cl, "listen") == nil && lookup(cl, "port") == nil {
 		p.addf("cluster.listen is not set")
 	}
+	if tls, ok := lookup(cl, "tls").(map[string]any); !ok {
+		p.addf("cluster.tls is not set: the nodes would replicate every event in clear text")
+	} else {
+		for _, k := range []string{"cert_file", "key_file", "ca_file"} {
+			if s, _ := lookup(tls, k).(string); s == "" {
+				p.addf("cluster.tls.%s is not set", k)
+			}
+		}
+		if v, _ := lookup(tls, "verify").(bool); !v {
+			p.addf("cluster.tls.verify must be true (each node checks the other's certificate)")
+		}
+	}
 	routes, _ := lookup(cl, "routes").([]any)
 	if len(routes) < 3 {
 		p.addf("cluster.routes lists %d servers, want the 3 nodes", len(routes))

@@ -2,12 +2,16 @@ package app_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +22,7 @@ import (
 	"crm/internal/app"
 	"crm/internal/apptest"
 	"crm/internal/config"
+	"crm/internal/devcerts"
 	"crm/internal/natsauth"
 )
 
@@ -26,14 +31,7 @@ import (
 // and deny lists), as one node with its store in a temp dir.
 func startDeployNATS(t *testing.T) string {
 	t.Helper()
-	for _, v := range []string{"NATS_API_PASSWORD", "NATS_PROJECTOR_PASSWORD", "NATS_READER_PASSWORD"} {
-		t.Setenv(v, v+"-test-secret")
-	}
-	_, file, _, _ := runtime.Caller(0)
-	opts, err := server.ProcessConfigFile(filepath.Join(filepath.Dir(file), "..", "..", "deploy", "nats", "nats.conf"))
-	if err != nil {
-		t.Fatalf("deploy/nats/nats.conf: %v", err)
-	}
+	opts := deployNATSOptions(t, certsDir(t))
 	if len(opts.Users) != 3 {
 		t.Fatalf("deploy/nats/nats.conf defines %d users, want api, projector, reader", len(opts.Users))
 	}
@@ -52,6 +50,107 @@ func startDeployNATS(t *testing.T) string {
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	return ns.ClientURL()
+}
+
+// deployNATSOptions reads deploy/nats/nats.conf with the variables it needs
+// set: the users' passwords, and the route TLS files (written by devcerts,
+// as crmctl certs does for compose).
+func deployNATSOptions(t *testing.T, certs string) *server.Options {
+	t.Helper()
+	for _, v := range []string{"NATS_API_PASSWORD", "NATS_PROJECTOR_PASSWORD", "NATS_READER_PASSWORD"} {
+		t.Setenv(v, v+"-test-secret")
+	}
+	t.Setenv("NATS_ROUTE_CERT", filepath.Join(certs, devcerts.CertFile))
+	t.Setenv("NATS_ROUTE_KEY", filepath.Join(certs, devcerts.KeyFile))
+	t.Setenv("NATS_ROUTE_CA", filepath.Join(certs, devcerts.CAFile))
+	_, file, _, _ := runtime.Caller(0)
+	opts, err := server.ProcessConfigFile(filepath.Join(filepath.Dir(file), "..", "..", "deploy", "nats", "nats.conf"))
+	if err != nil {
+		t.Fatalf("deploy/nats/nats.conf: %v", err)
+	}
+	return opts
+}
+
+// certsDir writes route certificates for loopback into a temp dir.
+func certsDir(t *testing.T) string {
+	dir := t.TempDir()
+	if err := devcerts.Write(dir, []string{"localhost", "127.0.0.1"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestDeployNATSClusterTLS forms a 3-node cluster from deploy/nats/nats.conf
+// (its routes moved to loopback ports): the nodes route to each other over
+// mutual TLS with the certificates of crmctl certs, and a node without TLS
+// cannot join them (issue 12, item 1).
+func TestDeployNATSClusterTLS(t *testing.T) {
+	ports := make([]int, 3)
+	var routes []string
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[i]))
+	}
+	certs := certsDir(t) // one CA for the cluster
+	start := func(name string, port int, withTLS bool) *server.Server {
+		opts := deployNATSOptions(t, certs)
+		if opts.Cluster.TLSConfig == nil || opts.Cluster.TLSConfig.ClientAuth != tls.RequireAndVerifyClientCert {
+			t.Fatalf("deploy/nats/nats.conf: no verified route TLS")
+		}
+		opts.ServerName, opts.Host, opts.Port, opts.HTTPPort = name, "127.0.0.1", -1, 0
+		opts.StoreDir, opts.NoSigs = t.TempDir(), true
+		opts.Cluster.Host, opts.Cluster.Port = "127.0.0.1", port
+		opts.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+		if !withTLS {
+			opts.Cluster.TLSConfig = nil
+		}
+		ns, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if os.Getenv("DEBUG_ROUTES") != "" { // the servers' log, to see why routes fail
+			ns.ConfigureLogger()
+		}
+		go ns.Start()
+		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		return ns
+	}
+	nodes := []*server.Server{start("tls-1", ports[0], true), start("tls-2", ports[1], true), start("tls-3", ports[2], true)}
+	apptest.Eventually(t, 30*time.Second, "3 nodes routed over TLS, the meta leader seeing 3 peers", func() bool {
+		peers := 0
+		for _, n := range nodes {
+			if n.NumRoutes() < 2 {
+				return false
+			}
+			peers = max(peers, len(n.JetStreamClusterPeers())) // only the leader answers
+		}
+		return peers == 3
+	})
+	before := make([]int, len(nodes))
+	for i, n := range nodes {
+		before[i] = n.NumRoutes()
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainPort := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	plain := start("plain", plainPort, false)
+	time.Sleep(3 * time.Second)
+	if n := plain.NumRoutes(); n != 0 {
+		t.Fatalf("a node without TLS has %d routes to the TLS cluster", n)
+	}
+	for i, n := range nodes {
+		if n.NumRoutes() != before[i] {
+			t.Fatalf("%s has %d routes after the plain node tried, had %d", n.Name(), n.NumRoutes(), before[i])
+		}
+	}
 }
 
 // TestDeployNATSPermissions runs the API, a projector and a downstream
