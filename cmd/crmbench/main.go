@@ -33,6 +33,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"crm/internal/auth"
+	"crm/internal/natsauth"
 )
 
 func main() {
@@ -97,6 +98,7 @@ type bench struct {
 	url, token, subject string
 	natsURL             string
 	dataDir, tmp        string
+	natsOpts            []nats.Option // authentication (natsAuth)
 	stream              string
 	clients             int
 	readRate            map[string]float64 // read phase → open-loop rate
@@ -168,6 +170,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var err error
 	if b.readRate, err = parseRates(*readRate); err != nil {
 		return fmt.Errorf("--read-rate: %w", err)
+	}
+	if b.natsOpts, err = b.natsAuth(getenv); err != nil {
+		return err
 	}
 	if err := b.resolveToken(getenv); err != nil {
 		return err
@@ -350,8 +355,8 @@ func (b *bench) execute(ctx context.Context) error {
 	b.rep.Dataset.AtStart = total
 	b.logf("service %s: %d customers", b.url, total)
 	if b.needsNATS() {
-		b.nc, err = nats.Connect(b.natsURL, nats.Name("crmbench"), nats.IgnoreDiscoveredServers(),
-			nats.MaxReconnects(5), nats.ReconnectWait(200*time.Millisecond), nats.Timeout(5*time.Second))
+		b.nc, err = nats.Connect(b.natsURL, append(slices.Clone(b.natsOpts), nats.Name("crmbench"), nats.IgnoreDiscoveredServers(),
+			nats.MaxReconnects(5), nats.ReconnectWait(200*time.Millisecond), nats.Timeout(5*time.Second))...)
 		if err != nil {
 			return fmt.Errorf("connect to NATS %s: %w", b.natsURL, err)
 		}
@@ -473,4 +478,24 @@ func (c *cleanups) runAll() error {
 		errs = append(errs, c.runOne(id))
 	}
 	return errors.Join(errs...)
+}
+
+// natsAuth returns the NATS authentication: none when --nats carries
+// credentials, else the NATS_* variables, else the embedded service's
+// credentials in --data-dir (like its secret.key).
+func (b *bench) natsAuth(getenv func(string) string) ([]nats.Option, error) {
+	if u, err := url.Parse(strings.Split(b.natsURL, ",")[0]); err == nil && u.User != nil {
+		return nil, nil
+	}
+	if c := natsauth.FromEnv(getenv); !c.IsZero() {
+		return c.Options()
+	}
+	user, password, err := natsauth.Load(b.dataDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []nats.Option{nats.UserInfo(user, password)}, nil
 }

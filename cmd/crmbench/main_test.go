@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"crm/internal/apptest"
+	"crm/internal/natsauth"
 )
 
 func TestPercentileAndSummary(t *testing.T) {
@@ -199,5 +200,26 @@ func TestTopupByEvents(t *testing.T) {
 	r := env.Do("POST", "/api/v1/crm/customers", `{"name":"After The Seed"}`)
 	if r.Status != 201 || !strings.Contains(string(r.Body), `"customerCode":"C1204"`) {
 		t.Fatalf("create after the top-up: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestNATSAuth: crmbench finds the embedded service's NATS credentials in
+// --data-dir, as crmctl does, unless --nats or NATS_* give them.
+func TestNATSAuth(t *testing.T) {
+	dir := t.TempDir()
+	none := func(string) string { return "" }
+	b := &bench{natsURL: "nats://127.0.0.1:4222", dataDir: dir}
+	if o, err := b.natsAuth(none); err != nil || len(o) != 0 {
+		t.Fatalf("no credentials anywhere: %d options, %v", len(o), err)
+	}
+	if _, _, err := natsauth.LoadOrCreate(dir); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := b.natsAuth(none); err != nil || len(o) != 1 {
+		t.Fatalf("credentials in --data-dir: %d options, %v", len(o), err)
+	}
+	b.natsURL = "nats://u:p@127.0.0.1:4222"
+	if o, err := b.natsAuth(none); err != nil || len(o) != 0 {
+		t.Fatalf("credentials in the URL: %d options, %v", len(o), err)
 	}
 }

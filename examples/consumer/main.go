@@ -5,7 +5,11 @@
 // where it stopped after a restart (events it sees twice are skipped by their
 // stream sequence).
 //
-//	go run ./examples/consumer --nats nats://127.0.0.1:4222 --state customers.json
+//	NATS_USER=crm NATS_PASSWORD=$(cut -d: -f2 data/nats.credentials) \
+//	  go run ./examples/consumer --nats nats://127.0.0.1:4222 --state customers.json
+//
+// (the embedded service's NATS credentials; against a cluster, the reader
+// user of deploy/nats/nats.conf, or NATS_CREDS / NATS_TOKEN / TLS variables).
 package main
 
 import (
