@@ -480,22 +480,8 @@ func (c *cleanups) runAll() error {
 	return errors.Join(errs...)
 }
 
-// natsAuth returns the NATS authentication: none when --nats carries
-// credentials, else the NATS_* variables, else the embedded service's
-// credentials in --data-dir (like its secret.key).
+// natsAuth returns the NATS authentication (natsauth.ClientOptions: the
+// URL's, the NATS_* variables', or the embedded service's in --data-dir).
 func (b *bench) natsAuth(getenv func(string) string) ([]nats.Option, error) {
-	if u, err := url.Parse(strings.Split(b.natsURL, ",")[0]); err == nil && u.User != nil {
-		return nil, nil
-	}
-	if c := natsauth.FromEnv(getenv); !c.IsZero() {
-		return c.Options()
-	}
-	user, password, err := natsauth.Load(b.dataDir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return []nats.Option{nats.UserInfo(user, password)}, nil
+	return natsauth.ClientOptions(b.natsURL, natsauth.FromEnv(getenv), b.dataDir)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -54,24 +53,11 @@ func addNATSFlags(fs *flag.FlagSet, getenv func(string) string) natsFlags {
 	return f
 }
 
-// options returns the connection's authentication: the URL's own
-// credentials, else the NATS_* variables, else the embedded service's
-// credentials in its data directory when they are there.
+// options returns the connection's authentication (natsauth.ClientOptions:
+// the URL's, the NATS_* variables', or the embedded service's in the data
+// directory).
 func (f natsFlags) options() ([]nats.Option, error) {
-	if u, err := url.Parse(strings.Split(*f.url, ",")[0]); err == nil && u.User != nil {
-		return nil, nil
-	}
-	if !f.auth.IsZero() {
-		return f.auth.Options()
-	}
-	user, password, err := natsauth.Load(f.dataDir())
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return []nats.Option{nats.UserInfo(user, password)}, nil
+	return natsauth.ClientOptions(*f.url, f.auth, f.dataDir())
 }
 
 type conn struct {

@@ -154,3 +154,24 @@ func (c Config) Options() ([]nats.Option, error) {
 	}
 	return o, nil
 }
+
+// ClientOptions returns a tool's authentication to the NATS at urls: none
+// when the (first) URL carries credentials, else env's when it sets any,
+// else the embedded service's credentials in dataDir when they are there
+// (the operator's tools find them as they find secret.key).
+func ClientOptions(urls string, env Config, dataDir string) ([]nats.Option, error) {
+	if u, err := url.Parse(strings.Split(urls, ",")[0]); err == nil && u.User != nil {
+		return nil, nil
+	}
+	if !env.IsZero() {
+		return env.Options()
+	}
+	user, password, err := Load(dataDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []nats.Option{nats.UserInfo(user, password)}, nil
+}
