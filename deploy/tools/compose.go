@@ -70,6 +70,14 @@ func checkCompose(ctx context.Context, path string) ([]string, error) {
 		if i := slices.Index(s.Command, "--name"); i < 0 || i+1 >= len(s.Command) || s.Command[i+1] != name {
 			p.addf("%s: command must pass --name %s (JetStream needs unique server names)", name, name)
 		}
+		// nats.conf includes ./auth.conf (the users) and names the route
+		// TLS files under /etc/nats/certs.
+		if mountSource(s, "/etc/nats/auth.conf") == "" {
+			p.addf("%s: auth.conf (the users nats.conf includes) is not mounted at /etc/nats/auth.conf", name)
+		}
+		if mountSource(s, "/etc/nats/certs") == "" {
+			p.addf("%s: the route TLS certificates are not mounted at /etc/nats/certs", name)
+		}
 		conf := mountSource(s, "/etc/nats/nats.conf")
 		if conf == "" {
 			p.addf("%s: nats.conf is not mounted at /etc/nats/nats.conf", name)
