@@ -403,10 +403,12 @@ func TestSIGTERMDrainsInFlightCommands(t *testing.T) {
 	// answer is not: nearly every client has a request in flight at any
 	// instant, so a skipped drain leaves about one unknown per client (12
 	// to 16 of 16 measured). A real drain leaves only the requests sent on
-	// an idle keep-alive connection as the server closed it: 0 to 7 of 16
-	// measured on a loaded 2-core machine, where clients wait longer
-	// between requests.
-	if n.unknown > clients/2 {
+	// an idle keep-alive connection as the server closed it: 0 to 9 of 16
+	// measured on a loaded 2-core machine (9 once in CI, none stored),
+	// where clients wait longer between requests. The stored-unknown check
+	// above is the exact one; this count catches a skipped drain that was
+	// lucky enough to store none.
+	if n.unknown >= 3*clients/4 {
 		t.Errorf("%d of %d clients got no answer: the process exited without draining their requests", n.unknown, clients)
 	}
 }
