@@ -370,9 +370,7 @@ func embeddedSecret(dataDir string) ([]byte, error) {
 }
 
 // RedactURL hides credentials in a URL list for logs and errors.
-func RedactURL(u string) string { return redactURL(u) }
-
-func redactURL(u string) string {
+func RedactURL(u string) string {
 	parts := strings.Split(u, ",")
 	for i, p := range parts {
 		if at := strings.LastIndex(p, "@"); at >= 0 {

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"testing"
 
-	"crm/internal/app"
 	"crm/internal/apptest"
 )
 
@@ -184,11 +183,7 @@ func TestUpsertByExternalID(t *testing.T) {
 // concurrent upserts of one new external id create one customer, and
 // concurrent creates with one external id succeed once (the others 409).
 func TestConcurrentExternalIDsAcrossReplicas(t *testing.T) {
-	dir := t.TempDir()
-	owner := apptest.Start(t, apptest.Config(t, dir))
-	cfg := apptest.Config(t, dir)
-	cfg.NATSURL = owner.App.NATSURL
-	replica := apptest.Start(t, cfg, func(o *app.Options) { o.NoProjector = true })
+	owner, replica := replicaPair(t)
 	for round := range 3 {
 		x := fmt.Sprintf("RACE-%d", round)
 		var (

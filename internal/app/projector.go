@@ -178,7 +178,7 @@ func connect(url, name string, auth natsauth.Config) (*nats.Conn, error) {
 		nats.RetryOnFailedConnect(false),
 	}, opts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w", RedactURL(url), err)
 	}
 	return nc, nil
 }

@@ -102,15 +102,24 @@ func TestUpsertByEmail(t *testing.T) {
 	}
 }
 
+// replicaPair starts two API processes on one stream and one read model:
+// the owner runs the projector, the replica waits on the owner's
+// checkpoint.
+func replicaPair(t *testing.T) (owner, replica *apptest.Env) {
+	t.Helper()
+	dir := t.TempDir()
+	owner = apptest.Start(t, apptest.Config(t, dir))
+	cfg := apptest.Config(t, dir)
+	cfg.NATSURL = owner.App.NATSURL
+	replica = apptest.Start(t, cfg, func(o *app.Options) { o.NoProjector = true })
+	return owner, replica
+}
+
 // TestConcurrentUpsertsAcrossReplicas: concurrent upserts of one new email,
 // through two API processes, create one customer; every other one updates
 // it (or finds nothing to change).
 func TestConcurrentUpsertsAcrossReplicas(t *testing.T) {
-	dir := t.TempDir()
-	owner := apptest.Start(t, apptest.Config(t, dir))
-	cfg := apptest.Config(t, dir)
-	cfg.NATSURL = owner.App.NATSURL
-	replica := apptest.Start(t, cfg, func(o *app.Options) { o.NoProjector = true })
+	owner, replica := replicaPair(t)
 	for round := range 5 {
 		email := fmt.Sprintf("race%d@example.com", round)
 		var (

@@ -147,6 +147,21 @@ func customerID(c *gin.Context) (string, error) {
 	return u.String(), nil
 }
 
+// customerAndVersion reads the path's customer id and If-Match of a
+// command on one customer, writing the error and reporting false when
+// either is bad.
+func customerAndVersion(c *gin.Context) (id string, expected uint64, ok bool) {
+	id, err := customerID(c)
+	if err == nil {
+		expected, err = ifMatch(c)
+	}
+	if err != nil {
+		writeError(c, err)
+		return "", 0, false
+	}
+	return id, expected, true
+}
+
 // ifMatch parses If-Match: absent or "*" = 0 (any version); a quoted or
 // bare version number; anything else can never match (412).
 func ifMatch(c *gin.Context) (uint64, error) {
@@ -232,14 +247,8 @@ func (a *api) createCustomer(c *gin.Context) {
 }
 
 func (a *api) updateCustomer(c *gin.Context) {
-	id, err := customerID(c)
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	expected, err := ifMatch(c)
-	if err != nil {
-		writeError(c, err)
+	id, expected, ok := customerAndVersion(c)
+	if !ok {
 		return
 	}
 	body, err := readBody(c)
@@ -264,14 +273,8 @@ func (a *api) updateCustomer(c *gin.Context) {
 }
 
 func (a *api) deleteCustomer(c *gin.Context) {
-	id, err := customerID(c)
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	expected, err := ifMatch(c)
-	if err != nil {
-		writeError(c, err)
+	id, expected, ok := customerAndVersion(c)
+	if !ok {
 		return
 	}
 	start := time.Now()
@@ -289,14 +292,8 @@ func (a *api) deleteCustomer(c *gin.Context) {
 // restoreCustomer serves POST /customers/{id}/restore: the customer is live
 // again, as it was when deleted. The body, if any, must be empty.
 func (a *api) restoreCustomer(c *gin.Context) {
-	id, err := customerID(c)
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	expected, err := ifMatch(c)
-	if err != nil {
-		writeError(c, err)
+	id, expected, ok := customerAndVersion(c)
+	if !ok {
 		return
 	}
 	if c.Request.ContentLength > 0 {
