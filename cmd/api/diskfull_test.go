@@ -125,10 +125,16 @@ func expectCannotWrite(t *testing.T, p *proc, cause string) {
 		status, hdr, body := do(t, p, "POST", "/api/v1/crm/customers", `{"name":"Probe"}`)
 		took := time.Since(start)
 		if status == http.StatusServiceUnavailable && strings.Contains(body, "cannot write to its disk") {
-			if hdr.Get("Retry-After") == "" || took > time.Second {
-				t.Fatalf("503 without Retry-After or slow (%v): %v", took, hdr)
+			if hdr.Get("Retry-After") == "" {
+				t.Fatalf("503 without Retry-After: %v", hdr)
 			}
-			break
+			// A create already under way when the disk filled may take
+			// its append timeout or conflict retries before it answers
+			// this; the ones after it must answer at once.
+			if took <= time.Second {
+				break
+			}
+			t.Logf("a slow 503 (%v) while the disk filled; waiting for a fast one", took)
 		}
 		if status != http.StatusCreated && status != http.StatusServiceUnavailable {
 			t.Fatalf("create while the disk fails: %d %s", status, body)
