@@ -322,6 +322,16 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	k.call("POST", coll, coll, `{"name":"x"}`, 415, "Content-Type", "")
 	k.call("POST", coll, coll, `{"notes":"`+strings.Repeat("x", 1<<20)+`"}`, 413)
 
+	// Batches.
+	const batchPath = coll + "/batch"
+	k.call("POST", batchPath, batchPath, `{"operations":[{"op":"create","data":{"name":"Batch Made"}}]}`, 200)
+	k.call("POST", batchPath, batchPath, `{"atomic":true,"operations":[{"op":"create","data":{"name":"Fine"}},{"op":"delete","id":"`+uuid.NewString()+`"}]}`, 207)
+	k.call("POST", batchPath, batchPath, `{"operations":[{"op":"update","id":"`+id+`","data":{"name":""}},{"op":"nope"}]}`, 207)
+	k.call("POST", batchPath, batchPath, `{"operations":[]}`, 400)
+	k.call("POST", batchPath, batchPath, `{"operations":[`+strings.Repeat(`{"op":"delete","id":"`+id+`"},`, 500)+`{"op":"delete","id":"`+id+`"}]}`, 413)
+	k.call("POST", batchPath, batchPath, `{}`, 415, "Content-Type", "text/plain")
+	k.call("POST", batchPath, batchPath, `{}`, 401, "Authorization", "")
+
 	// Reads.
 	r = k.call("GET", one, coll+"/"+id, nil, 200)
 	etag := r.Header.Get("ETag")

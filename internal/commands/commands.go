@@ -37,6 +37,9 @@ type EventStore interface {
 	LoadClaim(ctx context.Context, subject string) (customerID string, seq uint64, err error)
 	// NextCode returns a fresh customer number, unique forever.
 	NextCode(ctx context.Context) (uint64, error)
+	// NextCodes reserves n consecutive fresh customer numbers and returns
+	// the first.
+	NextCodes(ctx context.Context, n int) (uint64, error)
 	// Reserve binds an idempotency key of scope to a customer id: the first
 	// call keeps newID, later ones with the same requestHash return it, a
 	// different requestHash fails (fault.Unprocessable).

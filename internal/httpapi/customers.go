@@ -105,7 +105,10 @@ func etag(version uint64) string { return `"` + strconv.FormatUint(version, 10) 
 var errBodyTooLarge = &badRequest{status: http.StatusRequestEntityTooLarge, title: "Request body too large",
 	detail: "the request body exceeds " + strconv.Itoa(maxBodyBytes) + " bytes"}
 
-func readBody(c *gin.Context) ([]byte, error) {
+func readBody(c *gin.Context) ([]byte, error) { return readBodyUpTo(c, maxBodyBytes, errBodyTooLarge) }
+
+// readBodyUpTo is readBody with another limit, tooLarge its error.
+func readBodyUpTo(c *gin.Context, limit int64, tooLarge error) ([]byte, error) {
 	ct := c.GetHeader("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if ct == "" || err != nil || (mt != "application/json" && mt != "application/merge-patch+json") {
@@ -118,14 +121,14 @@ func readBody(c *gin.Context) ([]byte, error) {
 	}
 	// A declared length over the limit is refused before reading (and
 	// before a 100 Continue is sent to a client that expects one).
-	if c.Request.ContentLength > maxBodyBytes {
-		return nil, errBodyTooLarge
+	if c.Request.ContentLength > limit {
+		return nil, tooLarge
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, errBodyTooLarge
+			return nil, tooLarge
 		}
 		return nil, &badRequest{status: http.StatusBadRequest, title: "Bad request", detail: "the request body could not be read"}
 	}

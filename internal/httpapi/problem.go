@@ -62,6 +62,14 @@ var codeTitles = map[string]string{
 // detail is the fault error's client-facing message, never err.Error():
 // a driver's text reaches the log only.
 func writeError(c *gin.Context, err error) {
+	p := problemOf(c, err, c.Header)
+	c.Header("Content-Type", "application/problem+json")
+	c.AbortWithStatusJSON(p.Status, p)
+}
+
+// problemOf returns the problem document of err, setting the headers that
+// go with it (Retry-After, Location, WWW-Authenticate) through header.
+func problemOf(c *gin.Context, err error, header func(key, value string)) problem {
 	p := problem{}
 	var bad *badRequest
 	if errors.As(err, &bad) {
@@ -92,15 +100,15 @@ func writeError(c *gin.Context, err error) {
 			logFrom(c).Error("internal error", "err", err)
 		case fault.Unauthorized:
 			p.Detail = auth.ErrUnauthorized.Message
-			c.Header("WWW-Authenticate", `Bearer realm="crm"`)
+			header("WWW-Authenticate", `Bearer realm="crm"`)
 		case fault.Unavailable:
-			retryAfter(c, fe, time.Second)
+			retryAfter(header, fe, time.Second)
 			logFrom(c).Warn("unavailable", "err", err)
 		case fault.Conflict:
-			retryAfter(c, fe, 0) // only when the error suggests a retry
+			retryAfter(header, fe, 0) // only when the error suggests a retry
 		case fault.Moved:
 			if fe != nil && fe.Ref != "" {
-				c.Header("Location", movedTo(c, fe.Ref))
+				header("Location", movedTo(c, fe.Ref))
 			}
 		}
 		if p.Detail == "" {
@@ -110,8 +118,7 @@ func writeError(c *gin.Context, err error) {
 	p.Type = problemType + p.Type
 	p.Instance = c.Request.URL.Path
 	p.RequestID = c.GetString(ctxRequestID)
-	c.Header("Content-Type", "application/problem+json")
-	c.AbortWithStatusJSON(p.Status, p)
+	return p
 }
 
 // movedTo returns the request's URL with the path's customer id replaced by
@@ -130,13 +137,13 @@ func movedTo(c *gin.Context, ref string) string {
 
 // retryAfter sets Retry-After (whole seconds, at least 1) from the error's
 // suggestion, else def (0 = no header).
-func retryAfter(c *gin.Context, fe *fault.Error, def time.Duration) {
+func retryAfter(header func(key, value string), fe *fault.Error, def time.Duration) {
 	d := def
 	if fe != nil && fe.RetryAfter > 0 {
 		d = fe.RetryAfter
 	}
 	if d > 0 {
-		c.Header("Retry-After", strconv.Itoa(int(max(d.Round(time.Second), time.Second)/time.Second)))
+		header("Retry-After", strconv.Itoa(int(max(d.Round(time.Second), time.Second)/time.Second)))
 	}
 }
 
