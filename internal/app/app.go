@@ -65,7 +65,15 @@ type App struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
+	// stopping is closed when Close begins.
+	stopping chan struct{}
 }
+
+// streamTip is the stream's last sequence as a projections.Checkpointer:
+// what the change feed's long polls wait on.
+type streamTip struct{ es *eventstore.Store }
+
+func (t streamTip) Checkpoint(ctx context.Context) (uint64, error) { return t.es.Tip(ctx) }
 
 // Options for Start beyond the configuration.
 type Options struct {
@@ -87,7 +95,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 	if o.OpenStore == nil {
 		o.OpenStore = OpenStore
 	}
-	a := &App{Config: cfg, log: o.Logger}
+	a := &App{Config: cfg, log: o.Logger, stopping: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			a.Close(context.Background())
@@ -185,6 +193,9 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		Metrics:               a.metrics,
 		OpsListener:           cfg.MetricsAddr != "",
 		Ready:                 a.ready,
+		Changes:               a.events,
+		ChangesWaiter:         &projections.CheckpointWaiter{Store: streamTip{a.events}, Interval: 20 * time.Millisecond},
+		Stopping:              a.stopping,
 		RateLimit:             httpapi.RateLimit{PerSecond: cfg.RateLimitRPS, Burst: cfg.RateLimitBurst},
 	})
 	if cfg.MetricsAddr != "" {
@@ -248,6 +259,7 @@ func (a *App) Store() readmodel.Store { return a.store }
 func (a *App) Close(ctx context.Context) error {
 	var err error
 	a.once.Do(func() {
+		close(a.stopping) // long polls answer now, so Shutdown does not wait for them
 		if a.srv != nil {
 			err = a.srv.Shutdown(ctx)
 		} else if a.ln != nil {

@@ -332,6 +332,17 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	k.call("POST", batchPath, batchPath, `{}`, 415, "Content-Type", "text/plain")
 	k.call("POST", batchPath, batchPath, `{}`, 401, "Authorization", "")
 
+	// The change feed.
+	const changes = "/api/v1/crm/changes"
+	r = k.call("GET", changes, changes+"?limit=2", nil, 200)
+	var feed struct {
+		Meta struct{ Next string } `json:"meta"`
+	}
+	r.JSON(t, &feed)
+	k.call("GET", changes, changes+"?limit=1000&after="+feed.Meta.Next+"&types=com.a64core.crm.customer.deleted.v1&wait=10ms", nil, 200)
+	k.call("GET", changes, changes+"?after=nope", nil, 400)
+	k.call("GET", changes, changes, nil, 401, "Authorization", "")
+
 	// Reads.
 	r = k.call("GET", one, coll+"/"+id, nil, 200)
 	etag := r.Header.Get("ETag")

@@ -249,7 +249,7 @@ func (s *Store) loadFiltered(ctx context.Context, customerID, filter string) ([]
 		next uint64 = 1
 	)
 	for {
-		batch, more, err := s.directBatch(ctx, filter, next)
+		batch, more, err := s.directBatch(ctx, filter, next, 256)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -269,19 +269,59 @@ func (s *Store) loadFiltered(ctx context.Context, customerID, filter string) ([]
 	}
 }
 
+// MaxChanges is the most events one ReadChanges returns.
+const MaxChanges = 1000
+
+// ReadChanges returns up to limit (1..MaxChanges) customer events of every
+// customer stored after sequence after, in stream order, each with its
+// Seq, and whether more are stored after them: the stream read forward
+// for the change feed (one batched direct get; the claims between the
+// events are skipped by the server).
+func (s *Store) ReadChanges(ctx context.Context, after uint64, limit int) ([]events.Event, bool, error) {
+	limit = min(max(limit, 1), MaxChanges)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	batch, more, err := s.directBatch(ctx, events.SubjectAll, after+1, limit)
+	if err != nil {
+		return nil, false, err
+	}
+	out := make([]events.Event, 0, len(batch))
+	for _, m := range batch {
+		ev, err := events.Decode(m.Data)
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: seq %d: %v", errUnexpected, m.seq, err)
+		}
+		ev.Seq = m.seq
+		out = append(out, ev)
+	}
+	return out, more, nil
+}
+
+// Tip returns the sequence of the stream's last message (0: empty).
+func (s *Store) Tip(ctx context.Context) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	st, err := s.js.Stream(ctx, s.cfg.Stream) // one stream info request
+	if err != nil {
+		return 0, classify(err)
+	}
+	return st.CachedInfo().State.LastSeq, nil
+}
+
 type seqMsg struct {
 	*nats.Msg
 	seq uint64
 }
 
-// directBatch performs one batched direct get ($JS.API.DIRECT.GET) of the
-// messages matching filter from sequence start. more reports messages left.
-func (s *Store) directBatch(ctx context.Context, filter string, start uint64) (msgs []seqMsg, more bool, err error) {
+// directBatch performs one batched direct get ($JS.API.DIRECT.GET) of up to
+// size messages matching filter from sequence start. more reports messages
+// left.
+func (s *Store) directBatch(ctx context.Context, filter string, start uint64, size int) (msgs []seqMsg, more bool, err error) {
 	req, _ := json.Marshal(struct {
 		Seq     uint64 `json:"seq"`
 		NextFor string `json:"next_by_subj"`
 		Batch   int    `json:"batch"`
-	}{start, filter, 256})
+	}{start, filter, size})
 	inbox := s.nc.NewRespInbox()
 	sub, err := s.nc.SubscribeSync(inbox)
 	if err != nil {

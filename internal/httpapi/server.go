@@ -60,6 +60,13 @@ type Deps struct {
 	// OpsListener: /metrics is served on the operations listener
 	// (METRICS_ADDR), not here.
 	OpsListener bool
+	// Changes serves the change feed (nil: it answers 503);
+	// ChangesWaiter wakes its long polls when the stream grows (nil: they
+	// answer at once); Stopping, closed when the service shuts down, ends
+	// them early.
+	Changes       ChangeFeed
+	ChangesWaiter Projection
+	Stopping      <-chan struct{}
 	// Ready reports readiness for /readyz: every check's result ("ok" or
 	// the reason it fails).
 	Ready func(ctx context.Context) (ready bool, checks map[string]string)
@@ -122,6 +129,8 @@ func New(d Deps) http.Handler {
 	g.POST("/customers/:id/restore", a.require(auth.PermDelete), a.restoreCustomer)
 	g.POST("/customers/:id/merge", a.require(auth.PermEdit), a.require(auth.PermDelete), a.mergeCustomers)
 	g.POST("/customers/:id/unmerge", a.require(auth.PermEdit), a.require(auth.PermDelete), a.unmergeCustomer)
+
+	g.GET("/changes", a.require(auth.PermAudit), a.listChanges)
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"crm/internal/readmodel"
 )
 
 // CheckpointWaiter gives read-your-writes to an API process that does not run
@@ -15,7 +13,10 @@ import (
 // waits), so the store sees one checkpoint read per interval, not one per
 // waiting request. Safe for concurrent use.
 type CheckpointWaiter struct {
-	Store    readmodel.Writer
+	// Store is the read model (readmodel.Writer), or whatever else has a
+	// sequence that only grows (the change feed waits for the stream's
+	// tip).
+	Store    Checkpointer
 	Interval time.Duration // poll interval, default 5ms
 
 	mu       sync.Mutex
@@ -23,6 +24,11 @@ type CheckpointWaiter struct {
 	progress chan struct{} // closed when seen moves or the poller stops
 	waiters  int           // requests waiting; the poller runs while > 0
 	polling  bool          // a poll loop is running
+}
+
+// Checkpointer reports a stream sequence that never decreases.
+type Checkpointer interface {
+	Checkpoint(ctx context.Context) (uint64, error)
 }
 
 // WaitFor blocks until the store's checkpoint reaches seq or ctx ends.
