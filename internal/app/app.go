@@ -194,6 +194,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		OpsListener:           cfg.MetricsAddr != "",
 		Ready:                 a.ready,
 		Changes:               a.events,
+		CursorKey:             httpapi.CursorKey(key),
 		ChangesWaiter:         &projections.CheckpointWaiter{Store: streamTip{a.events}, Interval: 20 * time.Millisecond},
 		Stopping:              a.stopping,
 		RateLimit:             httpapi.RateLimit{PerSecond: cfg.RateLimitRPS, Burst: cfg.RateLimitBurst},

@@ -332,6 +332,17 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	k.call("POST", batchPath, batchPath, `{}`, 415, "Content-Type", "text/plain")
 	k.call("POST", batchPath, batchPath, `{}`, 401, "Authorization", "")
 
+	// Cursor paging.
+	r = k.call("GET", coll, coll+"?perPage=1&sort=name", nil, 200)
+	var paged struct {
+		Meta struct{ Next string } `json:"meta"`
+	}
+	if r.JSON(t, &paged); paged.Meta.Next == "" {
+		t.Fatalf("no meta.next on a first page: %s", r.Body)
+	}
+	k.call("GET", coll, coll+"?perPage=1&sort=name&after="+url.QueryEscape(paged.Meta.Next), nil, 200)
+	k.call("GET", coll, coll+"?perPage=1&sort=-name&after="+url.QueryEscape(paged.Meta.Next), nil, 400)
+
 	// The change feed.
 	const changes = "/api/v1/crm/changes"
 	r = k.call("GET", changes, changes+"?limit=2", nil, 200)

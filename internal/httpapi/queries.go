@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -26,9 +27,12 @@ const (
 
 type pageMeta struct {
 	Total      int64 `json:"total"`
-	Page       int   `json:"page"`
+	Page       int   `json:"page,omitempty"` // absent when paging by cursor
 	PerPage    int   `json:"perPage"`
 	TotalPages int64 `json:"totalPages"`
+	// Next (list and search): the cursor of the next page (?after=),
+	// absent on the last page.
+	Next string `json:"next,omitempty"`
 }
 
 type listResponse struct {
@@ -160,8 +164,34 @@ func hasField(errs []fault.FieldError, f string) bool {
 func (a *api) listCustomers(c *gin.Context)   { a.page(c, false) }
 func (a *api) searchCustomers(c *gin.Context) { a.page(c, true) }
 
+// parsePage reads a list or search query with its optional cursor
+// (?after=, which replaces page).
+func (a *api) parsePage(values url.Values, search bool) (readmodel.Query, error) {
+	after, hasAfter := values["after"]
+	if hasAfter {
+		values = maps.Clone(values)
+		delete(values, "after")
+	}
+	q, err := parseQuery(values, search)
+	if err != nil || !hasAfter {
+		return q, err
+	}
+	switch {
+	case len(after) != 1:
+		return q, fault.InvalidField("after", "must be given once")
+	case values.Has("page"):
+		return q, fault.InvalidField("after", "cannot be combined with page: a cursor says where the page starts")
+	}
+	pos, why := a.decodeCursor(after[0], q, search)
+	if why != "" {
+		return q, fault.InvalidField("after", why)
+	}
+	q.After = &pos
+	return q, nil
+}
+
 func (a *api) page(c *gin.Context, search bool) {
-	q, err := parseQuery(c.Request.URL.Query(), search)
+	q, err := a.parsePage(c.Request.URL.Query(), search)
 	if err != nil {
 		writeError(c, err)
 		return
@@ -192,6 +222,24 @@ func (a *api) page(c *gin.Context, search bool) {
 	}}
 	for _, cu := range p.Items {
 		out.Data = append(out.Data, toJSON(cu))
+	}
+	more := p.More
+	if q.After == nil {
+		_, offset, _ := q.Bounds()
+		more = offset+int64(len(p.Items)) < p.Total
+	} else {
+		out.Meta.Page = 0
+	}
+	if more && len(p.Items) > 0 {
+		last := p.Items[len(p.Items)-1]
+		var pos readmodel.Position
+		if search {
+			words, _ := searchq.ParseQuery(q.Text)
+			pos = readmodel.SearchPosition(last, words)
+		} else {
+			pos = readmodel.ListPosition(last, q.Sort)
+		}
+		out.Meta.Next = a.encodeCursor(q, search, pos)
 	}
 	c.JSON(http.StatusOK, out)
 }

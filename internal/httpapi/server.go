@@ -60,6 +60,9 @@ type Deps struct {
 	// OpsListener: /metrics is served on the operations listener
 	// (METRICS_ADDR), not here.
 	OpsListener bool
+	// CursorKey signs the page cursors (CursorKey(secret); nil: a random
+	// key, cursors valid in this process only).
+	CursorKey []byte
 	// Changes serves the change feed (nil: it answers 503);
 	// ChangesWaiter wakes its long polls when the stream grows (nil: they
 	// answer at once); Stopping, closed when the service shuts down, ends
@@ -74,6 +77,7 @@ type Deps struct {
 
 type api struct {
 	Deps
+	cursorKey []byte
 }
 
 // New returns the HTTP handler of the API.
@@ -84,7 +88,10 @@ func New(d Deps) http.Handler {
 	if d.ReadYourWritesTimeout == 0 {
 		d.ReadYourWritesTimeout = 3 * time.Second
 	}
-	a := &api{Deps: d}
+	if d.CursorKey == nil {
+		d.CursorKey = CursorKey(nil)
+	}
+	a := &api{Deps: d, cursorKey: d.CursorKey}
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()

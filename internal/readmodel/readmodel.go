@@ -25,6 +25,7 @@ import (
 
 	"crm/internal/dedupe"
 	"crm/internal/fault"
+	"crm/internal/search"
 )
 
 // Errors returned by every adapter (sentinels, matched with errors.Is).
@@ -222,12 +223,55 @@ type Query struct {
 	// ones (the trash, for those who may restore them); the other filters
 	// must then be empty.
 	Deleted bool
+
+	// After, when set, is keyset paging: the page is the PerPage matches
+	// that follow this position in the query's order (Page is ignored), at
+	// a cost that does not grow with the position. A customer whose place
+	// in the order does not change (its sort key; for Search its score and
+	// name) is never repeated or skipped by pages read one after the
+	// other, whatever else is written meanwhile.
+	After *Position
+}
+
+// Position is a place in the order of List or Search, taken from the last
+// customer of a page (ListPosition, SearchPosition).
+type Position struct {
+	Score int       // Search: the relevance (search.Score)
+	Time  time.Time // List by createdAt or updatedAt
+	Name  string    // List by name and Search: search.Fold(name)
+	Code  int64     // search.CodeNumber(code): the tie-breaker of every order
+}
+
+// ListPosition returns c's position in a List sorted by sort.
+func ListPosition(c Customer, sort string) Position {
+	p := Position{Code: search.CodeNumber(c.Code)}
+	switch sort {
+	case "", SortCreatedAt:
+		p.Time = c.CreatedAt
+	case SortUpdatedAt:
+		p.Time = c.UpdatedAt
+	case SortName:
+		p.Name = search.Fold(c.Name)
+	}
+	return p
+}
+
+// SearchPosition returns c's position in a Search for words
+// (search.ParseQuery).
+func SearchPosition(c Customer, words []string) Position {
+	return Position{
+		Score: search.Score(words, search.NewDocTerms(c.Name, c.Company, c.Email, c.Code, c.AbsorbedCodes()...)),
+		Name:  search.Fold(c.Name),
+		Code:  search.CodeNumber(c.Code),
+	}
 }
 
 // Page is one page of results and the total number of matches.
 type Page struct {
 	Items []Customer
 	Total int64
+	// More (with Query.After): matches follow this page.
+	More bool
 }
 
 // Paging defaults of every adapter: a Page below 1 is the first page;

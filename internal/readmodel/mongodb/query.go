@@ -61,6 +61,10 @@ func (s *Store) List(ctx context.Context, q readmodel.Query) (readmodel.Page, er
 		return readmodel.Page{}, s.fail("list", err)
 	}
 	p := readmodel.Page{Items: []readmodel.Customer{}, Total: total}
+	if q.After != nil { // keyset: from the position, one more to know whether more follow
+		limit, offset, ok = limit+1, 0, true
+		filter = append(filter, bson.E{Key: "$or", Value: keyset(q)})
+	}
 	if !ok || offset >= total {
 		return p, nil
 	}
@@ -72,7 +76,43 @@ func (s *Store) List(ctx context.Context, q readmodel.Query) (readmodel.Page, er
 	if err := decodeAll(ctx, cur, func(c readmodel.Customer) { p.Items = append(p.Items, c) }); err != nil {
 		return readmodel.Page{}, s.fail("list", err)
 	}
+	if q.After != nil && int64(len(p.Items)) == limit {
+		p.Items, p.More = p.Items[:limit-1], true
+	}
 	return p, nil
+}
+
+// keyset returns the alternatives ($or) of the documents after q.After in
+// the List order of q: greater (smaller, descending) in the first sort
+// key, or equal in it and after in the next ones.
+func keyset(q readmodel.Query) bson.A {
+	op := "$gt"
+	if q.Desc {
+		op = "$lt"
+	}
+	p := q.After
+	var keys []bson.E
+	switch q.Sort {
+	case "", readmodel.SortCreatedAt:
+		ms, ns := splitTime(p.Time)
+		keys = []bson.E{{Key: "createdAt", Value: ms}, {Key: "createdAtNs", Value: ns}}
+	case readmodel.SortUpdatedAt:
+		ms, ns := splitTime(p.Time)
+		keys = []bson.E{{Key: "updatedAt", Value: ms}, {Key: "updatedAtNs", Value: ns}}
+	case readmodel.SortName:
+		keys = []bson.E{{Key: "nameKey", Value: p.Name}}
+	}
+	keys = append(keys, bson.E{Key: "codeNum", Value: p.Code})
+	var or bson.A
+	for i, k := range keys {
+		alt := bson.D{}
+		for _, eq := range keys[:i] {
+			alt = append(alt, eq)
+		}
+		alt = append(alt, bson.E{Key: k.Key, Value: bson.D{{Key: op, Value: k.Value}}})
+		or = append(or, alt)
+	}
+	return or
 }
 
 // hit is what Search reads of each match to rank it.
@@ -158,6 +198,16 @@ func (s *Store) Search(ctx context.Context, q readmodel.Query) (readmodel.Page, 
 	})
 	p := readmodel.Page{Items: []readmodel.Customer{}, Total: int64(len(hits))}
 	limit, offset, ok := q.Bounds()
+	if a := q.After; a != nil { // keyset: the first hit after the position
+		offset, ok = int64(len(hits)), true
+		for i, h := range hits {
+			if h.score < a.Score || h.score == a.Score && (h.NameKey > a.Name || h.NameKey == a.Name && h.CodeNum > a.Code) {
+				offset = int64(i)
+				break
+			}
+		}
+		p.More = offset+limit < p.Total
+	}
 	if !ok || offset >= p.Total {
 		return p, nil
 	}

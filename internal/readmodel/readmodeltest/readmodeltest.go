@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) (readmodel.Store, func() readmode
 		{"SearchWithFilters", testSearchWithFilters},
 		{"DeletedNeverReturned", testDeleted},
 		{"ScanKeyset", testScan},
+		{"KeysetUnderWrites", testKeysetUnderWrites},
 		{"MergedCustomers", testMerged},
 		{"ByEmail", testByEmail},
 		{"ByExternalID", testByExternalID},
@@ -190,6 +192,116 @@ func find(t *testing.T, r readmodel.Reader, q readmodel.Query) readmodel.Page {
 		t.Fatalf("Search(%+v): %v", q, err)
 	}
 	return p
+}
+
+// testKeysetUnderWrites: customers created, deleted and changed between
+// the pages of a keyset walk never make it repeat or skip a customer that
+// existed throughout with the same sort key, in every order.
+func testKeysetUnderWrites(t *testing.T, s readmodel.Store) {
+	r := rand.New(rand.NewPCG(5, 14))
+	for _, sort := range append([]string{""}, readmodel.Sorts...) {
+		for _, desc := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s desc=%v", sort, desc), func(t *testing.T) {
+				keysetUnderWrites(t, s, r, sort, desc)
+			})
+		}
+	}
+}
+
+var keysetRound int
+
+func keysetUnderWrites(t *testing.T, s readmodel.Store, r *rand.Rand, sort string, desc bool) {
+	keysetRound++
+	offset := keysetRound * 1000
+	var docs []readmodel.Customer
+	for i := range 40 {
+		d := doc(offset+i, pick(r, firstNames)+" "+pick(r, lastNames))
+		d.Seq = uint64(offset*10 + i)
+		d.CreatedAt = base.Add(time.Duration(r.IntN(100)) * time.Minute) // ties happen
+		d.UpdatedAt = d.CreatedAt
+		d.Status = "walk" + strconv.Itoa(keysetRound)
+		docs = append(docs, d)
+	}
+	commit(t, s, docs, uint64(offset*10+100))
+	q := readmodel.Query{PerPage: 5, Sort: sort, Desc: desc, Status: "walk" + strconv.Itoa(keysetRound)}
+	seen := map[string]int{}
+	var last *readmodel.Position
+	deleted := map[string]bool{}
+	for page := 0; ; page++ {
+		q.After = last
+		if last == nil {
+			q.Page = 1
+		}
+		p := list(t, s, q)
+		for _, c := range p.Items {
+			seen[c.ID]++
+		}
+		if len(p.Items) == 0 || (last != nil && !p.More) || (last == nil && len(p.Items) == int(p.Total)) {
+			break
+		}
+		pos := readmodel.ListPosition(p.Items[len(p.Items)-1], sort)
+		last = &pos
+		if page == 1 { // between pages: new customers, deletions, changes that keep the sort key
+			var w []readmodel.Customer
+			for i := range 10 {
+				d := doc(offset+100+i, pick(r, firstNames))
+				d.Seq = uint64(offset*10 + 200 + i)
+				d.CreatedAt = base.Add(time.Duration(r.IntN(100)) * time.Minute)
+				d.UpdatedAt = d.CreatedAt
+				d.Status = q.Status
+				w = append(w, d)
+			}
+			for i, d := range docs {
+				switch {
+				case seen[d.ID] > 0:
+				case i%7 == 0:
+					d.Deleted, d.Version, d.Seq = true, 2, d.Seq+5000
+					deleted[d.ID] = true
+					w = append(w, d)
+				case i%5 == 0:
+					d.Notes, d.Version, d.Seq = "changed", 2, d.Seq+5000
+					w = append(w, d)
+				}
+			}
+			commit(t, s, w, uint64(offset*10+9000))
+		}
+	}
+	for _, d := range docs {
+		if n := seen[d.ID]; n > 1 || n == 0 && !deleted[d.ID] {
+			t.Errorf("%s (%s): seen %d times", d.Code, d.Name, n)
+		}
+	}
+	for id, n := range seen {
+		if n > 1 {
+			t.Errorf("%s seen %d times", id, n)
+		}
+	}
+}
+
+// walkKeyset reads every page of q with keyset paging, from the start
+// until a page says no more follow, and returns the customers in order.
+func walkKeyset(t *testing.T, q readmodel.Query, fetch func(readmodel.Query) readmodel.Page,
+	pos func(readmodel.Customer) readmodel.Position) []readmodel.Customer {
+	t.Helper()
+	var out []readmodel.Customer
+	q.Page = 1
+	first := fetch(q)
+	out = append(out, first.Items...)
+	more := len(first.Items) < int(first.Total)
+	for pages := 0; more && len(out) > 0; pages++ {
+		if pages > 10_000 {
+			t.Fatalf("keyset walk of %+v does not end", q)
+		}
+		p := pos(out[len(out)-1])
+		q.After = &p
+		page := fetch(q)
+		if page.More && len(page.Items) != q.PerPage {
+			t.Fatalf("keyset page of %+v: %d items with More", q, len(page.Items))
+		}
+		out = append(out, page.Items...)
+		more = page.More
+	}
+	return out
 }
 
 // searchCodes returns the codes Search finds for text, in order, all pages.
@@ -981,6 +1093,36 @@ func testRandomStreams(t *testing.T, s readmodel.Store, o options) {
 			t.Fatalf("model search %+v: %v", q, err)
 		}
 		samePage(t, fmt.Sprintf("Search %+v", q), find(t, s, q), want)
+	}
+	// Keyset paging walks the same order as the model, page after page.
+	for range 12 {
+		q := randomQuery(r)
+		q.PerPage = pick(r, []int{1, 4, 25})
+		all := q
+		all.Page, all.PerPage = 1, len(m)+1
+		got := walkKeyset(t, q, func(q readmodel.Query) readmodel.Page { return list(t, s, q) },
+			func(c readmodel.Customer) readmodel.Position { return readmodel.ListPosition(c, q.Sort) })
+		if want := m.list(all).Items; !slices.Equal(codes(got), codes(want)) {
+			t.Errorf("keyset List %+v: %v, want %v", q, codes(got), codes(want))
+		}
+	}
+	for range 12 {
+		q := readmodel.Query{PerPage: pick(r, []int{1, 3, 10}), Text: randomSearchText(r, m)}
+		if r.IntN(3) == 0 {
+			q.Status = pick(r, statuses)
+		}
+		words, err := search.ParseQuery(q.Text)
+		if err != nil {
+			continue
+		}
+		all := q
+		all.Page, all.PerPage = 1, len(m)+1
+		want, _ := m.search(all)
+		got := walkKeyset(t, q, func(q readmodel.Query) readmodel.Page { return find(t, s, q) },
+			func(c readmodel.Customer) readmodel.Position { return readmodel.SearchPosition(c, words) })
+		if !slices.Equal(codes(got), codes(want.Items)) {
+			t.Errorf("keyset Search %+v: %v, want %v", q, codes(got), codes(want.Items))
+		}
 	}
 	for _, match := range append([]string{""}, dedupe.Matches...) {
 		sameClusters(t, "Duplicates "+match, allClusters(t, s, match, 1+r.IntN(7)), m.clusters(match))

@@ -90,6 +90,30 @@ func (s *Store) List(ctx context.Context, q readmodel.Query) (readmodel.Page, er
 	})
 }
 
+// keyset returns the WHERE term (starting with " AND ") that keeps the
+// rows after q.After in the List order of q ("" when q.After is nil): a
+// row-value comparison over the sort index's columns, which SQLite answers
+// with a range of that index.
+func keyset(q readmodel.Query) (string, []any) {
+	if q.After == nil {
+		return "", nil
+	}
+	op := " > "
+	if q.Desc {
+		op = " < "
+	}
+	p := q.After
+	switch q.Sort {
+	case "", readmodel.SortCreatedAt:
+		return " AND (c.created_at, c.code_num)" + op + "(?, ?)", []any{nanos(p.Time), p.Code}
+	case readmodel.SortUpdatedAt:
+		return " AND (c.updated_at, c.code_num)" + op + "(?, ?)", []any{nanos(p.Time), p.Code}
+	case readmodel.SortName:
+		return " AND (c.name_key, c.code_num)" + op + "(?, ?)", []any{p.Name, p.Code}
+	}
+	return " AND c.code_num" + op + "?", []any{p.Code}
+}
+
 // listDeleted returns one page of the deleted customers in q's order: the
 // sort indexes start with deleted, so both the count and the page read the
 // tombstones only.
@@ -102,8 +126,9 @@ func (s *Store) listDeleted(ctx context.Context, q readmodel.Query, order string
 		err := s.queryRow(ctx, tx, []any{&total}, "SELECT count(*) FROM "+live.customers+" AS c WHERE c.deleted = 1 AND c.merged_into = ''")
 		return total, err
 	}, func(tx *sql.Tx, _, limit, offset int64) (*sql.Rows, error) {
-		return s.query(ctx, tx, "SELECT "+docColumns+" FROM "+live.customers+" AS c WHERE c.deleted = 1 AND c.merged_into = '' ORDER BY "+order+
-			" LIMIT ? OFFSET ?", limit, offset)
+		after, args := keyset(q)
+		return s.query(ctx, tx, "SELECT "+docColumns+" FROM "+live.customers+" AS c WHERE c.deleted = 1 AND c.merged_into = ''"+after+
+			" ORDER BY "+order+" LIMIT ? OFFSET ?", append(args, limit, offset)...)
 	})
 }
 
@@ -140,11 +165,12 @@ func countSQL(q readmodel.Query) (string, []any) {
 // SQLite may walk one of them instead).
 func listSQL(q readmodel.Query, order string, few bool) (string, []any) {
 	filtered := q.Status != "" || q.Type != "" || q.CreatedBy != "" || q.Tag != ""
+	after, aargs := keyset(q)
 	if !few || !filtered {
 		indexed := q.Sort == "" || q.Sort == readmodel.SortCreatedAt
 		where, args := filters(q, indexed)
-		return "SELECT " + docColumns + " FROM " + live.customers + " AS c WHERE c.deleted = 0" + where +
-			" ORDER BY " + order + " LIMIT ? OFFSET ?", args
+		return "SELECT " + docColumns + " FROM " + live.customers + " AS c WHERE c.deleted = 0" + where + after +
+			" ORDER BY " + order + " LIMIT ? OFFSET ?", append(args, aargs...)
 	}
 	// Sort the ids only, then read the page's documents: a sort of whole
 	// rows would copy every match's document.
@@ -155,13 +181,13 @@ func listSQL(q readmodel.Query, order string, few bool) (string, []any) {
 	}
 	if q.Tag == "" {
 		where, args := filters(q, true)
-		return page("SELECT c.id FROM " + live.customers + " AS c WHERE c.deleted = 0" + where + tail), args
+		return page("SELECT c.id FROM " + live.customers + " AS c WHERE c.deleted = 0" + where + after + tail), append(args, aargs...)
 	}
 	rest := q
 	rest.Tag = "" // the join has the tag
 	where, args := filters(rest, false)
 	return page("SELECT c.id FROM " + live.tags + " AS t CROSS JOIN " + live.customers +
-		" AS c ON c.id = t.customer WHERE t.tag = ? AND c.deleted = 0" + where + tail), append([]any{q.Tag}, args...)
+		" AS c ON c.id = t.customer WHERE t.tag = ? AND c.deleted = 0" + where + after + tail), append(append([]any{q.Tag}, args...), aargs...)
 }
 
 // Search returns one page of live customers matching q.Text and q's filters,
@@ -196,9 +222,14 @@ func (s *Store) Search(ctx context.Context, q readmodel.Query) (readmodel.Page, 
 		// of whole rows would copy every match's document.
 		score, sargs := scoreExpr(words)
 		args := append(sargs, match)
-		args = append(append(args, fargs...), limit, offset)
-		return s.query(ctx, tx, "SELECT "+docColumns+" FROM (SELECT c.id, "+score+" AS score, c.name_key, c.code_num"+
-			from+where+" ORDER BY 2 DESC, 3, 4, 1 LIMIT ? OFFSET ?) AS p CROSS JOIN "+live.customers+
+		args = append(args, fargs...)
+		ranked := "SELECT c.id, " + score + " AS score, c.name_key, c.code_num" + from + where
+		if a := q.After; a != nil { // keyset: after the position in the ranking
+			ranked = "SELECT * FROM (" + ranked + ") WHERE score < ? OR score = ? AND (name_key, code_num) > (?, ?)"
+			args = append(args, a.Score, a.Score, a.Name, a.Code)
+		}
+		args = append(args, limit, offset)
+		return s.query(ctx, tx, "SELECT "+docColumns+" FROM ("+ranked+" ORDER BY 2 DESC, 3, 4, 1 LIMIT ? OFFSET ?) AS p CROSS JOIN "+live.customers+
 			" AS c ON c.id = p.id ORDER BY p.score DESC, p.name_key, p.code_num, p.id", args...)
 	})
 }
@@ -223,6 +254,9 @@ func (s *Store) page(ctx context.Context, op string, q readmodel.Query,
 		return readmodel.Page{}, s.fail(op, err)
 	}
 	p := readmodel.Page{Items: []readmodel.Customer{}, Total: total}
+	if q.After != nil { // keyset: from the position, one more to know whether more follow
+		limit, offset, ok = limit+1, 0, true
+	}
 	if !ok || offset >= total {
 		return p, nil
 	}
@@ -232,6 +266,9 @@ func (s *Store) page(ctx context.Context, op string, q readmodel.Query,
 	}
 	if err := scanDocs(rows, func(c readmodel.Customer) { p.Items = append(p.Items, c) }); err != nil {
 		return readmodel.Page{}, s.fail(op, err)
+	}
+	if q.After != nil && int64(len(p.Items)) == limit {
+		p.Items, p.More = p.Items[:limit-1], true
 	}
 	return p, nil
 }
