@@ -13,6 +13,8 @@ import (
 
 	"crm/internal/audit"
 	"crm/internal/events"
+	"crm/internal/export"
+	"crm/internal/readmodel"
 )
 
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer, usage string) (bool, error) {
@@ -148,5 +150,5 @@ func runState(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	return enc.Encode(exportRecord(st))
+	return enc.Encode(export.RecordOf(readmodel.FromState(st)))
 }

@@ -343,6 +343,12 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	k.call("GET", coll, coll+"?perPage=1&sort=name&after="+url.QueryEscape(paged.Meta.Next), nil, 200)
 	k.call("GET", coll, coll+"?perPage=1&sort=-name&after="+url.QueryEscape(paged.Meta.Next), nil, 400)
 
+	// Exports.
+	const exportPath = coll + "/export"
+	k.call("GET", exportPath, exportPath+"?format=csv&sort=name", nil, 200)
+	k.call("GET", exportPath, exportPath+"?status=active", nil, 200)
+	k.call("GET", exportPath, exportPath+"?format=xml", nil, 400)
+
 	// The change feed.
 	const changes = "/api/v1/crm/changes"
 	r = k.call("GET", changes, changes+"?limit=2", nil, 200)

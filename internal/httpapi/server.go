@@ -105,7 +105,7 @@ func New(d Deps) http.Handler {
 			AllowOrigins:  d.CORSOrigins,
 			AllowMethods:  []string{"GET", "POST", "PUT", "PATCH", "DELETE"},
 			AllowHeaders:  []string{"Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"},
-			ExposeHeaders: []string{"ETag", "Location", "Retry-After", "X-Request-ID", "X-Stream-Sequence", "X-Read-Model", "Idempotent-Replayed"},
+			ExposeHeaders: []string{"ETag", "Location", "Retry-After", "X-Request-ID", "X-Stream-Sequence", "X-Changes-Cursor", "Content-Disposition", "X-Read-Model", "Idempotent-Replayed"},
 			MaxAge:        12 * time.Hour,
 		}))
 	}
@@ -125,6 +125,7 @@ func New(d Deps) http.Handler {
 	g.GET("/customers", a.require(auth.PermView), a.listCustomers)
 	g.POST("/customers/batch", a.batchCustomers) // each operation checks its own permission
 	g.GET("/customers/search", a.require(auth.PermView), a.searchCustomers)
+	g.GET("/customers/export", a.require(auth.PermView), a.exportCustomers)
 	g.GET("/customers/duplicates", a.require(auth.PermView), a.listDuplicates)
 	g.GET("/customers/:id", a.require(auth.PermView), a.getCustomer)
 	g.GET("/customers/:id/history", a.require(auth.PermAudit), a.customerHistory)

@@ -82,6 +82,14 @@ type Reader interface {
 	// is a prefix of a word of name, email, company or code) and the filters,
 	// ranked by relevance, then name, then code.
 	Search(ctx context.Context, q Query) (Page, error)
+	// Export calls begin with the checkpoint of what it reads, then each
+	// for every customer matching q's filters (or the trash, with
+	// q.Deleted) in q's order; q's paging is ignored. It streams: memory
+	// does not grow with the matches. An error of begin or each stops it
+	// and is returned as is. SQLite reads one snapshot, exactly the
+	// customers at the checkpoint; MongoDB one cursor, where a customer
+	// changed meanwhile may show a newer state.
+	Export(ctx context.Context, q Query, begin func(checkpoint uint64) error, each func(Customer) error) error
 	// ByExternalID returns the customer whose external id is externalID
 	// (exactly, as stored) as Get does: the live one, else a fault.Moved
 	// error naming the survivor of a merged one, else ErrNotFound. The

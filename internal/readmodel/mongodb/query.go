@@ -352,3 +352,49 @@ func (s *Store) ByExternalID(ctx context.Context, externalID string) (readmodel.
 	}
 	return readmodel.Found(out, found)
 }
+
+// Export calls begin with the checkpoint, then each for every customer
+// matching q's filters in q's order (see readmodel.Reader), read through
+// one cursor: MongoDB gives no snapshot without a replica-set session, so
+// a customer changed during the export may show a state newer than the
+// checkpoint (never an older one).
+func (s *Store) Export(ctx context.Context, q readmodel.Query, begin func(checkpoint uint64) error,
+	each func(readmodel.Customer) error) error {
+	order, err := listOrder(q.Sort, q.Desc)
+	if err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return s.fail("export", errClosed)
+	}
+	live := s.live()
+	cp, err := live.checkpoint(ctx)
+	if err != nil {
+		return err
+	}
+	if err := begin(cp); err != nil {
+		return err
+	}
+	filter := filters(q)
+	if q.Deleted {
+		filter = bson.D{{Key: "deleted", Value: true}, {Key: "mergedInto", Value: bson.D{{Key: "$in", Value: bson.A{nil, ""}}}}}
+	}
+	cur, err := live.c.Find(ctx, filter, options.Find().SetSort(order).SetProjection(docProjection).SetBatchSize(1000))
+	if err != nil {
+		return s.fail("export", err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	for cur.Next(ctx) {
+		var d document
+		if err := cur.Decode(&d); err != nil {
+			return s.fail("export", err)
+		}
+		if err := each(d.customer()); err != nil {
+			return err
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return s.fail("export", err)
+	}
+	return nil
+}

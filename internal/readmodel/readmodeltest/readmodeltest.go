@@ -1106,6 +1106,41 @@ func testRandomStreams(t *testing.T, s readmodel.Store, o options) {
 			t.Errorf("keyset List %+v: %v, want %v", q, codes(got), codes(want))
 		}
 	}
+	// Export streams the same customers, in the same order, at the
+	// checkpoint.
+	wantCP, err := s.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		q := randomQuery(r)
+		q.Deleted = i == 0
+		if q.Deleted {
+			q.Status, q.Type, q.Tag, q.CreatedBy = "", "", "", ""
+		}
+		all := q
+		all.Page, all.PerPage = 1, len(m)+1
+		var got []readmodel.Customer
+		var cp uint64
+		err := s.Export(ctx, q, func(c uint64) error { cp = c; return nil },
+			func(c readmodel.Customer) error { got = append(got, c); return nil })
+		if err != nil {
+			t.Fatalf("Export %+v: %v", q, err)
+		}
+		want := m.list(all).Items
+		if cp != wantCP || !slices.Equal(codes(got), codes(want)) {
+			t.Errorf("Export %+v at %d: %v, want %v at %d", q, cp, codes(got), codes(want), wantCP)
+		}
+		for i := range min(len(got), len(want)) {
+			sameDoc(t, "Export item", normalize(got[i]), normalize(want[i]))
+		}
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := s.Export(ctx, readmodel.Query{}, func(uint64) error { return nil },
+		func(readmodel.Customer) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Errorf("Export stopped by its callback: %v after %d", err, n)
+	}
 	for range 12 {
 		q := readmodel.Query{PerPage: pick(r, []int{1, 3, 10}), Text: randomSearchText(r, m)}
 		if r.IntN(3) == 0 {

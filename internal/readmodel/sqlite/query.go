@@ -520,3 +520,58 @@ func clusterMembersSQL(col string) string {
 func clustersSQL(where string) string {
 	return "SELECT kind, key, n FROM " + live.dups + where + " ORDER BY newest DESC, kind DESC, key DESC LIMIT ? OFFSET ?"
 }
+
+// Export calls begin with the checkpoint, then each for every customer
+// matching q's filters in q's order (see readmodel.Reader): one read
+// transaction, so the customers are exactly those of that checkpoint.
+func (s *Store) Export(ctx context.Context, q readmodel.Query, begin func(checkpoint uint64) error,
+	each func(readmodel.Customer) error) error {
+	if s.closed.Load() {
+		return s.fail("export", errClosed)
+	}
+	order, err := listOrder(q.Sort, q.Desc)
+	if err != nil {
+		return err
+	}
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return s.fail("export", err)
+	}
+	defer tx.Rollback()
+	var cp int64
+	if err := s.queryRow(ctx, tx, []any{&cp}, "SELECT seq FROM "+live.checkpoint+" WHERE id = 1"); err != nil {
+		return s.fail("export", err)
+	}
+	if err := begin(uint64(cp)); err != nil {
+		return err
+	}
+	q.After = nil
+	var query string
+	var args []any
+	if q.Deleted {
+		query = "SELECT " + docColumns + " FROM " + live.customers + " AS c WHERE c.deleted = 1 AND c.merged_into = '' ORDER BY " + order +
+			" LIMIT ? OFFSET ?"
+	} else {
+		// Walk the order's index, never a sort of every match.
+		query, args = listSQL(q, order, false)
+	}
+	rows, err := s.query(ctx, tx, query, append(args, -1, 0)...)
+	if err != nil {
+		return s.fail("export", err)
+	}
+	var stopped error
+	err = scanDocsUntil(rows, func(c readmodel.Customer) error {
+		if err := each(c); err != nil {
+			stopped = err
+			return err
+		}
+		return nil
+	})
+	switch {
+	case stopped != nil:
+		return stopped
+	case err != nil:
+		return s.fail("export", err)
+	}
+	return nil
+}

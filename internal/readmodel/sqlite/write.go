@@ -619,6 +619,11 @@ const docColumns = "c.customer_id, c.customer_code, c.name, c.email, c.phone, c.
 
 // scanDocs reads every row of rows (docColumns) into fn and closes rows.
 func scanDocs(rows *sql.Rows, fn func(readmodel.Customer)) error {
+	return scanDocsUntil(rows, func(c readmodel.Customer) error { fn(c); return nil })
+}
+
+// scanDocsUntil is scanDocs stopping at fn's first error.
+func scanDocsUntil(rows *sql.Rows, fn func(readmodel.Customer) error) error {
 	defer rows.Close()
 	for rows.Next() {
 		var (
@@ -651,7 +656,9 @@ func scanDocs(rows *sql.Rows, fn func(readmodel.Customer)) error {
 		}
 		c.CreatedAt, c.UpdatedAt = fromNanos(created), fromNanos(updated)
 		c.Version, c.Seq = uint64(version), uint64(seq)
-		fn(c)
+		if err := fn(c); err != nil {
+			return err
+		}
 	}
 	if err := rows.Close(); err != nil {
 		return err
