@@ -120,7 +120,11 @@ func randomCommands(t *testing.T, e *apptest.Env, rng *rand.Rand, n int, ids *[]
 	for i := range n {
 		switch k := rng.IntN(10); {
 		case k < 3 || len(*ids) < 3:
-			c := create(t, e, fmt.Sprintf(`{"name":"Feed %d %d","tags":["t%d"]}`, i, rng.IntN(1000), rng.IntN(3)))
+			ext := "" // some with an external id: its claim is in the stream, not in the feed
+			if i%4 == 0 {
+				ext = fmt.Sprintf(`,"externalId":"EXT-%d"`, len(*ids))
+			}
+			c := create(t, e, fmt.Sprintf(`{"name":"Feed %d %d","tags":["t%d"]%s}`, i, rng.IntN(1000), rng.IntN(3), ext))
 			*ids = append(*ids, c.CustomerID)
 		case k < 6:
 			e.Do("PATCH", "/api/v1/crm/customers/"+pick(), fmt.Sprintf(`{"status":%q,"tags":["p%d"]}`,

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -275,18 +276,25 @@ const MaxChanges = 1000
 // ReadChanges returns up to limit (1..MaxChanges) customer events of every
 // customer stored after sequence after, in stream order, each with its
 // Seq, and whether more are stored after them: the stream read forward
-// for the change feed (one batched direct get; the claims between the
-// events are skipped by the server).
+// for the change feed: one batched direct get of up to limit messages,
+// the claims among them left out. (The filter is ">", not the customer
+// subjects' wildcard: with a million subjects the server answers a
+// partial wildcard by walking its subject index for every message, 0.6 s
+// for 1,000 messages from the start and 2.7 s from the middle of the
+// stream, against 7–10 ms for ">".)
 func (s *Store) ReadChanges(ctx context.Context, after uint64, limit int) ([]events.Event, bool, error) {
 	limit = min(max(limit, 1), MaxChanges)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	batch, more, err := s.directBatch(ctx, events.SubjectAll, after+1, limit)
+	batch, more, err := s.directBatch(ctx, ">", after+1, limit)
 	if err != nil {
 		return nil, false, err
 	}
 	out := make([]events.Event, 0, len(batch))
 	for _, m := range batch {
+		if !strings.HasPrefix(m.Header.Get(jetstream.SubjectHeader), events.SubjectPrefix+".") {
+			continue // a claim
+		}
 		ev, err := events.Decode(m.Data)
 		if err != nil {
 			return nil, false, fmt.Errorf("%w: seq %d: %v", errUnexpected, m.seq, err)
