@@ -28,6 +28,7 @@ import (
 	"crm/internal/events"
 	"crm/internal/eventstore"
 	"crm/internal/httpapi"
+	"crm/internal/imports"
 	"crm/internal/metrics"
 	"crm/internal/natsauth"
 	"crm/internal/projections"
@@ -62,9 +63,10 @@ type App struct {
 	// projector runs in this process.
 	stall stallWatch
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	once    sync.Once
+	imports *imports.Manager
 	// stopping is closed when Close begins.
 	stopping chan struct{}
 }
@@ -180,6 +182,13 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 	}
 
 	handler := commands.New(a.events, commands.Options{Emails: emailIndex{a.store}})
+	var importJobs httpapi.ImportJobs
+	if cfg.ImportDir != "" {
+		if a.imports, err = imports.Open(cfg.ImportDir, handler, a.log.With("component", "imports")); err != nil {
+			return nil, fmt.Errorf("IMPORT_DIR %s: %w", cfg.ImportDir, err)
+		}
+		importJobs = a.imports
+	}
 	verifier := auth.NewVerifier(key, auth.Options{Roles: cfg.Roles, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
 		MaxTTL: cfg.JWTMaxTTL, IgnorePermissions: !cfg.JWTPermissionsClaim})
 	api := httpapi.New(httpapi.Deps{
@@ -195,6 +204,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		Ready:                 a.ready,
 		Changes:               a.events,
 		CursorKey:             httpapi.CursorKey(key),
+		Imports:               importJobs,
 		ChangesWaiter:         &projections.CheckpointWaiter{Store: streamTip{a.events}, Interval: 20 * time.Millisecond},
 		Stopping:              a.stopping,
 		RateLimit:             httpapi.RateLimit{PerSecond: cfg.RateLimitRPS, Burst: cfg.RateLimitBurst},
@@ -268,6 +278,9 @@ func (a *App) Close(ctx context.Context) error {
 		}
 		if e := a.ops.Close(ctx); err == nil {
 			err = e
+		}
+		if a.imports != nil {
+			a.imports.Close() // the running jobs pause at their next batch, resumed at the next start
 		}
 		if a.cancel != nil {
 			a.cancel()

@@ -264,7 +264,7 @@ func (k *contract) data(r apptest.Response) map[string]any {
 func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	spec := loadSpec(t)
 	cfg := apptest.Config(t, t.TempDir())
-	perms := []string{auth.PermView, auth.PermCreate, auth.PermEdit, auth.PermDelete, auth.PermAudit}
+	perms := []string{auth.PermView, auth.PermCreate, auth.PermEdit, auth.PermDelete, auth.PermAudit, auth.PermImport}
 	cfg.Roles = auth.DefaultRoles()
 	for _, p := range perms {
 		cfg.Roles["only:"+p] = []string{p}
@@ -348,6 +348,35 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	k.call("GET", exportPath, exportPath+"?format=csv&sort=name", nil, 200)
 	k.call("GET", exportPath, exportPath+"?status=active", nil, 200)
 	k.call("GET", exportPath, exportPath+"?format=xml", nil, 400)
+
+	// Imports.
+	const (
+		importsPath = "/api/v1/crm/imports"
+		importPath  = importsPath + "/{id}"
+	)
+	r = k.call("POST", importsPath, importsPath+"?map=Full%20Name:name", "Full Name,email\nImported One,one@example.com\nBad,nope\n", 202,
+		"Content-Type", "text/csv", "Idempotency-Key", "oa-import")
+	importID := k.data(r)["id"].(string)
+	k.call("POST", importsPath, importsPath+"?map=Full%20Name:name", "Full Name,email\nImported One,one@example.com\nBad,nope\n", 200,
+		"Content-Type", "text/csv", "Idempotency-Key", "oa-import")
+	k.call("POST", importsPath, importsPath, "shoe\n1\n", 400, "Content-Type", "text/csv")
+	k.call("POST", importsPath, importsPath, "name\nx\n", 415, "Content-Type", "application/json")
+	apptest.Eventually(t, 10*time.Second, "import done", func() bool {
+		return strings.Contains(string(e.Do("GET", importsPath+"/"+importID, nil).Body), `"state":"done"`)
+	})
+	k.call("GET", importsPath, importsPath, nil, 200)
+	k.call("GET", importPath, importsPath+"/"+importID, nil, 200)
+	k.call("GET", importPath, importsPath+"/"+uuid.NewString(), nil, 404)
+	k.call("GET", importPath, importsPath+"/nope", nil, 400)
+	k.call("GET", importPath+"/errors", importsPath+"/"+importID+"/errors", nil, 200)
+	k.call("DELETE", importPath, importsPath+"/"+importID, nil, 409)
+	var big strings.Builder
+	big.WriteString("name\n")
+	for i := range 100_000 {
+		fmt.Fprintf(&big, "Big Import %d\n", i)
+	}
+	r = k.call("POST", importsPath, importsPath+"?dryRun=true", big.String(), 202, "Content-Type", "text/csv")
+	k.call("DELETE", importPath, importsPath+"/"+k.data(r)["id"].(string), nil, 200)
 
 	// The change feed.
 	const changes = "/api/v1/crm/changes"

@@ -26,6 +26,8 @@ const (
 	PermEdit   = "crm.edit"
 	PermDelete = "crm.delete"
 	PermAudit  = "crm.audit"
+	// PermImport: start, follow and cancel import jobs.
+	PermImport = "crm.import"
 )
 
 // Errors, matched with errors.Is (and of the fault kinds Unauthorized and
@@ -41,12 +43,13 @@ var (
 type RolePermissions map[string][]string
 
 // DefaultRoles is the seed's mapping: admin, super_admin, moderator and user
-// have every CRM permission; crm.audit is for admin and super_admin only.
+// have every CRM permission; crm.audit and crm.import are for admin and
+// super_admin only.
 func DefaultRoles() RolePermissions {
 	all := []string{PermView, PermCreate, PermEdit, PermDelete}
 	return RolePermissions{
-		"super_admin": append(slices.Clone(all), PermAudit),
-		"admin":       append(slices.Clone(all), PermAudit),
+		"super_admin": append(slices.Clone(all), PermAudit, PermImport),
+		"admin":       append(slices.Clone(all), PermAudit, PermImport),
 		"moderator":   all,
 		"user":        all,
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ type Var struct {
 var Vars = []Var{
 	{"HTTP_ADDR", ":8080", "address the REST API listens on", API},
 	{"DATA_DIR", "./data", "embedded mode: JetStream store, SQLite read model and generated secret (projector: the SQLite read model without MONGODB_URL)", both},
+	{"IMPORT_DIR", "", "import jobs' uploads, state and rejected rows (default DATA_DIR/imports); give each API replica its own", API},
 	{"NATS_URL", "", "external NATS server(s), comma-separated; empty = start an embedded nats-server (required by the projector)", both},
 	{"NATS_HOST", "127.0.0.1", "embedded mode: interface the embedded nats-server listens on", API},
 	{"NATS_PORT", "4222", "embedded mode: port of the embedded nats-server (-1 = any free port)", API},
@@ -68,8 +70,11 @@ var Vars = []Var{
 
 // Config is the validated configuration.
 type Config struct {
-	HTTPAddr              string
-	DataDir               string
+	HTTPAddr string
+	DataDir  string
+	// ImportDir holds the import jobs' uploads and state (IMPORT_DIR,
+	// default DATA_DIR/imports; "" = imports off).
+	ImportDir             string
 	NATSURL               string
 	NATSHost              string
 	NATSPort              int
@@ -134,6 +139,7 @@ func load(b Binary, getenv func(string) string) (Config, error) {
 	c := Config{
 		HTTPAddr:    get("HTTP_ADDR"),
 		DataDir:     get("DATA_DIR"),
+		ImportDir:   get("IMPORT_DIR"),
 		NATSURL:     get("NATS_URL"),
 		NATSHost:    get("NATS_HOST"),
 		MongoURL:    get("MONGODB_URL"),
@@ -224,6 +230,9 @@ func load(b Binary, getenv func(string) string) (Config, error) {
 		if c.Roles, err = auth.ParseRoles(s); err != nil {
 			bad("ROLE_PERMISSIONS", err.Error())
 		}
+	}
+	if c.ImportDir == "" && c.DataDir != "" {
+		c.ImportDir = filepath.Join(c.DataDir, "imports")
 	}
 	for _, o := range strings.Split(get("CORS_ORIGINS"), ",") {
 		if o = strings.TrimSpace(o); o != "" {

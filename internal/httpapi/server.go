@@ -60,6 +60,8 @@ type Deps struct {
 	// OpsListener: /metrics is served on the operations listener
 	// (METRICS_ADDR), not here.
 	OpsListener bool
+	// Imports runs import jobs (nil: the import endpoints answer 503).
+	Imports ImportJobs
 	// CursorKey signs the page cursors (CursorKey(secret); nil: a random
 	// key, cursors valid in this process only).
 	CursorKey []byte
@@ -139,6 +141,11 @@ func New(d Deps) http.Handler {
 	g.POST("/customers/:id/unmerge", a.require(auth.PermEdit), a.require(auth.PermDelete), a.unmergeCustomer)
 
 	g.GET("/changes", a.require(auth.PermAudit), a.listChanges)
+	g.POST("/imports", a.require(auth.PermImport), a.require(auth.PermCreate), a.createImport)
+	g.GET("/imports", a.require(auth.PermImport), a.listImports)
+	g.GET("/imports/:id", a.require(auth.PermImport), a.getImport)
+	g.GET("/imports/:id/errors", a.require(auth.PermImport), a.importErrors)
+	g.DELETE("/imports/:id", a.require(auth.PermImport), a.cancelImport)
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)

@@ -1,0 +1,186 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"crm/internal/auth"
+	"crm/internal/customer"
+	"crm/internal/events"
+	"crm/internal/fault"
+)
+
+// ImportRow is one customer to create by an import: its id and its event's
+// id derived from the job and the row (ImportIDs), so that the same row of
+// the same job can never create two customers.
+type ImportRow struct {
+	CustomerID, EventID string
+	Input               customer.Input
+}
+
+// ImportIDs returns the customer id and the event id of row line of job.
+func ImportIDs(jobID string, line int64) (customerID, eventID string) {
+	ns := uuid.NewSHA1(uuid.NameSpaceURL, []byte("urn:crm:import:"+jobID))
+	return uuid.NewSHA1(ns, fmt.Appendf(nil, "customer:%d", line)).String(),
+		uuid.NewSHA1(ns, fmt.Appendf(nil, "event:%d", line)).String()
+}
+
+// ImportResult is the outcome of one row: Created (now, or by an earlier
+// run of the same job: Existed), or Err (the row's own problem).
+type ImportResult struct {
+	Customer customer.Customer
+	Existed  bool
+	Err      error
+	Seq      uint64
+}
+
+// ImportCreates creates the customers of rows (already validated with
+// customer.ValidateCreate), normally as one atomic batch: one synced write
+// for them all, codes reserved as one block. If the batch fails (a row's
+// customer exists from an earlier run, an external id is taken or given
+// twice), the rows are created one by one, each with its own result, and a
+// row whose customer exists is reported Existed, not created again.
+// Requires crm.create.
+func (h *Handler) ImportCreates(ctx context.Context, r Request, rows []ImportRow) ([]ImportResult, error) {
+	if err := r.Principal.Require(auth.PermCreate); err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	out := make([]ImportResult, len(rows))
+	first, err := h.store.NextCodes(ctx, len(rows))
+	if err != nil {
+		return nil, err
+	}
+	evs := make([]events.Event, 0, len(rows))
+	expected := make(map[string]uint64, len(rows))
+	fast := true
+	states := make([]customer.Customer, len(rows))
+	for i, row := range rows {
+		m := h.meta(r)
+		m.EventID = row.EventID
+		decided, err := customer.Decide(customer.Customer{}, customer.Create{CustomerID: row.CustomerID,
+			Code: FormatCode(first + uint64(i)), Input: row.Input}, m)
+		if err != nil {
+			out[i].Err = err
+			fast = false
+			continue
+		}
+		states[i] = customer.Evolve(customer.Customer{}, decided[0])
+		out[i].Customer = states[i]
+		evs = append(evs, decided[0])
+		expected[row.CustomerID] = 0
+	}
+	// The external ids' claims, looked up concurrently (a direct get each).
+	rowClaims := make([][]events.Claim, len(rows))
+	errs := make([]error, len(rows))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for i := range work {
+				rowClaims[i], errs[i] = h.externalIDClaims(ctx, rows[i].CustomerID, customer.Customer{}, states[i])
+			}
+		})
+	}
+	for i := range rows {
+		if out[i].Err == nil && states[i].ExternalID != "" {
+			work <- i
+		}
+	}
+	close(work)
+	wg.Wait()
+	var claims []events.Claim
+	claimed := map[string]bool{}
+	for i, err := range errs {
+		if err != nil {
+			if !rowError(err) {
+				return nil, err
+			}
+			out[i].Err = err
+			fast = false
+			continue
+		}
+		for _, c := range rowClaims[i] {
+			if claimed[c.Subject] {
+				out[i].Err = externalIDTaken("of an earlier row")
+				fast = false
+			}
+			claimed[c.Subject] = true
+			claims = append(claims, c)
+		}
+	}
+	if fast {
+		seqs, err := h.store.Append(ctx, evs, expected, claims...)
+		if err == nil {
+			for i := range out {
+				out[i].Seq = seqs[i]
+				out[i].Customer.Seq = seqs[i]
+			}
+			return out, nil
+		}
+		if !fault.Is(err, fault.Conflict) {
+			return nil, err
+		}
+	}
+	// One by one: each row its own append (its code already reserved).
+	for i, row := range rows {
+		if out[i].Err != nil && !fault.Is(out[i].Err, fault.Conflict) {
+			continue // invalid: no retry can help
+		}
+		out[i] = h.importOne(ctx, r, row, first+uint64(i))
+		if out[i].Err != nil && !rowError(out[i].Err) {
+			return nil, out[i].Err // the store, not the row: the job stops or retries
+		}
+	}
+	return out, nil
+}
+
+// rowError reports whether err is a row's own problem (invalid, or its
+// external id taken), not the store's.
+func rowError(err error) bool {
+	k := fault.KindOf(err)
+	return k == fault.Invalid || k == fault.Conflict
+}
+
+// importOne creates one row's customer, unless an earlier run did.
+func (h *Handler) importOne(ctx context.Context, r Request, row ImportRow, code uint64) ImportResult {
+	evs, _, err := h.store.Load(ctx, row.CustomerID)
+	if err != nil {
+		return ImportResult{Err: err}
+	}
+	if len(evs) > 0 {
+		return ImportResult{Customer: customer.Fold(evs[:1]), Existed: true, Seq: evs[0].Seq}
+	}
+	m := h.meta(r)
+	m.EventID = row.EventID
+	decided, err := customer.Decide(customer.Customer{}, customer.Create{CustomerID: row.CustomerID, Code: FormatCode(code), Input: row.Input}, m)
+	if err != nil {
+		return ImportResult{Err: err}
+	}
+	st := customer.Evolve(customer.Customer{}, decided[0])
+	claims, err := h.externalIDClaims(ctx, row.CustomerID, customer.Customer{}, st)
+	if err != nil {
+		return ImportResult{Err: err}
+	}
+	seqs, err := h.store.Append(ctx, decided, map[string]uint64{row.CustomerID: 0}, claims...)
+	if err == nil {
+		st.Seq = seqs[0]
+		return ImportResult{Customer: st, Seq: seqs[0]}
+	}
+	if fault.Is(err, fault.Conflict) {
+		// Created meanwhile (a concurrent run of the job), or the external
+		// id's claim moved: look again.
+		if evs, _, lerr := h.store.Load(ctx, row.CustomerID); lerr == nil && len(evs) > 0 {
+			return ImportResult{Customer: customer.Fold(evs[:1]), Existed: true, Seq: evs[0].Seq}
+		}
+		if _, cerr := h.externalIDClaims(ctx, row.CustomerID, customer.Customer{}, st); cerr != nil {
+			return ImportResult{Err: cerr}
+		}
+	}
+	return ImportResult{Err: err}
+}
