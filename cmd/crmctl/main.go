@@ -28,6 +28,7 @@ Usage:
   crmctl tail               follow new events live (--kind created|updated|deleted)
   crmctl verify             compare the read model with the fold of the stream
   crmctl export             export customers (ndjson|csv, --as-of, --events)
+  crmctl import FILE        import customers from CSV/NDJSON through the API's import jobs (--map, --dry-run)
   crmctl token              mint a JWT for development
   crmctl certs DIR          write the NATS cluster's route TLS certificates (compose)
 
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runVerify(ctx, args[1:], getenv, stdout, stderr)
 	case "export":
 		return runExport(ctx, args[1:], getenv, stdout, stderr)
+	case "import":
+		return runImport(ctx, args[1:], getenv, stdout, stderr)
 	case "certs":
 		return runCerts(args[1:], stdout, stderr)
 	}
