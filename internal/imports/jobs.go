@@ -51,6 +51,9 @@ const (
 // claim each, the 1,000 messages of JetStream's largest atomic batch).
 const BatchRows = 500
 
+// inFlight is how many batches of a job are appended at once.
+const inFlight = 3
+
 // MaxStoredErrors bounds the rejected rows a job keeps (the count goes on).
 const MaxStoredErrors = 100_000
 
@@ -560,15 +563,52 @@ func (m *Manager) work(ctx context.Context, j *Job, log *slog.Logger) error {
 			}
 		}
 	}()
-	for b := range batches {
+	// Up to inFlight batches are appended at once (each one synced write:
+	// overlapping them keeps the disk and the server busy); their results
+	// are taken in file order, so the saved progress never passes a batch
+	// that is not stored.
+	type pending struct {
+		b       batch
+		results []commands.ImportResult
+		err     error
+		done    chan struct{}
+	}
+	queue := make(chan *pending, inFlight-1)
+	var appenders sync.WaitGroup
+	defer appenders.Wait()
+	go func() {
+		defer close(queue)
+		for b := range batches {
+			p := &pending{b: b, done: make(chan struct{})}
+			appenders.Go(func() {
+				defer close(p.done)
+				if len(p.b.rows) > 0 && !j.DryRun {
+					p.results, p.err = m.creator.ImportCreates(ctx, req, p.b.rows)
+				}
+			})
+			select {
+			case queue <- p:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	defer func() {
+		cancel() // stop the reader and the starter before waiting for them
+		for range queue {
+		}
+	}()
+	tick := time.Now() // the job's running time is wall time, batches overlapping
+	for p := range queue {
+		<-p.done
+		b := p.b
 		if ctx.Err() != nil {
 			return nil
 		}
-		start := time.Now()
 		var created, existing int64
 		var last uint64
 		if len(b.rows) > 0 && !j.DryRun {
-			results, err := m.creator.ImportCreates(ctx, req, b.rows)
+			results, err := p.results, p.err
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -604,7 +644,8 @@ func (m *Manager) work(ctx context.Context, j *Job, log *slog.Logger) error {
 			written += int64(n)
 			stored++
 		}
-		elapsed := time.Since(start).Seconds()
+		elapsed := time.Since(tick).Seconds()
+		tick = time.Now()
 		if err := m.update(j, func(j *Job) {
 			j.RowsRead += b.read
 			j.RowsCreated += created
