@@ -184,10 +184,14 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 	handler := commands.New(a.events, commands.Options{Emails: emailIndex{a.store}})
 	var importJobs httpapi.ImportJobs
 	if cfg.ImportDir != "" {
+		// A directory that cannot be used turns imports off (503, with the
+		// reason in the log) rather than the whole API.
 		if a.imports, err = imports.Open(cfg.ImportDir, handler, a.log.With("component", "imports")); err != nil {
-			return nil, fmt.Errorf("IMPORT_DIR %s: %w", cfg.ImportDir, err)
+			a.log.Warn("imports are off: IMPORT_DIR cannot be used", "dir", cfg.ImportDir, "err", err)
+			a.imports = nil
+		} else {
+			importJobs = a.imports
 		}
-		importJobs = a.imports
 	}
 	verifier := auth.NewVerifier(key, auth.Options{Roles: cfg.Roles, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
 		MaxTTL: cfg.JWTMaxTTL, IgnorePermissions: !cfg.JWTPermissionsClaim})
