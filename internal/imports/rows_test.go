@@ -22,13 +22,13 @@ func TestParseMapping(t *testing.T) {
 
 func TestCSVHeader(t *testing.T) {
 	for header, want := range map[string]string{
-		"name,shoe\n":        `column "shoe" is not a customer field`,
-		"name,name\n":        "appears twice",
-		"email\n":            `no column maps to "name"`,
-		"name,,email\n":      "header column 2 is empty",
-		"":                   "empty",
-		"Name,email\n":       `column "Name" is not a customer field`, // exact names
-		"name,email,Mail\n":  `column "Mail"`,
+		"name,shoe\n":         `column "shoe" is not a customer field`,
+		"name,name\n":         "appears twice",
+		"email\n":             `no column maps to "name"`,
+		"name,,email\n":       "header column 2 is empty",
+		"":                    "empty",
+		"Name,email\n":        `column "Name" is not a customer field`, // exact names
+		"name,email,Mail\n":   `column "Mail"`,
 		"\"name\nx\",email\n": `column "name\nx"`,
 	} {
 		_, err := NewCSV(strings.NewReader(header), nil)
