@@ -35,6 +35,9 @@ type EventStore interface {
 	// LoadClaim returns the holder of a claim subject and the subject's
 	// last sequence ("" and 0: never claimed).
 	LoadClaim(ctx context.Context, subject string) (customerID string, seq uint64, err error)
+	// LoadClaims is LoadClaim for many subjects at once (the subjects never
+	// claimed are absent from the map).
+	LoadClaims(ctx context.Context, subjects []string) (map[string]events.ClaimHolder, error)
 	// NextCode returns a fresh customer number, unique forever.
 	NextCode(ctx context.Context) (uint64, error)
 	// NextCodes reserves n consecutive fresh customer numbers and returns

@@ -3,7 +3,6 @@ package commands
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/google/uuid"
 
@@ -75,25 +74,34 @@ func (h *Handler) ImportCreates(ctx context.Context, r Request, rows []ImportRow
 		evs = append(evs, decided[0])
 		expected[row.CustomerID] = 0
 	}
-	// The external ids' claims, looked up concurrently (a direct get each).
+	// The external ids' claims: one batched read of every subject; a
+	// subject held by another customer is checked as a single create
+	// checks it (is it still that customer's?).
 	rowClaims := make([][]events.Claim, len(rows))
 	errs := make([]error, len(rows))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for i := range work {
-				rowClaims[i], errs[i] = h.externalIDClaims(ctx, rows[i].CustomerID, customer.Customer{}, states[i])
-			}
-		})
-	}
+	var subjects []string
 	for i := range rows {
 		if out[i].Err == nil && states[i].ExternalID != "" {
-			work <- i
+			subjects = append(subjects, events.ClaimSubject(ClaimExternalID, states[i].ExternalID))
 		}
 	}
-	close(work)
-	wg.Wait()
+	holders, err := h.store.LoadClaims(ctx, subjects)
+	if err != nil {
+		return nil, err
+	}
+	for i, row := range rows {
+		if out[i].Err != nil || states[i].ExternalID == "" {
+			continue
+		}
+		subject := events.ClaimSubject(ClaimExternalID, states[i].ExternalID)
+		switch hd, held := holders[subject]; {
+		case !held:
+			rowClaims[i] = []events.Claim{{Subject: subject, CustomerID: row.CustomerID}}
+		case hd.CustomerID == row.CustomerID: // ours: an earlier run of the job
+		default:
+			rowClaims[i], errs[i] = h.externalIDClaims(ctx, row.CustomerID, customer.Customer{}, states[i])
+		}
+	}
 	var claims []events.Claim
 	claimed := map[string]bool{}
 	for i, err := range errs {

@@ -36,3 +36,10 @@ type Claim struct {
 	CustomerID  string
 	ExpectedSeq uint64
 }
+
+// ClaimHolder is who holds a claim subject, and the subject's last
+// sequence.
+type ClaimHolder struct {
+	CustomerID string
+	Seq        uint64
+}
