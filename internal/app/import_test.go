@@ -1,8 +1,11 @@
 package app_test
 
 import (
+	"bytes"
 	"fmt"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"testing"
@@ -282,5 +285,54 @@ func TestImportResumesAfterRestart(t *testing.T) {
 	}
 	if r := e.Do("GET", "/api/v1/crm/imports/"+url.PathEscape("not-a-uuid"), nil); r.Status != http.StatusBadRequest {
 		t.Errorf("bad id: %d", r.Status)
+	}
+}
+
+// TestImportMultipart: a multipart upload with a JSON mapping part, then
+// the file part; a missing file part or a bad mapping is a 400.
+func TestImportMultipart(t *testing.T) {
+	e := apptest.StartEmbedded(t)
+	form := func(parts ...[3]string) (string, string) {
+		var b bytes.Buffer
+		w := multipart.NewWriter(&b)
+		for _, p := range parts {
+			h := textproto.MIMEHeader{}
+			h.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q; filename=%q`, p[0], p[1]))
+			if p[1] == "" {
+				h.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q`, p[0]))
+			}
+			pw, _ := w.CreatePart(h)
+			pw.Write([]byte(p[2]))
+		}
+		w.Close()
+		return w.FormDataContentType(), b.String()
+	}
+	ctype, body := form([3]string{"mapping", "", `{"Nom":"name","Courriel":"email","Fax":"-"}`},
+		[3]string{"file", "clients.csv", "Nom,Courriel,Fax\nÉlise Dupont,elise@example.com,123\n"})
+	status, job, out := startImport(t, e, ctype, "", body)
+	if status != http.StatusAccepted {
+		t.Fatalf("multipart import: %d %s", status, out)
+	}
+	if job = waitImport(t, e, job.ID, finished); job.State != "done" || job.RowsCreated != 1 {
+		t.Fatalf("multipart job: %+v", job)
+	}
+	var found listBody
+	e.Do("GET", "/api/v1/crm/customers/search?q=elise", nil).JSON(t, &found)
+	if found.Meta.Total != 1 || *found.Data[0].Email != "elise@example.com" {
+		t.Errorf("imported: %+v", found.Data)
+	}
+	for name, parts := range map[string][][3]string{
+		"mapping": {{"mapping", "", `{"Nom":"shoe"}`}, {"file", "a.csv", "Nom\nx\n"}},
+		"file":    {{"mapping", "", `{"Nom":"name"}`}},
+		"other":   {{"other", "", "x"}},
+	} {
+		ctype, body := form(parts...)
+		if status, _, out := startImport(t, e, ctype, "", body); status != http.StatusBadRequest || !strings.Contains(out, `"field":"`+name+`"`) {
+			t.Errorf("%s: %d %s", name, status, out)
+		}
+	}
+	ctype, body = form([3]string{"mapping", "", `{"Nom":"name"}`}, [3]string{"file", "a.csv", "Nom\nx\n"})
+	if status, _, out := startImport(t, e, ctype, "?map=Nom:name", body); status != http.StatusBadRequest || !strings.Contains(out, `"field":"map"`) {
+		t.Errorf("two mappings: %d %s", status, out)
 	}
 }

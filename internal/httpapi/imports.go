@@ -2,10 +2,12 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"math"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"strconv"
 	"strings"
@@ -73,20 +75,6 @@ func (a *api) createImport(c *gin.Context) {
 		writeError(c, errImportsOff)
 		return
 	}
-	var format string
-	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
-	switch {
-	case err != nil:
-	case mt == "text/csv":
-		format = imports.FormatCSV
-	case mt == "application/x-ndjson" || mt == "application/ndjson" || mt == "application/jsonl":
-		format = imports.FormatNDJSON
-	}
-	if format == "" {
-		writeError(c, &badRequest{status: http.StatusUnsupportedMediaType, title: "Unsupported media type",
-			detail: "Content-Type must be text/csv (with a header row) or application/x-ndjson"})
-		return
-	}
 	if ce := strings.TrimSpace(c.GetHeader("Content-Encoding")); ce != "" && !strings.EqualFold(ce, "identity") {
 		writeError(c, &badRequest{status: http.StatusUnsupportedMediaType, title: "Unsupported media type",
 			detail: "Content-Encoding " + strconv.Quote(ce) + " is not supported: send the file uncompressed"})
@@ -137,7 +125,18 @@ func (a *api) createImport(c *gin.Context) {
 		idem = key[0]
 	}
 	rc := http.NewResponseController(c.Writer)
-	body := http.MaxBytesReader(c.Writer, c.Request.Body, maxImportBytes)
+	_ = rc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	format, body, partMapping, err := importBody(c, http.MaxBytesReader(c.Writer, c.Request.Body, maxImportBytes))
+	if err == nil && partMapping != nil {
+		if mapping != nil && len(mapping) > 0 {
+			err = fault.InvalidField("map", "give the mapping once: as ?map= or as the mapping part")
+		}
+		mapping = partMapping
+	}
+	if err != nil {
+		writeError(c, err)
+		return
+	}
 	job, replayed, err := a.Imports.Submit(principal(c), format, mapping, dryRun, idem, body, func() {
 		_ = rc.SetReadDeadline(time.Now().Add(30 * time.Second)) // a large upload may take minutes
 	})
@@ -160,6 +159,67 @@ func (a *api) createImport(c *gin.Context) {
 	}
 	logFrom(c).Info("import started", "job", job.ID, "bytes", job.Bytes, "format", format, "dry_run", dryRun)
 	c.JSON(http.StatusAccepted, dataResponse{Data: a.viewImport(c.Request.Context(), job), Message: "Import started"})
+}
+
+var errImportMedia = &badRequest{status: http.StatusUnsupportedMediaType, title: "Unsupported media type",
+	detail: "Content-Type must be text/csv (with a header row), application/x-ndjson, or multipart/form-data with a file part"}
+
+// importBody returns the upload's format and rows: the body itself (text/csv,
+// application/x-ndjson), or the file part of multipart/form-data, which
+// may be preceded by a mapping part (a JSON object of column to field).
+func importBody(c *gin.Context, body io.Reader) (string, io.Reader, map[string]string, error) {
+	mt, params, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if err != nil {
+		return "", nil, nil, errImportMedia
+	}
+	if format := importFormat(mt, ""); format != "" {
+		return format, body, nil, nil
+	}
+	if mt != "multipart/form-data" || params["boundary"] == "" {
+		return "", nil, nil, errImportMedia
+	}
+	mr := multipart.NewReader(body, params["boundary"])
+	var mapping map[string]string
+	for {
+		part, err := mr.NextPart()
+		if err != nil {
+			return "", nil, nil, fault.InvalidField("file", "is required: a multipart part named file holding the CSV or NDJSON")
+		}
+		switch part.FormName() {
+		case "mapping":
+			b, err := io.ReadAll(io.LimitReader(part, 64<<10))
+			var m map[string]string
+			if err != nil || json.Unmarshal(b, &m) != nil {
+				return "", nil, nil, fault.InvalidField("mapping", `must be a JSON object of column to field, e.g. {"Full Name":"name","Fax":"-"}`)
+			}
+			if err := imports.CheckMapping(m); err != nil {
+				return "", nil, nil, fault.InvalidField("mapping", err.Error())
+			}
+			mapping = m
+		case "file":
+			pmt, _, _ := mime.ParseMediaType(part.Header.Get("Content-Type"))
+			format := importFormat(pmt, part.FileName())
+			if format == "" {
+				return "", nil, nil, fault.InvalidField("file", "must be text/csv or application/x-ndjson (or a file named .csv, .ndjson or .jsonl)")
+			}
+			return format, part, mapping, nil
+		default:
+			return "", nil, nil, fault.InvalidField(part.FormName(), "is not a known part (mapping, then file)")
+		}
+	}
+}
+
+func importFormat(mt, filename string) string {
+	switch {
+	case mt == "text/csv" || mt == "" && strings.HasSuffix(filename, ".csv"):
+		return imports.FormatCSV
+	case mt == "application/x-ndjson" || mt == "application/ndjson" || mt == "application/jsonl",
+		(mt == "" || mt == "application/octet-stream") && (strings.HasSuffix(filename, ".ndjson") || strings.HasSuffix(filename, ".jsonl")):
+		return imports.FormatNDJSON
+	case mt == "application/octet-stream" && strings.HasSuffix(filename, ".csv"):
+		return imports.FormatCSV
+	}
+	return ""
 }
 
 func (a *api) importJob(c *gin.Context) (imports.Job, bool) {

@@ -76,16 +76,14 @@ func ParseMapping(s string) (map[string]string, error) {
 	return m, nil
 }
 
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
+// CheckMapping checks a mapping given as an object (column → field).
+func CheckMapping(m map[string]string) error {
+	for col, field := range m {
+		if strings.TrimSpace(col) == "" || field != Skip && !slices.Contains(Fields, field) {
+			return fmt.Errorf("%q: %q is not a customer field (%s, or - to skip)", col, field, strings.Join(Fields, ", "))
+		}
+	}
+	return nil
 }
 
 // csvReader reads CSV rows with a header.
