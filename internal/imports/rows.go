@@ -88,6 +88,7 @@ func CheckMapping(m map[string]string) error {
 
 // csvReader reads CSV rows with a header.
 type csvReader struct {
+	lim     *rowLimiter
 	r       *csv.Reader
 	bom     int64
 	fields  []string // per column: the field, or "" to skip
@@ -98,7 +99,8 @@ type csvReader struct {
 // column named as a field, or mapped in mapping; the export's read-only
 // columns are skipped). A bad header is an error naming the problem.
 func NewCSV(body io.Reader, mapping map[string]string) (Reader, error) {
-	br := bufio.NewReaderSize(body, 64<<10)
+	lim := &rowLimiter{r: body}
+	br := bufio.NewReaderSize(lim, 64<<10)
 	var bom int64
 	if b, _ := br.Peek(3); bytes.Equal(b, []byte("\xef\xbb\xbf")) {
 		_, _ = br.Discard(3)
@@ -119,7 +121,30 @@ func NewCSV(body io.Reader, mapping map[string]string) (Reader, error) {
 		return nil, err
 	}
 	r.FieldsPerRecord = len(header)
-	return &csvReader{r: r, bom: bom, fields: fields, ignored: ignored}, nil
+	c := &csvReader{r: r, bom: bom, fields: fields, ignored: ignored, lim: lim}
+	lim.recordEnd = c.Offset()
+	return c, nil
+}
+
+// rowLimiter stops a CSV whose record grows past MaxRowBytes (an
+// unterminated quote would otherwise make encoding/csv hold the rest of
+// the file as one field).
+type rowLimiter struct {
+	r         io.Reader
+	read      int64 // bytes read from r
+	recordEnd int64 // offset after the last whole record
+}
+
+// errRowTooLong is the error of a record over MaxRowBytes.
+var errRowTooLong = fmt.Errorf("a row is longer than %d bytes (an unterminated quote?)", MaxRowBytes)
+
+func (l *rowLimiter) Read(p []byte) (int, error) {
+	if l.read-l.recordEnd > MaxRowBytes+128<<10 { // the readers' buffers read ahead
+		return 0, errRowTooLong
+	}
+	n, err := l.r.Read(p)
+	l.read += int64(n)
+	return n, err
 }
 
 func columns(header []string, mapping map[string]string) ([]string, []string, error) {
@@ -178,6 +203,10 @@ func (c *csvReader) Next() (Row, error) {
 		rec, err := c.r.Read()
 		line, _ := c.r.FieldPos(0)
 		row := Row{Line: int64(line)}
+		c.lim.recordEnd = c.Offset()
+		if errors.Is(err, errRowTooLong) {
+			return Row{}, fmt.Errorf("after line %d: %w", line, err)
+		}
 		if err != nil {
 			var pe *csv.ParseError
 			switch {

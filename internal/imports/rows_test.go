@@ -114,3 +114,34 @@ func TestNDJSONRows(t *testing.T) {
 		t.Errorf("row 3 (tags not an array; version skipped): %+v", rows[2])
 	}
 }
+
+// TestCSVRowTooLong: an unterminated quote stops the reading at the row
+// limit instead of holding the rest of the file.
+func TestCSVRowTooLong(t *testing.T) {
+	body := io.MultiReader(strings.NewReader("name,notes\nA,ok\nB,\"never closed"), &endless{})
+	rd, err := NewCSV(body, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := rd.Next(); err != nil || r.Input.Name.Value != "A" {
+		t.Fatalf("first row: %+v %v", r, err)
+	}
+	_, err = rd.Next()
+	if !errors.Is(err, errRowTooLong) {
+		t.Fatalf("an endless field: %v", err)
+	}
+}
+
+// endless reads "x" forever (and fails the test past 4 MiB).
+type endless struct{ n int }
+
+func (e *endless) Read(p []byte) (int, error) {
+	if e.n > 4<<20 {
+		return 0, errors.New("read past 4 MiB: the limit did not stop it")
+	}
+	for i := range p {
+		p[i] = 'x'
+	}
+	e.n += len(p)
+	return len(p), nil
+}
