@@ -134,9 +134,10 @@ type Manager struct {
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
 
-	mu      sync.Mutex
-	running map[string]context.CancelFunc
-	jobs    map[string]*Job // the live state of running jobs
+	mu        sync.Mutex
+	running   map[string]context.CancelFunc
+	jobs      map[string]*Job // the live state of running jobs
+	uploading map[string]bool // keyed uploads being stored
 }
 
 // Open opens (creating) dir and resumes its unfinished jobs.
@@ -146,7 +147,7 @@ func Open(dir string, creator Creator, log *slog.Logger) (*Manager, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	m := &Manager{dir: dir, creator: creator, log: log, ctx: ctx, stop: stop,
-		running: map[string]context.CancelFunc{}, jobs: map[string]*Job{}}
+		running: map[string]context.CancelFunc{}, jobs: map[string]*Job{}, uploading: map[string]bool{}}
 	jobs, err := m.list()
 	if err != nil {
 		return nil, err
@@ -196,6 +197,20 @@ func (m *Manager) Submit(p auth.Principal, format string, mapping map[string]str
 		if running {
 			return Job{}, false, ErrRunning
 		}
+		// One upload per key at a time (a client retrying while its first
+		// upload still streams).
+		m.mu.Lock()
+		if m.uploading[id] {
+			m.mu.Unlock()
+			return Job{}, false, ErrRunning
+		}
+		m.uploading[id] = true
+		m.mu.Unlock()
+		defer func() {
+			m.mu.Lock()
+			delete(m.uploading, id)
+			m.mu.Unlock()
+		}()
 	}
 	tmp := m.path(id, ".upload.tmp")
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
