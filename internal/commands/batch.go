@@ -191,12 +191,16 @@ func (h *Handler) atomicBatch(ctx context.Context, r Request, ops []BatchOp) []B
 	if failed {
 		return notApplied(out)
 	}
-	for i := range createIDs { // a key given twice in one batch
-		for j := range i {
-			if createIDs[i] != "" && createIDs[i] == createIDs[j] && !replayed[i] {
-				fail(i, fault.InvalidField("idempotencyKey", fmt.Sprintf("is the key of operation %d of this batch", j)))
-			}
+	firstWith := map[string]int{} // a key given twice in one batch
+	for i, id := range createIDs {
+		if id == "" {
+			continue
 		}
+		if j, dup := firstWith[id]; dup && !replayed[i] {
+			fail(i, fault.InvalidField("idempotencyKey", fmt.Sprintf("is the key of operation %d of this batch", j)))
+			continue
+		}
+		firstWith[id] = i
 	}
 	if failed {
 		return notApplied(out)
@@ -316,14 +320,21 @@ func (h *Handler) tryAtomic(ctx context.Context, r Request, ops []BatchOp, ids, 
 	// The external id claims of every customer the batch leaves with an
 	// external id it did not hold; two customers of the batch claiming the
 	// same one fail the later.
+	opID := func(i int) string { // the customer of operation i
+		if ops[i].Op == OpCreate {
+			return createIDs[i]
+		}
+		return ops[i].CustomerID
+	}
+	lastOp := map[string]int{} // each customer's last operation
+	for i := range ops {
+		lastOp[opID(i)] = i
+	}
 	var claims []events.Claim
 	claimedBy := map[string]int{}
-	for i, op := range ops {
-		id := op.CustomerID
-		if op.Op == OpCreate {
-			id = createIDs[i]
-		}
-		if replayed[i] || out[i].Result.Customer.ID != id || lastOpOf(ops, createIDs, id) != i {
+	for i := range ops {
+		id := opID(i)
+		if replayed[i] || out[i].Result.Customer.ID != id || lastOp[id] != i {
 			continue
 		}
 		cs, err := h.externalIDClaims(ctx, id, before[id], state[id])
@@ -363,17 +374,6 @@ func (h *Handler) tryAtomic(ctx context.Context, r Request, ops []BatchOp, ids, 
 		}
 	}
 	return nil
-}
-
-// lastOpOf returns the index of the last operation on customer id.
-func lastOpOf(ops []BatchOp, createIDs []string, id string) int {
-	last := -1
-	for i, op := range ops {
-		if op.CustomerID == id || createIDs[i] == id {
-			last = i
-		}
-	}
-	return last
 }
 
 func errorsAny(out []BatchResult) bool {

@@ -117,6 +117,10 @@ type Request struct {
 	// RequestHash returns the customer the first request created.
 	IdempotencyKey string
 	RequestHash    string
+
+	// eventID, when set, is the id of the command's (first) event instead
+	// of a fresh one (imports derive it from the job and the row).
+	eventID string
 }
 
 // Result is the outcome of a successful command.
@@ -134,10 +138,14 @@ func (h *Handler) meta(r Request) customer.Meta {
 	if r.CausationID == "" {
 		r.CausationID = r.CorrelationID
 	}
+	id := r.eventID
+	if id == "" {
+		id = h.newID()
+	}
 	return customer.Meta{
 		Actor:         r.Principal.Subject,
 		Now:           h.now().UTC(),
-		EventID:       h.newID(),
+		EventID:       id,
 		Source:        h.source,
 		CorrelationID: r.CorrelationID,
 		CausationID:   r.CausationID,

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -60,10 +61,9 @@ func (h *Handler) ImportCreates(ctx context.Context, r Request, rows []ImportRow
 	fast := true
 	states := make([]customer.Customer, len(rows))
 	for i, row := range rows {
-		m := h.meta(r)
-		m.EventID = row.EventID
+		r.eventID = row.EventID
 		decided, err := customer.Decide(customer.Customer{}, customer.Create{CustomerID: row.CustomerID,
-			Code: FormatCode(first + uint64(i)), Input: row.Input}, m)
+			Code: FormatCode(first + uint64(i)), Input: row.Input}, h.meta(r))
 		if err != nil {
 			out[i].Err = err
 			fast = false
@@ -155,40 +155,23 @@ func rowError(err error) bool {
 	return k == fault.Invalid || k == fault.Conflict
 }
 
-// importOne creates one row's customer, unless an earlier run did.
+// importOne creates one row's customer as a single create does (execute:
+// its external id claimed, a conflict decided again), unless an earlier
+// run of the job did.
 func (h *Handler) importOne(ctx context.Context, r Request, row ImportRow, code uint64) ImportResult {
-	evs, _, err := h.store.Load(ctx, row.CustomerID)
-	if err != nil {
-		return ImportResult{Err: err}
-	}
-	if len(evs) > 0 {
-		return ImportResult{Customer: customer.Fold(evs[:1]), Existed: true, Seq: evs[0].Seq}
-	}
-	m := h.meta(r)
-	m.EventID = row.EventID
-	decided, err := customer.Decide(customer.Customer{}, customer.Create{CustomerID: row.CustomerID, Code: FormatCode(code), Input: row.Input}, m)
-	if err != nil {
-		return ImportResult{Err: err}
-	}
-	st := customer.Evolve(customer.Customer{}, decided[0])
-	claims, err := h.externalIDClaims(ctx, row.CustomerID, customer.Customer{}, st)
-	if err != nil {
-		return ImportResult{Err: err}
-	}
-	seqs, err := h.store.Append(ctx, decided, map[string]uint64{row.CustomerID: 0}, claims...)
-	if err == nil {
-		st.Seq = seqs[0]
-		return ImportResult{Customer: st, Seq: seqs[0]}
-	}
-	if fault.Is(err, fault.Conflict) {
-		// Created meanwhile (a concurrent run of the job), or the external
-		// id's claim moved: look again.
-		if evs, _, lerr := h.store.Load(ctx, row.CustomerID); lerr == nil && len(evs) > 0 {
+	r.eventID = row.EventID
+	res, err := h.execute(ctx, r, row.CustomerID, customer.Create{CustomerID: row.CustomerID, Code: FormatCode(code), Input: row.Input})
+	if errors.Is(err, customer.ErrAlreadyExists) {
+		evs, _, lerr := h.store.Load(ctx, row.CustomerID)
+		if lerr != nil {
+			return ImportResult{Err: lerr}
+		}
+		if len(evs) > 0 {
 			return ImportResult{Customer: customer.Fold(evs[:1]), Existed: true, Seq: evs[0].Seq}
 		}
-		if _, cerr := h.externalIDClaims(ctx, row.CustomerID, customer.Customer{}, st); cerr != nil {
-			return ImportResult{Err: cerr}
-		}
 	}
-	return ImportResult{Err: err}
+	if err != nil {
+		return ImportResult{Err: err}
+	}
+	return ImportResult{Customer: res.Customer, Seq: res.Seq}
 }

@@ -330,6 +330,12 @@ func (s *Store) directBatch(ctx context.Context, filter string, start uint64, si
 		NextFor string `json:"next_by_subj"`
 		Batch   int    `json:"batch"`
 	}{start, filter, size})
+	return s.directGet(ctx, req)
+}
+
+// directGet sends one batched direct get request and collects its
+// messages up to the end of the batch; more reports messages left.
+func (s *Store) directGet(ctx context.Context, req []byte) (msgs []seqMsg, more bool, err error) {
 	inbox := s.nc.NewRespInbox()
 	sub, err := s.nc.SubscribeSync(inbox)
 	if err != nil {
@@ -506,37 +512,19 @@ func (s *Store) LoadClaims(ctx context.Context, subjects []string) (map[string]e
 	req, _ := json.Marshal(struct {
 		MultiLast []string `json:"multi_last"`
 	}{subjects})
-	inbox := s.nc.NewRespInbox()
-	sub, err := s.nc.SubscribeSync(inbox)
+	msgs, _, err := s.directGet(ctx, req)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
-	defer sub.Unsubscribe()
-	if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+s.cfg.Stream, inbox, req); err != nil {
-		return nil, classify(err)
-	}
-	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, classify(err)
+	for _, m := range msgs {
+		subject := m.Header.Get(jetstream.SubjectHeader)
+		var rec claimRecord
+		if json.Unmarshal(m.Data, &rec) != nil || rec.CustomerID == "" {
+			return nil, fmt.Errorf("%w: claim %s: %q", errUnexpected, subject, m.Data)
 		}
-		switch m.Header.Get("Status") {
-		case "":
-			subject := m.Header.Get(jetstream.SubjectHeader)
-			seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
-			var rec claimRecord
-			if err != nil || json.Unmarshal(m.Data, &rec) != nil || rec.CustomerID == "" {
-				return nil, fmt.Errorf("%w: claim %s: %q", errUnexpected, subject, m.Data)
-			}
-			out[subject] = events.ClaimHolder{CustomerID: rec.CustomerID, Seq: seq}
-		case "404", "204": // none claimed; the end
-			return out, nil
-		case "503":
-			return nil, ErrUnavailable
-		default:
-			return nil, fmt.Errorf("%w: claims: status %s %s", errUnexpected, m.Header.Get("Status"), m.Header.Get("Description"))
-		}
+		out[subject] = events.ClaimHolder{CustomerID: rec.CustomerID, Seq: m.seq}
 	}
+	return out, nil
 }
 
 // message returns the NATS message of one event: its subject, the

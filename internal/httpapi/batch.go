@@ -110,9 +110,7 @@ func (a *api) batchCustomers(c *gin.Context) {
 		if r.Err != nil {
 			p := problemOf(c, r.Err, noHeader)
 			br.Status, br.Problem = p.Status, &p
-			if ops[i].CustomerID != "" {
-				br.CustomerID = ops[i].CustomerID
-			}
+			br.CustomerID = ops[i].CustomerID
 			out.Meta.Failed++
 			out.Data[i] = br
 			continue
@@ -143,7 +141,8 @@ func (a *api) batchCustomers(c *gin.Context) {
 }
 
 // awaitSeq sets X-Stream-Sequence and waits (bounded) until the read model
-// has applied the event at seq (read-your-writes of a batch: its last).
+// has applied the event at seq (read-your-writes; of a batch: its last),
+// reporting the outcome in X-Read-Model.
 func (a *api) awaitSeq(c *gin.Context, seq uint64) {
 	c.Header("X-Stream-Sequence", strconv.FormatUint(seq, 10))
 	if a.Projection == nil || a.ReadYourWritesTimeout <= 0 {

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -115,9 +114,8 @@ func readBodyUpTo(c *gin.Context, limit int64, tooLarge error) ([]byte, error) {
 		return nil, &badRequest{status: http.StatusUnsupportedMediaType, title: "Unsupported media type",
 			detail: "Content-Type must be application/json"}
 	}
-	if ce := strings.TrimSpace(c.GetHeader("Content-Encoding")); ce != "" && !strings.EqualFold(ce, "identity") {
-		return nil, &badRequest{status: http.StatusUnsupportedMediaType, title: "Unsupported media type",
-			detail: "Content-Encoding " + strconv.Quote(ce) + " is not supported: send the body uncompressed"}
+	if err := identityEncoding(c); err != nil {
+		return nil, err
 	}
 	// A declared length over the limit is refused before reading (and
 	// before a 100 Continue is sent to a client that expects one).
@@ -133,6 +131,16 @@ func readBodyUpTo(c *gin.Context, limit int64, tooLarge error) ([]byte, error) {
 		return nil, &badRequest{status: http.StatusBadRequest, title: "Bad request", detail: "the request body could not be read"}
 	}
 	return body, nil
+}
+
+// identityEncoding refuses a compressed body (Content-Encoding other than
+// identity): 415.
+func identityEncoding(c *gin.Context) error {
+	if ce := strings.TrimSpace(c.GetHeader("Content-Encoding")); ce != "" && !strings.EqualFold(ce, "identity") {
+		return &badRequest{status: http.StatusUnsupportedMediaType, title: "Unsupported media type",
+			detail: "Content-Encoding " + strconv.Quote(ce) + " is not supported: send the body uncompressed"}
+	}
+	return nil
 }
 
 func (a *api) request(c *gin.Context) commands.Request {
@@ -194,24 +202,12 @@ func (a *api) customerDone(c *gin.Context, status int, res commands.Result, mess
 		Warnings: a.duplicateWarnings(c, res.Customer)})
 }
 
-// awaitReadModel sets a command response's ETag and X-Stream-Sequence
-// and waits (bounded) until the read model has applied the command.
+// awaitReadModel sets a command response's ETag, and for an append
+// X-Stream-Sequence and the read-your-writes wait (awaitSeq).
 func (a *api) awaitReadModel(c *gin.Context, res commands.Result) {
 	c.Header("ETag", etag(res.Customer.Version))
 	if res.Seq > 0 {
-		c.Header("X-Stream-Sequence", strconv.FormatUint(res.Seq, 10))
-		if a.Projection != nil && a.ReadYourWritesTimeout > 0 {
-			start := time.Now()
-			ctx, cancel := context.WithTimeout(c.Request.Context(), a.ReadYourWritesTimeout)
-			caughtUp := a.Projection.WaitFor(ctx, res.Seq)
-			cancel()
-			a.Metrics.ReadYourWrites(time.Since(start), caughtUp)
-			if caughtUp {
-				c.Header("X-Read-Model", "current")
-			} else {
-				c.Header("X-Read-Model", "behind")
-			}
-		}
+		a.awaitSeq(c, res.Seq)
 	}
 }
 

@@ -4,8 +4,8 @@ import (
 	"bufio"
 	"encoding/csv"
 	"encoding/json"
+	"maps"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -35,7 +35,8 @@ func (a *api) exportCustomers(c *gin.Context) {
 			return
 		}
 		format = vs[0]
-		values = cloneWithout(values, "format")
+		values = maps.Clone(values)
+		delete(values, "format")
 	}
 	for _, k := range []string{"page", "perPage", "after"} {
 		if values.Has(k) {
@@ -123,14 +124,4 @@ func (a *api) exportCustomers(c *gin.Context) {
 		logFrom(c).Warn("export broken off", "customers", n, "err", err)
 		panic(http.ErrAbortHandler)
 	}
-}
-
-func cloneWithout(v url.Values, key string) url.Values {
-	out := make(url.Values, len(v))
-	for k, vs := range v {
-		if k != key {
-			out[k] = vs
-		}
-	}
-	return out
 }

@@ -44,9 +44,10 @@ type importJSON struct {
 	ETASeconds    *float64 `json:"etaSeconds"`
 	// ReadModelCurrent: the read model has applied every customer the
 	// job created so far (list and search show them).
-	ReadModelCurrent bool   `json:"readModelCurrent"`
-	KeyHash          string `json:"keyHash,omitempty"`     // hidden
-	ErrorsBytes      int64  `json:"errorsBytes,omitempty"` // hidden
+	ReadModelCurrent bool `json:"readModelCurrent"`
+	// ErrorsBytes shadows the state file's Job.ErrorsBytes, always 0 and
+	// so left out: the errors file's length is the service's business.
+	ErrorsBytes int64 `json:"errorsBytes,omitempty"`
 }
 
 func (a *api) viewImport(ctx context.Context, j imports.Job) importJSON {
@@ -56,7 +57,6 @@ func (a *api) viewImport(ctx context.Context, j imports.Job) importJSON {
 		v.ReadModelCurrent = a.Projection.WaitFor(ctx, j.LastSequence)
 		cancel()
 	}
-	v.KeyHash, v.ErrorsBytes = "", 0
 	if j.RunSeconds > 0 {
 		v.RowsPerSecond = math.Round(float64(j.RowsRead)/j.RunSeconds*10) / 10
 	}
@@ -75,9 +75,8 @@ func (a *api) createImport(c *gin.Context) {
 		writeError(c, errImportsOff)
 		return
 	}
-	if ce := strings.TrimSpace(c.GetHeader("Content-Encoding")); ce != "" && !strings.EqualFold(ce, "identity") {
-		writeError(c, &badRequest{status: http.StatusUnsupportedMediaType, title: "Unsupported media type",
-			detail: "Content-Encoding " + strconv.Quote(ce) + " is not supported: send the file uncompressed"})
+	if err := identityEncoding(c); err != nil {
+		writeError(c, err)
 		return
 	}
 	var (

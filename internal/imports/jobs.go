@@ -90,9 +90,8 @@ type Job struct {
 	// RunSeconds is the time spent running (all runs).
 	RunSeconds float64 `json:"runSeconds"`
 
-	KeyHash     string `json:"keyHash,omitempty"` // of the Idempotency-Key (the id derives from it)
-	ErrorsBytes int64  `json:"errorsBytes"`       // the errors file's length at the last save
-	Stored      int64  `json:"storedErrors"`      // rejected rows kept in the errors file
+	ErrorsBytes int64 `json:"errorsBytes"`  // the errors file's length at the last save
+	Stored      int64 `json:"storedErrors"` // rejected rows kept in the errors file
 }
 
 // Finished reports whether the job has ended.
@@ -179,22 +178,16 @@ func (m *Manager) path(id, ext string) string { return filepath.Join(m.dir, id+e
 func (m *Manager) Submit(p auth.Principal, format string, mapping map[string]string, dryRun bool, key string,
 	body io.Reader, copyChunk func()) (Job, bool, error) {
 	id := uuid.NewString()
-	var keyHash string
 	if key != "" {
 		id = uuid.NewSHA1(uuid.NameSpaceURL, []byte("urn:crm:import-key:"+p.Subject+"\x00"+key)).String()
-		keyHash = id
-		m.mu.Lock()
-		_, running := m.running[id]
-		m.mu.Unlock()
-		if old, err := m.read(id); err == nil {
-			switch {
-			case running || !old.Finished():
-				return old, true, nil
-			case old.State == StateDone:
-				return old, true, nil
-			}
+		// Running or done: that job is the answer.
+		if old, err := m.Get(id); err == nil && (!old.Finished() || old.State == StateDone) {
+			return old, true, nil
 		}
-		if running {
+		m.mu.Lock()
+		_, stopping := m.running[id] // cancelled, its worker not ended yet
+		m.mu.Unlock()
+		if stopping {
 			return Job{}, false, ErrRunning
 		}
 		// One upload per key at a time (a client retrying while its first
@@ -235,7 +228,7 @@ func (m *Manager) Submit(p auth.Principal, format string, mapping map[string]str
 	os.Remove(m.path(id, ".errors.ndjson"))
 	now := time.Now().UTC()
 	j := &Job{ID: id, State: StateValidating, Format: format, Mapping: mapping, DryRun: dryRun, CreatedBy: p.Subject,
-		CreatedAt: now, UpdatedAt: now, Bytes: n, KeyHash: keyHash}
+		CreatedAt: now, UpdatedAt: now, Bytes: n}
 	if err := m.save(j); err != nil {
 		return Job{}, false, err
 	}

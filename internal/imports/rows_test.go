@@ -57,17 +57,7 @@ func TestCSVRows(t *testing.T) {
 	if !slices.Equal(rd.Ignored(), []string{"customerCode"}) {
 		t.Errorf("ignored %v", rd.Ignored())
 	}
-	var rows []Row
-	for {
-		r, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		rows = append(rows, r)
-	}
+	rows := readAll(t, rd)
 	if len(rows) != 4 {
 		t.Fatalf("%d rows", len(rows))
 	}
@@ -92,17 +82,7 @@ func TestCSVRows(t *testing.T) {
 func TestNDJSONRows(t *testing.T) {
 	rd := NewNDJSON(strings.NewReader(`{"Nom":"Ann","address":{"city":"Bern","zip":"1"}}`+"\n"+`[1]`+"\n"+
 		`{"name":"Bob","tags":"vip","version":3}`), map[string]string{"Nom": "name"})
-	var rows []Row
-	for {
-		r, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		rows = append(rows, r)
-	}
+	rows := readAll(t, rd)
 	if len(rows) != 3 || rows[0].Input.Name.Value != "Ann" || rows[0].Input.Address.City.Value != "Bern" ||
 		len(rows[0].Errors) != 1 || rows[0].Errors[0].Field != "address.zip" {
 		t.Fatalf("row 1: %+v", rows)
@@ -144,4 +124,20 @@ func (e *endless) Read(p []byte) (int, error) {
 	}
 	e.n += len(p)
 	return len(p), nil
+}
+
+// readAll reads every row of rd.
+func readAll(t *testing.T, rd Reader) []Row {
+	t.Helper()
+	var rows []Row
+	for {
+		r, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return rows
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, r)
+	}
 }

@@ -53,7 +53,7 @@ func (s *Store) List(ctx context.Context, q readmodel.Query) (readmodel.Page, er
 		if q.Status != "" || q.Type != "" || q.Tag != "" || q.CreatedBy != "" {
 			return readmodel.Page{}, fmt.Errorf("%w: list deleted: filters do not apply", readmodel.ErrInternal)
 		}
-		filter = bson.D{{Key: "deleted", Value: true}, {Key: "mergedInto", Value: bson.D{{Key: "$in", Value: bson.A{nil, ""}}}}}
+		filter = trashFilter()
 	}
 	limit, offset, ok := q.Bounds()
 	total, err := c.CountDocuments(ctx, filter)
@@ -80,6 +80,11 @@ func (s *Store) List(ctx context.Context, q readmodel.Query) (readmodel.Page, er
 		p.Items, p.More = p.Items[:limit-1], true
 	}
 	return p, nil
+}
+
+// trashFilter selects the deleted customers (not the merged ones).
+func trashFilter() bson.D {
+	return bson.D{{Key: "deleted", Value: true}, {Key: "mergedInto", Value: bson.D{{Key: "$in", Value: bson.A{nil, ""}}}}}
 }
 
 // keyset returns the alternatives ($or) of the documents after q.After in
@@ -377,7 +382,7 @@ func (s *Store) Export(ctx context.Context, q readmodel.Query, begin func(checkp
 	}
 	filter := filters(q)
 	if q.Deleted {
-		filter = bson.D{{Key: "deleted", Value: true}, {Key: "mergedInto", Value: bson.D{{Key: "$in", Value: bson.A{nil, ""}}}}}
+		filter = trashFilter()
 	}
 	cur, err := live.c.Find(ctx, filter, options.Find().SetSort(order).SetProjection(docProjection).SetBatchSize(1000))
 	if err != nil {

@@ -126,10 +126,17 @@ func (s *Store) listDeleted(ctx context.Context, q readmodel.Query, order string
 		err := s.queryRow(ctx, tx, []any{&total}, "SELECT count(*) FROM "+live.customers+" AS c WHERE c.deleted = 1 AND c.merged_into = ''")
 		return total, err
 	}, func(tx *sql.Tx, _, limit, offset int64) (*sql.Rows, error) {
-		after, args := keyset(q)
-		return s.query(ctx, tx, "SELECT "+docColumns+" FROM "+live.customers+" AS c WHERE c.deleted = 1 AND c.merged_into = ''"+after+
-			" ORDER BY "+order+" LIMIT ? OFFSET ?", append(args, limit, offset)...)
+		query, args := trashSQL(q, order)
+		return s.query(ctx, tx, query, append(args, limit, offset)...)
 	})
+}
+
+// trashSQL returns the query of one page of the deleted customers in
+// order (LIMIT and OFFSET to be appended to the arguments).
+func trashSQL(q readmodel.Query, order string) (string, []any) {
+	after, args := keyset(q)
+	return "SELECT " + docColumns + " FROM " + live.customers + " AS c WHERE c.deleted = 1 AND c.merged_into = ''" + after +
+		" ORDER BY " + order + " LIMIT ? OFFSET ?", args
 }
 
 // countSQL returns the query of the number of q's matches: a sum over the
@@ -546,13 +553,13 @@ func (s *Store) Export(ctx context.Context, q readmodel.Query, begin func(checkp
 		return err
 	}
 	q.After = nil
-	var query string
-	var args []any
+	var (
+		query string
+		args  []any
+	)
 	if q.Deleted {
-		query = "SELECT " + docColumns + " FROM " + live.customers + " AS c WHERE c.deleted = 1 AND c.merged_into = '' ORDER BY " + order +
-			" LIMIT ? OFFSET ?"
-	} else {
-		// Walk the order's index, never a sort of every match.
+		query, args = trashSQL(q, order)
+	} else { // walk the order's index, never a sort of every match
 		query, args = listSQL(q, order, false)
 	}
 	rows, err := s.query(ctx, tx, query, append(args, -1, 0)...)
