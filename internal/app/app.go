@@ -33,6 +33,7 @@ import (
 	"crm/internal/natsauth"
 	"crm/internal/projections"
 	"crm/internal/readmodel"
+	"crm/internal/webhooks"
 )
 
 // App is a running API process (with, in embedded mode, its own nats-server,
@@ -67,6 +68,7 @@ type App struct {
 	wg      sync.WaitGroup
 	once    sync.Once
 	imports *imports.Manager
+	hooks   *webhooks.Manager
 	// stopping is closed when Close begins.
 	stopping chan struct{}
 }
@@ -86,6 +88,9 @@ type Options struct {
 	// NoProjector: do not run the projector in this process (the API then
 	// waits for read-your-writes on the store's checkpoint).
 	NoProjector bool
+	// WebhookSchedule replaces the webhooks' retry delays (tests: short
+	// ones); its For is WEBHOOK_RETRY_FOR's when zero.
+	WebhookSchedule webhooks.Schedule
 }
 
 // Start starts every part and returns once the API accepts connections.
@@ -193,6 +198,18 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 			importJobs = a.imports
 		}
 	}
+	a.hooks, err = webhooks.Open(ctx, a.nc, webhooks.Options{
+		Stream: a.events.StreamName(), Replicas: cfg.StreamReplicas,
+		Policy:   webhooks.Policy{AllowHTTP: cfg.WebhookAllowHTTP, Allow: cfg.WebhookAllowNets},
+		Timeout:  cfg.WebhookTimeout,
+		Schedule: webhookSchedule(o.WebhookSchedule, cfg.WebhookRetryFor),
+		Deliver:  cfg.WebhookDelivery, Tip: a.events.Tip, Logger: a.log.With("component", "webhooks"), Metrics: a.metrics,
+		Source: events.DefaultSource,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.wg.Go(func() { _ = a.hooks.Run(runCtx) })
 	verifier := auth.NewVerifier(key, auth.Options{Roles: cfg.Roles, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
 		MaxTTL: cfg.JWTMaxTTL, IgnorePermissions: !cfg.JWTPermissionsClaim})
 	api := httpapi.New(httpapi.Deps{
@@ -209,6 +226,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		Changes:               a.events,
 		CursorKey:             httpapi.CursorKey(key),
 		Imports:               importJobs,
+		Webhooks:              a.hooks,
 		ChangesWaiter:         &projections.CheckpointWaiter{Store: streamTip{a.events}, Interval: 20 * time.Millisecond},
 		Stopping:              a.stopping,
 		RateLimit:             httpapi.RateLimit{PerSecond: cfg.RateLimitRPS, Burst: cfg.RateLimitBurst},
@@ -431,4 +449,18 @@ func (x emailIndex) CustomerIDsByEmail(ctx context.Context, key string, limit in
 		ids[i] = d.ID
 	}
 	return ids, err
+}
+
+// webhookSchedule is the retry schedule: the default delays (or the
+// options'), retried for WEBHOOK_RETRY_FOR unless the options say.
+func webhookSchedule(o webhooks.Schedule, retryFor time.Duration) webhooks.Schedule {
+	s := webhooks.DefaultSchedule
+	if o.Min > 0 {
+		s.Min, s.Max = o.Min, max(o.Min, o.Max)
+	}
+	s.For = retryFor
+	if o.For > 0 {
+		s.For = o.For
+	}
+	return s
 }

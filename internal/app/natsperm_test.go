@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -184,6 +186,8 @@ func TestDeployNATSPermissions(t *testing.T) {
 	cfg := apptest.Config(t, dir)
 	cfg.NATSURL, cfg.NATSAuth = url, user("api")
 	cfg.ReadYourWritesTimeout = 5 * time.Second
+	cfg.WebhookAllowHTTP = true
+	cfg.WebhookAllowNets = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	api := apptest.Start(t, cfg, func(o *app.Options) { o.NoProjector = true })
 	pcfg, err := config.LoadProjector(func(k string) string {
 		return map[string]string{"NATS_URL": url, "NATS_USER": "projector", "NATS_PASSWORD": user("projector").Password,
@@ -226,6 +230,32 @@ func TestDeployNATSPermissions(t *testing.T) {
 	}
 	if r := api.Do("POST", "/api/v1/crm/customers", `{"name":"Idem"}`, "Idempotency-Key", "k1"); r.Status != 201 {
 		t.Fatalf("idempotent create: %d %s", r.Status, r.Body)
+	}
+	// Webhooks: a subscription, a delivery, its log and status, a replay.
+	rc := newReceiver(t)
+	sub := createWebhook(t, api, map[string]any{"url": rc.srv.URL})
+	rc.setSecrets(sub.Secret)
+	hr := api.Do("POST", "/api/v1/crm/customers", `{"name":"Hooked Through The Deploy Permissions"}`)
+	var hooked envelope
+	hr.JSON(t, &hooked)
+	seq, _ := strconv.ParseUint(hr.Header.Get("X-Stream-Sequence"), 10, 64)
+	waitDelivered(t, rc, map[uint64]string{seq: hooked.Data.CustomerID}, 20*time.Second)
+	if v := getWebhook(t, api, sub.ID); v.Status == nil || v.Status.LastDelivery == nil || !v.Status.Delivering {
+		t.Errorf("webhook status with the api user: %+v", v.Status)
+	}
+	for _, step := range []struct{ method, path, body string }{
+		{"POST", "/api/v1/crm/webhooks/" + sub.ID + "/ping", ""},
+		{"GET", "/api/v1/crm/webhooks/" + sub.ID + "/deliveries", ""},
+		{"POST", "/api/v1/crm/webhooks/" + sub.ID + "/replay", `{"after":"2000-01-01T00:00:00Z"}`},
+		{"GET", "/api/v1/crm/webhooks", ""},
+	} {
+		var body any
+		if step.body != "" {
+			body = step.body
+		}
+		if r := api.Do(step.method, step.path, body); r.Status >= 300 {
+			t.Errorf("%s %s with the api user: %d %s", step.method, step.path, r.Status, r.Body)
+		}
 	}
 
 	connect := func(name string) (*nats.Conn, jetstream.JetStream) {

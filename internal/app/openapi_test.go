@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -264,7 +265,7 @@ func (k *contract) data(r apptest.Response) map[string]any {
 func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	spec := loadSpec(t)
 	cfg := apptest.Config(t, t.TempDir())
-	perms := []string{auth.PermView, auth.PermCreate, auth.PermEdit, auth.PermDelete, auth.PermAudit, auth.PermImport}
+	perms := []string{auth.PermView, auth.PermCreate, auth.PermEdit, auth.PermDelete, auth.PermAudit, auth.PermImport, auth.PermWebhooks}
 	cfg.Roles = auth.DefaultRoles()
 	for _, p := range perms {
 		cfg.Roles["only:"+p] = []string{p}
@@ -276,6 +277,8 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 		}
 		cfg.Roles["not:"+p] = others
 	}
+	cfg.WebhookAllowHTTP = true
+	cfg.WebhookAllowNets = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	e := apptest.Start(t, cfg)
 	k := &contract{t: t, e: e, spec: spec, seen: map[string]map[int]bool{}}
 	bearer := func(roles ...string) string { return "Bearer " + e.TokenFor(uuid.NewString(), roles...) }
@@ -545,6 +548,41 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	k.call("POST", unmerge, coll+"/"+id+"/unmerge", map[string]any{"customerId": dup}, 200)
 	k.call("POST", unmerge, coll+"/"+id+"/unmerge", map[string]any{"customerId": dup}, 400)
 	k.call("POST", unmerge, coll+"/"+uuid.NewString()+"/unmerge", map[string]any{"customerId": dup}, 404)
+
+	// Webhooks, against a local receiver.
+	const hooks = "/api/v1/crm/webhooks"
+	const hook = hooks + "/{id}"
+	rc := newReceiver(t)
+	k.call("POST", hooks, hooks, `{"url":"http://10.0.0.1/hooks","types":["*.customer.created.*"]}`, 400)
+	sub := k.data(k.call("POST", hooks, hooks, `{"url":"`+rc.srv.URL+`","description":"contract"}`, 201))
+	hid := sub["id"].(string)
+	k.call("POST", hooks, hooks, `{"url":"https://203.0.114.9/hooks","concurrency":0}`, 400)
+	k.call("POST", hooks, hooks, `{"url":"x"}`, 415, "Content-Type", "text/plain")
+	k.call("POST", hooks, hooks, `{"description":"`+strings.Repeat("x", 1<<20)+`"}`, 413)
+	k.call("GET", hooks, hooks, nil, 200)
+	k.call("GET", hooks, hooks+"?x=1", nil, 400)
+	r = k.call("GET", hook, hooks+"/"+hid, nil, 200)
+	hetag := r.Header.Get("ETag")
+	k.call("GET", hook, hooks+"/"+uuid.NewString(), nil, 404)
+	k.call("GET", hook, hooks+"/nope", nil, 400)
+	k.call("PATCH", hook, hooks+"/"+hid, `{"enabled":false,"types":null}`, 200, "If-Match", hetag)
+	k.call("PATCH", hook, hooks+"/"+hid, `{"enabled":true}`, 412, "If-Match", hetag)
+	k.call("PATCH", hook, hooks+"/"+hid, `{"url":"https://10.0.0.1/x"}`, 400)
+	k.call("PATCH", hook, hooks+"/"+uuid.NewString(), `{"enabled":true}`, 404)
+	k.call("POST", hook+"/rotate-secret", hooks+"/"+hid+"/rotate-secret", `{"gracePeriodSeconds":60}`, 200)
+	k.call("POST", hook+"/rotate-secret", hooks+"/"+hid+"/rotate-secret", nil, 200)
+	k.call("POST", hook+"/rotate-secret", hooks+"/"+hid+"/rotate-secret", `{"gracePeriodSeconds":"soon"}`, 400)
+	k.call("POST", hook+"/replay", hooks+"/"+hid+"/replay", `{"after":"beginning"}`, 202)
+	k.call("POST", hook+"/replay", hooks+"/"+hid+"/replay", `{"after":"tomorrow"}`, 400)
+	k.call("POST", hook+"/replay", hooks+"/"+uuid.NewString()+"/replay", `{"after":"beginning"}`, 404)
+	k.call("POST", hook+"/ping", hooks+"/"+hid+"/ping", nil, 200)
+	k.call("POST", hook+"/ping", hooks+"/"+uuid.NewString()+"/ping", nil, 404)
+	k.call("GET", hook+"/deliveries", hooks+"/"+hid+"/deliveries?limit=10", nil, 200)
+	k.call("GET", hook+"/deliveries", hooks+"/"+hid+"/deliveries?limit=0", nil, 400)
+	k.call("GET", hook+"/deliveries", hooks+"/"+uuid.NewString()+"/deliveries", nil, 404)
+	k.call("DELETE", hook, hooks+"/"+hid, nil, 412, "If-Match", hetag)
+	k.call("DELETE", hook, hooks+"/"+hid, nil, 200)
+	k.call("DELETE", hook, hooks+"/"+hid, nil, 404)
 
 	// Permissions: each authenticated operation needs exactly the one it
 	// documents (403 without it, past authorisation with only it).

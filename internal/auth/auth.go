@@ -28,6 +28,9 @@ const (
 	PermAudit  = "crm.audit"
 	// PermImport: start, follow and cancel import jobs.
 	PermImport = "crm.import"
+	// PermWebhooks: manage webhook subscriptions (create, change, rotate
+	// secrets, replay, ping, read deliveries).
+	PermWebhooks = "crm.webhooks"
 )
 
 // Errors, matched with errors.Is (and of the fault kinds Unauthorized and
@@ -43,13 +46,13 @@ var (
 type RolePermissions map[string][]string
 
 // DefaultRoles is the seed's mapping: admin, super_admin, moderator and user
-// have every CRM permission; crm.audit and crm.import are for admin and
-// super_admin only.
+// have every CRM permission; crm.audit, crm.import and crm.webhooks are
+// for admin and super_admin only.
 func DefaultRoles() RolePermissions {
 	all := []string{PermView, PermCreate, PermEdit, PermDelete}
 	return RolePermissions{
-		"super_admin": append(slices.Clone(all), PermAudit, PermImport),
-		"admin":       append(slices.Clone(all), PermAudit, PermImport),
+		"super_admin": append(slices.Clone(all), PermAudit, PermImport, PermWebhooks),
+		"admin":       append(slices.Clone(all), PermAudit, PermImport, PermWebhooks),
 		"moderator":   all,
 		"user":        all,
 	}

@@ -42,7 +42,7 @@ func TestVerify(t *testing.T) {
 		perms []string
 	}{
 		{"role string", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"role": "user"})), true, []string{PermCreate, PermDelete, PermEdit, PermView}},
-		{"roles list", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"roles": []string{"admin"}})), true, []string{PermAudit, PermCreate, PermDelete, PermEdit, PermImport, PermView}},
+		{"roles list", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"roles": []string{"admin"}})), true, []string{PermAudit, PermCreate, PermDelete, PermEdit, PermImport, PermView, PermWebhooks}},
 		{"explicit permissions win", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"roles": "admin", "permissions": []string{"crm.view"}})), true, []string{PermView}},
 		{"unknown role", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"role": "guest"})), true, []string{}},
 		{"wrong issuer", sign(t, jwt.SigningMethodHS256, key, base(jwt.MapClaims{"iss": "other"})), false, nil},

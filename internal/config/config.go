@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -63,6 +64,11 @@ var Vars = []Var{
 	{"RATE_LIMIT_BURST", "", "burst of the rate limit (default 2 x RATE_LIMIT_RPS)", API},
 	{"READY_MAX_LAG", "10000", "/readyz fails while the read model is more than this many events behind the stream", both},
 	{"READY_MAX_STALL", "15s", "/readyz fails when the read model's checkpoint has not moved for this long while the stream is ahead of it (no projector running?); distributed mode, without an in-process projector", API},
+	{"WEBHOOK_DELIVERY", "true", "this API process delivers webhooks (each subscription is delivered by one replica at a time, by lease); false = serve the webhook API only", API},
+	{"WEBHOOK_ALLOW_HTTP", "false", "let webhook subscriptions use http:// URLs (development only; production endpoints are https)", API},
+	{"WEBHOOK_ALLOW_NETS", "", "comma-separated networks webhooks may call although internal (loopback, private, link-local), e.g. 127.0.0.1/32 for a local receiver", API},
+	{"WEBHOOK_TIMEOUT", "10s", "time limit of one webhook delivery attempt", API},
+	{"WEBHOOK_RETRY_FOR", "24h", "how long a webhook event is retried (exponential backoff, 1s doubling to 10m) before its subscription is disabled", API},
 	{"METRICS_ADDR", ":9091", "operations listener: /metrics, /healthz and the detailed /readyz (keep it off the public network); API: opened only with NATS_URL unless set (embedded mode serves /metrics on the API's own port)", both},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", both},
 	{"DEBUG_ADDR", "", "when set, serve Go pprof profiles on this address (e.g. 127.0.0.1:6060; never expose it)", both},
@@ -101,6 +107,12 @@ type Config struct {
 	RateLimitBurst int
 	LogLevel       string
 	DebugAddr      string
+	// Webhooks: WEBHOOK_*.
+	WebhookDelivery  bool
+	WebhookAllowHTTP bool
+	WebhookAllowNets []netip.Prefix
+	WebhookTimeout   time.Duration
+	WebhookRetryFor  time.Duration
 }
 
 // Embedded reports whether the service runs its own nats-server.
@@ -221,6 +233,21 @@ func load(b Binary, getenv func(string) string) (Config, error) {
 	if c.ReadyMaxStall, err = time.ParseDuration(get("READY_MAX_STALL")); err != nil || c.ReadyMaxStall < time.Second {
 		bad("READY_MAX_STALL", "must be a duration of at least 1s, e.g. 15s")
 	}
+	if c.WebhookDelivery, err = strconv.ParseBool(get("WEBHOOK_DELIVERY")); err != nil {
+		bad("WEBHOOK_DELIVERY", "must be true or false")
+	}
+	if c.WebhookAllowHTTP, err = strconv.ParseBool(get("WEBHOOK_ALLOW_HTTP")); err != nil {
+		bad("WEBHOOK_ALLOW_HTTP", "must be true or false")
+	}
+	if c.WebhookAllowNets, err = parseNets(get("WEBHOOK_ALLOW_NETS")); err != nil {
+		bad("WEBHOOK_ALLOW_NETS", err.Error())
+	}
+	if c.WebhookTimeout, err = time.ParseDuration(get("WEBHOOK_TIMEOUT")); err != nil || c.WebhookTimeout < 100*time.Millisecond || c.WebhookTimeout > time.Minute {
+		bad("WEBHOOK_TIMEOUT", "must be a duration from 100ms to 1m, e.g. 10s")
+	}
+	if c.WebhookRetryFor, err = time.ParseDuration(get("WEBHOOK_RETRY_FOR")); err != nil || c.WebhookRetryFor < time.Second {
+		bad("WEBHOOK_RETRY_FOR", "must be a duration of at least 1s, e.g. 24h")
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -279,4 +306,28 @@ func Usage(b Binary, binary, summary string) string {
 		fmt.Fprintf(&sb, "  %-26s default %-10s %s\n", v.Name, def, v.Help)
 	}
 	return sb.String()
+}
+
+// parseNets parses a comma-separated list of CIDR prefixes or addresses.
+func parseNets(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			ip, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not an address or a CIDR prefix such as 127.0.0.1/32", f)
+			}
+			out = append(out, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
+			continue
+		}
+		pfx, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR prefix such as 10.0.0.0/8", f)
+		}
+		out = append(out, pfx.Masked())
+	}
+	return out, nil
 }

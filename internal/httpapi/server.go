@@ -62,6 +62,9 @@ type Deps struct {
 	OpsListener bool
 	// Imports runs import jobs (nil: the import endpoints answer 503).
 	Imports ImportJobs
+	// Webhooks keeps the webhook subscriptions (nil: their endpoints
+	// answer 503).
+	Webhooks Webhooks
 	// CursorKey signs the page cursors (CursorKey(secret); nil: a random
 	// key, cursors valid in this process only).
 	CursorKey []byte
@@ -146,6 +149,16 @@ func New(d Deps) http.Handler {
 	g.GET("/imports/:id", a.require(auth.PermImport), a.getImport)
 	g.GET("/imports/:id/errors", a.require(auth.PermImport), a.importErrors)
 	g.DELETE("/imports/:id", a.require(auth.PermImport), a.cancelImport)
+	wh := g.Group("/webhooks", a.require(auth.PermWebhooks))
+	wh.POST("", a.createWebhook)
+	wh.GET("", a.listWebhooks)
+	wh.GET("/:id", a.getWebhook)
+	wh.PATCH("/:id", a.updateWebhook)
+	wh.DELETE("/:id", a.deleteWebhook)
+	wh.POST("/:id/rotate-secret", a.rotateWebhookSecret)
+	wh.POST("/:id/replay", a.replayWebhook)
+	wh.POST("/:id/ping", a.pingWebhook)
+	wh.GET("/:id/deliveries", a.webhookDeliveries)
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)

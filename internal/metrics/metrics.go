@@ -26,6 +26,10 @@ type Metrics struct {
 	rywWaits        prometheus.Counter
 	rywTimeouts     prometheus.Counter
 	rywDuration     prometheus.Histogram
+
+	webhookDeliveries *prometheus.CounterVec
+	webhookLatency    prometheus.Histogram
+	webhookLag        *prometheus.GaugeVec
 }
 
 // New registers every series (and the Go and process collectors) in a new
@@ -61,8 +65,22 @@ func New(eventTypes ...string) *Metrics {
 		Name: "crm_read_your_writes_wait_seconds", Help: "How long command responses waited for the read model.",
 		Buckets: []float64{.0001, .0005, .001, .0025, .005, .01, .05, .1, .5, 1, 3},
 	})
+	m.webhookDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crm_webhook_deliveries_total", Help: "Webhook delivery attempts by outcome (delivered, failed, gone).",
+	}, []string{"outcome"})
+	for _, o := range []string{"delivered", "failed", "gone"} {
+		m.webhookDeliveries.WithLabelValues(o)
+	}
+	m.webhookLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "crm_webhook_delivery_latency_seconds", Help: "Time from an event's append to its delivery (the endpoint's 2xx).",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30, 300},
+	})
+	m.webhookLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "crm_webhook_lag_events", Help: "Events a webhook subscription has not delivered yet, by subscription id (on the replica delivering it).",
+	}, []string{"subscription"})
 	for _, c := range []prometheus.Collector{m.httpDuration, m.commands, m.appendDuration, projected, m.projectorErrors,
 		m.lagEvents, m.lagSeconds, m.rywWaits, m.rywTimeouts, m.rywDuration,
+		m.webhookDeliveries, m.webhookLatency, m.webhookLag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -146,5 +164,35 @@ func (m *Metrics) ReadYourWrites(d time.Duration, caughtUp bool) {
 		if !caughtUp {
 			m.rywTimeouts.Inc()
 		}
+	}
+}
+
+// WebhookDelivery counts one webhook attempt by outcome (delivered,
+// failed, gone).
+func (m *Metrics) WebhookDelivery(outcome string) {
+	if m != nil {
+		m.webhookDeliveries.WithLabelValues(outcome).Inc()
+	}
+}
+
+// WebhookLatency records the time from an event's append to its delivery.
+func (m *Metrics) WebhookLatency(d time.Duration) {
+	if m != nil {
+		m.webhookLatency.Observe(d.Seconds())
+	}
+}
+
+// WebhookLag sets the events a subscription has not delivered yet (its
+// label is the subscription id: bounded by the subscriptions' limit).
+func (m *Metrics) WebhookLag(subscription string, pending uint64) {
+	if m != nil {
+		m.webhookLag.WithLabelValues(subscription).Set(float64(pending))
+	}
+}
+
+// ForgetWebhook drops the series of a deleted subscription.
+func (m *Metrics) ForgetWebhook(subscription string) {
+	if m != nil {
+		m.webhookLag.DeleteLabelValues(subscription)
 	}
 }
