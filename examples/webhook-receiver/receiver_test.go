@@ -68,6 +68,7 @@ func TestReceiverKeepsACopy(t *testing.T) {
 	var st state
 	apptest.Eventually(t, 20*time.Second, "the receiver's copy is complete", func() bool {
 		b, err := os.ReadFile(statePath)
+		st = state{} // a fresh copy each time (Unmarshal into a map merges)
 		return err == nil && json.Unmarshal(b, &st) == nil && st.Events == 11
 	})
 	if len(st.Customers) != 3 || st.Customers[ids[1]] != nil || st.Aside[ids[1]] == nil {

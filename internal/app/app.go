@@ -206,10 +206,16 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		Deliver:  cfg.WebhookDelivery, Tip: a.events.Tip, Logger: a.log.With("component", "webhooks"), Metrics: a.metrics,
 		Source: events.DefaultSource,
 	})
+	var hooks httpapi.Webhooks
 	if err != nil {
-		return nil, err
+		// Like imports: webhooks that cannot start (their buckets refused)
+		// turn off (503, the reason in the log), not the whole API.
+		a.log.Warn("webhooks are off: their JetStream buckets cannot be opened", "err", err)
+		a.hooks = nil
+	} else {
+		hooks = a.hooks
+		a.wg.Go(func() { _ = a.hooks.Run(runCtx) })
 	}
-	a.wg.Go(func() { _ = a.hooks.Run(runCtx) })
 	verifier := auth.NewVerifier(key, auth.Options{Roles: cfg.Roles, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
 		MaxTTL: cfg.JWTMaxTTL, IgnorePermissions: !cfg.JWTPermissionsClaim})
 	api := httpapi.New(httpapi.Deps{
@@ -226,7 +232,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		Changes:               a.events,
 		CursorKey:             httpapi.CursorKey(key),
 		Imports:               importJobs,
-		Webhooks:              a.hooks,
+		Webhooks:              hooks,
 		ChangesWaiter:         &projections.CheckpointWaiter{Store: streamTip{a.events}, Interval: 20 * time.Millisecond},
 		Stopping:              a.stopping,
 		RateLimit:             httpapi.RateLimit{PerSecond: cfg.RateLimitRPS, Burst: cfg.RateLimitBurst},

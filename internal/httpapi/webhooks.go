@@ -27,7 +27,7 @@ type Webhooks interface {
 	SequenceAt(ctx context.Context, t time.Time) (uint64, error)
 	Ping(ctx context.Context, id string) (webhooks.Delivery, error)
 	Status(ctx context.Context, id string) (webhooks.Status, error)
-	Deliveries(ctx context.Context, id string, after uint64, since time.Time, limit int) ([]webhooks.Delivery, uint64, bool, error)
+	Deliveries(ctx context.Context, id string, after string, since time.Time, limit int) ([]webhooks.Delivery, string, bool, error)
 }
 
 var errWebhooksOff = fault.New(fault.Unavailable, "webhooks are not available in this process")
@@ -438,7 +438,7 @@ func (a *api) webhookDeliveries(c *gin.Context) {
 	if !ok {
 		return
 	}
-	limit, after := 50, uint64(0)
+	limit, after := 50, ""
 	var since time.Time
 	for key, vals := range c.Request.URL.Query() {
 		v := vals[0]
@@ -450,10 +450,11 @@ func (a *api) webhookDeliveries(c *gin.Context) {
 				return
 			}
 		case "after":
-			if after, err = strconv.ParseUint(v, 10, 64); err != nil || len(vals) > 1 {
+			if _, err := webhooks.ParseLogCursor(v); err != nil || len(vals) > 1 {
 				writeError(c, fault.InvalidField("after", "must be the meta.next of a previous page"))
 				return
 			}
+			after = v
 		case "since":
 			if since, err = time.Parse(time.RFC3339Nano, v); err != nil || len(vals) > 1 {
 				writeError(c, fault.InvalidField("since", "must be an RFC 3339 time"))
@@ -473,9 +474,6 @@ func (a *api) webhookDeliveries(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	meta := deliveriesMeta{Limit: limit, More: more}
-	if next > 0 {
-		meta.Next = strconv.FormatUint(next, 10)
-	}
+	meta := deliveriesMeta{Limit: limit, More: more, Next: next}
 	c.JSON(http.StatusOK, deliveriesResponse{Data: ds, Meta: meta})
 }

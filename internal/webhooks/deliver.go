@@ -41,11 +41,7 @@ type Delivery struct {
 	Error          string     `json:"error,omitempty"`
 	NextAttemptAt  *time.Time `json:"nextAttemptAt,omitempty"`
 	Ping           bool       `json:"ping,omitempty"`
-	cursor         uint64
 }
-
-// Cursor is the delivery's position in the log (for paging).
-func (d Delivery) Cursor() uint64 { return d.cursor }
 
 // maxResponseBytes is how much of a response body is read (and the first
 // part of it kept as the error of a failed attempt).
@@ -119,13 +115,9 @@ func describe(err error, ctx context.Context) string {
 	return s
 }
 
-// record appends an attempt to the log (asynchronously: the log is for
-// people; losing a record to a crash loses no event).
+// record adds an attempt to the log (see deliveryLog).
 func (m *Manager) record(subID string, d Delivery) {
-	b, _ := json.Marshal(d)
-	if _, err := m.js.PublishAsync(DeliveriesPrefix+"."+subID, b); err != nil {
-		m.log.Warn("webhook: log an attempt", "subscription", subID, "err", err)
-	}
+	m.dlog.add(subID, d)
 	m.opts.Metrics.WebhookDelivery(d.Outcome)
 }
 
@@ -145,6 +137,7 @@ func (m *Manager) Ping(ctx context.Context, id string) (Delivery, error) {
 	d, _ := m.post(ctx, s, evID, 0, body)
 	d.EventType, d.Attempt, d.Ping = PingType, 1, true
 	m.record(s.ID, d)
+	m.dlog.flush(ctx, s.ID) // in the log when the answer comes
 	return d, nil
 }
 
@@ -327,6 +320,7 @@ func (d *dispatcher) run(ctx context.Context) error {
 				}
 			case OutcomeGone:
 				d.m.record(d.sub.Load().ID, r.d)
+				d.m.dlog.flush(context.WithoutCancel(ctx), d.sub.Load().ID) // the reason's attempt is in the log first
 				d.m.disable(context.WithoutCancel(ctx), d.sub.Load().ID, "the endpoint answered 410 Gone at "+now.UTC().Format(time.RFC3339))
 				return errDisabled
 			default:
@@ -336,6 +330,7 @@ func (d *dispatcher) run(ctx context.Context) error {
 				sched := d.m.opts.Schedule
 				if now.Sub(h.firstFail) >= sched.For {
 					d.m.record(d.sub.Load().ID, r.d)
+					d.m.dlog.flush(context.WithoutCancel(ctx), d.sub.Load().ID)
 					d.m.disable(context.WithoutCancel(ctx), d.sub.Load().ID, fmt.Sprintf(
 						"event %s failed for %s (since %s, %d attempts); last error: %s",
 						h.id, sched.For, h.firstFail.UTC().Format(time.RFC3339), h.attempts, r.d.Error))

@@ -31,7 +31,8 @@ const (
 	// entry lives LeaseTTL unless its holder renews it.
 	LeasesBucket = "CRM_WEBHOOK_LEASES"
 	// DeliveriesStream logs every delivery attempt, per subscription on
-	// DeliveriesPrefix.<id>, kept 7 days, at most 10,000 per subscription.
+	// DeliveriesPrefix.<id> (a message holds up to 200 attempts), kept 7
+	// days, at most 10,000 messages per subscription.
 	DeliveriesStream = "CRM_WEBHOOK_DELIVERIES"
 	DeliveriesPrefix = "crm.webhookdeliveries"
 	// ConsumerPrefix + id + "-" + n names a subscription's durable consumer
@@ -96,6 +97,8 @@ type Manager struct {
 	replica string
 	log     *slog.Logger
 
+	dlog *deliveryLog
+
 	mu      sync.Mutex
 	known   map[string]Subscription // what the watch has seen
 	running map[string]*runner
@@ -131,6 +134,7 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Manager, error) {
 	}
 	m := &Manager{nc: nc, js: js, opts: o, replica: uuid.NewString(), log: o.Logger,
 		known: map[string]Subscription{}, running: map[string]*runner{}}
+	m.dlog = newDeliveryLog(m)
 	if m.subs, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: SubscriptionsBucket, Description: "crm webhook subscriptions (with their signing secrets)",
 		History: 64, Storage: jetstream.FileStorage, Replicas: o.Replicas,
@@ -144,10 +148,13 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Manager, error) {
 		return nil, fmt.Errorf("webhooks: bucket %s: %w", LeasesBucket, err)
 	}
 	if _, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: DeliveriesStream, Description: "crm webhook delivery attempts (a log: kept 7 days, 10,000 per subscription)",
+		Name: DeliveriesStream, Description: "crm webhook delivery attempts (a log: kept 7 days, 10,000 messages of up to 200 attempts per subscription)",
 		Subjects: []string{DeliveriesPrefix + ".>"}, Storage: jetstream.FileStorage, Replicas: o.Replicas,
 		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxAge: 7 * 24 * time.Hour,
-		MaxMsgsPerSubject: 10_000, MaxBytes: 1 << 30, MaxMsgSize: 16 << 10, AllowDirect: true,
+		// No MaxBytes: JetStream reserves it on disk at creation (a small
+		// disk would refuse the stream); age and the per-subscription count
+		// bound it (100 subscriptions x 10,000 records of ~0.5 KiB).
+		MaxMsgsPerSubject: 10_000, MaxBytes: -1, MaxMsgSize: 1 << 20, AllowDirect: true,
 	}); err != nil {
 		return nil, fmt.Errorf("webhooks: stream %s: %w", DeliveriesStream, err)
 	}
@@ -418,41 +425,54 @@ func (m *Manager) Status(ctx context.Context, id string) (Status, error) {
 		return st, err
 	}
 	if len(msgs) == 1 {
-		var d Delivery
-		if json.Unmarshal(msgs[0].data, &d) == nil {
-			d.cursor = msgs[0].seq
-			st.LastDelivery = &d
+		if ds := decodeRecords(msgs[0].data); len(ds) > 0 {
+			st.LastDelivery = &ds[len(ds)-1]
 		}
 	}
 	return st, nil
 }
 
 // Deliveries returns up to limit logged attempts of a subscription, oldest
-// first, after the record at cursor after (0: from the oldest kept) or, with
-// since, from that time; next is the cursor of the last one returned.
-func (m *Manager) Deliveries(ctx context.Context, id string, after uint64, since time.Time, limit int) ([]Delivery, uint64, bool, error) {
-	req := map[string]any{"next_by_subj": DeliveriesPrefix + "." + id, "batch": limit}
-	if !since.IsZero() && after == 0 {
+// first: after the record at cursor after (meta.next of the previous page;
+// "" = from the oldest kept) or, with since, from that time. next is the
+// cursor of the last one returned ("" when none).
+func (m *Manager) Deliveries(ctx context.Context, id string, after string, since time.Time, limit int) ([]Delivery, string, bool, error) {
+	var cur logCursor
+	if after != "" {
+		c, err := ParseLogCursor(after)
+		if err != nil {
+			return nil, "", false, fault.InvalidField("after", "must be the meta.next of a previous page")
+		}
+		cur = c
+	}
+	req := map[string]any{"next_by_subj": DeliveriesPrefix + "." + id, "batch": limit + 1}
+	if !since.IsZero() && cur.seq == 0 {
 		req["start_time"] = since.UTC()
 	} else {
-		req["seq"] = after + 1
+		req["seq"] = max(cur.seq, 1)
 	}
 	msgs, more, err := m.directGet(ctx, DeliveriesStream, mustJSON(req), true)
 	if err != nil {
-		return nil, 0, false, err
+		return nil, "", false, err
 	}
-	out := make([]Delivery, 0, len(msgs))
-	next := after
+	out := make([]Delivery, 0, limit)
+	last := cur
 	for _, msg := range msgs {
-		var d Delivery
-		if json.Unmarshal(msg.data, &d) != nil {
-			continue
+		for i, d := range decodeRecords(msg.data) {
+			if msg.seq == cur.seq && i <= cur.idx {
+				continue // on the previous page
+			}
+			if !since.IsZero() && cur.seq == 0 && d.At.Before(since) {
+				continue // in a message written from since on, but earlier
+			}
+			if len(out) == limit {
+				return out, last.String(), true, nil
+			}
+			out = append(out, d)
+			last = logCursor{msg.seq, i}
 		}
-		d.cursor = msg.seq
-		out = append(out, d)
-		next = msg.seq
 	}
-	return out, next, more, nil
+	return out, last.String(), more, nil
 }
 
 func mustJSON(v any) []byte {

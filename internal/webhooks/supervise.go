@@ -33,6 +33,10 @@ func restartNeeded(old, cur Subscription) bool {
 // dispatchers, until ctx ends; then it stops them and gives the leases
 // back so that another replica goes on at once.
 func (m *Manager) Run(ctx context.Context) error {
+	lctx, stopLog := context.WithCancel(context.Background())
+	logDone := make(chan struct{})
+	go func() { defer close(logDone); m.dlog.run(lctx) }()
+	defer func() { stopLog(); <-logDone }() // after the dispatchers stopped: their last attempts are written
 	if !m.opts.Deliver {
 		<-ctx.Done()
 		return nil
@@ -122,6 +126,7 @@ func (m *Manager) reconcile(ctx context.Context, renew bool) {
 			m.stop(id, r, true)
 			if !ok {
 				m.deleteConsumers(ctx, id, "")
+				m.opts.Metrics.ForgetWebhook(id)
 			}
 			continue
 		}
