@@ -240,9 +240,10 @@ func TestDeployNATSPermissions(t *testing.T) {
 	hr.JSON(t, &hooked)
 	seq, _ := strconv.ParseUint(hr.Header.Get("X-Stream-Sequence"), 10, 64)
 	waitDelivered(t, rc, map[uint64]string{seq: hooked.Data.CustomerID}, 20*time.Second)
-	if v := getWebhook(t, api, sub.ID); v.Status == nil || v.Status.LastDelivery == nil || !v.Status.Delivering {
-		t.Errorf("webhook status with the api user: %+v", v.Status)
-	}
+	apptest.Eventually(t, 10*time.Second, "the webhook's status shows the delivery (the log is written every 50 ms)", func() bool {
+		v := getWebhook(t, api, sub.ID)
+		return v.Status != nil && v.Status.LastDelivery != nil && v.Status.Delivering
+	})
 	for _, step := range []struct{ method, path, body string }{
 		{"POST", "/api/v1/crm/webhooks/" + sub.ID + "/ping", ""},
 		{"GET", "/api/v1/crm/webhooks/" + sub.ID + "/deliveries", ""},

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -501,6 +502,45 @@ func TestWebhookDisables(t *testing.T) {
 	rc.checkOrder(want)
 	if v := getWebhook(t, e, sub.ID); !v.Enabled || v.DisabledReason != nil {
 		t.Errorf("after enabling: %+v", v)
+	}
+}
+
+// TestWebhookRetryPeriodSurvivesRestart: the time an event first failed
+// is kept across a restart of the service, so an endpoint that stays down
+// is disabled a retry period after its first failure, not after the last
+// restart.
+func TestWebhookRetryPeriodSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := webhookConfig(t, dir)
+	cfg.WebhookRetryFor = 3 * time.Second
+	rc := newReceiver(t)
+	var first atomic.Int64
+	rc.respond = func(*http.Request, uint64) (int, time.Duration, map[string]string) {
+		first.CompareAndSwap(0, time.Now().UnixNano())
+		return 500, 0, nil
+	}
+	e := apptest.Start(t, cfg, fastRetries)
+	sub := createWebhook(t, e, map[string]any{"url": rc.srv.URL})
+	rc.setSecrets(sub.Secret)
+	create(t, e, `{"name":"Never Delivered"}`)
+	// Two of the three seconds fail before the restart.
+	apptest.Eventually(t, 10*time.Second, "failing for 2s", func() bool {
+		return first.Load() != 0 && time.Since(time.Unix(0, first.Load())) > 2*time.Second
+	})
+	firstFail := time.Unix(0, first.Load())
+	e.Stop()
+	e = apptest.Start(t, cfg, fastRetries)
+	restarted := time.Now()
+	apptest.Eventually(t, 15*time.Second, "disabled", func() bool { return !getWebhook(t, e, sub.ID).Enabled })
+	v := getWebhook(t, e, sub.ID)
+	_, since, _ := strings.Cut(*v.DisabledReason, "since ")
+	since, _, _ = strings.Cut(since, ",")
+	at, err := time.Parse(time.RFC3339, since)
+	if err != nil || at.After(firstFail.Add(time.Second)) || at.Before(firstFail.Add(-2*time.Second)) {
+		t.Errorf("reason %q: failing since %v, first failure at %v", *v.DisabledReason, at, firstFail)
+	}
+	if took := time.Since(restarted); took > 2500*time.Millisecond {
+		t.Errorf("disabled %v after the restart: the retry period restarted", took)
 	}
 }
 

@@ -68,7 +68,7 @@ var Vars = []Var{
 	{"WEBHOOK_ALLOW_HTTP", "false", "let webhook subscriptions use http:// URLs (development only; production endpoints are https)", API},
 	{"WEBHOOK_ALLOW_NETS", "", "comma-separated networks webhooks may call although internal (loopback, private, link-local), e.g. 127.0.0.1/32 for a local receiver", API},
 	{"WEBHOOK_TIMEOUT", "10s", "time limit of one webhook delivery attempt", API},
-	{"WEBHOOK_RETRY_FOR", "24h", "how long a webhook event is retried (exponential backoff, 1s doubling to 10m) before its subscription is disabled", API},
+	{"WEBHOOK_RETRY_FOR", "24h", "how long a webhook event is retried (exponential backoff, 1s doubling to 10m; at least 24h) before its subscription is disabled", API},
 	{"METRICS_ADDR", ":9091", "operations listener: /metrics, /healthz and the detailed /readyz (keep it off the public network); API: opened only with NATS_URL unless set (embedded mode serves /metrics on the API's own port)", both},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", both},
 	{"DEBUG_ADDR", "", "when set, serve Go pprof profiles on this address (e.g. 127.0.0.1:6060; never expose it)", both},
@@ -245,8 +245,8 @@ func load(b Binary, getenv func(string) string) (Config, error) {
 	if c.WebhookTimeout, err = time.ParseDuration(get("WEBHOOK_TIMEOUT")); err != nil || c.WebhookTimeout < 100*time.Millisecond || c.WebhookTimeout > time.Minute {
 		bad("WEBHOOK_TIMEOUT", "must be a duration from 100ms to 1m, e.g. 10s")
 	}
-	if c.WebhookRetryFor, err = time.ParseDuration(get("WEBHOOK_RETRY_FOR")); err != nil || c.WebhookRetryFor < time.Second {
-		bad("WEBHOOK_RETRY_FOR", "must be a duration of at least 1s, e.g. 24h")
+	if c.WebhookRetryFor, err = time.ParseDuration(get("WEBHOOK_RETRY_FOR")); err != nil || c.WebhookRetryFor < 24*time.Hour {
+		bad("WEBHOOK_RETRY_FOR", "must be a duration of at least 24h (webhook receivers are promised a day of retries), e.g. 72h")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

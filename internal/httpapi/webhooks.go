@@ -173,6 +173,9 @@ func ifMatchRev(c *gin.Context) (uint64, error) {
 }
 
 func (a *api) createWebhook(c *gin.Context) {
+	if !noParams(c) {
+		return
+	}
 	if a.Webhooks == nil {
 		writeError(c, errWebhooksOff)
 		return
@@ -246,6 +249,9 @@ func (a *api) getWebhook(c *gin.Context) {
 }
 
 func (a *api) updateWebhook(c *gin.Context) {
+	if !noParams(c) {
+		return
+	}
 	id, ok := a.webhookID(c)
 	if !ok {
 		return
@@ -309,6 +315,9 @@ func optionalBody(c *gin.Context) ([]keyValue, error) {
 }
 
 func (a *api) rotateWebhookSecret(c *gin.Context) {
+	if !noParams(c) {
+		return
+	}
 	id, ok := a.webhookID(c)
 	if !ok {
 		return
@@ -330,7 +339,7 @@ func (a *api) rotateWebhookSecret(c *gin.Context) {
 			return
 		}
 		n, err := strconv.ParseInt(string(kv.value), 10, 64)
-		if err != nil || n < 0 || time.Duration(n)*time.Second > webhooks.MaxSecretGrace {
+		if err != nil || n < 0 || n > int64(webhooks.MaxSecretGrace/time.Second) {
 			writeError(c, fault.InvalidField(kv.path, "must be a number of seconds from 0 to 604800 (7 days)"))
 			return
 		}
@@ -350,6 +359,9 @@ func (a *api) rotateWebhookSecret(c *gin.Context) {
 }
 
 func (a *api) replayWebhook(c *gin.Context) {
+	if !noParams(c) {
+		return
+	}
 	id, ok := a.webhookID(c)
 	if !ok {
 		return

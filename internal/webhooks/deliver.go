@@ -170,7 +170,14 @@ var (
 type dispatcher struct {
 	m   *Manager
 	sub *atomic.Pointer[Subscription]
+	// until is when this replica's lease ends unless renewed (unix nanos).
+	until *atomic.Int64
 }
+
+var errLease = errors.New("webhooks: the lease was not renewed in time: stopping")
+
+// leased reports whether the lease is still surely this replica's.
+func (d *dispatcher) leased() bool { return time.Now().UnixNano() < d.until.Load() }
 
 func (d *dispatcher) run(ctx context.Context) error {
 	s := *d.sub.Load()
@@ -201,6 +208,7 @@ func (d *dispatcher) run(ctx context.Context) error {
 		}
 	}()
 
+	failing := d.m.loadRetries(ctx, s.ID)
 	var (
 		queues   = map[string][]*item{}
 		busy     = map[string]bool{}
@@ -244,9 +252,13 @@ func (d *dispatcher) run(ctx context.Context) error {
 			head := queues[c][0]
 			busy[c] = true
 			active++
+			if !d.leased() {
+				return // the lease may be another replica's now: no attempt (run notices below)
+			}
+			id, seq, body := head.id, head.seq, head.msg.Data() // the main loop may swap head.msg
 			go func() {
 				r := result{it: head}
-				r.d, r.header = d.m.post(ctx, *d.sub.Load(), head.id, head.seq, head.msg.Data())
+				r.d, r.header = d.m.post(ctx, *d.sub.Load(), id, seq, body)
 				select {
 				case results <- r:
 				case <-ctx.Done():
@@ -290,6 +302,9 @@ func (d *dispatcher) run(ctx context.Context) error {
 			}
 			c := customerOf(msg.Subject())
 			h := &item{msg: msg, seq: md.Sequence.Stream, customer: c, id: ev.ID, typ: ev.Type}
+			if st, ok := failing[h.seq]; ok {
+				h.firstFail, h.attempts = st.First, st.Attempts // failing since before this run
+			}
 			held[h.seq] = h
 			queues[c] = append(queues[c], h)
 			if len(queues[c]) == 1 && !busy[c] && !parked[c] {
@@ -297,6 +312,9 @@ func (d *dispatcher) run(ctx context.Context) error {
 			}
 			pump()
 		case r := <-results:
+			if !d.leased() {
+				return errLease // another replica may deliver now: no acknowledgement from here
+			}
 			active--
 			h := r.it
 			busy[h.customer] = false
@@ -311,6 +329,10 @@ func (d *dispatcher) run(ctx context.Context) error {
 					return err // restart at the acknowledged position: the order is kept
 				}
 				delete(held, h.seq)
+				if _, ok := failing[h.seq]; ok {
+					delete(failing, h.seq)
+					d.m.saveRetries(ctx, d.sub.Load().ID, failing)
+				}
 				q := queues[h.customer][1:]
 				if len(q) == 0 {
 					delete(queues, h.customer)
@@ -321,19 +343,27 @@ func (d *dispatcher) run(ctx context.Context) error {
 			case OutcomeGone:
 				d.m.record(d.sub.Load().ID, r.d)
 				d.m.dlog.flush(context.WithoutCancel(ctx), d.sub.Load().ID) // the reason's attempt is in the log first
-				d.m.disable(context.WithoutCancel(ctx), d.sub.Load().ID, "the endpoint answered 410 Gone at "+now.UTC().Format(time.RFC3339))
+				if err := d.m.disable(context.WithoutCancel(ctx), d.sub.Load().ID, "the endpoint answered 410 Gone at "+now.UTC().Format(time.RFC3339)); err != nil {
+					return err // not recorded: the run starts again and meets the 410 again
+				}
 				return errDisabled
 			default:
 				if h.firstFail.IsZero() {
 					h.firstFail = now
 				}
+				if st, ok := failing[h.seq]; !ok || h.attempts-st.Attempts >= 10 {
+					failing[h.seq] = retryState{First: h.firstFail, Attempts: h.attempts}
+					d.m.saveRetries(ctx, d.sub.Load().ID, failing) // at the first failure, then every 10th
+				}
 				sched := d.m.opts.Schedule
 				if now.Sub(h.firstFail) >= sched.For {
 					d.m.record(d.sub.Load().ID, r.d)
 					d.m.dlog.flush(context.WithoutCancel(ctx), d.sub.Load().ID)
-					d.m.disable(context.WithoutCancel(ctx), d.sub.Load().ID, fmt.Sprintf(
+					if err := d.m.disable(context.WithoutCancel(ctx), d.sub.Load().ID, fmt.Sprintf(
 						"event %s failed for %s (since %s, %d attempts); last error: %s",
-						h.id, sched.For, h.firstFail.UTC().Format(time.RFC3339), h.attempts, r.d.Error))
+						h.id, sched.For, h.firstFail.UTC().Format(time.RFC3339), h.attempts, r.d.Error)); err != nil {
+						return err
+					}
 					return errDisabled
 				}
 				delay := sched.Delay(h.attempts, rand.Float64())
@@ -372,6 +402,9 @@ func (d *dispatcher) run(ctx context.Context) error {
 			gateT = nil
 			pump()
 		case <-keepAlive.C:
+			if !d.leased() {
+				return errLease
+			}
 			for _, h := range held {
 				_ = h.msg.InProgress() // the ack wait restarts: no redelivery while held
 			}
@@ -424,6 +457,18 @@ func customerOf(subject string) string {
 // previous consumers are deleted after the new one exists, so a crash in
 // between loses no position.
 func (m *Manager) consumerFor(ctx context.Context, s Subscription) (jetstream.Consumer, error) {
+	// The subscription as stored now: a dispatcher restarting on a stale
+	// copy must not bring back the consumer of a deleted or disabled one.
+	cur, _, err := m.Get(ctx, s.ID)
+	if errors.Is(err, ErrNotFound) || err == nil && !cur.Enabled {
+		return nil, errDisabled
+	}
+	if err != nil {
+		return nil, err
+	}
+	if restartNeeded(s, cur) {
+		return nil, errors.New("webhooks: the subscription changed: restarting on the new one")
+	}
 	stream, err := m.js.Stream(ctx, m.opts.Stream)
 	if err != nil {
 		return nil, err
@@ -531,8 +576,10 @@ func (m *Manager) deleteConsumers(ctx context.Context, id, keep string) {
 	}
 }
 
-// disable turns a subscription off with the reason.
-func (m *Manager) disable(ctx context.Context, id, reason string) {
+// disable turns a subscription off with the reason (within 10 s).
+func (m *Manager) disable(ctx context.Context, id, reason string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	_, _, err := m.change(ctx, id, 0, func(s *Subscription) error {
 		now := time.Now().UTC()
 		s.Enabled, s.DisabledReason, s.DisabledAt = false, reason, &now
@@ -541,7 +588,8 @@ func (m *Manager) disable(ctx context.Context, id, reason string) {
 	})
 	if err != nil {
 		m.log.Error("webhook: disable", "subscription", id, "err", err)
-		return
+		return err
 	}
 	m.log.Warn("webhook subscription disabled", "subscription", id, "reason", reason)
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"crm/internal/events"
 	"crm/internal/fault"
 	"crm/internal/metrics"
 )
@@ -30,6 +31,10 @@ const (
 	// LeasesBucket holds which API replica delivers for a subscription; an
 	// entry lives LeaseTTL unless its holder renews it.
 	LeasesBucket = "CRM_WEBHOOK_LEASES"
+	// RetriesBucket keeps, per subscription, when each of its failing
+	// events first failed: the retry period survives restarts and lease
+	// moves.
+	RetriesBucket = "CRM_WEBHOOK_RETRIES"
 	// DeliveriesStream logs every delivery attempt, per subscription on
 	// DeliveriesPrefix.<id> (a message holds up to 200 attempts), kept 7
 	// days, at most 10,000 messages per subscription.
@@ -92,6 +97,7 @@ type Manager struct {
 	js      jetstream.JetStream
 	subs    jetstream.KeyValue
 	leases  jetstream.KeyValue
+	retries jetstream.KeyValue
 	opts    Options
 	client  *http.Client
 	replica string
@@ -146,6 +152,12 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Manager, error) {
 		History: 1, TTL: o.LeaseTTL, Storage: jetstream.FileStorage, Replicas: o.Replicas,
 	}); err != nil {
 		return nil, fmt.Errorf("webhooks: bucket %s: %w", LeasesBucket, err)
+	}
+	if m.retries, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: RetriesBucket, Description: "crm webhook events failing, per subscription: since when",
+		History: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas,
+	}); err != nil {
+		return nil, fmt.Errorf("webhooks: bucket %s: %w", RetriesBucket, err)
 	}
 	if _, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: DeliveriesStream, Description: "crm webhook delivery attempts (a log: kept 7 days, 10,000 messages of up to 200 attempts per subscription)",
@@ -282,9 +294,15 @@ func (m *Manager) change(ctx context.Context, id string, ifRev uint64, f func(*S
 	return Subscription{}, 0, errBusy
 }
 
+// isWrongRevision: a KV compare-and-swap failed (10071, or 10164 on
+// replicated buckets; nats.go wraps both).
 func isWrongRevision(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		return true
+	}
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // Update applies a merge patch.
@@ -326,8 +344,8 @@ func (m *Manager) Rotate(ctx context.Context, id string, grace time.Duration, if
 			}
 			keep = append(keep, old)
 		}
-		if len(keep) > maxActiveSecrets+1 {
-			keep = keep[:maxActiveSecrets+1]
+		if len(keep) > 1+maxOlderSecrets {
+			keep = keep[:1+maxOlderSecrets]
 		}
 		s.Secrets = keep
 		s.UpdatedAt, s.UpdatedBy = now, actor
@@ -361,7 +379,7 @@ func (m *Manager) SequenceAt(ctx context.Context, t time.Time) (uint64, error) {
 	req, _ := json.Marshal(struct {
 		StartTime time.Time `json:"start_time"`
 		NextFor   string    `json:"next_by_subj"`
-	}{t.UTC(), "crm.customers.>"})
+	}{t.UTC(), events.SubjectAll})
 	msgs, _, err := m.directGet(ctx, m.opts.Stream, req, false)
 	if err != nil {
 		return 0, err
@@ -383,7 +401,9 @@ func (m *Manager) Delete(ctx context.Context, id string, ifRev uint64) error {
 	if ifRev != 0 && rev != ifRev {
 		return ErrChanged
 	}
-	if err := m.subs.Delete(ctx, id, jetstream.LastRevision(rev)); err != nil {
+	// Purge, not Delete: the key's history (its revisions hold the
+	// secrets) goes with it.
+	if err := m.subs.Purge(ctx, id, jetstream.LastRevision(rev)); err != nil {
 		if isWrongRevision(err) {
 			if ifRev != 0 {
 				return ErrChanged
@@ -393,6 +413,7 @@ func (m *Manager) Delete(ctx context.Context, id string, ifRev uint64) error {
 		return m.unavailable(err)
 	}
 	m.deleteConsumers(ctx, id, "")
+	_ = m.retries.Purge(ctx, id)
 	return nil
 }
 
@@ -413,7 +434,7 @@ func (m *Manager) Status(ctx context.Context, id string) (Status, error) {
 			st.Pending = info.NumPending + uint64(info.NumAckPending)
 		}
 	} else if err != nil {
-		return st, err
+		return st, m.unavailable(err)
 	}
 	if _, err := m.leases.Get(ctx, id); err == nil {
 		st.Delivering = true
@@ -533,4 +554,51 @@ func (m *Manager) unavailable(err error) error {
 		return err
 	}
 	return fault.Wrap(fault.Unavailable, "webhook subscriptions are unavailable; retry later", err)
+}
+
+// retryState is how long an event has been failing.
+type retryState struct {
+	First    time.Time `json:"first"`
+	Attempts int       `json:"attempts"`
+}
+
+// loadRetries reads a subscription's failing events (stream sequence →
+// state); none when it has none or the bucket cannot be read.
+func (m *Manager) loadRetries(ctx context.Context, id string) map[uint64]retryState {
+	out := map[uint64]retryState{}
+	e, err := m.retries.Get(ctx, id)
+	if err == nil {
+		var raw map[string]retryState
+		if json.Unmarshal(e.Value(), &raw) == nil {
+			for k, v := range raw {
+				if seq, err := strconv.ParseUint(k, 10, 64); err == nil {
+					out[seq] = v
+				}
+			}
+		}
+	}
+	return out
+}
+
+// saveRetries writes them (deletes the key when there are none).
+func (m *Manager) saveRetries(ctx context.Context, id string, st map[uint64]retryState) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var err error
+	if len(st) == 0 {
+		err = m.retries.Delete(ctx, id)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			err = nil
+		}
+	} else {
+		raw := make(map[string]retryState, len(st))
+		for k, v := range st {
+			raw[strconv.FormatUint(k, 10)] = v
+		}
+		b, _ := json.Marshal(raw)
+		_, err = m.retries.Put(ctx, id, b)
+	}
+	if err != nil {
+		m.log.Warn("webhooks: save the failing events' times", "subscription", id, "err", err)
+	}
 }

@@ -27,16 +27,17 @@ import (
 
 // Limits of a subscription.
 const (
-	MaxTypes          = 50
-	MaxPattern        = 200
-	MaxURL            = 2048
-	MaxDescription    = 500
-	MaxConcurrency    = 64
-	DefaultConcur     = 8
-	MaxSecretGrace    = 7 * 24 * time.Hour
-	DefaultGrace      = 24 * time.Hour
-	maxActiveSecrets  = 2
-	secretGraceMargin = time.Second
+	MaxTypes       = 50
+	MaxPattern     = 200
+	MaxURL         = 2048
+	MaxDescription = 500
+	MaxConcurrency = 64
+	DefaultConcur  = 8
+	MaxSecretGrace = 7 * 24 * time.Hour
+	DefaultGrace   = 24 * time.Hour
+	// maxOlderSecrets: besides the newest secret, at most this many
+	// older ones in their grace periods sign (rotations in a row).
+	maxOlderSecrets = 2
 )
 
 // Subscription is a webhook subscription as it is stored, secrets included
@@ -204,6 +205,9 @@ func checkURLSyntax(raw string, allowHTTP bool) string {
 		return "must use https (http is allowed only when WEBHOOK_ALLOW_HTTP is set, for development)"
 	default:
 		return "must use https"
+	}
+	if strings.Contains(u.Host, "%") {
+		return "must not carry an IPv6 zone"
 	}
 	if u.User != nil {
 		return "must not carry credentials: verify the webhook-signature header instead"

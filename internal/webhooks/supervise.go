@@ -14,11 +14,24 @@ import (
 // runner runs one subscription's dispatcher while this replica holds its
 // lease.
 type runner struct {
-	sub       atomic.Pointer[Subscription]
-	cancel    context.CancelFunc
-	done      chan struct{}
-	leaseRev  uint64
-	renewedAt time.Time
+	sub      atomic.Pointer[Subscription]
+	cancel   context.CancelFunc
+	done     chan struct{}
+	leaseRev uint64
+	// until is when the lease surely still is this replica's (unix nanos):
+	// taken before the write that got or renewed it, plus LeaseTTL less a
+	// margin. The dispatcher makes no attempt and no acknowledgement past
+	// it, so two replicas never deliver one subscription at once (as long
+	// as their clocks run at the same rate).
+	until atomic.Int64
+}
+
+// kvTimeout bounds each lease operation, so that one slow call cannot
+// hold the others past their leases.
+const kvTimeout = 2 * time.Second
+
+func (m *Manager) leaseUntil(t0 time.Time) int64 {
+	return t0.Add(m.opts.LeaseTTL - m.opts.LeaseTTL/4).UnixNano()
 }
 
 // restartNeeded reports whether a change of a subscription needs a new
@@ -61,15 +74,31 @@ func (m *Manager) Run(ctx context.Context) error {
 		if err != nil {
 			_ = w.Stop()
 			m.log.Warn("webhooks: watch the leases", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
 			continue
 		}
 		err = m.follow(ctx, w, lw, tick.C)
 		_ = w.Stop()
 		_ = lw.Stop()
+		// Without the watches nothing renews the leases: stop delivering
+		// (and give the leases back) until they run again.
+		m.stopAll()
+		m.mu.Lock()
+		m.synced, m.known = false, map[string]Subscription{}
+		m.mu.Unlock()
 		if ctx.Err() != nil {
 			return nil
 		}
 		m.log.Warn("webhooks: the subscriptions' watch ended; watching again", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
 	}
 }
 
@@ -130,22 +159,33 @@ func (m *Manager) reconcile(ctx context.Context, renew bool) {
 			}
 			continue
 		}
+		select {
+		case <-r.done: // it ended (disabled, as it read the subscription): start again if enabled
+			m.stop(id, r, false)
+			m.start(ctx, s, r.leaseRev, r.until.Load())
+			continue
+		default:
+		}
 		if restartNeeded(*r.sub.Load(), s) {
 			m.stop(id, r, false)
-			m.start(ctx, s, r.leaseRev, r.renewedAt)
+			m.start(ctx, s, r.leaseRev, r.until.Load())
 			continue
 		}
 		r.sub.Store(&s)
 		if renew {
-			rev, err := m.leases.Update(ctx, id, []byte(m.replica), r.leaseRev)
+			t0 := time.Now()
+			kctx, cancel := context.WithTimeout(ctx, kvTimeout)
+			rev, err := m.leases.Update(kctx, id, []byte(m.replica), r.leaseRev)
+			cancel()
 			switch {
 			case err == nil:
-				r.leaseRev, r.renewedAt = rev, time.Now()
+				r.leaseRev = rev
+				r.until.Store(m.leaseUntil(t0))
 			case isWrongRevision(err) || errors.Is(err, jetstream.ErrKeyNotFound):
 				m.log.Warn("webhooks: lost the lease of a subscription", "subscription", id)
 				m.stop(id, r, false)
-			case time.Since(r.renewedAt) > m.opts.LeaseTTL*2/3:
-				m.log.Warn("webhooks: cannot renew a lease: stopping before it expires", "subscription", id, "err", err)
+			case time.Now().UnixNano() >= r.until.Load():
+				m.log.Warn("webhooks: cannot renew a lease: stopped", "subscription", id, "err", err)
 				m.stop(id, r, false)
 			}
 		}
@@ -154,24 +194,28 @@ func (m *Manager) reconcile(ctx context.Context, renew bool) {
 		if !s.Enabled || m.running[id] != nil {
 			continue
 		}
-		rev, err := m.leases.Create(ctx, id, []byte(m.replica))
+		t0 := time.Now()
+		kctx, cancel := context.WithTimeout(ctx, kvTimeout)
+		rev, err := m.leases.Create(kctx, id, []byte(m.replica))
+		cancel()
 		if err != nil {
 			continue // another replica delivers it (or NATS is away: next tick)
 		}
-		m.start(ctx, s, rev, time.Now())
+		m.start(ctx, s, rev, m.leaseUntil(t0))
 	}
 }
 
 // start runs s's dispatcher (m.mu held), restarting it after failures
 // until it is stopped or disables the subscription.
-func (m *Manager) start(ctx context.Context, s Subscription, leaseRev uint64, renewedAt time.Time) {
+func (m *Manager) start(ctx context.Context, s Subscription, leaseRev uint64, until int64) {
 	rctx, cancel := context.WithCancel(ctx)
-	r := &runner{cancel: cancel, done: make(chan struct{}), leaseRev: leaseRev, renewedAt: renewedAt}
+	r := &runner{cancel: cancel, done: make(chan struct{}), leaseRev: leaseRev}
+	r.until.Store(until)
 	r.sub.Store(&s)
 	m.running[s.ID] = r
 	go func() {
 		defer close(r.done)
-		d := &dispatcher{m: m, sub: &r.sub}
+		d := &dispatcher{m: m, sub: &r.sub, until: &r.until}
 		wait := 100 * time.Millisecond
 		for {
 			started := time.Now()

@@ -42,7 +42,8 @@ var blocked = func() []netip.Prefix {
 
 // Allowed reports whether the policy lets a webhook connect to ip.
 func (p Policy) Allowed(ip netip.Addr) bool {
-	ip = ip.Unmap()
+	// A zone (fe80::1%eth0) would make every prefix test false: drop it.
+	ip = ip.Unmap().WithZone("")
 	for _, a := range p.Allow {
 		if a.Contains(ip) {
 			return true

@@ -93,6 +93,10 @@ func TestPolicyAllowed(t *testing.T) {
 		{"255.255.255.255", p, false, "broadcast"},
 		{"64:ff9b::a00:1", p, false, "NAT64 of a private address"},
 		{"198.18.0.1", p, false, "benchmarking"},
+		{"::%eth0", p, false, "unspecified with a zone (loopback on Linux)"},
+		{"fd00:ec2::254%eth0", p, false, "metadata with a zone"},
+		{"fe80::1%eth0", p, false, "link-local with a zone"},
+		{"127.0.0.1", Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}, true, "allowed"},
 	} {
 		if got := c.p.Allowed(netip.MustParseAddr(c.ip)); got != c.want {
 			t.Errorf("%s (%s): allowed %v, want %v", c.ip, c.whatItIs, got, c.want)
@@ -176,6 +180,7 @@ func TestApplyNamesEveryBadField(t *testing.T) {
 		{"https://hooks.example.com/#frag", false, false},
 		{"https://hooks.example.com:0/", false, false},
 		{"https://hooks.example.com:443/", false, true},
+		{"https://[fe80::1%25eth0]/", false, false},
 		{"https:hooks", false, false},
 		{"hooks.example.com", false, false},
 		{"https://" + strings.Repeat("a", 2050), false, false},
