@@ -485,6 +485,19 @@ func TestWebhookDisables(t *testing.T) {
 		v := getWebhook(t, e, sub.ID)
 		return !v.Enabled && v.DisabledReason != nil && strings.Contains(*v.DisabledReason, "failed for 1s")
 	})
+	// Enabled again while the endpoint still fails: a fresh retry period
+	// (it fails from now, not from the first failure before).
+	reenabled := time.Now().Truncate(time.Second)
+	if r := e.Do("PATCH", "/api/v1/crm/webhooks/"+sub.ID, `{"enabled":true}`); r.Status != 200 {
+		t.Fatalf("enable: %d %s", r.Status, r.Body)
+	}
+	apptest.Eventually(t, 15*time.Second, "disabled again", func() bool { return !getWebhook(t, e, sub.ID).Enabled })
+	v = getWebhook(t, e, sub.ID)
+	_, since, _ := strings.Cut(*v.DisabledReason, "since ")
+	since, _, _ = strings.Cut(since, ",")
+	if at, err := time.Parse(time.RFC3339, since); err != nil || at.Before(reenabled) {
+		t.Errorf("re-enabled at %v, then %q: the retry period did not start again", reenabled, *v.DisabledReason)
+	}
 	e.Do("PATCH", "/api/v1/crm/customers/"+c.CustomerID, `{"notes":"while disabled"}`)
 
 	// The endpoint works again: enabling delivers both events, in order.

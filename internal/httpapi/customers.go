@@ -175,14 +175,18 @@ func customerAndVersion(c *gin.Context) (id string, expected uint64, ok bool) {
 
 // ifMatch parses If-Match: absent or "*" = 0 (any version); a quoted or
 // bare version number; anything else can never match (412).
-func ifMatch(c *gin.Context) (uint64, error) {
+func ifMatch(c *gin.Context) (uint64, error) { return ifMatchNumber(c, customer.ErrPreconditionFailed) }
+
+// ifMatchNumber parses If-Match as a quoted (or bare, or weak) positive
+// number: absent or "*" = 0; anything else is noMatch.
+func ifMatchNumber(c *gin.Context, noMatch error) (uint64, error) {
 	h := strings.TrimSpace(c.GetHeader("If-Match"))
 	if h == "" || h == "*" {
 		return 0, nil
 	}
 	v, err := strconv.ParseUint(strings.TrimPrefix(strings.Trim(h, `"`), "W/"), 10, 64)
 	if err != nil || v == 0 {
-		return 0, customer.ErrPreconditionFailed
+		return 0, noMatch
 	}
 	return v, nil
 }

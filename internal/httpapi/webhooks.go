@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -159,17 +158,22 @@ func (a *api) webhookID(c *gin.Context) (string, bool) {
 
 func revTag(rev uint64) string { return `"` + strconv.FormatUint(rev, 10) + `"` }
 
-// ifMatchRev parses If-Match as a subscription revision: absent or * = any.
-func ifMatchRev(c *gin.Context) (uint64, error) {
-	h := strings.TrimSpace(c.GetHeader("If-Match"))
-	if h == "" || h == "*" {
-		return 0, nil
+// webhookTarget reads a command on one subscription's request: no query
+// parameters, the path's id, If-Match as its revision (absent or * = any).
+// It writes the error and reports false when one is bad.
+func (a *api) webhookTarget(c *gin.Context) (id string, ifRev uint64, ok bool) {
+	if !noParams(c) {
+		return "", 0, false
 	}
-	v, err := strconv.ParseUint(strings.TrimPrefix(strings.Trim(h, `"`), "W/"), 10, 64)
-	if err != nil || v == 0 {
-		return 0, webhooks.ErrChanged
+	if id, ok = a.webhookID(c); !ok {
+		return "", 0, false
 	}
-	return v, nil
+	ifRev, err := ifMatchNumber(c, webhooks.ErrChanged)
+	if err != nil {
+		writeError(c, err)
+		return "", 0, false
+	}
+	return id, ifRev, true
 }
 
 func (a *api) createWebhook(c *gin.Context) {
@@ -249,16 +253,8 @@ func (a *api) getWebhook(c *gin.Context) {
 }
 
 func (a *api) updateWebhook(c *gin.Context) {
-	if !noParams(c) {
-		return
-	}
-	id, ok := a.webhookID(c)
+	id, ifRev, ok := a.webhookTarget(c)
 	if !ok {
-		return
-	}
-	ifRev, err := ifMatchRev(c)
-	if err != nil {
-		writeError(c, err)
 		return
 	}
 	body, err := readBody(c)
@@ -281,16 +277,8 @@ func (a *api) updateWebhook(c *gin.Context) {
 }
 
 func (a *api) deleteWebhook(c *gin.Context) {
-	if !noParams(c) {
-		return
-	}
-	id, ok := a.webhookID(c)
+	id, ifRev, ok := a.webhookTarget(c)
 	if !ok {
-		return
-	}
-	ifRev, err := ifMatchRev(c)
-	if err != nil {
-		writeError(c, err)
 		return
 	}
 	if err := a.Webhooks.Delete(c.Request.Context(), id, ifRev); err != nil {
@@ -315,16 +303,8 @@ func optionalBody(c *gin.Context) ([]keyValue, error) {
 }
 
 func (a *api) rotateWebhookSecret(c *gin.Context) {
-	if !noParams(c) {
-		return
-	}
-	id, ok := a.webhookID(c)
+	id, ifRev, ok := a.webhookTarget(c)
 	if !ok {
-		return
-	}
-	ifRev, err := ifMatchRev(c)
-	if err != nil {
-		writeError(c, err)
 		return
 	}
 	obj, err := optionalBody(c)

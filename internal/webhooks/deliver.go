@@ -247,14 +247,14 @@ func (d *dispatcher) run(ctx context.Context) error {
 				}
 				return
 			}
+			if !d.leased() {
+				return // the lease may be another replica's now: no attempt (the loop stops at its next tick)
+			}
 			c := ready[0]
 			ready = ready[1:]
 			head := queues[c][0]
 			busy[c] = true
 			active++
-			if !d.leased() {
-				return // the lease may be another replica's now: no attempt (run notices below)
-			}
 			id, seq, body := head.id, head.seq, head.msg.Data() // the main loop may swap head.msg
 			go func() {
 				r := result{it: head}

@@ -308,6 +308,11 @@ func isWrongRevision(err error) bool {
 // Update applies a merge patch.
 func (m *Manager) Update(ctx context.Context, id string, in Input, ifRev uint64, actor string) (Subscription, uint64, error) {
 	return m.change(ctx, id, ifRev, func(s *Subscription) error {
+		if !s.Enabled && in.Enabled != nil && *in.Enabled {
+			// Enabled again: its failing events get a fresh retry period
+			// (cleared before the write that lets a dispatcher start).
+			m.saveRetries(ctx, id, nil)
+		}
 		oldURL := s.URL
 		ns, err := apply(*s, in, false, m.opts.Policy.AllowHTTP)
 		if err != nil {
