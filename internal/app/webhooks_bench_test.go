@@ -43,7 +43,21 @@ func BenchmarkWebhookDelivery(b *testing.B) {
 	cfg.ReadYourWritesTimeout = -1
 	e := apptest.Start(b, cfg)
 
+	// got counts requests; the target's done closes when it reaches n.
+	type target struct {
+		n    int64
+		done chan struct{}
+		once sync.Once
+	}
 	var got atomic.Int64
+	var cur atomic.Pointer[target]
+	expect := func(n int64) *target {
+		tg := &target{n: n, done: make(chan struct{})}
+		got.Store(0)
+		cur.Store(tg)
+		return tg
+	}
+	expect(-1)
 	var lmu sync.Mutex
 	var lat []time.Duration
 	measure := atomic.Bool{}
@@ -57,7 +71,9 @@ func BenchmarkWebhookDelivery(b *testing.B) {
 				lmu.Unlock()
 			}
 		}
-		got.Add(1)
+		if tg := cur.Load(); got.Add(1) == tg.n {
+			tg.once.Do(func() { close(tg.done) })
+		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer recv.Close()
@@ -105,7 +121,7 @@ func BenchmarkWebhookDelivery(b *testing.B) {
 	}
 	wg.Wait()
 	raw := float64(rawN) / time.Since(start).Seconds()
-	got.Store(0)
+	drained := expect(int64(n))
 
 	// Drain.
 	b.ResetTimer()
@@ -113,11 +129,9 @@ func BenchmarkWebhookDelivery(b *testing.B) {
 	if r := e.Do("PATCH", "/api/v1/crm/webhooks/"+sub.Data.ID, `{"enabled":true}`); r.Status != 200 {
 		b.Fatalf("enable: %d %s", r.Status, r.Body)
 	}
-	deadline := time.Now().Add(10 * time.Minute)
-	for got.Load() < int64(n) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if got.Load() < int64(n) {
+	select {
+	case <-drained.done:
+	case <-time.After(10 * time.Minute):
 		b.Fatalf("%d of %d delivered", got.Load(), n)
 	}
 	drain := float64(n) / time.Since(start).Seconds()
@@ -126,7 +140,7 @@ func BenchmarkWebhookDelivery(b *testing.B) {
 	// Latency at a steady 200 creates/s.
 	measure.Store(true)
 	const live = 2000
-	got.Store(0)
+	lived := expect(live)
 	tick := time.NewTicker(5 * time.Millisecond)
 	for i := range live {
 		<-tick.C
@@ -138,9 +152,10 @@ func BenchmarkWebhookDelivery(b *testing.B) {
 	}
 	tick.Stop()
 	wg.Wait()
-	deadline = time.Now().Add(time.Minute)
-	for got.Load() < live && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	select {
+	case <-lived.done:
+	case <-time.After(time.Minute):
+		b.Fatalf("%d of %d live events delivered", got.Load(), live)
 	}
 	lmu.Lock()
 	slices.Sort(lat)

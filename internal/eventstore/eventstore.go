@@ -257,11 +257,11 @@ func (s *Store) loadFiltered(ctx context.Context, customerID, filter string) ([]
 		for _, m := range batch {
 			ev, err := events.Decode(m.Data)
 			if err != nil {
-				return nil, 0, fmt.Errorf("%w: customer %s seq %d: %v", errUnexpected, customerID, m.seq, err)
+				return nil, 0, fmt.Errorf("%w: customer %s seq %d: %v", errUnexpected, customerID, m.Seq, err)
 			}
-			ev.Seq = m.seq
+			ev.Seq = m.Seq
 			out = append(out, ev)
-			last = m.seq
+			last = m.Seq
 		}
 		if !more || len(batch) == 0 {
 			return out, last, nil
@@ -297,9 +297,9 @@ func (s *Store) ReadChanges(ctx context.Context, after uint64, limit int) ([]eve
 		}
 		ev, err := events.Decode(m.Data)
 		if err != nil {
-			return nil, false, fmt.Errorf("%w: seq %d: %v", errUnexpected, m.seq, err)
+			return nil, false, fmt.Errorf("%w: seq %d: %v", errUnexpected, m.Seq, err)
 		}
-		ev.Seq = m.seq
+		ev.Seq = m.Seq
 		out = append(out, ev)
 	}
 	return out, more, nil
@@ -316,15 +316,16 @@ func (s *Store) Tip(ctx context.Context) (uint64, error) {
 	return st.CachedInfo().State.LastSeq, nil
 }
 
-type seqMsg struct {
+// DirectMsg is one message of a direct get, with its stream sequence.
+type DirectMsg struct {
 	*nats.Msg
-	seq uint64
+	Seq uint64
 }
 
 // directBatch performs one batched direct get ($JS.API.DIRECT.GET) of up to
 // size messages matching filter from sequence start. more reports messages
 // left.
-func (s *Store) directBatch(ctx context.Context, filter string, start uint64, size int) (msgs []seqMsg, more bool, err error) {
+func (s *Store) directBatch(ctx context.Context, filter string, start uint64, size int) (msgs []DirectMsg, more bool, err error) {
 	req, _ := json.Marshal(struct {
 		Seq     uint64 `json:"seq"`
 		NextFor string `json:"next_by_subj"`
@@ -333,16 +334,25 @@ func (s *Store) directBatch(ctx context.Context, filter string, start uint64, si
 	return s.directGet(ctx, req)
 }
 
-// directGet sends one batched direct get request and collects its
-// messages up to the end of the batch; more reports messages left.
-func (s *Store) directGet(ctx context.Context, req []byte) (msgs []seqMsg, more bool, err error) {
-	inbox := s.nc.NewRespInbox()
-	sub, err := s.nc.SubscribeSync(inbox)
+// directGet sends one batched direct get to the customer stream.
+func (s *Store) directGet(ctx context.Context, req []byte) ([]DirectMsg, bool, error) {
+	return DirectGet(ctx, s.nc, s.cfg.Stream, req, true)
+}
+
+// DirectGet sends one direct get request ($JS.API.DIRECT.GET.<stream>,
+// the stream must allow direct gets) and collects its messages: up to the
+// end-of-batch status when batched (the request has batch or multi_last),
+// else the one message that answers. more reports messages left after a
+// batch. Errors are the store's fault errors (ErrUnavailable, …); a
+// missing message is no message, not an error.
+func DirectGet(ctx context.Context, nc *nats.Conn, stream string, req []byte, batched bool) (msgs []DirectMsg, more bool, err error) {
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		return nil, false, classify(err)
 	}
 	defer sub.Unsubscribe()
-	if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+s.cfg.Stream, inbox, req); err != nil {
+	if err := nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, req); err != nil {
 		return nil, false, classify(err)
 	}
 	for {
@@ -356,7 +366,10 @@ func (s *Store) directGet(ctx context.Context, req []byte) (msgs []seqMsg, more 
 			if err != nil {
 				return nil, false, fmt.Errorf("%w: direct get without sequence: %v", errUnexpected, err)
 			}
-			msgs = append(msgs, seqMsg{m, seq})
+			msgs = append(msgs, DirectMsg{m, seq})
+			if !batched {
+				return msgs, false, nil
+			}
 		case "404":
 			return msgs, false, nil
 		case "204": // end of batch
@@ -522,7 +535,7 @@ func (s *Store) LoadClaims(ctx context.Context, subjects []string) (map[string]e
 		if json.Unmarshal(m.Data, &rec) != nil || rec.CustomerID == "" {
 			return nil, fmt.Errorf("%w: claim %s: %q", errUnexpected, subject, m.Data)
 		}
-		out[subject] = events.ClaimHolder{CustomerID: rec.CustomerID, Seq: m.seq}
+		out[subject] = events.ClaimHolder{CustomerID: rec.CustomerID, Seq: m.Seq}
 	}
 	return out, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"crm/internal/events"
+	"crm/internal/eventstore"
 	"crm/internal/fault"
 	"crm/internal/metrics"
 )
@@ -134,7 +135,7 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Manager, error) {
 	if o.Source == "" {
 		o.Source = "crm"
 	}
-	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(5*time.Second), jetstream.WithPublishAsyncMaxPending(4096))
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(5*time.Second))
 	if err != nil {
 		return nil, err
 	}
@@ -393,7 +394,7 @@ func (m *Manager) SequenceAt(ctx context.Context, t time.Time) (uint64, error) {
 		tip, err := m.opts.Tip(ctx)
 		return tip + 1, err
 	}
-	return msgs[0].seq, nil
+	return msgs[0].Seq, nil
 }
 
 // Delete removes a subscription (ifRev 0 = any revision) and its
@@ -451,7 +452,7 @@ func (m *Manager) Status(ctx context.Context, id string) (Status, error) {
 		return st, err
 	}
 	if len(msgs) == 1 {
-		if ds := decodeRecords(msgs[0].data); len(ds) > 0 {
+		if ds := decodeRecords(msgs[0].Data); len(ds) > 0 {
 			st.LastDelivery = &ds[len(ds)-1]
 		}
 	}
@@ -484,8 +485,8 @@ func (m *Manager) Deliveries(ctx context.Context, id string, after string, since
 	out := make([]Delivery, 0, limit)
 	last := cur
 	for _, msg := range msgs {
-		for i, d := range decodeRecords(msg.data) {
-			if msg.seq == cur.seq && i <= cur.idx {
+		for i, d := range decodeRecords(msg.Data) {
+			if msg.Seq == cur.seq && i <= cur.idx {
 				continue // on the previous page
 			}
 			if !since.IsZero() && cur.seq == 0 && d.At.Before(since) {
@@ -495,7 +496,7 @@ func (m *Manager) Deliveries(ctx context.Context, id string, after string, since
 				return out, last.String(), true, nil
 			}
 			out = append(out, d)
-			last = logCursor{msg.seq, i}
+			last = logCursor{msg.Seq, i}
 		}
 	}
 	return out, last.String(), more, nil
@@ -509,48 +510,11 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-type rawMsg struct {
-	seq  uint64
-	data []byte
-}
-
-// directGet sends one direct get ($JS.API.DIRECT.GET) and collects its
-// messages up to the end of the batch; more reports messages left.
-func (m *Manager) directGet(ctx context.Context, stream string, req []byte, batched bool) ([]rawMsg, bool, error) {
+// directGet is one direct get with a 5 s bound.
+func (m *Manager) directGet(ctx context.Context, stream string, req []byte, batched bool) ([]eventstore.DirectMsg, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	inbox := m.nc.NewRespInbox()
-	sub, err := m.nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, false, m.unavailable(err)
-	}
-	defer sub.Unsubscribe()
-	if err := m.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, req); err != nil {
-		return nil, false, m.unavailable(err)
-	}
-	var out []rawMsg
-	for {
-		msg, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, false, m.unavailable(err)
-		}
-		switch msg.Header.Get("Status") {
-		case "":
-			seq, _ := strconv.ParseUint(msg.Header.Get(jetstream.SequenceHeader), 10, 64)
-			out = append(out, rawMsg{seq, msg.Data})
-			if !batched {
-				return out, false, nil // a single get has no end-of-batch message
-			}
-		case "404":
-			return out, false, nil
-		case "204":
-			pending, _ := strconv.ParseUint(msg.Header.Get("Nats-Num-Pending"), 10, 64)
-			return out, pending > 0, nil
-		default:
-			return nil, false, fault.Wrap(fault.Unavailable, "the webhook log is unavailable; retry later",
-				fmt.Errorf("direct get %s: %s %s", stream, msg.Header.Get("Status"), msg.Header.Get("Description")))
-		}
-	}
+	return eventstore.DirectGet(ctx, m.nc, stream, req, batched)
 }
 
 func (m *Manager) unavailable(err error) error {
