@@ -91,6 +91,9 @@ type Options struct {
 	// WebhookSchedule replaces the webhooks' retry delays (tests: short
 	// ones); its For is WEBHOOK_RETRY_FOR's when zero.
 	WebhookSchedule webhooks.Schedule
+	// SearchExactTotal replaces how many matches a search counts exactly
+	// (search.MaxExactTotal; tests: a few).
+	SearchExactTotal int64
 }
 
 // Start starts every part and returns once the API accepts connections.
@@ -236,6 +239,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		ChangesWaiter:         &projections.CheckpointWaiter{Store: streamTip{a.events}, Interval: 20 * time.Millisecond},
 		Stopping:              a.stopping,
 		RateLimit:             httpapi.RateLimit{PerSecond: cfg.RateLimitRPS, Burst: cfg.RateLimitBurst},
+		SearchExactTotal:      o.SearchExactTotal,
 	})
 	if cfg.MetricsAddr != "" {
 		if a.ops, err = startOps(cfg.MetricsAddr, a.log, a.metrics, a.ready); err != nil {

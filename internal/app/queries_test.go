@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"crm/internal/app"
 	"crm/internal/apptest"
 	"crm/internal/projections"
 )
@@ -211,4 +212,76 @@ func TestRebuildUnderQueryLoad(t *testing.T) {
 		t.Fatalf("after rebuild: %d %s", r.Status, r.Body)
 	}
 	t.Logf("%d queries during the rebuild", queries.Load())
+}
+
+// TestSearchTotalBeyondTheExactBound: a search with more matches than it
+// counts exactly reports the bound as a lower bound (totalRelation gte),
+// and its pages past the bound and its cursors still reach every match;
+// a list's total is always exact.
+func TestSearchTotalBeyondTheExactBound(t *testing.T) {
+	e := apptest.Start(t, apptest.Config(t, t.TempDir()), func(o *app.Options) { o.SearchExactTotal = 3 })
+	for i := range 5 {
+		create(t, e, fmt.Sprintf(`{"name":"Bound%d Person","status":"active"}`, i))
+	}
+	create(t, e, `{"name":"Other Bound"}`) // an exact name word: ranked first
+	type page struct {
+		Data []customerBody `json:"data"`
+		Meta struct {
+			Total         int64  `json:"total"`
+			TotalPages    int64  `json:"totalPages"`
+			TotalRelation string `json:"totalRelation"`
+			Next          string `json:"next"`
+		} `json:"meta"`
+	}
+	get := func(query string) page {
+		t.Helper()
+		var p page
+		if r := e.Do("GET", "/api/v1/crm/customers"+query, nil); r.Status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", query, r.Status, r.Body)
+		} else {
+			r.JSON(t, &p)
+		}
+		return p
+	}
+	names := func(p page) (out []string) {
+		for _, c := range p.Data {
+			out = append(out, c.Name)
+		}
+		return out
+	}
+	p := get("/search?q=bound&perPage=2")
+	if p.Meta.Total != 3 || p.Meta.TotalRelation != "gte" || p.Meta.TotalPages != 2 || p.Meta.Next == "" ||
+		!reflect.DeepEqual(names(p), []string{"Other Bound", "Bound0 Person"}) {
+		t.Fatalf("search page 1: %+v", p)
+	}
+	// Page 3 starts past the counted matches: still served.
+	if p3 := get("/search?q=bound&perPage=2&page=3"); !reflect.DeepEqual(names(p3), []string{"Bound3 Person", "Bound4 Person"}) ||
+		p3.Meta.Next != "" {
+		t.Fatalf("search page 3: %+v", p3)
+	}
+	if p4 := get("/search?q=bound&perPage=2&page=4"); len(p4.Data) != 0 || p4.Meta.Next != "" {
+		t.Fatalf("search page 4: %+v", p4)
+	}
+	// The cursors walk every match once, in order.
+	var all []string
+	for p := get("/search?q=bound&perPage=2"); ; {
+		all = append(all, names(p)...)
+		if p.Meta.Next == "" {
+			break
+		}
+		p = get("/search?q=bound&perPage=2&after=" + url.QueryEscape(p.Meta.Next))
+	}
+	want := []string{"Other Bound", "Bound0 Person", "Bound1 Person", "Bound2 Person", "Bound3 Person", "Bound4 Person"}
+	if !reflect.DeepEqual(all, want) {
+		t.Fatalf("cursor walk: %q, want %q", all, want)
+	}
+	if p := get("/search?q=bound&status=active"); p.Meta.Total != 3 || p.Meta.TotalRelation != "gte" || len(p.Data) != 5 {
+		t.Fatalf("search with a filter: %+v", p)
+	}
+	if p := get("/search?q=other"); p.Meta.Total != 1 || p.Meta.TotalRelation != "eq" || p.Meta.Next != "" {
+		t.Fatalf("search within the bound: %+v", p)
+	}
+	if p := get("?perPage=2"); p.Meta.Total != 6 || p.Meta.TotalRelation != "eq" {
+		t.Fatalf("list: %+v", p)
+	}
 }

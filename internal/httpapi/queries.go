@@ -30,6 +30,10 @@ type pageMeta struct {
 	Page       int   `json:"page,omitempty"` // absent when paging by cursor
 	PerPage    int   `json:"perPage"`
 	TotalPages int64 `json:"totalPages"`
+	// TotalRelation (list and search) says what total is: "eq", the
+	// number of matches, or "gte", a lower bound (a search with more
+	// matches than it counts exactly).
+	TotalRelation string `json:"totalRelation,omitempty"`
 	// Next (list and search): the cursor of the next page (?after=),
 	// absent on the last page.
 	Next string `json:"next,omitempty"`
@@ -173,6 +177,9 @@ func (a *api) parsePage(values url.Values, search bool) (readmodel.Query, error)
 		delete(values, "after")
 	}
 	q, err := parseQuery(values, search)
+	if search {
+		q.ExactTotal = a.SearchExactTotal
+	}
 	if err != nil || !hasAfter {
 		return q, err
 	}
@@ -218,16 +225,20 @@ func (a *api) page(c *gin.Context, search bool) {
 	}
 	out := listResponse{Data: make([]customerJSON, 0, len(p.Items)), Meta: pageMeta{
 		Total: p.Total, Page: q.Page, PerPage: q.PerPage,
-		TotalPages: (p.Total + int64(q.PerPage) - 1) / int64(q.PerPage),
+		TotalPages: (p.Total + int64(q.PerPage) - 1) / int64(q.PerPage), TotalRelation: "eq",
 	}}
+	if p.TotalAtLeast {
+		out.Meta.TotalRelation = "gte"
+	}
 	for _, cu := range p.Items {
 		out.Data = append(out.Data, toJSON(cu))
 	}
-	more := p.More
-	if q.After == nil {
+	more := p.More // always set by Search
+	if q.After == nil && !search {
 		_, offset, _ := q.Bounds()
 		more = offset+int64(len(p.Items)) < p.Total
-	} else {
+	}
+	if q.After != nil {
 		out.Meta.Page = 0
 	}
 	if more && len(p.Items) > 0 {

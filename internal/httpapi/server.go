@@ -55,6 +55,9 @@ type Deps struct {
 	CORSOrigins []string
 	// RateLimit per authenticated subject (zero: off).
 	RateLimit RateLimit
+	// SearchExactTotal is how many matches a search counts exactly (0:
+	// search.MaxExactTotal).
+	SearchExactTotal int64
 	// Metrics records the series (nil: none); /metrics serves them.
 	Metrics *metrics.Metrics
 	// OpsListener: /metrics is served on the operations listener

@@ -226,6 +226,10 @@ type Query struct {
 
 	// Text is the search query (Search only).
 	Text string
+	// ExactTotal (Search only) is how many matches are counted exactly;
+	// with more, Total is this bound and Page.TotalAtLeast is set. 0 means
+	// search.MaxExactTotal.
+	ExactTotal int64
 
 	// Deleted (List only) lists the deleted customers instead of the live
 	// ones (the trash, for those who may restore them); the other filters
@@ -278,8 +282,21 @@ func SearchPosition(c Customer, words []string) Position {
 type Page struct {
 	Items []Customer
 	Total int64
-	// More (with Query.After): matches follow this page.
+	// TotalAtLeast (Search): more than Query.TotalBound matches; Total is
+	// that bound, a lower bound of the number of matches.
+	TotalAtLeast bool
+	// More: matches follow this page (List: with Query.After; Search:
+	// always).
 	More bool
+}
+
+// TotalBound returns how many matches Search counts exactly for q (see
+// Query.ExactTotal).
+func (q Query) TotalBound() int64 {
+	if q.ExactTotal > 0 {
+		return q.ExactTotal
+	}
+	return search.MaxExactTotal
 }
 
 // Paging defaults of every adapter: a Page below 1 is the first page;

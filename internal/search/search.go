@@ -246,6 +246,45 @@ const (
 	WeightCodePrefix    = 1
 )
 
+// Field is a searchable field of a customer.
+type Field int
+
+// The searchable fields.
+const (
+	FieldCode    Field = iota // the code and the codes of the customers merged into it
+	FieldName                 // the name's tokens
+	FieldCompany              // the company's tokens
+	FieldEmail                // the email's tokens
+)
+
+// Class is one match class of a query word: a token of Field equal to the
+// word (Exact) or starting with it, worth Weight.
+type Class struct {
+	Weight int
+	Field  Field
+	Exact  bool
+}
+
+// Classes are the match classes from the best down: a word scores the
+// Weight of the first class it matches (Score). A store that ranks in its
+// own query language derives its match expressions from this list.
+var Classes = []Class{
+	{WeightCodeExact, FieldCode, true},
+	{WeightNameExact, FieldName, true},
+	{WeightNamePrefix, FieldName, false},
+	{WeightCompanyExact, FieldCompany, true},
+	{WeightCompanyPrefix, FieldCompany, false},
+	{WeightEmailExact, FieldEmail, true},
+	{WeightEmailPrefix, FieldEmail, false},
+	{WeightCodePrefix, FieldCode, false},
+}
+
+// MaxExactTotal is how many matches a search counts exactly by default:
+// beyond it the total is a lower bound (the convention of Elasticsearch's
+// track_total_hits), because counting every match of a broad query costs as
+// much as reading them.
+const MaxExactTotal = 10_000
+
 // Score returns the relevance of a document for the query words: the sum
 // over the words of the best match class of each (see the Weight
 // constants). It returns 0, no match, when any word matches nothing, and also

@@ -301,3 +301,55 @@ func BenchmarkTokens(b *testing.B) {
 		})
 	}
 }
+
+// TestClassesAgreeWithScore: a word's score is the weight of the first of
+// Classes it matches, so stores that rank with match expressions derived
+// from Classes rank as Score does.
+func TestClassesAgreeWithScore(t *testing.T) {
+	docs := []doc{
+		{"Ann Anderson", "Annex Works", "annie@anna.example", "C12"},
+		{"Jo Jones", "Jo & Co", "jo@jo.example", "C7"},
+		{"C12 Trading", "C1 Holdings", "c12@c1.example", "C120"},
+		{"Zoë", "", "", "C3"},
+	}
+	words := []string{"c12", "c1", "c", "ann", "an", "annex", "anna", "jo", "j", "jones", "co", "exa", "zoe", "z", "zz", "12"}
+	in := func(w string, toks []string, exact bool) bool {
+		for _, tok := range toks {
+			if tok == w || !exact && strings.HasPrefix(tok, w) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, d := range docs {
+		terms := d.terms()
+		for _, w := range words {
+			want := 0
+			for _, c := range Classes {
+				var toks []string
+				switch c.Field {
+				case FieldCode:
+					toks = terms.AllCodes()
+				case FieldName:
+					toks = terms.Name
+				case FieldCompany:
+					toks = terms.Company
+				case FieldEmail:
+					toks = terms.Email
+				}
+				if in(w, toks, c.Exact) {
+					want = c.Weight
+					break
+				}
+			}
+			if got := Score([]string{w}, terms); got != want {
+				t.Errorf("%+v, word %q: Score %d, first matching class %d", d, w, got, want)
+			}
+		}
+	}
+	for i := 1; i < len(Classes); i++ {
+		if Classes[i].Weight >= Classes[i-1].Weight {
+			t.Errorf("Classes not in decreasing weight at %d", i)
+		}
+	}
+}

@@ -139,7 +139,8 @@ var hitProjection = bson.D{
 }
 
 // Search returns one page of live customers matching q.Text and q's filters,
-// ranked by search.Score, then name, then code, and their exact count. A
+// ranked by search.Score, then name, then code, and their count (exact up
+// to q.TotalBound, that bound with TotalAtLeast beyond, as in every store). A
 // q.Text without words, or too long, is an error wrapping
 // search.ErrEmptyQuery or search.ErrQueryTooLong.
 //
@@ -201,22 +202,26 @@ func (s *Store) Search(ctx context.Context, q readmodel.Query) (readmodel.Page, 
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	p := readmodel.Page{Items: []readmodel.Customer{}, Total: int64(len(hits))}
+	n := int64(len(hits))
+	p := readmodel.Page{Items: []readmodel.Customer{}, Total: n}
+	if bound := q.TotalBound(); n > bound {
+		p.Total, p.TotalAtLeast = bound, true
+	}
 	limit, offset, ok := q.Bounds()
 	if a := q.After; a != nil { // keyset: the first hit after the position
-		offset, ok = int64(len(hits)), true
+		offset, ok = n, true
 		for i, h := range hits {
 			if h.score < a.Score || h.score == a.Score && (h.NameKey > a.Name || h.NameKey == a.Name && h.CodeNum > a.Code) {
 				offset = int64(i)
 				break
 			}
 		}
-		p.More = offset+limit < p.Total
 	}
-	if !ok || offset >= p.Total {
+	if !ok || offset >= n {
 		return p, nil
 	}
-	page := hits[offset:min(p.Total, offset+limit)]
+	p.More = offset+limit < n
+	page := hits[offset:min(n, offset+limit)]
 	ids := make([]string, len(page))
 	for i, h := range page {
 		ids[i] = h.ID

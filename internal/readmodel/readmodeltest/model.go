@@ -142,7 +142,13 @@ func (m model) search(q readmodel.Query) (readmodel.Page, error) {
 	for i, h := range hits {
 		all[i] = h.c
 	}
-	return page(all, q), nil
+	p := page(all, q)
+	start := (max(q.Page, 1) - 1) * q.PerPage
+	p.More = start+len(p.Items) < len(all)
+	if bound := q.TotalBound(); p.Total > bound {
+		p.Total, p.TotalAtLeast = bound, true
+	}
+	return p, nil
 }
 
 // Pools of random values: accents, case variants, shared prefixes and

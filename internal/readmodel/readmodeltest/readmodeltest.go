@@ -161,8 +161,11 @@ func sameDoc(t *testing.T, what string, got, want readmodel.Customer) {
 // samePage compares a page with the model's, items in order and exactly.
 func samePage(t *testing.T, what string, got, want readmodel.Page) {
 	t.Helper()
-	if got.Total != want.Total {
-		t.Errorf("%s: Total = %d, want %d", what, got.Total, want.Total)
+	if got.Total != want.Total || got.TotalAtLeast != want.TotalAtLeast {
+		t.Errorf("%s: Total = %d (at least: %v), want %d (%v)", what, got.Total, got.TotalAtLeast, want.Total, want.TotalAtLeast)
+	}
+	if got.More != want.More {
+		t.Errorf("%s: More = %v, want %v", what, got.More, want.More)
 	}
 	if got.Items == nil {
 		t.Errorf("%s: Items is nil, want a (possibly empty) slice", what)
@@ -287,7 +290,7 @@ func walkKeyset(t *testing.T, q readmodel.Query, fetch func(readmodel.Query) rea
 	q.Page = 1
 	first := fetch(q)
 	out = append(out, first.Items...)
-	more := len(first.Items) < int(first.Total)
+	more := first.More || len(first.Items) < int(first.Total)
 	for pages := 0; more && len(out) > 0; pages++ {
 		if pages > 10_000 {
 			t.Fatalf("keyset walk of %+v does not end", q)
@@ -1088,6 +1091,9 @@ func testRandomStreams(t *testing.T, s readmodel.Store, o options) {
 		if r.IntN(2) == 0 {
 			q.Status, q.Type, q.Tag, q.CreatedBy = "", "", "", ""
 		}
+		if r.IntN(3) == 0 {
+			q.ExactTotal = int64(1 + r.IntN(8))
+		}
 		want, err := m.search(q)
 		if err != nil {
 			t.Fatalf("model search %+v: %v", q, err)
@@ -1146,12 +1152,16 @@ func testRandomStreams(t *testing.T, s readmodel.Store, o options) {
 		if r.IntN(3) == 0 {
 			q.Status = pick(r, statuses)
 		}
+		if r.IntN(2) == 0 { // totals beyond the bound: the walk still reaches every match
+			q.ExactTotal = int64(1 + r.IntN(5))
+		}
 		words, err := search.ParseQuery(q.Text)
 		if err != nil {
 			continue
 		}
 		all := q
 		all.Page, all.PerPage = 1, len(m)+1
+		all.ExactTotal = 0
 		want, _ := m.search(all)
 		got := walkKeyset(t, q, func(q readmodel.Query) readmodel.Page { return find(t, s, q) },
 			func(c readmodel.Customer) readmodel.Position { return readmodel.SearchPosition(c, words) })

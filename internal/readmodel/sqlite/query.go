@@ -4,12 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"crm/internal/dedupe"
 	"crm/internal/readmodel"
-	"crm/internal/search"
 )
 
 // defaultFewMatches is the match count up to which List reads the matches
@@ -18,36 +16,6 @@ import (
 // sorts and reads about (offset+limit)·rows/matches rows. The exact count,
 // needed for Total anyway, chooses.
 const defaultFewMatches = 2000
-
-// scoreExpr returns search.Score of the query words as an SQL expression
-// over the padded token columns, with its arguments: per word, the weight
-// of the best match class, tried from the highest weight down, a token
-// equal to the word being " w " in the padded column and a token starting
-// with it " w". (search.Score registered as a Go SQL function took a third
-// of a broad search's CPU time: every call converts its arguments into Go
-// strings; TestScoreExpr checks that both agree.) FTS5 has already required
-// that every word matches, so no word scores 0.
-func scoreExpr(words []string) (string, []any) {
-	var (
-		terms []string
-		args  []any
-	)
-	for _, w := range words {
-		exact, prefix := " "+w+" ", " "+w
-		terms = append(terms, "CASE"+
-			" WHEN instr(c.code_key, ?) THEN "+strconv.Itoa(search.WeightCodeExact)+
-			" WHEN instr(c.name_terms, ?) THEN "+strconv.Itoa(search.WeightNameExact)+
-			" WHEN instr(c.name_terms, ?) THEN "+strconv.Itoa(search.WeightNamePrefix)+
-			" WHEN instr(c.company_terms, ?) THEN "+strconv.Itoa(search.WeightCompanyExact)+
-			" WHEN instr(c.company_terms, ?) THEN "+strconv.Itoa(search.WeightCompanyPrefix)+
-			" WHEN instr(c.email_terms, ?) THEN "+strconv.Itoa(search.WeightEmailExact)+
-			" WHEN instr(c.email_terms, ?) THEN "+strconv.Itoa(search.WeightEmailPrefix)+
-			" WHEN instr(c.code_key, ?) THEN "+strconv.Itoa(search.WeightCodePrefix)+
-			" ELSE 0 END")
-		args = append(args, exact, exact, prefix, exact, prefix, exact, prefix, prefix)
-	}
-	return "(" + strings.Join(terms, " + ") + ")", args
-}
 
 // Get returns the live customer id (see readmodel.Found).
 func (s *Store) Get(ctx context.Context, id string) (readmodel.Customer, error) {
@@ -197,50 +165,6 @@ func listSQL(q readmodel.Query, order string, few bool) (string, []any) {
 		" AS c ON c.id = t.customer WHERE t.tag = ? AND c.deleted = 0" + where + after + tail), append(append([]any{q.Tag}, args...), aargs...)
 }
 
-// Search returns one page of live customers matching q.Text and q's filters,
-// ranked by search.Score, then name, then code. A q.Text without words, or
-// too long, is an error wrapping search.ErrEmptyQuery or
-// search.ErrQueryTooLong.
-func (s *Store) Search(ctx context.Context, q readmodel.Query) (readmodel.Page, error) {
-	words, err := search.ParseQuery(q.Text)
-	if err != nil {
-		return readmodel.Page{}, fmt.Errorf("readmodel/sqlite: search: %w", err)
-	}
-	match := matchExpr(words)
-	// The search index drives (CROSS JOIN fixes the join order): the
-	// customers row of each match is read by its primary key, filtered and
-	// scored.
-	from := " FROM " + live.fts + " CROSS JOIN " + live.customers + " AS c ON c.id = " + live.fts + ".rowid" +
-		" WHERE " + live.fts + " MATCH ? AND c.deleted = 0"
-	where, fargs := filters(q, false)
-	return s.page(ctx, "search", q, func(tx *sql.Tx) (int64, error) {
-		var total int64
-		var err error
-		if where == "" { // the index holds live customers only
-			err = s.queryRow(ctx, tx, []any{&total}, "SELECT count(*) FROM "+live.fts+" WHERE "+live.fts+" MATCH ?",
-				match)
-		} else {
-			err = s.queryRow(ctx, tx, []any{&total}, "SELECT count(*)"+from+where,
-				append([]any{match}, fargs...)...)
-		}
-		return total, err
-	}, func(tx *sql.Tx, _, limit, offset int64) (*sql.Rows, error) {
-		// Rank only the keys, then read the page's documents: a sort
-		// of whole rows would copy every match's document.
-		score, sargs := scoreExpr(words)
-		args := append(sargs, match)
-		args = append(args, fargs...)
-		ranked := "SELECT c.id, " + score + " AS score, c.name_key, c.code_num" + from + where
-		if a := q.After; a != nil { // keyset: after the position in the ranking
-			ranked = "SELECT * FROM (" + ranked + ") WHERE score < ? OR score = ? AND (name_key, code_num) > (?, ?)"
-			args = append(args, a.Score, a.Score, a.Name, a.Code)
-		}
-		args = append(args, limit, offset)
-		return s.query(ctx, tx, "SELECT "+docColumns+" FROM ("+ranked+" ORDER BY 2 DESC, 3, 4, 1 LIMIT ? OFFSET ?) AS p CROSS JOIN "+live.customers+
-			" AS c ON c.id = p.id ORDER BY p.score DESC, p.name_key, p.code_num, p.id", args...)
-	})
-}
-
 // page counts and reads one page in one read transaction, so that Total and
 // Items agree.
 func (s *Store) page(ctx context.Context, op string, q readmodel.Query,
@@ -335,17 +259,6 @@ func filters(q readmodel.Query, indexed bool) (string, []any) {
 		args = append(args, q.Tag)
 	}
 	return b.String(), args
-}
-
-// matchExpr returns the FTS5 query of the search words: every word as a
-// quoted prefix query, all required. Quoting (with embedded quotes doubled)
-// keeps any input from being read as FTS5 syntax.
-func matchExpr(words []string) string {
-	parts := make([]string, len(words))
-	for i, w := range words {
-		parts[i] = `"` + strings.ReplaceAll(w, `"`, `""`) + `"*`
-	}
-	return strings.Join(parts, " AND ")
 }
 
 // Scan returns documents, tombstones included, after the id after, in id

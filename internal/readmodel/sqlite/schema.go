@@ -64,11 +64,18 @@ func (t tables) all() []string {
 // words of letters and digits joined by spaces, and the ascii tokenizer
 // splits only on ASCII separators and never alters non-ASCII text, so FTS5
 // sees exactly the tokens of package search and its prefix queries match
-// exactly search's rule. detail=none keeps only rowids, which is all that
-// AND-ed prefix queries need; the prefix indexes make one- to three-letter
-// queries fast. (Longer prefix indexes, up to 8 letters, cut a two-name
-// search at 100,000 customers from about 9 to 2.4 ms of CPU, but cost the
-// projector about half as much CPU again per document; writes won.)
+// exactly search's rule. Each token carries a mark of its field and the
+// filters are tokens too (indexText in search.go), so detail=none (rowids
+// only) is all that Search needs; the rowid is the customer's search id
+// (sid), which follows the name order (search.go). The prefix indexes (a
+// mark and one to six letters) make every word of up to six letters one
+// ready doclist; a longer word's prefix query merges the doclists of every
+// token starting with it first (at 1,000,000 customers with up to three
+// letters indexed, "john smith" spent 133 of its 230 ms there). They cost
+// the projector 5-25% more CPU per document than '2 3 4' (BenchmarkCommit);
+// at a million customers searches won. (At 100,000, with the index of
+// before, up to 8 letters cost the projector half as much CPU again per
+// document and writes won.)
 func schema(t tables, gen int64) []string {
 	g := "_g" + strconv.FormatInt(gen, 10)
 	ix := func(name, cols string) string {
@@ -110,7 +117,8 @@ func schema(t tables, gen int64) []string {
 			name_terms    TEXT    NOT NULL, -- search tokens, padded: ' john smith '
 			company_terms TEXT    NOT NULL,
 			email_terms   TEXT    NOT NULL,
-			code_key      TEXT    NOT NULL  -- the folded code and the absorbed ones, padded: ' c001 c007 '
+			code_key      TEXT    NOT NULL, -- the folded code and the absorbed ones, padded: ' c001 c007 '
+			sid           INTEGER           -- the search id (search.go), NULL when hidden
 		)`,
 		// Sorts (ties by code), each also serving its filter-free count.
 		ix("created", "deleted, created_at, code_num"),
@@ -128,6 +136,10 @@ func schema(t tables, gen int64) []string {
 		"CREATE INDEX customers_dup_email" + g + " ON " + t.customers + " (dup_email, deleted, created_at, code_num) WHERE dup_email != ''",
 		"CREATE INDEX customers_dup_phone" + g + " ON " + t.customers + " (dup_phone, deleted, created_at, code_num) WHERE dup_phone != ''",
 		"CREATE INDEX customers_dup_name" + g + " ON " + t.customers + " (dup_name, deleted, created_at, code_num) WHERE dup_name != ''",
+		// The search index's rowids, with the name order (Search sorts a
+		// bucket of candidates from this index alone). Unique: the
+		// writer takes a sid only after finding it free (searchID).
+		"CREATE INDEX customers_sid" + g + " ON " + t.customers + " (sid, name_key, code_num)",
 		// Look-ups by external id.
 		"CREATE INDEX customers_external_id" + g + " ON " + t.customers + " (external_id) WHERE external_id != ''",
 		`CREATE TABLE ` + t.tags + ` (
@@ -136,9 +148,9 @@ func schema(t tables, gen int64) []string {
 			PRIMARY KEY (tag, customer)
 		) WITHOUT ROWID`,
 		`CREATE VIRTUAL TABLE ` + t.fts + ` USING fts5(
-			name, company, email, code,
+			terms,
 			content='', contentless_delete=1, detail=none,
-			tokenize='ascii', prefix='1 2 3'
+			tokenize='ascii', prefix='2 3 4 5 6 7'
 		)`,
 		`CREATE TABLE ` + t.checkpoint + ` (
 			id         INTEGER PRIMARY KEY CHECK (id = 1),

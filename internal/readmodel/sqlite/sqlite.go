@@ -28,7 +28,7 @@ import (
 
 // schemaVersion is stored in PRAGMA user_version. A database of another
 // version is emptied and recreated by Open (see migrate).
-const schemaVersion = 8
+const schemaVersion = 9
 
 // readers is the size of the query-only connection pool.
 const readers = 6
@@ -43,6 +43,10 @@ type Store struct {
 	closed atomic.Bool
 
 	fewMatches int64 // see defaultFewMatches; tests lower it
+	searchFew  int64 // see defaultSearchFew; tests lower it
+	// searchChunk is the least number of a tier's candidates read at once
+	// (64; tests lower it).
+	searchChunk int64
 
 	stmts stmtCache // the readers' prepared statements
 }
@@ -80,7 +84,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, fewMatches: defaultFewMatches}
+	s := &Store{w: w, fewMatches: defaultFewMatches, searchFew: defaultSearchFew, searchChunk: 64}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err

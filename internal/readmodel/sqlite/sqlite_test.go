@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,12 +53,14 @@ func TestConformance(t *testing.T) {
 }
 
 // TestConformanceManyMatches runs the suite with List always walking the
-// index of the order, the plan that larger data sets take.
+// index of the order, and Search ranking tier by tier (a tier of two or
+// more matches walked in name order, a single match read), the plans that
+// larger data sets take, reading a tier's candidates a few at a time.
 func TestConformanceManyMatches(t *testing.T) {
+	many := func(s *Store) *Store { s.fewMatches, s.searchFew, s.searchChunk = 0, 2, 1; return s }
 	readmodeltest.Run(t, func(t *testing.T) (readmodel.Store, func() readmodel.Store) {
 		s, again := openPair(t)
-		s.fewMatches = 0
-		return s, func() readmodel.Store { s := again(); s.fewMatches = 0; return s }
+		return many(s), func() readmodel.Store { return many(again()) }
 	})
 }
 
@@ -487,10 +490,29 @@ func TestQueryPlans(t *testing.T) {
 		}
 	}
 	// Search: the FTS index drives, customers are read by primary key.
-	p := plan("SELECT c.id FROM customers_fts CROSS JOIN customers AS c ON c.id = customers_fts.rowid"+
-		" WHERE customers_fts MATCH ? AND c.deleted = 0 AND +c.status = ?", `"acm"*`, "active")
-	if !strings.Contains(p, "VIRTUAL TABLE INDEX") || !strings.Contains(p, "INTEGER PRIMARY KEY") {
+	p := plan("SELECT c.id FROM customers_fts CROSS JOIN customers AS c ON c.sid = customers_fts.rowid"+
+		" WHERE customers_fts MATCH ? AND +c.deleted = 0 AND +c.status = ?", `"nacm"*`, "active")
+	if !strings.Contains(p, "VIRTUAL TABLE INDEX") || !strings.Contains(p, "INDEX customers_sid") {
 		t.Errorf("Search plan: %s", p)
+	}
+	// A tier's candidates: their names from the sid index alone, then
+	// their scores and filters by row id, whatever the filters.
+	if p := plan(candidateKeysSQL(), "[1,2]"); !strings.Contains(p, "COVERING INDEX customers_sid") {
+		t.Errorf("candidate keys plan: %s", p)
+	}
+	score, sargs := scoreExpr([]string{"jo", "sm"}, -1000)
+	for _, q := range []readmodel.Query{{}, {Status: "active"}, {Type: "business", CreatedBy: "u"}, {Tag: "vip", Status: "lead"}} {
+		where, fargs := filters(q, false)
+		args := append(append([]any{"[1,2]"}, sargs...), 20)
+		p := plan(tierCheckSQL(score, where), append(args, fargs...)...)
+		t.Logf("tier check %+v: %s", q, p)
+		if !strings.Contains(p, "SEARCH c USING INTEGER PRIMARY KEY") {
+			t.Errorf("tier check %+v plan: %s", q, p)
+		}
+	}
+	// The page's documents by row id, in the given order.
+	if p := plan(readIDsSQL(), "[3,1,2]"); !strings.Contains(p, "SEARCH c USING INTEGER PRIMARY KEY") {
+		t.Errorf("read ids plan: %s", p)
 	}
 }
 
@@ -520,7 +542,7 @@ func TestScoreExpr(t *testing.T) {
 			w := []rune(all[r.IntN(len(all))])
 			words = append(words, string(w[:1+r.IntN(len(w))]))
 		}
-		expr, args := scoreExpr(words)
+		expr, args := scoreExpr(words, -1000)
 		rows, err := s.r.QueryContext(t.Context(), "SELECT c.customer_id, "+expr+" FROM customers AS c", args...)
 		if err != nil {
 			t.Fatal(err)
@@ -535,6 +557,29 @@ func TestScoreExpr(t *testing.T) {
 			got[id] = score
 		}
 		rows.Close()
+		inTier := map[string][]int{} // customer id -> the scores of the tiers whose candidates it is among
+		ts, ok, err := tiers(words, func(expr string) (bool, error) {
+			n, err := s.ftsCount(t.Context(), nil, expr, 1)
+			return n > 0, err
+		})
+		if err != nil || !ok {
+			t.Fatalf("tiers(%q): ok %v, %v", words, ok, err)
+		}
+		for _, tr := range ts {
+			rows, err := s.r.QueryContext(t.Context(), "SELECT c.customer_id FROM customers_fts CROSS JOIN customers AS c"+
+				" ON c.sid = customers_fts.rowid WHERE customers_fts MATCH ?", tr.candidates(words, ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					t.Fatal(err)
+				}
+				inTier[id] = append(inTier[id], tr.score)
+			}
+			rows.Close()
+		}
 		for _, c := range docs {
 			want := search.Score(words, search.NewDocTerms(c.Name, c.Company, c.Email, c.Code))
 			if want > 0 {
@@ -542,6 +587,18 @@ func TestScoreExpr(t *testing.T) {
 				if got[c.ID] != want {
 					t.Fatalf("query %q on %s (%q, %q, %q): SQL score %d, search.Score %d",
 						words, c.Code, c.Name, c.Company, c.Email, got[c.ID], want)
+				}
+			} else if got[c.ID] >= 0 {
+				t.Fatalf("query %q on %s, no match: SQL score %d, want negative", words, c.Code, got[c.ID])
+			}
+			// A tier's candidates are it and better-scored customers.
+			if want > 0 && !slices.Contains(inTier[c.ID], want) {
+				t.Fatalf("query %q on %s (%q, %q, %q): score %d, not a candidate of its tier (%v)",
+					words, c.Code, c.Name, c.Company, c.Email, want, inTier[c.ID])
+			}
+			for _, sc := range inTier[c.ID] {
+				if sc > want {
+					t.Fatalf("query %q on %s: score %d, a candidate of the tier of %d", words, c.Code, want, sc)
 				}
 			}
 		}
@@ -564,8 +621,12 @@ func TestSearchIsLiteral(t *testing.T) {
 			t.Errorf("Search %q: %v", text, err)
 		}
 	}
-	if got := matchExpr([]string{"a\"b", "c"}); got != `"a""b"* AND "c"*` {
-		t.Errorf("matchExpr = %s", got)
+	if got, want := matchExpr([]string{"a\"b"}, ""), `("na""b"* OR "ca""b"* OR "ea""b"* OR "ka""b"*)`; got != want {
+		t.Errorf("matchExpr = %s, want %s", got, want)
+	}
+	// A tag is hashed into a facet token: nothing of it reaches FTS5.
+	if got := facetExpr(readmodel.Query{Tag: `x" OR "y`}); !strings.HasPrefix(got, ` AND "zg`) || strings.Count(got, `"`) != 2 {
+		t.Errorf("facetExpr = %s", got)
 	}
 }
 
@@ -646,5 +707,34 @@ func TestStatementCache(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(want[i]) {
 			t.Errorf("query %d: cached statement answered %v, uncached %v", i, got, want[i])
 		}
+	}
+}
+
+// TestNameBucket: the bucket of search ids preserves the order of names
+// (a name sorting before another never gets a larger bucket), for names
+// of letters, digits, punctuation and any UTF-8.
+func TestNameBucket(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	alphabet := []string{"a", "b", "j", "o", "z", " ", "0", "9", "!", "-", ".", "_", "~", "\x01", "é", "ö", "東", "京", "\u00ff", "ż"}
+	var names []string
+	for range 20000 {
+		var b strings.Builder
+		for range r.IntN(12) {
+			b.WriteString(alphabet[r.IntN(len(alphabet))])
+		}
+		names = append(names, search.Fold(b.String()))
+	}
+	names = append(names, "", "john smith", "john smithson", "john smi", "john sm", "johnsmith")
+	slices.Sort(names) // bytewise, as SQLite compares name_key
+	for i := 1; i < len(names); i++ {
+		if a, b := nameBucket(names[i-1]), nameBucket(names[i]); a > b {
+			t.Fatalf("%q < %q but buckets %x > %x", names[i-1], names[i], a, b)
+		}
+	}
+	if nameBucket("john smith") == nameBucket("john sanchez") || nameBucket("anna") >= nameBucket("anne") {
+		t.Errorf("buckets too coarse")
+	}
+	if b := nameBucket("zzzzzzzzzz"); b>>42 != 0 || b<<slotBits < 0 {
+		t.Errorf("bucket %x overflows the search id", b)
 	}
 }

@@ -85,7 +85,8 @@ type stored struct {
 	seq     uint64
 	deleted bool
 	facet   facet
-	tags    []string // distinct
+	sid     sql.NullInt64 // the search id of a live document
+	tags    []string      // distinct
 	keys    dedupe.Keys
 	// phone and country are the stored ones: a document whose phone and
 	// country did not change keeps its phone key (parsing a number is the
@@ -106,6 +107,7 @@ type change struct {
 	index  []string // the distinct tags: what is indexed and counted
 	terms  search.DocTerms
 	keys   dedupe.Keys
+	sid    sql.NullInt64 // the search id (store sets it), NULL when hidden
 }
 
 // commit stores docs in the tables t; lease, when not "", is the rebuild
@@ -161,16 +163,27 @@ func commitTx(ctx context.Context, tx *sql.Tx, t tables, docs []readmodel.Custom
 			return err
 		}
 		defer w.close()
-		// In phases and in row id order: FTS5 flushes its pending inserts
+		// In phases and in rowid order: FTS5 flushes its pending inserts
 		// to a new segment on a delete, and on an insert whose rowid is
 		// not above the previous one, so anything else would write one
 		// tiny segment per document.
+		// The index phase goes in search id order (its rowids).
+		slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(a.old.sid.Int64, b.old.sid.Int64) })
+		for _, c := range changes {
+			if err := w.unindex(ctx, c); err != nil {
+				return fmt.Errorf("customer %s: %w", c.doc.ID, err)
+			}
+		}
 		slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(a.id, b.id) })
-		for _, phase := range []func(context.Context, change) error{w.unindex, w.store, w.index} {
-			for _, c := range changes {
-				if err := phase(ctx, c); err != nil {
-					return fmt.Errorf("customer %s: %w", c.doc.ID, err)
-				}
+		for i := range changes {
+			if err := w.store(ctx, &changes[i]); err != nil {
+				return fmt.Errorf("customer %s: %w", changes[i].doc.ID, err)
+			}
+		}
+		slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(a.sid.Int64, b.sid.Int64) })
+		for _, c := range changes {
+			if err := w.index(ctx, c); err != nil {
+				return fmt.Errorf("customer %s: %w", c.doc.ID, err)
 			}
 		}
 	}
@@ -350,7 +363,7 @@ func distinct(tags []string) []string {
 
 // writer holds the prepared statements of one Commit.
 type writer struct {
-	insert, update, ftsDelete, ftsInsert, tagDelete, tagInsert *sql.Stmt
+	insert, update, ftsDelete, ftsInsert, tagDelete, tagInsert, sidTaken *sql.Stmt
 }
 
 func prepareWriter(ctx context.Context, tx *sql.Tx, t tables) (*writer, error) {
@@ -369,7 +382,8 @@ func prepareWriter(ctx context.Context, tx *sql.Tx, t tables) (*writer, error) {
 		// write lock); it is the second line of "never regress".
 		{&w.update, "UPDATE " + t.customers + " SET " + strings.Join(sets, ", ") + " WHERE id = ? AND seq < ?"},
 		{&w.ftsDelete, "DELETE FROM " + t.fts + " WHERE rowid = ?"},
-		{&w.ftsInsert, "INSERT INTO " + t.fts + " (rowid, name, company, email, code) VALUES (?, ?, ?, ?, ?)"},
+		{&w.ftsInsert, "INSERT INTO " + t.fts + " (rowid, terms) VALUES (?, ?)"},
+		{&w.sidTaken, "SELECT count(*) FROM " + t.customers + " WHERE sid = ?"},
 		{&w.tagDelete, "DELETE FROM " + t.tags + " WHERE tag = ? AND customer = ?"},
 		{&w.tagInsert, "INSERT OR IGNORE INTO " + t.tags + " (tag, customer) VALUES (?, ?)"},
 	}
@@ -385,7 +399,7 @@ func prepareWriter(ctx context.Context, tx *sql.Tx, t tables) (*writer, error) {
 }
 
 func (w *writer) close() {
-	for _, st := range []*sql.Stmt{w.insert, w.update, w.ftsDelete, w.ftsInsert, w.tagDelete, w.tagInsert} {
+	for _, st := range []*sql.Stmt{w.insert, w.update, w.ftsDelete, w.ftsInsert, w.tagDelete, w.tagInsert, w.sidTaken} {
 		if st != nil {
 			st.Close()
 		}
@@ -402,8 +416,10 @@ func (w *writer) unindex(ctx context.Context, c change) error {
 	if !c.exists || c.old.deleted {
 		return nil
 	}
-	if _, err := w.ftsDelete.ExecContext(ctx, c.id); err != nil {
-		return err
+	if c.old.sid.Valid {
+		if _, err := w.ftsDelete.ExecContext(ctx, c.old.sid.Int64); err != nil {
+			return err
+		}
 	}
 	for _, tag := range c.old.tags {
 		if _, err := w.tagDelete.ExecContext(ctx, tag, c.id); err != nil {
@@ -413,9 +429,12 @@ func (w *writer) unindex(ctx context.Context, c change) error {
 	return nil
 }
 
-// store inserts or updates the document row.
-func (w *writer) store(ctx context.Context, c change) error {
+// store inserts or updates the document row, with its search id (c.sid).
+func (w *writer) store(ctx context.Context, c *change) error {
 	d := c.doc
+	if err := w.searchID(ctx, c); err != nil {
+		return err
+	}
 	tagsJSON, err := json.Marshal(c.tags)
 	if err != nil {
 		return err
@@ -434,7 +453,7 @@ func (w *writer) store(ctx context.Context, c change) error {
 		d.Address.PostalCode, d.Type, d.Status, d.Notes, string(tagsJSON), d.ExternalID, d.CreatedBy,
 		nanos(d.CreatedAt), nanos(d.UpdatedAt), int64(d.Version), int64(d.Seq), d.Hidden(), d.MergedInto, string(absorbedJSON),
 		c.keys.Email, c.keys.Phone, c.keys.NameCompany,
-		padded(c.terms.Name), padded(c.terms.Company), padded(c.terms.Email), padded(c.terms.AllCodes()),
+		padded(c.terms.Name), padded(c.terms.Company), padded(c.terms.Email), padded(c.terms.AllCodes()), c.sid,
 	}
 	if !c.exists {
 		_, err := w.insert.ExecContext(ctx, append([]any{c.id, d.ID}, fields...)...)
@@ -455,8 +474,7 @@ func (w *writer) index(ctx context.Context, c change) error {
 	if c.doc.Hidden() {
 		return nil
 	}
-	_, err := w.ftsInsert.ExecContext(ctx, c.id, padded(c.terms.Name), padded(c.terms.Company),
-		padded(c.terms.Email), strings.Join(c.terms.AllCodes(), " "))
+	_, err := w.ftsInsert.ExecContext(ctx, c.sid, indexText(c.terms, c.doc.Status, c.doc.Type, c.doc.CreatedBy, c.index))
 	if err != nil {
 		return err
 	}
@@ -535,7 +553,7 @@ func storedStates(ctx context.Context, tx *sql.Tx, t tables, ids []string) (map[
 		if err != nil {
 			return nil, err
 		}
-		rows, err := tx.QueryContext(ctx, "SELECT customer_id, id, seq, deleted, status, type, created_by, tags, dup_email, dup_phone, dup_name, phone, country FROM "+
+		rows, err := tx.QueryContext(ctx, "SELECT customer_id, id, seq, deleted, status, type, created_by, tags, dup_email, dup_phone, dup_name, phone, country, sid FROM "+
 			t.customers+" WHERE customer_id IN (SELECT value FROM json_each(?))", list)
 		if err != nil {
 			return nil, err
@@ -547,7 +565,7 @@ func storedStates(ctx context.Context, tx *sql.Tx, t tables, ids []string) (map[
 				seq      int64
 			)
 			err := rows.Scan(&id, &st.id, &seq, &st.deleted, &st.facet.status, &st.facet.typ, &st.facet.createdBy, &tags,
-				&st.keys.Email, &st.keys.Phone, &st.keys.NameCompany, &st.phone, &st.country)
+				&st.keys.Email, &st.keys.Phone, &st.keys.NameCompany, &st.phone, &st.country, &st.sid)
 			if err == nil {
 				err = json.Unmarshal([]byte(tags), &st.tags)
 			}
@@ -573,7 +591,7 @@ func storedStates(ctx context.Context, tx *sql.Tx, t tables, ids []string) (map[
 const writeColumns = "id, customer_id, customer_code, code_num, name, name_key, email, email_key, phone, company, " +
 	"street, city, state, country, postal_code, type, status, notes, tags, external_id, created_by, " +
 	"created_at, updated_at, version, seq, deleted, merged_into, absorbed, dup_email, dup_phone, dup_name, " +
-	"name_terms, company_terms, email_terms, code_key"
+	"name_terms, company_terms, email_terms, code_key, sid"
 
 // padded returns tokens joined by spaces with a space before and after
 // (" john smith "), so that SQL finds a token as " w " and a token
