@@ -25,10 +25,13 @@ import (
 // index gives it: its rowid, the document's search id (sid), starts with
 // a bucket of the folded name (nameBucket, its first 7 characters,
 // order-preserving), so the index returns matches in name order up to the
-// order inside one bucket. A tier is read in rowid order, each candidate's
-// score computed in SQL (scoreExpr), until the page is full and the last
-// bucket complete, then sorted exactly: about (page + the better tiers'
-// matches + one bucket) rows, never every match.
+// order inside one bucket. A tier's candidates are read in rowid order a
+// chunk at a time, bucket by bucket: a bucket's candidates are sorted by
+// name from the sid index alone (no row read), then checked in that order
+// (their score computed in SQL by scoreExpr, and the filters) until the
+// page is full. The rows read are about the page and the better tiers'
+// customers met on the way; the index entries read about those and one
+// bucket's; never every match.
 //
 // The index has one token per word and field, marked by the field ("n"
 // name, "c" company, "e" email, "k" code: "njohn", "eexample"), so each

@@ -163,11 +163,11 @@ func commitTx(ctx context.Context, tx *sql.Tx, t tables, docs []readmodel.Custom
 			return err
 		}
 		defer w.close()
-		// In phases and in rowid order: FTS5 flushes its pending inserts
-		// to a new segment on a delete, and on an insert whose rowid is
-		// not above the previous one, so anything else would write one
-		// tiny segment per document.
-		// The index phase goes in search id order (its rowids).
+		// In phases, the search index's in its rowid (search id) order:
+		// FTS5 flushes its pending inserts to a new segment on a delete,
+		// and on an insert whose rowid is not above the previous one, so
+		// anything else would write one tiny segment per document. The
+		// rows are stored in row id order, each taking its search id.
 		slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(a.old.sid.Int64, b.old.sid.Int64) })
 		for _, c := range changes {
 			if err := w.unindex(ctx, c); err != nil {
