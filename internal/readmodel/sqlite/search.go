@@ -353,7 +353,7 @@ func (s *Store) Search(ctx context.Context, q readmodel.Query) (readmodel.Page, 
 	if total > bound {
 		p.Total, p.TotalAtLeast = bound, true
 	}
-	if !ok || total == 0 {
+	if !ok || total == 0 || !p.TotalAtLeast && offset >= total {
 		return p, nil
 	}
 	var ids []int64
@@ -467,7 +467,7 @@ func (s *Store) tierHits(ctx context.Context, tx *sql.Tx, words []string, t tier
 	var (
 		out     []hit
 		pending []hit // the candidates of the last bucket read, which may go on in the next chunk
-		chunk   = max(2*n, s.searchChunk)
+		chunk   = min(max(2*n, s.searchChunk), 4096)
 	)
 	// take checks the candidates of one whole bucket in name order.
 	take := func(bucket []hit) error {
