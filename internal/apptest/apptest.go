@@ -205,7 +205,12 @@ func (e *Env) StreamMessages() []*jetstream.RawStreamMsg {
 	}
 	var out []*jetstream.RawStreamMsg
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(ctx, seq)
+		// 10 s for each message, not for all: a stream of 24,000
+		// messages took more than 10 s to read one by one under the race
+		// detector on a loaded CI machine.
+		mctx, mcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m, err := s.GetMsg(mctx, seq)
+		mcancel()
 		if err != nil {
 			e.T.Fatalf("get msg %d: %v", seq, err)
 		}
