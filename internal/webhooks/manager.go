@@ -386,7 +386,7 @@ func (m *Manager) SequenceAt(ctx context.Context, t time.Time) (uint64, error) {
 		StartTime time.Time `json:"start_time"`
 		NextFor   string    `json:"next_by_subj"`
 	}{t.UTC(), events.SubjectAll})
-	msgs, _, err := m.directGet(ctx, m.opts.Stream, req, false)
+	msgs, _, err := m.directGet(ctx, m.opts.Stream, req, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -447,7 +447,7 @@ func (m *Manager) Status(ctx context.Context, id string) (Status, error) {
 	}
 	msgs, _, err := m.directGet(ctx, DeliveriesStream, mustJSON(struct {
 		Last string `json:"last_by_subj"`
-	}{DeliveriesPrefix + "." + id}), false)
+	}{DeliveriesPrefix + "." + id}), 0)
 	if err != nil {
 		return st, err
 	}
@@ -478,7 +478,7 @@ func (m *Manager) Deliveries(ctx context.Context, id string, after string, since
 	} else {
 		req["seq"] = max(cur.seq, 1)
 	}
-	msgs, more, err := m.directGet(ctx, DeliveriesStream, mustJSON(req), true)
+	msgs, more, err := m.directGet(ctx, DeliveriesStream, mustJSON(req), limit+1)
 	if err != nil {
 		return nil, "", false, err
 	}
@@ -511,10 +511,10 @@ func mustJSON(v any) []byte {
 }
 
 // directGet is one direct get with a 5 s bound.
-func (m *Manager) directGet(ctx context.Context, stream string, req []byte, batched bool) ([]eventstore.DirectMsg, bool, error) {
+func (m *Manager) directGet(ctx context.Context, stream string, req []byte, batch int) ([]eventstore.DirectMsg, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return eventstore.DirectGet(ctx, m.nc, stream, req, batched)
+	return eventstore.DirectGet(ctx, m.nc, stream, req, batch)
 }
 
 func (m *Manager) unavailable(err error) error {
