@@ -334,8 +334,8 @@ func (s *Store) directBatch(ctx context.Context, filter string, start uint64, si
 	return s.directGet(ctx, req, size)
 }
 
-// directGet sends one batched direct get of up to batch messages to the
-// customer stream.
+// directGet sends one direct get to the customer stream (batch: as for
+// DirectGet).
 func (s *Store) directGet(ctx context.Context, req []byte, batch int) ([]DirectMsg, bool, error) {
 	return DirectGet(ctx, s.nc, s.cfg.Stream, req, batch)
 }
@@ -362,7 +362,7 @@ func DirectGet(ctx context.Context, nc *nats.Conn, stream string, req []byte, ba
 		if err != nil {
 			return nil, false, classify(err)
 		}
-		msg, _, done, err := directReply(m, false)
+		msg, _, done, err := directReply(m)
 		if err != nil || done {
 			return nil, false, err
 		}
@@ -385,7 +385,7 @@ func DirectGet(ctx context.Context, nc *nats.Conn, stream string, req []byte, ba
 		case <-ctx.Done():
 			return nil, false, classify(ctx.Err())
 		}
-		msg, left, done, err := directReply(m, true)
+		msg, left, done, err := directReply(m)
 		if err != nil {
 			return nil, false, err
 		}
@@ -402,7 +402,7 @@ func DirectGet(ctx context.Context, nc *nats.Conn, stream string, req []byte, ba
 // directReply reads one reply of a direct get: a message, or (done) the
 // status that ends the answer: not found, end of batch (left: messages
 // left after it), or an error.
-func directReply(m *nats.Msg, batched bool) (msg DirectMsg, left, done bool, err error) {
+func directReply(m *nats.Msg) (msg DirectMsg, left, done bool, err error) {
 	switch m.Header.Get("Status") {
 	case "":
 		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
@@ -520,23 +520,11 @@ func (s *Store) LoadClaim(ctx context.Context, subject string) (string, uint64, 
 	req, _ := json.Marshal(struct {
 		Last string `json:"last_by_subj"`
 	}{subject})
-	resp, err := s.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+s.cfg.Stream, req)
-	if err != nil {
-		return "", 0, classify(err)
+	msgs, _, err := s.directGet(ctx, req, 0)
+	if err != nil || len(msgs) == 0 {
+		return "", 0, err
 	}
-	switch resp.Header.Get("Status") {
-	case "":
-	case "404":
-		return "", 0, nil
-	case "503":
-		return "", 0, ErrUnavailable
-	default:
-		return "", 0, fmt.Errorf("%w: claim %s: status %s %s", errUnexpected, subject, resp.Header.Get("Status"), resp.Header.Get("Description"))
-	}
-	seq, err := strconv.ParseUint(resp.Header.Get(jetstream.SequenceHeader), 10, 64)
-	if err != nil {
-		return "", 0, fmt.Errorf("%w: claim %s without sequence", errUnexpected, subject)
-	}
+	resp, seq := msgs[0], msgs[0].Seq
 	var rec claimRecord
 	if err := json.Unmarshal(resp.Data, &rec); err != nil || rec.CustomerID == "" {
 		return "", 0, fmt.Errorf("%w: claim %s at %d: %q", errUnexpected, subject, seq, resp.Data)
