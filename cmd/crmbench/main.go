@@ -77,6 +77,11 @@ binary, so that --pid is the service's own process):
   go build -o /tmp/crm-api ./cmd/api && /tmp/crm-api & API_PID=$!
   go run ./cmd/crmbench --pid $API_PID           # about 10 minutes with the defaults
 
+Scale mode (--scale 10k,100k,1m) runs the phases at each size in turn, topping
+the data set up before each step, and ends with one table of every figure per
+size (docs/PERFORMANCE.md, "Scale"); with --topup-by events it reaches 1,000,000
+customers in about 20 minutes.
+
 Phases (--phases, comma-separated; groups: all, raw, service, reads, writes, project):
   topup        create customers until the data set has --customers (measured, once)
   raw-read     raw SQLite find-by-id / list / search on a snapshot copy of the read model
@@ -154,6 +159,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"service's counter: a fast way to reach 1,000,000; then waits for the read model)")
 	fs.DurationVar(&b.rebuildTimeout, "rebuild-timeout", 15*time.Minute, "longest one full rebuild may take")
 	fs.StringVar(&b.tmp, "tmp", os.TempDir(), "directory for temporary databases (removed at the end)")
+	scale := fs.String("scale", "", "scale mode: data set sizes, comma-separated and ascending (e.g. 10000,100000,1000000): for each\n"+
+		"size in turn, top up to it (--topup-by; the topup phase is implied) and run the phases, then print every\n"+
+		"figure side by side per size, so that the growth of each cost shows. --customers is ignored")
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -167,7 +175,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := b.validate(*phases); err != nil {
 		return err
 	}
-	var err error
+	sizes, err := parseSizes(*scale)
+	if err != nil {
+		return fmt.Errorf("--scale: %w", err)
+	}
+	if len(sizes) > 0 {
+		b.phases["topup"] = true
+		b.customers = sizes[0]
+	}
 	if b.readRate, err = parseRates(*readRate); err != nil {
 		return fmt.Errorf("--read-rate: %w", err)
 	}
@@ -178,33 +193,50 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	b.runID = strings.ToUpper(strings.ReplaceAll(uuid.NewString()[:8], "-", ""))
-	b.rep = newReport(b)
+	if len(sizes) > 0 {
+		return b.scaleRun(ctx, sizes, stdout, *jsonOut)
+	}
 
-	err = b.execute(ctx)
+	rep, err := b.once(ctx)
+	if rep == nil {
+		return err
+	}
+	if *jsonOut {
+		if werr := writeJSON(stdout, rep); werr != nil {
+			return werr
+		}
+	} else {
+		rep.writeTable(stdout)
+	}
+	return err
+}
+
+// once runs the selected phases at --customers and returns the finished
+// report (nil when nothing was measured) and the error that ended it early.
+// Scratch streams, temporary files and connections are gone when it returns.
+func (b *bench) once(ctx context.Context) (*report, error) {
+	b.rep = newReport(b)
+	err := b.execute(ctx)
 	if cerr := b.cleanup.runAll(); cerr != nil {
-		fmt.Fprintln(stderr, "crmbench: cleanup:", cerr)
+		fmt.Fprintln(b.log, "crmbench: cleanup:", cerr)
 	}
 	if b.nc != nil {
 		b.nc.Close()
+		b.nc, b.js = nil, nil
 	}
 	if b.cl != nil {
 		b.cl.close()
+		b.cl = nil
 	}
+	b.ids, b.codes = nil, nil
 	if err != nil && !b.rep.hasResults() {
-		return err
+		return nil, err
 	}
 	if err != nil {
 		b.rep.Error = err.Error()
 	}
 	b.rep.finish(b)
-	if *jsonOut {
-		if werr := b.rep.writeJSON(stdout); werr != nil {
-			return werr
-		}
-	} else {
-		b.rep.writeTable(stdout)
-	}
-	return err
+	return b.rep, err
 }
 
 // parseRates reads "get=2000,list=400,search=40".

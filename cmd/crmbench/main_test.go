@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -221,5 +223,91 @@ func TestNATSAuth(t *testing.T) {
 	b.natsURL = "nats://u:p@127.0.0.1:4222"
 	if o, err := b.natsAuth(none); err != nil || len(o) != 0 {
 		t.Fatalf("credentials in the URL: %d options, %v", len(o), err)
+	}
+}
+
+func TestParseSizes(t *testing.T) {
+	got, err := parseSizes("10k, 100_000,1m")
+	if err != nil || !slices.Equal(got, []int64{10_000, 100_000, 1_000_000}) {
+		t.Fatalf("parseSizes: %v, %v", got, err)
+	}
+	for _, bad := range []string{"100,10", "100,100", "0", "-5", "x", "1.5k", "10000000000000000000"} {
+		if _, err := parseSizes(bad); err == nil {
+			t.Errorf("parseSizes(%q) accepted", bad)
+		}
+	}
+	if got, err := parseSizes(""); err != nil || got != nil {
+		t.Errorf("no sizes: %v, %v", got, err)
+	}
+}
+
+// TestScaleMode is the small-scale smoke run of --scale against a real
+// service: each step tops the data set up to its size and measures there,
+// and the scale table lines the same figure up across the sizes.
+func TestScaleMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a service")
+	}
+	env := apptest.StartEmbedded(t)
+	var out, errb bytes.Buffer
+	args := []string{"--url", env.App.URL(), "--nats", env.App.NATSURL, "--data-dir", env.Cfg.DataDir,
+		"--token", env.Token, "--clients", "4", "--scale", "40,2000", "--topup-by", "events", "--runs", "1", "--duration", "200ms", "--warmup", "0",
+		"--phases", "get,search,raw-publish,create,patch", "--tmp", t.TempDir(), "--pid", strconv.Itoa(os.Getpid()), "--json"}
+	if err := run(context.Background(), args, func(string) string { return "" }, &out, &errb); err != nil {
+		t.Fatalf("crmbench: %v\n%s", err, errb.String())
+	}
+	var sr scaleReport
+	if err := json.Unmarshal(out.Bytes(), &sr); err != nil {
+		t.Fatalf("JSON output: %v\n%s", err, out.String())
+	}
+	if len(sr.Steps) != 2 || !slices.Equal(sr.Sizes, []int64{40, 2000}) || sr.Error != "" {
+		t.Fatalf("steps %d, sizes %v, error %q", len(sr.Steps), sr.Sizes, sr.Error)
+	}
+	for i, rep := range sr.Steps {
+		size := sr.Sizes[i]
+		if rep.Config.Customers != size || rep.Dataset.ForReads < size {
+			t.Errorf("step %d: config %d customers, %d during the reads, want %d", i, rep.Config.Customers, rep.Dataset.ForReads, size)
+		}
+		for _, p := range []string{"get", "search", "create", "patch", "raw-publish"} {
+			if len(rep.Phases[p]) != 1 || rep.Phases[p][0].Ops == 0 || rep.Phases[p][0].Failed > 0 {
+				t.Errorf("step %d phase %s: %+v", i, p, rep.Phases[p])
+			}
+		}
+	}
+	// The first step appended 40 customers; the second topped up from what
+	// the first left (its creates included) to 2,000.
+	first, second := sr.Steps[0].Dataset, sr.Steps[1].Dataset
+	if first.ToppedUp != 40 || second.AtStart != first.AtEnd || second.ToppedUp != 2000-second.AtStart || second.ForReads < 2000 {
+		t.Errorf("data sets: first step %+v, second %+v", first, second)
+	}
+
+	rows := sr.rows()
+	byName := map[string]scaleRow{}
+	for _, r := range rows {
+		byName[r.name] = r
+	}
+	for _, name := range []string{"get-by-id/s", "get-by-id p99", "creates/s (POST)", "patches/s (PATCH)",
+		"service CPU per get operation", "service anonymous memory (RssAnon, sampled after each run)"} {
+		r, ok := byName[name]
+		if !ok || len(r.cells) != 2 || r.cells[0] == "" || r.cells[1] == "" {
+			t.Errorf("scale row %q: %+v (rows %v)", name, r, slices.Collect(maps.Keys(byName)))
+		}
+	}
+	if r := byName["creates/s (POST)"]; !strings.Contains(r.cells[0], "%)") {
+		t.Errorf("creates/s at the first size without its ratio to raw publish: %q", r.cells[0])
+	}
+	var searchRows int
+	for _, r := range rows {
+		if strings.HasPrefix(r.name, "search ") && strings.HasSuffix(r.name, " p50 / p99") {
+			searchRows++
+		}
+	}
+	if searchRows == 0 {
+		t.Error("no per-query search rows")
+	}
+	var table bytes.Buffer
+	sr.writeTable(&table)
+	if !strings.Contains(table.String(), "FIGURE  ") || !strings.Contains(table.String(), "get-by-id/s  ") {
+		t.Errorf("scale table:\n%s", table.String())
 	}
 }
