@@ -24,8 +24,9 @@ import (
 // of names), version and seq (the write guard), deleted (tombstones stay so
 // that a late event cannot resurrect a customer), searchTerms (every prefix
 // of every token of name, email, company and code: the portable search
-// index; empty for tombstones) and the tokens of name, company and email
-// that search.Score ranks with.
+// index; empty for tombstones), the tokens of name, company and email
+// that search.Score ranks with, and rankTerms (the match classes, see
+// Search; empty for tombstones).
 type document struct {
 	ID         string        `bson:"_id"`
 	CustomerID string        `bson:"customerId"`
@@ -58,6 +59,7 @@ type document struct {
 	NameTerms    []string   `bson:"nameTerms"`
 	CompanyTerms []string   `bson:"companyTerms"`
 	EmailTerms   []string   `bson:"emailTerms"`
+	RankTerms    []string   `bson:"rankTerms"` // the match classes it offers (see Search); empty when hidden
 	// DupKeys are the duplicate keys ("email:…", "phone:…",
 	// "name+company:…", see dupKey) of a live customer; empty when hidden.
 	DupKeys []string `bson:"dupKeys"`
@@ -82,7 +84,7 @@ type address struct {
 var docProjection = bson.D{
 	{Key: "searchTerms", Value: 0}, {Key: "nameTerms", Value: 0},
 	{Key: "companyTerms", Value: 0}, {Key: "emailTerms", Value: 0},
-	{Key: "dupKeys", Value: 0},
+	{Key: "rankTerms", Value: 0}, {Key: "dupKeys", Value: 0},
 }
 
 // toDocument returns the document of c. Seq and Version must fit in int64.
@@ -99,6 +101,7 @@ func toDocument(c readmodel.Customer) document {
 		CodeNum: search.CodeNumber(c.Code), NameKey: search.Fold(c.Name), EmailKey: emailKey(c.Email),
 		Version: int64(c.Version), Seq: int64(c.Seq), Deleted: c.Hidden(), MergedInto: c.MergedInto, Absorbed: []absorbed{},
 		SearchTerms:  []string{},
+		RankTerms:    []string{},
 		NameTerms:    nonNil(terms.Name),
 		CompanyTerms: nonNil(terms.Company),
 		EmailTerms:   nonNil(terms.Email),
@@ -126,6 +129,7 @@ func toDocument(c readmodel.Customer) document {
 			all = append(all, search.Tokens(code)...)
 		}
 		d.SearchTerms = nonNil(search.Prefixes(all))
+		d.RankTerms = nonNil(rankTerms(terms))
 		d.DupKeys = dupKeys(c)
 	}
 	return d

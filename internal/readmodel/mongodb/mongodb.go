@@ -32,6 +32,7 @@ import (
 
 	"crm/internal/fault"
 	"crm/internal/readmodel"
+	"crm/internal/search"
 )
 
 // Collection is the name of the live read model's collection.
@@ -52,6 +53,9 @@ type Store struct {
 	client *mongo.Client
 	db     *mongo.Database
 	closed atomic.Bool
+
+	searchFew   int64 // see defaultSearchFew; tests lower it
+	searchChunk int   // candidates a tier query reads at least at a time
 }
 
 var _ readmodel.Store = (*Store)(nil)
@@ -84,7 +88,7 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("readmodel/mongodb: connect: %w", err)
 	}
-	s := &Store{client: client, db: client.Database(database)}
+	s := &Store{client: client, db: client.Database(database), searchFew: defaultSearchFew, searchChunk: 64}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -96,7 +100,59 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := backfillRankTerms(ctx, s.live().c); err != nil {
+		err = s.fail("add rankTerms", err)
+		s.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// backfillRankTerms gives the live documents written before rankTerms
+// existed their match classes, computed from the tokens they store, a
+// thousand at a time (each batch within the operation timeout). An update
+// applies only while the field is still missing, so a newer write of the
+// document, which carries it, always wins.
+func backfillRankTerms(ctx context.Context, c *mongo.Collection) error {
+	missing := bson.D{{Key: "deleted", Value: false}, {Key: "rankTerms", Value: bson.D{{Key: "$exists", Value: false}}}}
+	for {
+		octx, cancel := opContext(ctx)
+		n, err := func() (int, error) {
+			cur, err := c.Find(octx, missing, options.Find().SetProjection(hitProjection).SetLimit(1000))
+			if err != nil {
+				return 0, err
+			}
+			var models []mongo.WriteModel
+			for cur.Next(octx) {
+				var h hit
+				if err := cur.Decode(&h); err != nil {
+					cur.Close(octx)
+					return 0, err
+				}
+				terms := search.DocTerms{Name: h.NameTerms, Company: h.CompanyTerms, Email: h.EmailTerms, Code: search.Fold(h.Code)}
+				for _, a := range h.Absorbed {
+					terms.Codes = append(terms.Codes, search.Fold(a.Code))
+				}
+				models = append(models, mongo.NewUpdateOneModel().
+					SetFilter(bson.D{{Key: "_id", Value: h.ID}, {Key: "rankTerms", Value: bson.D{{Key: "$exists", Value: false}}}}).
+					SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "rankTerms", Value: nonNil(rankTerms(terms))}}}}))
+			}
+			if err := cur.Err(); err != nil {
+				cur.Close(octx)
+				return 0, err
+			}
+			cur.Close(octx)
+			if len(models) == 0 {
+				return 0, nil
+			}
+			_, err = c.BulkWrite(octx, models, options.BulkWrite().SetOrdered(false))
+			return len(models), err
+		}()
+		cancel()
+		if err != nil || n == 0 {
+			return err
+		}
+	}
 }
 
 // Ping reports whether the primary answers.
@@ -255,8 +311,10 @@ func indexModels() []mongo.IndexModel {
 		{Keys: asc("deleted", "type", "createdAt", "createdAtNs", "codeNum")},
 		{Keys: asc("deleted", "createdBy", "createdAt", "createdAtNs", "codeNum")},
 		{Keys: asc("deleted", "tags", "createdAt", "createdAtNs", "codeNum")},
-		// The portable search index (multikey).
+		// The portable search index (multikey), and the match classes in
+		// name order that Search ranks tier by tier.
 		{Keys: asc("searchTerms")},
+		{Keys: asc("rankTerms", "nameKey", "codeNum")},
 	}
 	for i, m := range models {
 		if m.Options == nil {

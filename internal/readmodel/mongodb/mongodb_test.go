@@ -18,6 +18,7 @@ import (
 	"crm/internal/customer"
 	"crm/internal/readmodel"
 	"crm/internal/readmodel/readmodeltest"
+	"crm/internal/search"
 )
 
 // ferretURI is the address of the FerretDB that TestMain runs for the whole
@@ -140,6 +141,141 @@ func TestConformanceFerretDB(t *testing.T) {
 		readmodeltest.RandomScale(40, 80))
 }
 
+// TestConformanceFerretDBManyMatches runs the suite's search subtests with
+// Search ranking tier by tier whatever the number of matches (the plan of
+// larger data sets), reading a tier's candidates as few at a time as a page
+// allows.
+func TestConformanceFerretDBManyMatches(t *testing.T) {
+	many := func(s readmodel.Store) readmodel.Store {
+		st := s.(*Store)
+		st.searchFew, st.searchChunk = 0, 1
+		return st
+	}
+	readmodeltest.Run(t, func(t *testing.T) (readmodel.Store, func() readmodel.Store) {
+		s, again := openPair(t, ferretURI)
+		return many(s), func() readmodel.Store { return many(again()) }
+	}, readmodeltest.RandomScale(40, 80), readmodeltest.Only("SearchSemantics", "SearchRanking", "SearchWithFilters",
+		"DeletedNeverReturned", "MergedCustomers", "RandomStreams"))
+}
+
+// TestSearchTiers: with many matches, the tier plan returns the pages that
+// ranking every match does (same order, same totals, keyset and offset
+// pages), for queries whose matches spread over several tiers.
+func TestSearchTiers(t *testing.T) {
+	s := openFerret(t)
+	ctx := t.Context()
+	names := []string{"Jo Smith", "John Smith", "Johanna Jones", "Smith Johnson", "Jon Snow", "Ann Jo", "Bo Jolly", "Jo", "Smithy Jo"}
+	var docs []readmodel.Customer
+	for i := range 36 {
+		c := testDoc(i+1, names[i%len(names)])
+		switch i % 4 {
+		case 0:
+			c.Company = "Jolly Smithers"
+		case 1:
+			c.Email = fmt.Sprintf("jo%d@smith.example", i)
+		case 2:
+			c.Company, c.Email = "Acme", "ann@example.com"
+		}
+		docs = append(docs, c)
+	}
+	if err := s.Commit(ctx, docs, 36); err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"jo", "smith jo", "c01 jo", "j s", "example"} {
+		for _, perPage := range []int{5, 100} {
+			s.searchFew = 1_000_000
+			want := searchAll(t, s, text, perPage)
+			s.searchFew, s.searchChunk = 0, 2
+			got := searchAll(t, s, text, perPage)
+			if !slices.Equal(got, want) {
+				t.Errorf("%q perPage %d: tiers give\n%v\nranking all gives\n%v", text, perPage, got, want)
+			}
+		}
+	}
+}
+
+// searchAll pages through a search by page number and by keyset and returns
+// the codes in order (and checks that both agree).
+func searchAll(t *testing.T, s *Store, text string, perPage int) []string {
+	t.Helper()
+	var byPage, byKey []string
+	for page := 1; ; page++ {
+		p, err := s.Search(t.Context(), readmodel.Query{Text: text, Page: page, PerPage: perPage})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range p.Items {
+			byPage = append(byPage, c.Code)
+		}
+		if len(p.Items) == 0 || int64(len(byPage)) >= p.Total {
+			break
+		}
+	}
+	q := readmodel.Query{Text: text, PerPage: perPage}
+	for {
+		p, err := s.Search(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range p.Items {
+			byKey = append(byKey, c.Code)
+		}
+		if !p.More || len(p.Items) == 0 {
+			break
+		}
+		if int64(len(byKey)) > p.Total {
+			t.Fatalf("%q perPage %d: keyset pages go on past the total %d: %v", text, perPage, p.Total, byKey)
+		}
+		last := p.Items[len(p.Items)-1]
+		terms := search.NewDocTerms(last.Name, last.Company, last.Email, last.Code, last.AbsorbedCodes()...)
+		words, _ := search.ParseQuery(text)
+		q.After = &readmodel.Position{Score: search.Score(words, terms), Name: search.Fold(last.Name), Code: search.CodeNumber(last.Code)}
+	}
+	if !slices.Equal(byPage, byKey) {
+		t.Errorf("%q perPage %d: pages give %v, keyset gives %v", text, perPage, byPage, byKey)
+	}
+	return byPage
+}
+
+// TestBackfillRankTerms: documents stored before rankTerms existed get
+// them on Open, and are found by the tier plan.
+func TestBackfillRankTerms(t *testing.T) {
+	s := openFerret(t)
+	ctx := t.Context()
+	c := testDoc(3, "Jolene Parton")
+	c.Company = "Nashville Records"
+	if err := s.Commit(ctx, []readmodel.Customer{c, testDoc(4, "Joe Bloggs")}, 4); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.live().c.UpdateMany(ctx, bson.D{}, bson.D{{Key: "$unset", Value: bson.D{{Key: "rankTerms", Value: ""}}}}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(ctx, ferretURI, s.db.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	var raw bson.M
+	if err := again.live().c.FindOne(ctx, bson.D{{Key: "_id", Value: c.ID}}).Decode(&raw); err != nil {
+		t.Fatal(err)
+	}
+	var terms []string
+	arr, _ := raw["rankTerms"].(bson.A)
+	for _, v := range arr {
+		terms = append(terms, v.(string))
+	}
+	for _, want := range []string{"k=c003", "k>c0", "n=jolene", "n>jol", "c=nashville", "c>rec"} {
+		if !slices.Contains(terms, want) {
+			t.Errorf("rankTerms after the backfill %q lack %q", terms, want)
+		}
+	}
+	again.searchFew = 0
+	p, err := again.Search(ctx, readmodel.Query{Text: "jo"})
+	if err != nil || len(p.Items) != 2 || p.Items[0].Code != "C004" || p.Items[1].Code != "C003" {
+		t.Errorf("search after the backfill: %+v, %v", p, err)
+	}
+}
+
 // TestConformanceMongoDB runs the suite against a real MongoDB when
 // CRM_TEST_MONGODB_URL is set (each subtest in its own database, dropped at
 // the end).
@@ -249,7 +385,7 @@ func TestIndexes(t *testing.T) {
 	s := openFerret(t)
 	ctx := t.Context()
 	want := []string{"_id_", "customerId_1", "customerCode_1", "email_1", "phone_1", "company_1", "type_1",
-		"status_1", "createdBy_1", "tags_1", "createdAt_-1", "searchTerms_1",
+		"status_1", "createdBy_1", "tags_1", "createdAt_-1", "searchTerms_1", "rankTerms_1_nameKey_1_codeNum_1",
 		"deleted_1_createdAt_1_createdAtNs_1_codeNum_1", "deleted_1_updatedAt_1_updatedAtNs_1_codeNum_1",
 		"deleted_1_nameKey_1_codeNum_1", "deleted_1_codeNum_1",
 		"deleted_1_status_1_createdAt_1_createdAtNs_1_codeNum_1",

@@ -1,19 +1,15 @@
 package mongodb
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"crm/internal/readmodel"
-	"crm/internal/search"
 )
 
 // Get returns the live customer id (see readmodel.Found).
@@ -118,129 +114,6 @@ func keyset(q readmodel.Query) bson.A {
 		or = append(or, alt)
 	}
 	return or
-}
-
-// hit is what Search reads of each match to rank it.
-type hit struct {
-	ID           string     `bson:"_id"`
-	Code         string     `bson:"customerCode"`
-	NameKey      string     `bson:"nameKey"`
-	CodeNum      int64      `bson:"codeNum"`
-	NameTerms    []string   `bson:"nameTerms"`
-	CompanyTerms []string   `bson:"companyTerms"`
-	EmailTerms   []string   `bson:"emailTerms"`
-	Absorbed     []absorbed `bson:"absorbed"`
-	score        int
-}
-
-var hitProjection = bson.D{
-	{Key: "customerCode", Value: 1}, {Key: "nameKey", Value: 1}, {Key: "codeNum", Value: 1},
-	{Key: "nameTerms", Value: 1}, {Key: "companyTerms", Value: 1}, {Key: "emailTerms", Value: 1}, {Key: "absorbed", Value: 1},
-}
-
-// Search returns one page of live customers matching q.Text and q's filters,
-// ranked by search.Score, then name, then code, and their count (exact up
-// to q.TotalBound, that bound with TotalAtLeast beyond, as in every store). A
-// q.Text without words, or too long, is an error wrapping
-// search.ErrEmptyQuery or search.ErrQueryTooLong.
-//
-// The search index (searchTerms, every prefix of every token) selects the
-// matches; their tokens are read and scored here with package search, which
-// makes the ranking identical to the SQLite store's without $text (absent
-// from FerretDB) and without ranking inside the server; then the page's
-// documents are read by id.
-func (s *Store) Search(ctx context.Context, q readmodel.Query) (readmodel.Page, error) {
-	words, err := search.ParseQuery(q.Text)
-	if err != nil {
-		return readmodel.Page{}, fmt.Errorf("readmodel/mongodb: search: %w", err)
-	}
-	if s.closed.Load() {
-		return readmodel.Page{}, s.fail("search", errClosed)
-	}
-	ctx, cancel := opContext(ctx)
-	defer cancel()
-	c := s.live().c
-	filter := append(filters(q), bson.E{Key: "searchTerms", Value: bson.D{{Key: "$all", Value: words}}})
-	cur, err := c.Find(ctx, filter, options.Find().SetProjection(hitProjection))
-	if err != nil {
-		return readmodel.Page{}, s.fail("search", err)
-	}
-	var hits []hit
-	err = func() error {
-		defer cur.Close(context.WithoutCancel(ctx))
-		for cur.Next(ctx) {
-			var h hit
-			if err := cur.Decode(&h); err != nil {
-				return err
-			}
-			var codes []string
-			for _, a := range h.Absorbed {
-				codes = append(codes, search.Fold(a.Code))
-			}
-			h.score = search.Score(words, search.DocTerms{
-				Name: h.NameTerms, Company: h.CompanyTerms, Email: h.EmailTerms, Code: search.Fold(h.Code), Codes: codes,
-			})
-			if h.score > 0 {
-				h.NameTerms, h.CompanyTerms, h.EmailTerms = nil, nil, nil
-				hits = append(hits, h)
-			}
-		}
-		return cur.Err()
-	}()
-	if err != nil {
-		return readmodel.Page{}, s.fail("search", err)
-	}
-	slices.SortFunc(hits, func(a, b hit) int {
-		if r := cmp.Compare(b.score, a.score); r != 0 {
-			return r
-		}
-		if r := strings.Compare(a.NameKey, b.NameKey); r != 0 {
-			return r
-		}
-		if r := cmp.Compare(a.CodeNum, b.CodeNum); r != 0 {
-			return r
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	n := int64(len(hits))
-	p := readmodel.Page{Items: []readmodel.Customer{}, Total: n}
-	if bound := q.TotalBound(); n > bound {
-		p.Total, p.TotalAtLeast = bound, true
-	}
-	limit, offset, ok := q.Bounds()
-	if a := q.After; a != nil { // keyset: the first hit after the position
-		offset, ok = n, true
-		for i, h := range hits {
-			if h.score < a.Score || h.score == a.Score && (h.NameKey > a.Name || h.NameKey == a.Name && h.CodeNum > a.Code) {
-				offset = int64(i)
-				break
-			}
-		}
-	}
-	if !ok || offset >= n {
-		return p, nil
-	}
-	p.More = offset+limit < n
-	page := hits[offset:min(n, offset+limit)]
-	ids := make([]string, len(page))
-	for i, h := range page {
-		ids[i] = h.ID
-	}
-	cur, err = c.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, {Key: "deleted", Value: false}},
-		options.Find().SetProjection(docProjection))
-	if err != nil {
-		return readmodel.Page{}, s.fail("search", err)
-	}
-	byID := make(map[string]readmodel.Customer, len(ids))
-	if err := decodeAll(ctx, cur, func(c readmodel.Customer) { byID[c.ID] = c }); err != nil {
-		return readmodel.Page{}, s.fail("search", err)
-	}
-	for _, id := range ids {
-		if c, ok := byID[id]; ok { // else deleted since it was ranked
-			p.Items = append(p.Items, c)
-		}
-	}
-	return p, nil
 }
 
 // filters returns the filter of live customers matching q's filters. Every

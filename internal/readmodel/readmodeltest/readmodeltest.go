@@ -29,13 +29,27 @@ import (
 // Option adjusts the suite for an adapter.
 type Option func(*options)
 
-type options struct{ customers, events int }
+type options struct {
+	customers, events int
+	only              map[string]bool // nil: every subtest
+}
 
 // RandomScale sets the size of the randomized subtest (default 150
 // customers, 250 events per batch source); slow servers (FerretDB scans every
 // document on each write) use less.
 func RandomScale(customers, events int) Option {
 	return func(o *options) { o.customers, o.events = customers, events }
+}
+
+// Only runs the named subtests alone (for a second run of the suite in
+// another configuration of the same store, where the others would repeat).
+func Only(names ...string) Option {
+	return func(o *options) {
+		o.only = map[string]bool{}
+		for _, n := range names {
+			o.only[n] = true
+		}
+	}
 }
 
 // Run runs every subtest on stores made by open. open returns a new, empty
@@ -71,12 +85,20 @@ func Run(t *testing.T, open func(t *testing.T) (readmodel.Store, func() readmode
 		{"RandomStreams", func(t *testing.T, s readmodel.Store) { testRandomStreams(t, s, o) }},
 	}
 	for _, tc := range tests {
+		if o.only != nil && !o.only[tc.name] {
+			continue
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			s, _ := open(t)
 			tc.fn(t, s)
 		})
 	}
-	t.Run("RebuildOneAtATime", func(t *testing.T) { testRebuildOneAtATime(t, open) })
+	if o.only == nil || o.only["RebuildOneAtATime"] {
+		t.Run("RebuildOneAtATime", func(t *testing.T) { testRebuildOneAtATime(t, open) })
+	}
+	if o.only != nil && len(o.only) == 0 {
+		t.Fatal("readmodeltest.Only names no subtest")
+	}
 }
 
 // testRebuildOneAtATime: a second rebuild, from the same Store or from
