@@ -311,3 +311,33 @@ func TestScaleMode(t *testing.T) {
 		t.Errorf("scale table:\n%s", table.String())
 	}
 }
+
+// TestMemoryTargets: each memory figure is judged against its own target.
+func TestMemoryTargets(t *testing.T) {
+	r := &report{Phases: map[string][]runStat{}, Dataset: datasetInfo{ForReads: 100_000},
+		Memory: []memSample{{After: "get run 1", RSSMiB: 555, AnonMiB: 148}, {After: "end", RSSMiB: 520, AnonMiB: 700}}}
+	r.finish(&bench{clients: 32})
+	met := map[string]bool{}
+	for _, f := range r.Figures {
+		if f.Met != nil {
+			met[f.Key] = *f.Met
+		}
+	}
+	rss, anon := "service resident memory (VmRSS, sampled after each run)", "service anonymous memory (RssAnon, sampled after each run)"
+	if v, ok := met[rss]; !ok || v {
+		t.Errorf("VmRSS 555 MiB against < 300 MiB: met %v (present %v)", v, ok)
+	}
+	if v, ok := met[anon]; !ok || v {
+		t.Errorf("RssAnon 700 MiB against < 512 MiB: met %v (present %v)", v, ok)
+	}
+	r = &report{Phases: map[string][]runStat{}, Memory: []memSample{{RSSMiB: 900, AnonMiB: 100}}}
+	r.finish(&bench{clients: 32})
+	for _, f := range r.Figures {
+		if f.Key == anon && (f.Met == nil || !*f.Met) {
+			t.Errorf("RssAnon 100 MiB against < 512 MiB: %+v", f)
+		}
+		if f.Key == rss && (f.Met == nil || *f.Met) {
+			t.Errorf("VmRSS 900 MiB against < 300 MiB: %+v", f)
+		}
+	}
+}
