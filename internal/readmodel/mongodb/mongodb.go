@@ -112,9 +112,11 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 // existed their match classes, computed from the tokens they store, a
 // thousand at a time (each batch within the operation timeout). An update
 // applies only while the field is still missing, so a newer write of the
-// document, which carries it, always wins.
+// document, which carries it, always wins. The field is looked up as null
+// (which matches a missing field), which the rankTerms index answers: once
+// every document has it, an Open finds none at once.
 func backfillRankTerms(ctx context.Context, c *mongo.Collection) error {
-	missing := bson.D{{Key: "deleted", Value: false}, {Key: "rankTerms", Value: bson.D{{Key: "$exists", Value: false}}}}
+	missing := bson.D{{Key: "rankTerms", Value: nil}, {Key: "deleted", Value: false}}
 	for {
 		octx, cancel := opContext(ctx)
 		n, err := func() (int, error) {
@@ -134,7 +136,7 @@ func backfillRankTerms(ctx context.Context, c *mongo.Collection) error {
 					terms.Codes = append(terms.Codes, search.Fold(a.Code))
 				}
 				models = append(models, mongo.NewUpdateOneModel().
-					SetFilter(bson.D{{Key: "_id", Value: h.ID}, {Key: "rankTerms", Value: bson.D{{Key: "$exists", Value: false}}}}).
+					SetFilter(bson.D{{Key: "_id", Value: h.ID}, {Key: "rankTerms", Value: nil}}).
 					SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "rankTerms", Value: nonNil(rankTerms(terms))}}}}))
 			}
 			if err := cur.Err(); err != nil {

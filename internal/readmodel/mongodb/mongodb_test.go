@@ -144,7 +144,8 @@ func TestConformanceFerretDB(t *testing.T) {
 // TestConformanceFerretDBManyMatches runs the suite's search subtests with
 // Search ranking tier by tier whatever the number of matches (the plan of
 // larger data sets), reading a tier's candidates as few at a time as a page
-// allows.
+// allows. Small: FerretDB under -race is the slowest package of CI
+// (RandomStreams' random queries carry filters, as SearchWithFilters does).
 func TestConformanceFerretDBManyMatches(t *testing.T) {
 	many := func(s readmodel.Store) readmodel.Store {
 		st := s.(*Store)
@@ -154,7 +155,7 @@ func TestConformanceFerretDBManyMatches(t *testing.T) {
 	readmodeltest.Run(t, func(t *testing.T) (readmodel.Store, func() readmodel.Store) {
 		s, again := openPair(t, ferretURI)
 		return many(s), func() readmodel.Store { return many(again()) }
-	}, readmodeltest.RandomScale(40, 80), readmodeltest.Only("SearchSemantics", "SearchRanking", "SearchWithFilters",
+	}, readmodeltest.RandomScale(20, 40), readmodeltest.Only("SearchSemantics", "SearchRanking",
 		"DeletedNeverReturned", "MergedCustomers", "RandomStreams"))
 }
 
@@ -181,7 +182,7 @@ func TestSearchTiers(t *testing.T) {
 	if err := s.Commit(ctx, docs, 36); err != nil {
 		t.Fatal(err)
 	}
-	for _, text := range []string{"jo", "smith jo", "c01 jo", "j s", "example"} {
+	for _, text := range []string{"jo", "smith jo", "c01 jo"} {
 		for _, perPage := range []int{5, 100} {
 			s.searchFew = 1_000_000
 			want := searchAll(t, s, text, perPage)
