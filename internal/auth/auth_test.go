@@ -2,6 +2,8 @@ package auth
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -146,5 +148,66 @@ func TestTokenPolicy(t *testing.T) {
 		"roles": "user", "permissions": []string{PermAudit}}))
 	if err != nil || p.Can(PermAudit) || !p.Can(PermEdit) {
 		t.Errorf("IgnorePermissions: %+v %v; want the user role's permissions only", p, err)
+	}
+}
+
+// TestVerifiedTokens: a token that passed is answered from memory until its
+// expiry plus the leeway, then refused; a forged one is never remembered;
+// the memory is bounded.
+func TestVerifiedTokens(t *testing.T) {
+	v := NewVerifier(key, Options{Leeway: time.Second})
+	clock := time.Now().Truncate(time.Second)
+	v.now = func() time.Time { return clock }
+	tok, err := Mint(key, "user-1", []string{"user"}, time.Minute, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := v.Verify(tok)
+	if err != nil || first.Subject != "user-1" || !first.Can(PermView) {
+		t.Fatalf("Verify: %+v, %v", first, err)
+	}
+	if len(v.cache) != 1 {
+		t.Fatalf("%d tokens remembered, want 1", len(v.cache))
+	}
+	clock = clock.Add(60 * time.Second) // at exp: within the leeway
+	if again, err := v.Verify(tok); err != nil || again.Subject != first.Subject || !slices.Equal(again.Permissions, first.Permissions) {
+		t.Fatalf("Verify at exp: %+v, %v", again, err)
+	}
+	clock = clock.Add(2 * time.Second) // past exp + leeway
+	if _, err := v.Verify(tok); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("Verify after expiry: %v, want ErrUnauthorized", err)
+	}
+	if len(v.cache) != 0 {
+		t.Errorf("the expired token is still remembered")
+	}
+
+	clock = clock.Add(-time.Hour)
+	forged := tok[:len(tok)-2] + "AA"
+	if forged == tok {
+		forged = tok[:len(tok)-2] + "BB"
+	}
+	for range 2 {
+		if _, err := v.Verify(forged); !errors.Is(err, ErrUnauthorized) {
+			t.Fatalf("forged token: %v", err)
+		}
+	}
+	if len(v.cache) != 0 {
+		t.Errorf("a forged token was remembered")
+	}
+
+	v.maxLen = 3
+	for i := range 7 {
+		tok, err := Mint(key, fmt.Sprintf("user-%d", i), []string{"admin"}, time.Hour, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if p, err := v.Verify(tok); err != nil || p.Subject != fmt.Sprintf("user-%d", i) {
+				t.Fatalf("token %d: %+v, %v", i, p, err)
+			}
+		}
+		if len(v.cache) > 3 {
+			t.Fatalf("%d tokens remembered, bound 3", len(v.cache))
+		}
 	}
 }
