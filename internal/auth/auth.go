@@ -104,7 +104,7 @@ type Verifier struct {
 
 	// Tokens verified before, by their exact text: a client sends the
 	// same token on every request, and its check (HMAC, base64, JSON,
-	// roles) cost about a sixth of the service's CPU per get.
+	// roles: 13 µs in BenchmarkVerify) was 15% of a CPU profile of gets.
 	mu     sync.RWMutex
 	cache  map[string]verified
 	maxLen int

@@ -3,6 +3,7 @@ package mongodb
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -269,7 +270,7 @@ func (s *Store) planTiers(ctx context.Context, c *mongo.Collection, q readmodel.
 			term := classTerm(cl, w)
 			err := c.FindOne(ctx, bson.D{{Key: "rankTerms", Value: term}, {Key: "deleted", Value: false}},
 				options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
-			if err == mongo.ErrNoDocuments {
+			if errors.Is(err, mongo.ErrNoDocuments) {
 				continue
 			}
 			if err != nil {
