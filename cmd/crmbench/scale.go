@@ -98,8 +98,8 @@ func (b *bench) scaleRun(ctx context.Context, sizes []int64, stdout io.Writer, a
 
 // scaleRow is one figure across the sizes.
 type scaleRow struct {
-	name, unit, target string
-	cells              []string
+	name, target string
+	cells        []string
 }
 
 // rows lines the steps' figures up by key, in the order they first appear:
@@ -107,12 +107,12 @@ type scaleRow struct {
 func (sr *scaleReport) rows() []scaleRow {
 	var out []scaleRow
 	at := map[string]int{}
-	put := func(key, unit, target string, step int, cell string) {
+	put := func(key, target string, step int, cell string) {
 		i, ok := at[key]
 		if !ok {
 			i = len(out)
 			at[key] = i
-			out = append(out, scaleRow{name: key, unit: unit, cells: make([]string, len(sr.Steps))})
+			out = append(out, scaleRow{name: key, cells: make([]string, len(sr.Steps))})
 		}
 		if target != "" {
 			out[i].target = target
@@ -132,7 +132,7 @@ func (sr *scaleReport) rows() []scaleRow {
 					cell += " MISSED"
 				}
 			}
-			put(f.Key, f.Unit, f.Target, s, cell)
+			put(f.Key, f.Target, s, cell)
 		}
 		for _, ph := range []string{"list", "search"} {
 			for _, label := range queryLabels(rep.Phases[ph]) {
@@ -143,7 +143,7 @@ func (sr *scaleReport) rows() []scaleRow {
 					}
 				}
 				if m50, m99 := summarize(p50s), summarize(p99s); m50 != nil {
-					put(ph+" "+label+" p50 / p99", "ms", "", s, fmtMs(m50.Median)+" / "+fmtMs(m99.Median))
+					put(ph+" "+label+" p50 / p99", "", s, fmtMs(m50.Median)+" / "+fmtMs(m99.Median))
 				}
 			}
 		}
@@ -152,7 +152,7 @@ func (sr *scaleReport) rows() []scaleRow {
 				continue
 			}
 			if c := rep.of(ph, func(st runStat) float64 { return st.ServiceCPUPerOpUs }); c != nil && c.Median > 0 {
-				put("service CPU per "+ph+" operation", "µs", "", s, strconv.FormatFloat(math.Round(c.Median), 'f', -1, 64)+" µs")
+				put("service CPU per "+ph+" operation", "", s, strconv.FormatFloat(math.Round(c.Median), 'f', -1, 64)+" µs")
 			}
 		}
 	}

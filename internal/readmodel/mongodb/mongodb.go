@@ -32,7 +32,6 @@ import (
 
 	"crm/internal/fault"
 	"crm/internal/readmodel"
-	"crm/internal/search"
 )
 
 // Collection is the name of the live read model's collection.
@@ -131,13 +130,9 @@ func backfillRankTerms(ctx context.Context, c *mongo.Collection) error {
 					cur.Close(octx)
 					return 0, err
 				}
-				terms := search.DocTerms{Name: h.NameTerms, Company: h.CompanyTerms, Email: h.EmailTerms, Code: search.Fold(h.Code)}
-				for _, a := range h.Absorbed {
-					terms.Codes = append(terms.Codes, search.Fold(a.Code))
-				}
 				models = append(models, mongo.NewUpdateOneModel().
 					SetFilter(bson.D{{Key: "_id", Value: h.ID}, {Key: "rankTerms", Value: nil}}).
-					SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "rankTerms", Value: nonNil(rankTerms(terms))}}}}))
+					SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "rankTerms", Value: nonNil(rankTerms(h.terms()))}}}}))
 			}
 			if err := cur.Err(); err != nil {
 				cur.Close(octx)

@@ -103,15 +103,18 @@ var hitProjection = bson.D{
 	{Key: "nameTerms", Value: 1}, {Key: "companyTerms", Value: 1}, {Key: "emailTerms", Value: 1}, {Key: "absorbed", Value: 1},
 }
 
+// terms returns the searchable words h stores.
+func (h hit) terms() search.DocTerms {
+	t := search.DocTerms{Name: h.NameTerms, Company: h.CompanyTerms, Email: h.EmailTerms, Code: search.Fold(h.Code)}
+	for _, a := range h.Absorbed {
+		t.Codes = append(t.Codes, search.Fold(a.Code))
+	}
+	return t
+}
+
 // rank sets h.score for the query words.
 func (h *hit) rank(words []string) {
-	var codes []string
-	for _, a := range h.Absorbed {
-		codes = append(codes, search.Fold(a.Code))
-	}
-	h.score = search.Score(words, search.DocTerms{
-		Name: h.NameTerms, Company: h.CompanyTerms, Email: h.EmailTerms, Code: search.Fold(h.Code), Codes: codes,
-	})
+	h.score = search.Score(words, h.terms())
 	h.NameTerms, h.CompanyTerms, h.EmailTerms, h.Absorbed = nil, nil, nil, nil
 }
 

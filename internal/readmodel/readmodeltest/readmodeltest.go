@@ -60,6 +60,9 @@ func Run(t *testing.T, open func(t *testing.T) (readmodel.Store, func() readmode
 	for _, f := range opts {
 		f(&o)
 	}
+	if o.only != nil && len(o.only) == 0 {
+		t.Fatal("readmodeltest.Only names no subtest")
+	}
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s readmodel.Store)
@@ -95,9 +98,6 @@ func Run(t *testing.T, open func(t *testing.T) (readmodel.Store, func() readmode
 	}
 	if o.only == nil || o.only["RebuildOneAtATime"] {
 		t.Run("RebuildOneAtATime", func(t *testing.T) { testRebuildOneAtATime(t, open) })
-	}
-	if o.only != nil && len(o.only) == 0 {
-		t.Fatal("readmodeltest.Only names no subtest")
 	}
 }
 
