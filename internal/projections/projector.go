@@ -302,7 +302,6 @@ func (p *Projector) apply(ctx context.Context, batch []events.Event, last uint64
 		}
 		pause = min(2*pause, 5*time.Second)
 	}
-	p.setApplied(last)
 	var lag time.Duration
 	if p.pending > 0 {
 		lag = time.Since(p.lastTS)
@@ -315,6 +314,9 @@ func (p *Projector) apply(ctx context.Context, batch []events.Event, last uint64
 		byType[ev.Type()]++
 	}
 	p.metrics.Projected(byType, p.pending, lag)
+	// Waiters wake last, so that a response that waited for this batch
+	// (read-your-writes) finds it counted in the metrics too.
+	p.setApplied(last)
 	return nil
 }
 
