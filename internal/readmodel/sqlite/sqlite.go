@@ -40,6 +40,7 @@ var errRebuildDone = errors.New("readmodel/sqlite: rebuild already swapped or ab
 type Store struct {
 	w      *sql.DB // the single writer connection
 	r      *sql.DB // query-only readers
+	ckpt   *checkpointer
 	closed atomic.Bool
 
 	fewMatches int64 // see defaultFewMatches; tests lower it
@@ -76,7 +77,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// catch-up faster (docs/PERFORMANCE.md).
 	w, err := sql.Open("sqlite", dsn(abs, "_txlock=immediate", "_pragma=busy_timeout(10000)",
 		"_pragma=page_size(2048)", "_pragma=synchronous(NORMAL)", "_pragma=cache_size(-16384)",
-		"_pragma=temp_store(MEMORY)"))
+		"_pragma=temp_store(MEMORY)", "_pragma=wal_autocheckpoint("+strconv.Itoa(walBackstop)+")"))
 	if err != nil {
 		return nil, fmt.Errorf("%w: sqlite open: %w", readmodel.ErrUnavailable, err)
 	}
@@ -104,6 +105,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetConnMaxLifetime(0)
 	r.SetConnMaxIdleTime(0)
 	s.r = r
+	if s.ckpt, err = startCheckpointer(abs); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -217,12 +222,15 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	var errR error
+	var errR, errC error
+	if s.ckpt != nil {
+		errC = s.ckpt.close()
+	}
 	if s.r != nil {
 		s.stmts.close()
 		errR = s.r.Close()
 	}
-	return errors.Join(errR, s.w.Close())
+	return errors.Join(errC, errR, s.w.Close())
 }
 
 var errClosed = errors.New("store closed")

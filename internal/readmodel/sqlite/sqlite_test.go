@@ -738,3 +738,45 @@ func TestNameBucket(t *testing.T) {
 		t.Errorf("bucket %x overflows the search id", b)
 	}
 }
+
+// TestCheckpointer checks that commits are copied back from the
+// write-ahead log into the database file by the checkpointer, not by the
+// writer: the writer's automatic checkpoint waits for walBackstop pages,
+// far more than these commits write, so the database file grows only if the
+// checkpointer ran.
+func TestCheckpointer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "readmodel.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var auto int64
+	if err := s.w.QueryRowContext(t.Context(), "PRAGMA wal_autocheckpoint").Scan(&auto); err != nil || auto != walBackstop {
+		t.Fatalf("writer's wal_autocheckpoint = %d, %v; want %d", auto, err, walBackstop)
+	}
+	size := func(name string) int64 {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size(path)
+	for b := range 4 {
+		docs := make([]readmodel.Customer, 100)
+		for i := range docs {
+			docs[i] = testDoc(b*100 + i + 1)
+		}
+		if err := s.Commit(t.Context(), docs, uint64(b*100+100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if wal := size(path + "-wal"); wal >= walBackstop*2048 {
+		t.Fatalf("the test wrote %d bytes of log, enough for the writer's own checkpoint", wal)
+	}
+	waitFor(t, "the database file to grow", func() bool { return size(path) > before })
+	if got, err := s.Checkpoint(t.Context()); err != nil || got != 400 {
+		t.Fatalf("Checkpoint = %d, %v", got, err)
+	}
+}

@@ -138,7 +138,13 @@ func (s *Store) commit(ctx context.Context, t tables, lease string, docs []readm
 	if err := commitTx(ctx, tx, t, docs, checkpoint); err != nil {
 		return s.fail("commit", err)
 	}
-	return s.fail("commit", tx.Commit())
+	if err := tx.Commit(); err != nil {
+		return s.fail("commit", err)
+	}
+	if s.ckpt != nil {
+		s.ckpt.committed()
+	}
+	return nil
 }
 
 // commitTx writes docs in the transaction tx, which holds the write lock:
