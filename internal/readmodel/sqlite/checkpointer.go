@@ -3,10 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"time"
-
-	"crm/internal/readmodel"
 )
 
 // The writer's own automatic checkpoint starts only past walBackstop pages
@@ -45,14 +42,10 @@ type checkpointer struct {
 }
 
 func startCheckpointer(abs string) (*checkpointer, error) {
-	db, err := sql.Open("sqlite", dsn(abs, "_pragma=busy_timeout(10000)", "_pragma=synchronous(NORMAL)"))
+	db, err := openPool(abs, 1, "_pragma=busy_timeout(10000)", "_pragma=synchronous(NORMAL)")
 	if err != nil {
-		return nil, fmt.Errorf("%w: sqlite open: %w", readmodel.ErrUnavailable, err)
+		return nil, err
 	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
 	c := &checkpointer{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go c.run()
 	return c, nil

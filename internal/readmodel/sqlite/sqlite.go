@@ -75,16 +75,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// cache costs every commit; with 64 MiB that walk was 12% of the
 	// service's CPU under a create load, and 16 MiB made both creates and
 	// catch-up faster (docs/PERFORMANCE.md).
-	w, err := sql.Open("sqlite", dsn(abs, "_txlock=immediate", "_pragma=busy_timeout(10000)",
+	w, err := openPool(abs, 1, "_txlock=immediate", "_pragma=busy_timeout(10000)",
 		"_pragma=page_size(2048)", "_pragma=synchronous(NORMAL)", "_pragma=cache_size(-16384)",
-		"_pragma=temp_store(MEMORY)", "_pragma=wal_autocheckpoint("+strconv.Itoa(walBackstop)+")"))
+		"_pragma=temp_store(MEMORY)", "_pragma=wal_autocheckpoint("+strconv.Itoa(walBackstop)+")")
 	if err != nil {
-		return nil, fmt.Errorf("%w: sqlite open: %w", readmodel.ErrUnavailable, err)
+		return nil, err
 	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	w.SetConnMaxIdleTime(0)
 	s := &Store{w: w, fewMatches: defaultFewMatches, searchFew: defaultSearchFew, searchChunk: 64}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
@@ -94,16 +90,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, s.fail("open", err)
 	}
-	r, err := sql.Open("sqlite", dsn(abs, "_pragma=busy_timeout(10000)", "_pragma=query_only(1)",
-		"_pragma=cache_size(-16000)", "_pragma=temp_store(MEMORY)", "_pragma=mmap_size(268435456)"))
+	r, err := openPool(abs, readers, "_pragma=busy_timeout(10000)", "_pragma=query_only(1)",
+		"_pragma=cache_size(-16000)", "_pragma=temp_store(MEMORY)", "_pragma=mmap_size(268435456)")
 	if err != nil {
 		w.Close()
-		return nil, fmt.Errorf("%w: sqlite open: %w", readmodel.ErrUnavailable, err)
+		return nil, err
 	}
-	r.SetMaxOpenConns(readers)
-	r.SetMaxIdleConns(readers)
-	r.SetConnMaxLifetime(0)
-	r.SetConnMaxIdleTime(0)
 	s.r = r
 	if s.ckpt, err = startCheckpointer(abs); err != nil {
 		s.Close()
@@ -114,6 +106,21 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// openPool opens a pool of conns connections to the database file at the
+// absolute path abs with the driver's parameters, kept open for the store's
+// life.
+func openPool(abs string, conns int, params ...string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", dsn(abs, params...))
+	if err != nil {
+		return nil, fmt.Errorf("%w: sqlite open: %w", readmodel.ErrUnavailable, err)
+	}
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	return db, nil
 }
 
 // dsn returns the driver's name of the database file at the absolute path
