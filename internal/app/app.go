@@ -240,6 +240,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *App, err error
 		Stopping:              a.stopping,
 		RateLimit:             httpapi.RateLimit{PerSecond: cfg.RateLimitRPS, Burst: cfg.RateLimitBurst},
 		SearchExactTotal:      o.SearchExactTotal,
+		LocalSession:          localSession(a.AdminToken != "", key, cfg.JWTMaxTTL),
 	})
 	if cfg.MetricsAddr != "" {
 		if a.ops, err = startOps(cfg.MetricsAddr, a.log, a.metrics, a.ready); err != nil {
@@ -406,6 +407,25 @@ func (w *stallWatch) observe(cp, last uint64, now time.Time) time.Duration {
 
 // embeddedSecret returns the signing key kept in dataDir/secret.key,
 // generating it (32 random bytes, hex) on first use.
+// localSession is the minter of the console's one-click local admin
+// session: offered only where the service printed an admin token at start
+// (embedded default, key generated in DATA_DIR), nil elsewhere. A session
+// lasts 12 hours (or JWT_MAX_TTL if shorter).
+func localSession(offered bool, key []byte, maxTTL time.Duration) func() (string, time.Time, error) {
+	if !offered {
+		return nil
+	}
+	ttl := 12 * time.Hour
+	if maxTTL > 0 {
+		ttl = min(ttl, maxTTL)
+	}
+	return func() (string, time.Time, error) {
+		now := time.Now()
+		tok, err := auth.Mint(key, "00000000-0000-4000-8000-000000000001", []string{"admin"}, ttl, now)
+		return tok, now.Add(ttl), err
+	}
+}
+
 func embeddedSecret(dataDir string) ([]byte, error) {
 	path := filepath.Join(dataDir, "secret.key")
 	if b, err := os.ReadFile(path); err == nil {

@@ -18,6 +18,7 @@ import (
 
 	"crm/internal/apptest"
 	"crm/internal/auth"
+	"crm/internal/console"
 	"crm/internal/embedded"
 	"crm/internal/events"
 	"crm/internal/httpapi"
@@ -297,6 +298,54 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	k.call("GET", openapi.DocumentPath, openapi.DocumentPath, nil, 200, "Authorization", "")
 	k.call("GET", openapi.DocsPath, openapi.DocsPath, nil, 200, "Authorization", "")
 	k.call("GET", openapi.DocsPath+"/", openapi.DocsPath+"/", nil, 308, "Authorization", "")
+
+	// The console: its files (revalidated by ETag), who the token is, and
+	// the local sign-in this service (configured key) does not offer.
+	for path := range console.Files {
+		r := k.call("GET", path, path, nil, 200, "Authorization", "")
+		k.call("GET", path, path, nil, 304, "Authorization", "", "If-None-Match", r.Header.Get("ETag"))
+	}
+	k.call("GET", console.Path+"/", console.Path+"/", nil, 308, "Authorization", "")
+	var who struct {
+		Data struct{ Permissions []string }
+	}
+	k.call("GET", "/api/v1/crm/me", "/api/v1/crm/me", nil, 200).JSON(t, &who)
+	if !slices.Contains(who.Data.Permissions, auth.PermEdit) {
+		t.Errorf("GET /me of an admin lists %v", who.Data.Permissions)
+	}
+	k.call("GET", "/api/v1/crm/me", "/api/v1/crm/me?x=1", nil, 400)
+	k.call("GET", "/api/v1/crm/me", "/api/v1/crm/me", nil, 401, "Authorization", "")
+	var offered struct {
+		Data struct{ LocalSession bool }
+	}
+	k.call("GET", console.Path+"/session", console.Path+"/session", nil, 200, "Authorization", "").JSON(t, &offered)
+	if offered.Data.LocalSession {
+		t.Error("a service with a configured key offers the local admin session")
+	}
+	k.call("POST", console.Path+"/session", console.Path+"/session", nil, 404, "Authorization", "")
+	// The embedded default's generated key: the session is offered, to
+	// this machine only.
+	{
+		cfg := apptest.Config(t, t.TempDir())
+		cfg.SecretKey = ""
+		local := &contract{t: t, e: apptest.Start(t, cfg), spec: spec, seen: k.seen}
+		session := console.Path + "/session"
+		local.call("GET", session, session, nil, 200, "Authorization", "").JSON(t, &offered)
+		if !offered.Data.LocalSession {
+			t.Error("the embedded default with a generated key does not offer the local admin session")
+		}
+		var started struct {
+			Data struct{ Token string }
+		}
+		local.call("POST", session, session, nil, 201, "Authorization", "").JSON(t, &started)
+		local.call("GET", "/api/v1/crm/me", "/api/v1/crm/me", nil, 200, "Authorization", "Bearer "+started.Data.Token).JSON(t, &who)
+		if !slices.Contains(who.Data.Permissions, auth.PermDelete) {
+			t.Errorf("the local admin session's token grants %v", who.Data.Permissions)
+		}
+		local.call("POST", session, session, nil, 403, "Authorization", "", "Origin", "http://evil.example")
+		local.call("POST", session, session, nil, 403, "Authorization", "", "X-Forwarded-For", "203.0.113.9")
+		local.call("POST", session, session, "{}", 400, "Authorization", "")
+	}
 
 	// Creates: full and minimal bodies, idempotent replay, key reuse.
 	r := k.call("POST", coll, coll, seedCustomer, 201, "Idempotency-Key", "oa-key-1", "X-Request-ID", "oa-create-1")

@@ -171,6 +171,8 @@ func slugOf(status int) string {
 		return "rate-limited"
 	case http.StatusNotFound:
 		return "not-found"
+	case http.StatusForbidden:
+		return "forbidden"
 	}
 	return "bad-request"
 }

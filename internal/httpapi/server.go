@@ -81,6 +81,10 @@ type Deps struct {
 	// Ready reports readiness for /readyz: every check's result ("ok" or
 	// the reason it fails).
 	Ready func(ctx context.Context) (ready bool, checks map[string]string)
+	// LocalSession mints the token of the console's one-click local admin
+	// session (nil: not offered). Only the embedded default with a
+	// generated key sets it.
+	LocalSession func() (token string, expires time.Time, err error)
 }
 
 type api struct {
@@ -146,6 +150,7 @@ func New(d Deps) http.Handler {
 	g.POST("/customers/:id/merge", a.require(auth.PermEdit), a.require(auth.PermDelete), a.mergeCustomers)
 	g.POST("/customers/:id/unmerge", a.require(auth.PermEdit), a.require(auth.PermDelete), a.unmergeCustomer)
 
+	g.GET("/me", a.require(auth.PermView), a.me)
 	g.GET("/changes", a.require(auth.PermAudit), a.listChanges)
 	g.POST("/imports", a.require(auth.PermImport), a.require(auth.PermCreate), a.createImport)
 	g.GET("/imports", a.require(auth.PermImport), a.listImports)
@@ -166,6 +171,7 @@ func New(d Deps) http.Handler {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)
 	openapi.Register(r) // the OpenAPI document and its docs page, no token
+	a.registerConsole(r)
 	if d.Metrics != nil && !d.OpsListener {
 		r.GET("/metrics", gin.WrapH(d.Metrics.Handler()))
 	}

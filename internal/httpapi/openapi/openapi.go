@@ -11,12 +11,13 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/base64"
-	"encoding/hex"
 	"net/http"
 	"regexp"
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"crm/internal/httpapi/embedfile"
 )
 
 // Paths of the two endpoints (both public: no token).
@@ -42,65 +43,23 @@ func Document() []byte { return bytes.Clone(document) }
 // DocsPage returns a copy of the embedded documentation page.
 func DocsPage() []byte { return bytes.Clone(docsPage) }
 
-type file struct {
-	body        []byte
-	contentType string
-	etag        string
-	headers     map[string]string
-}
-
-func newFile(body []byte, contentType string, headers map[string]string) *file {
-	sum := sha256.Sum256(body)
-	return &file{body: body, contentType: contentType, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, headers: headers}
-}
-
 // Register adds GET DocumentPath, GET DocsPath and its trailing-slash
 // redirect to r. They take no token:
 // register them outside any authenticated group.
 func Register(r gin.IRoutes) {
-	r.GET(DocumentPath, newFile(document, "application/json", map[string]string{
+	r.GET(DocumentPath, embedfile.New(document, "application/json", map[string]string{
+		"Cache-Control":          cacheControl,
 		"X-Content-Type-Options": "nosniff",
-	}).serve)
-	r.GET(DocsPath, newFile(docsPage, "text/html; charset=utf-8", map[string]string{
+	}).Serve)
+	r.GET(DocsPath, embedfile.New(docsPage, "text/html; charset=utf-8", map[string]string{
+		"Cache-Control":           cacheControl,
 		"X-Content-Type-Options":  "nosniff",
 		"Content-Security-Policy": ContentSecurityPolicy(),
 		"Referrer-Policy":         "no-referrer",
-	}).serve)
+	}).Serve)
 	// The page fetches openapi.json relative to its own address, so it has
 	// one address; the other spelling redirects to it.
-	r.GET(DocsPath+"/", func(c *gin.Context) {
-		c.Header("Location", DocsPath)
-		c.Status(http.StatusPermanentRedirect)
-	})
-}
-
-func (f *file) serve(c *gin.Context) {
-	h := c.Writer.Header()
-	h.Set("ETag", f.etag)
-	h.Set("Cache-Control", cacheControl)
-	for k, v := range f.headers {
-		h.Set(k, v)
-	}
-	if etagMatches(c.GetHeader("If-None-Match"), f.etag) {
-		c.Status(http.StatusNotModified)
-		return
-	}
-	c.Data(http.StatusOK, f.contentType, f.body)
-}
-
-// etagMatches implements the weak comparison of If-None-Match (RFC 9110
-// 13.1.2): "*" or any listed tag equal to etag, W/ prefixes ignored.
-func etagMatches(header, etag string) bool {
-	if header == "" {
-		return false
-	}
-	for _, t := range strings.Split(header, ",") {
-		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
-		if t == "*" || t == etag {
-			return true
-		}
-	}
-	return false
+	r.GET(DocsPath+"/", embedfile.Redirect(DocsPath))
 }
 
 var inlineBlock = regexp.MustCompile(`(?s)<(script|style)>(.*?)</(?:script|style)>`)
