@@ -268,9 +268,9 @@ func streamFold(t *testing.T, natsURL string) (map[string]customer.Customer, map
 		}
 		ev.Seq = seq
 		if ev.Kind() == events.KindCreated {
-			creates[ev.CustomerID]++
+			creates[ev.AggregateID]++
 		}
-		states[ev.CustomerID] = customer.Evolve(states[ev.CustomerID], ev)
+		states[ev.AggregateID] = customer.Evolve(states[ev.AggregateID], ev)
 	}
 	return states, creates
 }

@@ -39,7 +39,7 @@ func sampleEvent(actor string) ([]byte, error) {
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	return events.Encode(events.Event{
-		ID: uuid.NewString(), CustomerID: id, Time: now, Version: 1, Actor: actor, CorrelationID: uuid.NewString(),
+		ID: uuid.NewString(), AggregateID: id, Time: now, Version: 1, Actor: actor, CorrelationID: uuid.NewString(),
 		Data: &events.CustomerCreated{
 			CustomerID: id, CustomerCode: "C100000", Name: p.Name, Email: opt(p.Email), Phone: opt(p.Phone),
 			Company: opt(p.Company), Type: p.Type, Status: p.Status, Notes: opt(p.Notes), Tags: p.Tags,

@@ -180,7 +180,7 @@ func (c *conn) customerEvents(ctx context.Context, ref string) ([]events.Event, 
 		errFound := errors.New("found")
 		_, err := c.replay(ctx, events.KindSubjects(events.KindCreated), func(ev events.Event) error {
 			if ev.Data.(*events.CustomerCreated).CustomerCode == code {
-				found = ev.CustomerID
+				found = ev.AggregateID
 				return errFound
 			}
 			return nil
@@ -217,13 +217,13 @@ func (c *conn) foldAll(ctx context.Context, asOf time.Time, progress func(done, 
 	states := map[string]customer.Customer{}
 	var order []string
 	last, err := c.replay(ctx, "", func(ev events.Event) error {
-		if !asOf.IsZero() && ev.Time.After(asOf) {
-			return nil
+		if ev.Data.Aggregate() != events.Customers || !asOf.IsZero() && ev.Time.After(asOf) {
+			return nil // another aggregate's event (a contact's), or after asOf
 		}
-		if _, ok := states[ev.CustomerID]; !ok {
-			order = append(order, ev.CustomerID)
+		if _, ok := states[ev.AggregateID]; !ok {
+			order = append(order, ev.AggregateID)
 		}
-		states[ev.CustomerID] = customer.Evolve(states[ev.CustomerID], ev)
+		states[ev.AggregateID] = customer.Evolve(states[ev.AggregateID], ev)
 		return nil
 	}, progress)
 	return states, order, last, err

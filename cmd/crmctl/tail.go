@@ -80,7 +80,7 @@ func runTail(ctx context.Context, args []string, getenv func(string) string, std
 		case *events.CustomerRestored:
 			code = d.CustomerCode
 		}
-		fmt.Fprintf(stdout, "%s  %-8s %s v%d by %s  %s\n", ev.Time.Format(time.RFC3339), ev.Kind(), ev.CustomerID, ev.Version, ev.Actor, code)
+		fmt.Fprintf(stdout, "%s  %-8s %s v%d by %s  %s\n", ev.Time.Format(time.RFC3339), ev.Kind(), ev.AggregateID, ev.Version, ev.Actor, code)
 	}
 	return nil
 }

@@ -104,10 +104,13 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 		foldBar, fEnd := progressBar(fmt.Sprintf("fold   %d/%d", p+1, parts))
 		states := map[string]customer.Customer{}
 		_, err := c.replayWith(ctx, replayOpts{upTo: last, keep: func(subject string) bool {
+			if agg, _, _, err := events.ParseAggregateSubject(subject); err == nil && agg != events.Customers {
+				return false // another aggregate's event (a contact's): not in the customers read model
+			}
 			id, ok := strings.CutPrefix(subject, events.SubjectPrefix+".")
 			return !ok || id == "" || inPart(id) // another subject is decoded: Decode reports it
 		}}, func(ev events.Event) error {
-			states[ev.CustomerID] = customer.Evolve(states[ev.CustomerID], ev)
+			states[ev.AggregateID] = customer.Evolve(states[ev.AggregateID], ev)
 			return nil
 		}, foldBar)
 		fEnd()

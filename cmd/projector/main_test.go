@@ -156,7 +156,7 @@ func TestKill9ProjectorDuringLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		ev.Seq = seq
-		want[ev.CustomerID] = customer.Evolve(want[ev.CustomerID], ev)
+		want[ev.AggregateID] = customer.Evolve(want[ev.AggregateID], ev)
 	}
 	ids := make([]string, 0, len(want))
 	for id := range want {

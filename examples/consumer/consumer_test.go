@@ -149,11 +149,12 @@ func TestConsumerCopyEqualsReadModel(t *testing.T) {
 	}
 }
 
-// TestConsumerHandlesEveryRegisteredType: the example reads every event type
-// the service writes (the event registry); a kind added to the registry
-// without teaching the example fails here.
+// TestConsumerHandlesEveryRegisteredType: the example reads every customer
+// event type the service writes (the event registry); a kind added to the
+// registry without teaching the example fails here. (It keeps customers:
+// the contacts' events, on crm.contacts.>, are not its business.)
 func TestConsumerHandlesEveryRegisteredType(t *testing.T) {
-	for _, typ := range events.Types() {
+	for _, typ := range events.TypesOf(events.Customers) {
 		if handlers[typ] == nil {
 			t.Errorf("examples/consumer does not handle %s", typ)
 		}

@@ -161,7 +161,7 @@ func TestBadRequests(t *testing.T) {
 		{"PUT", "PUT", one, `{"name":"x"}`, nil, 405, ""},
 		{"POST on one", "POST", one, `{"name":"x"}`, nil, 405, ""},
 		{"DELETE collection", "DELETE", cust, "", nil, 405, ""},
-		{"unknown route", "GET", "/api/v1/crm/contacts", "", nil, 404, ""},
+		{"unknown route", "GET", "/api/v1/crm/opportunities", "", nil, 404, ""},
 		// Authentication and authorization.
 		{"no token", "POST", cust, `{"name":"x"}`, []string{"Authorization", ""}, 401, ""},
 		{"basic auth", "GET", cust, "", []string{"Authorization", "Basic YTpi"}, 401, ""},

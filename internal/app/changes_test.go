@@ -60,11 +60,11 @@ func (f *feedCopy) sync(t *testing.T, e *apptest.Env, limit int) {
 			if err != nil {
 				t.Fatalf("change %d: %v", c.Sequence, err)
 			}
-			if ev.CustomerID != c.CustomerID || ev.Type() != c.Type {
-				t.Fatalf("change %d: envelope %s %s, event %s %s", c.Sequence, c.CustomerID, c.Type, ev.CustomerID, ev.Type())
+			if ev.AggregateID != c.CustomerID || ev.Type() != c.Type {
+				t.Fatalf("change %d: envelope %s %s, event %s %s", c.Sequence, c.CustomerID, c.Type, ev.AggregateID, ev.Type())
 			}
 			ev.Seq = c.Sequence
-			f.events[ev.CustomerID] = append(f.events[ev.CustomerID], ev)
+			f.events[ev.AggregateID] = append(f.events[ev.AggregateID], ev)
 			f.seqs = append(f.seqs, c.Sequence)
 		}
 		f.cursor = page.Meta.Next

@@ -258,11 +258,11 @@ func (k *contract) data(r apptest.Response) map[string]any {
 
 // TestOpenAPIResponsesMatchDocument runs a realistic session — creates
 // (with idempotency), reads, lists, searches, patches, history, asOf,
-// deletes, and the error cases of each — and validates every response
-// (status, content type, headers, body) against the document. A renamed or
-// added response field, a changed header or an undocumented status fails.
-// It also checks that each operation needs exactly the permission it
-// documents.
+// deletes, the same for contacts, and the error cases of each — and
+// validates every response (status, content type, headers, body) against
+// the document. A renamed or added response field, a changed header or an
+// undocumented status fails. It also checks that each operation needs
+// exactly the permission it documents.
 func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	spec := loadSpec(t)
 	cfg := apptest.Config(t, t.TempDir())
@@ -598,6 +598,114 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	k.call("POST", unmerge, coll+"/"+id+"/unmerge", map[string]any{"customerId": dup}, 400)
 	k.call("POST", unmerge, coll+"/"+uuid.NewString()+"/unmerge", map[string]any{"customerId": dup}, 404)
 
+	// Contacts: creates (with idempotency), reads, cursor pages, patches,
+	// deletes, and the error cases of each.
+	const contacts = "/api/v1/crm/contacts"
+	const contactOne = contacts + "/{id}"
+	const zoe = `{"name":"Zoë Müller","email":"Zoe@Example.com","phone":"+49 30 1234","title":"Head of Billing","notes":"Prefers email.\nNever on Fridays.","tags":["billing","billing","emea"]}`
+	r = k.call("POST", contacts, contacts, zoe, 201, "Idempotency-Key", "oa-contact-1", "X-Request-ID", "oa-contact-create-1")
+	cid := k.data(r)["contactId"].(string)
+	if r.Header.Get("Location") != contacts+"/"+cid || r.Header.Get("ETag") != `"1"` || r.Header.Get("X-Request-ID") != "oa-contact-create-1" ||
+		r.Header.Get("X-Read-Model") == "" {
+		t.Errorf("contact create headers: %v", r.Header)
+	}
+	r = k.call("POST", contacts, contacts, zoe, 201, "Idempotency-Key", "oa-contact-1")
+	if r.Header.Get("Idempotent-Replayed") != "true" || k.data(r)["contactId"] != cid {
+		t.Errorf("contact replay: %v %s", r.Header, r.Body)
+	}
+	k.call("POST", contacts, contacts, `{"name":"Someone Else"}`, 422, "Idempotency-Key", "oa-contact-1")
+	k.call("POST", contacts, contacts, `{"name":"Someone Else"}`, 400, "Idempotency-Key", strings.Repeat("k", 256))
+	r = k.call("POST", contacts, contacts, `{"name":"Ann Lee","tags":["billing"]}`, 201, "Content-Type", "application/merge-patch+json")
+	ann := k.data(r)
+	if ann["email"] != nil || ann["title"] != nil || ann["notes"] != nil {
+		t.Errorf("minimal contact: %s", r.Body)
+	}
+	k.call("POST", contacts, contacts, `{"name":"","email":"not-an-email","phone":"call me","contactId":"x","company":"Acme","tags":[""]}`, 400)
+	k.call("POST", contacts, contacts, `{"email":"a@example.com"}`, 400)
+	k.call("POST", contacts, contacts, `{"name":`, 400)
+	k.call("POST", contacts, contacts, `{"name":"x"}`, 415, "Content-Type", "text/plain")
+	k.call("POST", contacts, contacts, `{"notes":"`+strings.Repeat("x", 1<<20)+`"}`, 413)
+	k.call("POST", contacts, contacts, `{"name":"x"}`, 401, "Authorization", "")
+
+	// Contact reads.
+	r = k.call("GET", contactOne, contacts+"/"+cid, nil, 200)
+	cetag := r.Header.Get("ETag")
+	k.call("GET", contactOne, contacts+"/"+strings.ToUpper(cid), nil, 200) // either case
+	k.call("GET", contactOne, contacts+"/"+cid+"?asOf=2026-01-01T00:00:00Z", nil, 400)
+	k.call("GET", contactOne, contacts+"/C001", nil, 400)
+	k.call("GET", contactOne, contacts+"/"+uuid.NewString(), nil, 404)
+	k.call("GET", contactOne, contacts+"/"+cid, nil, 401, "Authorization", "")
+
+	// Contact lists: filters, sorts, cursor pages.
+	type contactPage struct {
+		Data []map[string]any `json:"data"`
+		Meta struct {
+			Total int64  `json:"total"`
+			Next  string `json:"next"`
+		} `json:"meta"`
+	}
+	readPage := func(r apptest.Response) (p contactPage) {
+		r.JSON(t, &p)
+		return p
+	}
+	var cpage contactPage
+	r = k.call("GET", contacts, contacts+"?perPage=1&sort=name", nil, 200)
+	if cpage = readPage(r); len(cpage.Data) != 1 || cpage.Data[0]["contactId"] != ann["contactId"] || cpage.Meta.Total != 2 || cpage.Meta.Next == "" {
+		t.Fatalf("first contact page: %s", r.Body)
+	}
+	r = k.call("GET", contacts, contacts+"?perPage=1&sort=name&after="+url.QueryEscape(cpage.Meta.Next), nil, 200)
+	if cpage = readPage(r); len(cpage.Data) != 1 || cpage.Data[0]["contactId"] != cid || cpage.Meta.Next != "" {
+		t.Errorf("last contact page: %s", r.Body)
+	}
+	r = k.call("GET", contacts, contacts+"?tag=billing&email="+url.QueryEscape(" zoe@EXAMPLE.com ")+"&sort=-updatedAt", nil, 200)
+	if cpage = readPage(r); len(cpage.Data) != 1 || cpage.Data[0]["contactId"] != cid {
+		t.Errorf("contacts by email: %s", r.Body)
+	}
+	k.call("GET", contacts, contacts+"?sort=createdAt&tag=emea&perPage=100", nil, 200)
+	k.call("GET", contacts, contacts+"?page=2", nil, 400)
+	k.call("GET", contacts, contacts+"?perPage=101&sort=customerCode&status=active", nil, 400)
+	k.call("GET", contacts, contacts+"?tag=a&tag=b", nil, 400)
+	k.call("GET", contacts, contacts+"?after=abc.def", nil, 400)
+	r = k.call("GET", contacts, contacts+"?perPage=1&sort=name", nil, 200)
+	cpage = readPage(r)
+	k.call("GET", contacts, contacts+"?perPage=1&sort=-name&after="+url.QueryEscape(cpage.Meta.Next), nil, 400) // another order
+	k.call("GET", contacts, contacts, nil, 401, "Authorization", "")
+
+	// Contact patches.
+	r = k.call("PATCH", contactOne, contacts+"/"+cid, `{"title":"CFO","phone":null}`, 200, "If-Match", cetag, "Content-Type", "application/merge-patch+json")
+	if got := k.data(r); got["title"] != "CFO" || got["phone"] != nil || got["email"] != "Zoe@Example.com" || r.Header.Get("X-Stream-Sequence") == "" {
+		t.Errorf("contact patch: %v %s", r.Header, r.Body)
+	}
+	cnewTag := r.Header.Get("ETag")
+	r = k.call("PATCH", contactOne, contacts+"/"+cid, `{"title":"CFO"}`, 200) // changes nothing
+	if r.Header.Get("X-Stream-Sequence") != "" || r.Header.Get("ETag") != cnewTag {
+		t.Errorf("no-op contact patch: %v", r.Header)
+	}
+	k.call("PATCH", contactOne, contacts+"/"+cid, `{"title":"CEO"}`, 412, "If-Match", cetag)
+	k.call("PATCH", contactOne, contacts+"/"+cid, `{"title":"CEO"}`, 412, "If-Match", "yesterday")
+	k.call("PATCH", contactOne, contacts+"/"+cid, `{"title":"CEO"}`, 415, "Content-Type", "text/plain")
+	k.call("PATCH", contactOne, contacts+"/"+cid, `{"name":null,"status":"active","createdAt":"x","tags":[1]}`, 400)
+	k.call("PATCH", contactOne, contacts+"/"+cid, `{"title":"a","title":"b"}`, 400)
+	k.call("PATCH", contactOne, contacts+"/"+cid, `{"notes":"`+strings.Repeat("x", 1<<20)+`"}`, 413)
+	k.call("PATCH", contactOne, contacts+"/"+uuid.NewString(), `{"title":"CEO"}`, 404)
+	k.call("PATCH", contactOne, contacts+"/nope", `{"title":"CEO"}`, 400)
+	k.call("PATCH", contactOne, contacts+"/"+cid, `{"title":"CEO"}`, 401, "Authorization", "")
+
+	// Contact deletes.
+	k.call("DELETE", contactOne, contacts+"/"+cid, nil, 412, "If-Match", cetag)
+	k.call("DELETE", contactOne, contacts+"/"+cid, nil, 401, "Authorization", "")
+	r = k.call("DELETE", contactOne, contacts+"/"+cid, nil, 200, "If-Match", cnewTag)
+	if r.Header.Get("ETag") != `"3"` || r.Header.Get("X-Stream-Sequence") == "" {
+		t.Errorf("contact delete headers: %v", r.Header)
+	}
+	k.call("GET", contactOne, contacts+"/"+cid, nil, 404)
+	k.call("DELETE", contactOne, contacts+"/"+cid, nil, 404)
+	k.call("DELETE", contactOne, contacts+"/not-a-uuid", nil, 400)
+	r = k.call("GET", contacts, contacts, nil, 200)
+	if cpage = readPage(r); cpage.Meta.Total != 1 || len(cpage.Data) != 1 || cpage.Data[0]["contactId"] != ann["contactId"] {
+		t.Errorf("contacts after the delete: %s", r.Body)
+	}
+
 	// Webhooks, against a local receiver.
 	const hooks = "/api/v1/crm/webhooks"
 	const hook = hooks + "/{id}"
@@ -693,8 +801,9 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 }
 
 // TestOpenAPIUnavailableResponses stops the (external) NATS server under a
-// running API: readiness, commands and stream reads answer the documented
-// 503s (with Retry-After), while the read model still serves queries.
+// running API: readiness, commands (of customers and contacts) and stream
+// reads answer the documented 503s (with Retry-After), while the read model
+// still serves queries.
 func TestOpenAPIUnavailableResponses(t *testing.T) {
 	spec := loadSpec(t)
 	ns, err := embedded.Start(embedded.Config{DataDir: t.TempDir(), Port: -1})
@@ -707,6 +816,7 @@ func TestOpenAPIUnavailableResponses(t *testing.T) {
 	e := apptest.Start(t, cfg)
 	k := &contract{t: t, e: e, spec: spec, seen: map[string]map[int]bool{}}
 	c := k.data(k.call("POST", "/api/v1/crm/customers", "/api/v1/crm/customers", `{"name":"Before The Outage"}`, 201))
+	ct := k.data(k.call("POST", "/api/v1/crm/contacts", "/api/v1/crm/contacts", `{"name":"Before The Outage"}`, 201))
 	ns.Shutdown()
 	apptest.Eventually(t, 10*time.Second, "unready without NATS", func() bool { return e.Do("GET", "/readyz", nil).Status == http.StatusServiceUnavailable })
 	k.call("GET", "/readyz", "/readyz", nil, 503)
@@ -714,6 +824,8 @@ func TestOpenAPIUnavailableResponses(t *testing.T) {
 	reqs := []struct{ method, tmpl, path, body string }{
 		{"POST", "/api/v1/crm/customers", "/api/v1/crm/customers", `{"name":"During The Outage"}`},
 		{"GET", "/api/v1/crm/customers/{id}/history", "/api/v1/crm/customers/" + c["customerId"].(string) + "/history", ""},
+		{"POST", "/api/v1/crm/contacts", "/api/v1/crm/contacts", `{"name":"During The Outage"}`},
+		{"PATCH", "/api/v1/crm/contacts/{id}", "/api/v1/crm/contacts/" + ct["contactId"].(string), `{"title":"During The Outage"}`},
 	}
 	resps := make([]apptest.Response, len(reqs))
 	var wg sync.WaitGroup
@@ -736,4 +848,6 @@ func TestOpenAPIUnavailableResponses(t *testing.T) {
 		}
 	}
 	k.call("GET", "/api/v1/crm/customers/{id}", "/api/v1/crm/customers/"+c["customerId"].(string), nil, 200)
+	k.call("GET", "/api/v1/crm/contacts/{id}", "/api/v1/crm/contacts/"+ct["contactId"].(string), nil, 200)
+	k.call("GET", "/api/v1/crm/contacts", "/api/v1/crm/contacts", nil, 200)
 }

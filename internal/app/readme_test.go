@@ -51,6 +51,8 @@ func TestReadmeWalkThrough(t *testing.T) {
 		`"status":"inactive"`,                          // patch
 		`"kind":"updated"`,                             // history
 		`"notes":"Key account - handles all northeast`, // asOf the createdAt shown: as created
+		`"message":"Contact created successfully"`,     // contact create
+		`"data":[{"contactId":`,                        // contact list
 		`"message":"Customer deleted successfully"`,    // delete
 	} {
 		if !strings.Contains(out, want) {

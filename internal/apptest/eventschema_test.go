@@ -11,7 +11,7 @@ import (
 func TestEventSchemasAcceptEncodedEventsAndRejectBadOnes(t *testing.T) {
 	email := "a@example.com"
 	ev := events.Event{
-		ID: "0b0ad0c6-6f52-4a8b-9a43-1f1f6d2f3a55", CustomerID: "c47ac10b-58cc-4372-a567-0e02b2c3d479",
+		ID: "0b0ad0c6-6f52-4a8b-9a43-1f1f6d2f3a55", AggregateID: "c47ac10b-58cc-4372-a567-0e02b2c3d479",
 		Time: time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC), Version: 1, Actor: "u",
 		Data: &events.CustomerCreated{CustomerID: "c47ac10b-58cc-4372-a567-0e02b2c3d479", CustomerCode: "C001", Name: "A",
 			Email: &email, Type: "business", Status: "lead", Tags: []string{"x"}, CreatedBy: "u", CreatedAt: time.Now()},
@@ -25,7 +25,7 @@ func TestEventSchemasAcceptEncodedEventsAndRejectBadOnes(t *testing.T) {
 	}
 	upd := ev
 	upd.Version = 2
-	upd.Data = &events.CustomerUpdated{CustomerID: ev.CustomerID, CustomerCode: "C001", UpdatedBy: "u", UpdatedAt: time.Now(),
+	upd.Data = &events.CustomerUpdated{CustomerID: ev.AggregateID, CustomerCode: "C001", UpdatedBy: "u", UpdatedAt: time.Now(),
 		Changes: events.Changes{Email: events.Cleared[string](), Address: events.SetTo(events.Address{City: "Oslo"})}}
 	if b, _ := events.Encode(upd); ValidateEvent(b) != nil {
 		t.Fatalf("valid update rejected: %v", ValidateEvent(b))

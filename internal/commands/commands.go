@@ -24,6 +24,8 @@ type EventStore interface {
 	// Load returns the customer's events in order and the stream sequence of
 	// the last one (0 if none).
 	Load(ctx context.Context, customerID string) ([]events.Event, uint64, error)
+	// LoadAggregate is Load for id of any aggregate (a contact, …).
+	LoadAggregate(ctx context.Context, a events.Aggregate, id string) ([]events.Event, uint64, error)
 	// Append stores evs (of one customer or several) atomically, all or
 	// none, if each customer's last event is still at expected[its id] (0:
 	// none yet), and returns the stream sequence of each event. A

@@ -82,7 +82,7 @@ func Decide(state Customer, cmd Command, m Meta) ([]events.Event, error) {
 		if err != nil {
 			return nil, err
 		}
-		ev.CustomerID = c.CustomerID
+		ev.AggregateID = c.CustomerID
 		ev.Data = created(c.CustomerID, c.Code, in, m.Actor, ev.Time)
 		return []events.Event{ev}, nil
 
@@ -104,7 +104,7 @@ func Decide(state Customer, cmd Command, m Meta) ([]events.Event, error) {
 		if ch.Empty() {
 			return nil, nil
 		}
-		ev.CustomerID = state.ID
+		ev.AggregateID = state.ID
 		ev.Data = &events.CustomerUpdated{
 			CustomerID: state.ID, CustomerCode: state.Code, Changes: ch,
 			UpdatedBy: m.Actor, UpdatedAt: ev.Time,
@@ -121,7 +121,7 @@ func Decide(state Customer, cmd Command, m Meta) ([]events.Event, error) {
 		if c.ExpectedVersion != 0 && c.ExpectedVersion != state.Version {
 			return nil, ErrPreconditionFailed
 		}
-		ev.CustomerID = state.ID
+		ev.AggregateID = state.ID
 		ev.Data = &events.CustomerDeleted{
 			CustomerID: state.ID, CustomerCode: state.Code, DeletedBy: m.Actor, DeletedAt: ev.Time,
 		}
@@ -138,7 +138,7 @@ func Decide(state Customer, cmd Command, m Meta) ([]events.Event, error) {
 		case c.ExpectedVersion != 0 && c.ExpectedVersion != state.Version:
 			return nil, ErrPreconditionFailed
 		}
-		ev.CustomerID = state.ID
+		ev.AggregateID = state.ID
 		ev.Data = &events.CustomerRestored{
 			CustomerID: state.ID, CustomerCode: state.Code, RestoredBy: m.Actor, RestoredAt: ev.Time,
 		}

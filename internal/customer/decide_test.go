@@ -148,7 +148,7 @@ func TestDecideCreate(t *testing.T) {
 				t.Fatalf("got %d events, want 1", len(evs))
 			}
 			want := events.Event{
-				ID: m.EventID, Source: m.Source, CustomerID: testCustomerID, Time: t0, Version: 1,
+				ID: m.EventID, Source: m.Source, AggregateID: testCustomerID, Time: t0, Version: 1,
 				Actor: testActor, CorrelationID: m.CorrelationID, CausationID: "cause-1", Data: tc.want,
 			}
 			if !reflect.DeepEqual(evs[0], want) {
@@ -301,7 +301,7 @@ func TestDecideUpdate(t *testing.T) {
 				t.Fatalf("got %d events, want 1", len(evs))
 			}
 			want := events.Event{
-				ID: m.EventID, Source: m.Source, CustomerID: testCustomerID, Time: m.Now, Version: 2,
+				ID: m.EventID, Source: m.Source, AggregateID: testCustomerID, Time: m.Now, Version: 2,
 				Actor: testEditor, CorrelationID: m.CorrelationID,
 				Data: &events.CustomerUpdated{
 					CustomerID: testCustomerID, CustomerCode: testCode, Changes: *tc.want,
@@ -434,7 +434,7 @@ func TestDecideDelete(t *testing.T) {
 	m.CausationID = "cmd-7"
 	evs := mustDecide(t, base, Delete{CustomerID: testCustomerID, ExpectedVersion: 1}, m)
 	want := []events.Event{{
-		ID: m.EventID, Source: m.Source, CustomerID: testCustomerID, Time: m.Now, Version: 2,
+		ID: m.EventID, Source: m.Source, AggregateID: testCustomerID, Time: m.Now, Version: 2,
 		Actor: testEditor, CorrelationID: m.CorrelationID, CausationID: "cmd-7",
 		Data: &events.CustomerDeleted{CustomerID: testCustomerID, CustomerCode: testCode, DeletedBy: testEditor, DeletedAt: m.Now},
 	}}

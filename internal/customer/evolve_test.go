@@ -19,7 +19,7 @@ import (
 func ev(version, seq uint64, at time.Time, d events.Payload) events.Event {
 	return events.Event{
 		ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", version), Source: "/crm/test",
-		CustomerID: testCustomerID, Time: at, Version: version, Actor: testActor, Data: d, Seq: seq,
+		AggregateID: testCustomerID, Time: at, Version: version, Actor: testActor, Data: d, Seq: seq,
 	}
 }
 

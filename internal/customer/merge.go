@@ -182,7 +182,7 @@ func DecideMerge(survivor Customer, absorbed []Customer, cmd Merge, m Meta) (Mer
 	ids := idSource(m)
 	at := m.Now.UTC()
 	ev := func(c Customer, data events.Payload) events.Event {
-		return events.Event{ID: ids(), Source: m.Source, CustomerID: c.ID, Time: at, Version: c.Version + 1, Actor: m.Actor,
+		return events.Event{ID: ids(), Source: m.Source, AggregateID: c.ID, Time: at, Version: c.Version + 1, Actor: m.Actor,
 			CorrelationID: m.CorrelationID, CausationID: m.CausationID, Data: data}
 	}
 	ch, prev := changesBetween(survivor, merged)
@@ -275,11 +275,11 @@ func DecideUnmerge(survivor, absorbed Customer, cmd Unmerge, m Meta) (UnmergeRes
 		kept = []string{}
 	}
 	evs := []events.Event{
-		{ID: ids(), Source: m.Source, CustomerID: survivor.ID, Time: at, Version: survivor.Version + 1, Actor: m.Actor,
+		{ID: ids(), Source: m.Source, AggregateID: survivor.ID, Time: at, Version: survivor.Version + 1, Actor: m.Actor,
 			CorrelationID: m.CorrelationID, CausationID: m.CausationID,
 			Data: &events.CustomerMergeUndone{CustomerID: survivor.ID, CustomerCode: survivor.Code, AbsorbedID: absorbed.ID,
 				AbsorbedCode: absorbed.Code, Changes: ch, Kept: kept, UndoneBy: m.Actor, UndoneAt: at}},
-		{ID: ids(), Source: m.Source, CustomerID: absorbed.ID, Time: at, Version: absorbed.Version + 1, Actor: m.Actor,
+		{ID: ids(), Source: m.Source, AggregateID: absorbed.ID, Time: at, Version: absorbed.Version + 1, Actor: m.Actor,
 			CorrelationID: m.CorrelationID, CausationID: m.CausationID,
 			Data: &events.CustomerUnmerged{CustomerID: absorbed.ID, CustomerCode: absorbed.Code, SurvivorID: survivor.ID,
 				UnmergedBy: m.Actor, UnmergedAt: at}},

@@ -72,7 +72,7 @@ func TestDecideMergeDefaults(t *testing.T) {
 		t.Fatalf("%d events", len(plan.Events))
 	}
 	m := plan.Events[0].Data.(*events.CustomersMerged)
-	if plan.Events[0].CustomerID != s.ID || plan.Events[0].Version != 2 || plan.Events[0].ID != meta(5).EventID ||
+	if plan.Events[0].AggregateID != s.ID || plan.Events[0].Version != 2 || plan.Events[0].ID != meta(5).EventID ||
 		len(m.Absorbed) != 2 || m.Changes.Email.Value != "newer@example.com" || !m.Previous.Email.Null ||
 		!slices.Equal(m.Previous.Tags.Value, []string{"a"}) || m.Changes.Name.Set {
 		t.Errorf("merged event %+v", m)
@@ -88,7 +88,7 @@ func TestDecideMergeDefaults(t *testing.T) {
 	for i, a := range []Customer{older, newer} {
 		e := plan.Events[i+1]
 		d, ok := e.Data.(*events.CustomerMergedInto)
-		if !ok || e.CustomerID != a.ID || e.Version != a.Version+1 || d.SurvivorID != s.ID || e.ID == plan.Events[0].ID {
+		if !ok || e.AggregateID != a.ID || e.Version != a.Version+1 || d.SurvivorID != s.ID || e.ID == plan.Events[0].ID {
 			t.Errorf("absorbed event %d: %+v %+v", i, e, e.Data)
 		}
 	}

@@ -60,101 +60,136 @@ const (
 // trimmed; empty optional strings turned into null; tags trimmed and
 // de-duplicated. Every invalid field is reported, not only the first.
 func normalize(in Input) (Input, error) {
-	var errs []fault.FieldError
-	fail := func(field, msg string) { errs = append(errs, fault.FieldError{Field: field, Message: msg}) }
-
-	// text normalises one string field and reports whether it is now a
-	// value that the field-specific checks below still have to look at.
-	text := func(name string, f *Field[string], max int, required, multiline bool) bool {
-		if !f.Set {
-			return false
-		}
-		if f.Null {
-			if required {
-				fail(name, "must not be null")
-			}
-			return false
-		}
-		v, msg := cleanText(f.Value, max, multiline)
-		if msg != "" {
-			fail(name, msg)
-			return false
-		}
-		if v == "" {
-			if required {
-				fail(name, "must not be empty")
-				return false
-			}
-			*f = events.Cleared[string]()
-			return false
-		}
-		f.Value = v
-		return true
+	var c Checker
+	c.Text("name", &in.Name, MaxName, true, false)
+	c.Email("email", &in.Email)
+	c.Phone("phone", &in.Phone)
+	c.Text("company", &in.Company, MaxCompany, false, false)
+	c.Text("address.street", &in.Address.Street, MaxAddress, false, false)
+	c.Text("address.city", &in.Address.City, MaxAddress, false, false)
+	c.Text("address.state", &in.Address.State, MaxAddress, false, false)
+	c.Text("address.country", &in.Address.Country, MaxAddress, false, false)
+	c.Text("address.postalCode", &in.Address.PostalCode, MaxAddress, false, false)
+	if c.Text("type", &in.Type, 0, true, false) && in.Type.Value != TypeIndividual && in.Type.Value != TypeBusiness {
+		c.Fail("type", "must be one of individual, business")
 	}
-
-	text("name", &in.Name, MaxName, true, false)
-	if text("email", &in.Email, MaxEmail, false, false) {
-		if msg := identifier(in.Email.Value); msg != "" {
-			fail("email", msg)
-		} else if !validEmail(in.Email.Value) {
-			fail("email", "must be a valid email address")
-		}
-	}
-	if text("phone", &in.Phone, MaxPhone, false, false) && !validPhone(in.Phone.Value) {
-		fail("phone", "may contain only digits, spaces and + - ( ) . and must contain a digit")
-	}
-	text("company", &in.Company, MaxCompany, false, false)
-	text("address.street", &in.Address.Street, MaxAddress, false, false)
-	text("address.city", &in.Address.City, MaxAddress, false, false)
-	text("address.state", &in.Address.State, MaxAddress, false, false)
-	text("address.country", &in.Address.Country, MaxAddress, false, false)
-	text("address.postalCode", &in.Address.PostalCode, MaxAddress, false, false)
-	if text("type", &in.Type, 0, true, false) && in.Type.Value != TypeIndividual && in.Type.Value != TypeBusiness {
-		fail("type", "must be one of individual, business")
-	}
-	if text("status", &in.Status, 0, true, false) {
+	if c.Text("status", &in.Status, 0, true, false) {
 		switch in.Status.Value {
 		case StatusLead, StatusProspect, StatusActive, StatusInactive:
 		default:
-			fail("status", "must be one of lead, prospect, active, inactive")
+			c.Fail("status", "must be one of lead, prospect, active, inactive")
 		}
 	}
-	text("notes", &in.Notes, MaxNotes, false, true)
-	if text("externalId", &in.ExternalID, MaxExternalID, false, false) {
+	c.Text("notes", &in.Notes, MaxNotes, false, true)
+	if c.Text("externalId", &in.ExternalID, MaxExternalID, false, false) {
 		if msg := identifier(in.ExternalID.Value); msg != "" {
-			fail("externalId", msg)
+			c.Fail("externalId", msg)
 		}
 	}
+	c.Tags("tags", &in.Tags)
+	return in, c.Err()
+}
 
-	if in.Tags.Set && !in.Tags.Null {
-		seen := make(map[string]bool, len(in.Tags.Value))
-		tags := make([]string, 0, len(in.Tags.Value))
-		for i, t := range in.Tags.Value {
-			v, msg := cleanText(t, MaxTagLength, false)
-			if msg == "" && v == "" {
-				msg = "must not be empty"
-			}
-			if msg == "" {
-				msg = identifier(v)
-			}
-			if msg != "" {
-				fail("tags["+strconv.Itoa(i)+"]", msg)
-				continue
-			}
-			if !seen[v] {
-				seen[v] = true
-				tags = append(tags, v)
-			}
-		}
-		if len(tags) > MaxTags {
-			fail("tags", "at most "+strconv.Itoa(MaxTags)+" tags")
-		}
-		in.Tags.Value = tags
+// Checker validates and normalises the fields of an input (a customer's,
+// or another aggregate's with the same kinds of fields), collecting every
+// problem rather than stopping at the first. The zero Checker is ready.
+type Checker struct {
+	errs []fault.FieldError
+}
+
+// Fail records a problem of field.
+func (c *Checker) Fail(field, msg string) {
+	c.errs = append(c.errs, fault.FieldError{Field: field, Message: msg})
+}
+
+// Err returns a fault.Invalid error listing every problem, or nil.
+func (c *Checker) Err() error {
+	if len(c.errs) > 0 {
+		return fault.InvalidFields(c.errs...)
 	}
-	if len(errs) > 0 {
-		return in, fault.InvalidFields(errs...)
+	return nil
+}
+
+// Text normalises one string field (NFC, trimmed, at most max characters,
+// max 0 = no limit; control characters only where multiline allows new
+// lines and tabs), turns an empty optional value into null, and reports
+// whether it is now a value that field-specific checks still have to look
+// at.
+func (c *Checker) Text(name string, f *Field[string], max int, required, multiline bool) bool {
+	if !f.Set {
+		return false
 	}
-	return in, nil
+	if f.Null {
+		if required {
+			c.Fail(name, "must not be null")
+		}
+		return false
+	}
+	v, msg := cleanText(f.Value, max, multiline)
+	if msg != "" {
+		c.Fail(name, msg)
+		return false
+	}
+	if v == "" {
+		if required {
+			c.Fail(name, "must not be empty")
+			return false
+		}
+		*f = events.Cleared[string]()
+		return false
+	}
+	f.Value = v
+	return true
+}
+
+// Email is Text for an optional email address (at most MaxEmail).
+func (c *Checker) Email(name string, f *Field[string]) {
+	if c.Text(name, f, MaxEmail, false, false) {
+		if msg := identifier(f.Value); msg != "" {
+			c.Fail(name, msg)
+		} else if !validEmail(f.Value) {
+			c.Fail(name, "must be a valid email address")
+		}
+	}
+}
+
+// Phone is Text for an optional phone number (at most MaxPhone).
+func (c *Checker) Phone(name string, f *Field[string]) {
+	if c.Text(name, f, MaxPhone, false, false) && !validPhone(f.Value) {
+		c.Fail(name, "may contain only digits, spaces and + - ( ) . and must contain a digit")
+	}
+}
+
+// Tags normalises a list of tags: each trimmed, non-empty, at most
+// MaxTagLength, without bidirectional controls; duplicates dropped; at most
+// MaxTags.
+func (c *Checker) Tags(name string, f *Field[[]string]) {
+	if !f.Set || f.Null {
+		return
+	}
+	seen := make(map[string]bool, len(f.Value))
+	tags := make([]string, 0, len(f.Value))
+	for i, t := range f.Value {
+		v, msg := cleanText(t, MaxTagLength, false)
+		if msg == "" && v == "" {
+			msg = "must not be empty"
+		}
+		if msg == "" {
+			msg = identifier(v)
+		}
+		if msg != "" {
+			c.Fail(name+"["+strconv.Itoa(i)+"]", msg)
+			continue
+		}
+		if !seen[v] {
+			seen[v] = true
+			tags = append(tags, v)
+		}
+	}
+	if len(tags) > MaxTags {
+		c.Fail(name, "at most "+strconv.Itoa(MaxTags)+" tags")
+	}
+	f.Value = tags
 }
 
 // cleanText normalises s to NFC, trims it and checks its length (max 0 = no

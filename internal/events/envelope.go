@@ -32,9 +32,9 @@ const (
 type Event struct {
 	ID            string    // CloudEvents id (UUID), also the JetStream Nats-Msg-Id
 	Source        string    // CloudEvents source
-	CustomerID    string    // CloudEvents subject
+	AggregateID   string    // CloudEvents subject
 	Time          time.Time // when the change happened
-	Version       uint64    // the customer's version after this event (1 for created)
+	Version       uint64    // its version after this event (1 for created): the customerversion extension
 	Actor         string    // the acting user's id (JWT sub)
 	CorrelationID string    // the request id that caused it
 	CausationID   string    // the id of the message that caused it, if any
@@ -93,7 +93,7 @@ func Encode(e Event) ([]byte, error) {
 		ID:              e.ID,
 		Source:          src,
 		Type:            e.Type(),
-		Subject:         e.CustomerID,
+		Subject:         e.AggregateID,
 		Time:            e.Time.UTC().Format(time.RFC3339Nano),
 		DataContentType: ContentType,
 		Data:            data,
@@ -132,7 +132,7 @@ func Decode(b []byte) (Event, error) {
 		return bad("source missing")
 	}
 	if !isUUID(env.Subject) {
-		return bad("subject %q is not a customer id", env.Subject)
+		return bad("subject %q is not an id (UUID)", env.Subject)
 	}
 	t, err := time.Parse(time.RFC3339Nano, env.Time)
 	if err != nil {
@@ -156,7 +156,7 @@ func Decode(b []byte) (Event, error) {
 		return bad("%v", err)
 	}
 	if payload.subjectID() != env.Subject {
-		return bad("data.customerId %q differs from subject", payload.subjectID())
+		return bad("the id in data, %q, differs from subject", payload.subjectID())
 	}
 	if payload.Kind() == KindCreated && env.CustomerVersion != 1 {
 		return bad("created event with customerversion %d", env.CustomerVersion)
@@ -164,7 +164,7 @@ func Decode(b []byte) (Event, error) {
 	return Event{
 		ID:            env.ID,
 		Source:        env.Source,
-		CustomerID:    env.Subject,
+		AggregateID:   env.Subject,
 		Time:          t.UTC(),
 		Version:       env.CustomerVersion,
 		Actor:         env.Actor,

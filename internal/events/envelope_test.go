@@ -24,7 +24,7 @@ func sp(s string) *string { return &s }
 
 func meta(version uint64, d Payload) Event {
 	return Event{
-		ID: eventID, Source: "/crm/api", CustomerID: custID, Time: when, Version: version,
+		ID: eventID, Source: "/crm/api", AggregateID: custID, Time: when, Version: version,
 		Actor: actorID, CorrelationID: "req-42", CausationID: "", Data: d,
 	}
 }
@@ -134,7 +134,7 @@ func TestEncodeTimeNormalisedToUTC(t *testing.T) {
 }
 
 func TestEncodeErrors(t *testing.T) {
-	if _, err := Encode(Event{ID: eventID, CustomerID: custID}); err == nil {
+	if _, err := Encode(Event{ID: eventID, AggregateID: custID}); err == nil {
 		t.Error("Encode without data: no error")
 	}
 }

@@ -81,6 +81,44 @@ var registry = []Definition{
 		Type: TypeUnmergedV1, Schema: "customer.unmerged.v1.schema.json",
 		New: func() Payload { return new(CustomerUnmerged) },
 	},
+	{
+		Aggregate: Contacts, Kind: KindCreated, Name: "ContactCreated",
+		Type: TypeContactCreatedV1, Schema: "contact.created.v1.schema.json",
+		New: func() Payload { return new(ContactCreated) },
+	},
+	{
+		Aggregate: Contacts, Kind: KindUpdated, Name: "ContactUpdated",
+		Type: TypeContactUpdatedV1, Schema: "contact.updated.v1.schema.json",
+		New: func() Payload { return new(ContactUpdated) },
+	},
+	{
+		Aggregate: Contacts, Kind: KindDeleted, Name: "ContactDeleted",
+		Type: TypeContactDeletedV1, Schema: "contact.deleted.v1.schema.json",
+		New: func() Payload { return new(ContactDeleted) },
+	},
+}
+
+// Aggregates returns the aggregates of the registry, in registry order.
+func Aggregates() []Aggregate {
+	var out []Aggregate
+	for _, d := range registry {
+		if !slices.Contains(out, d.Aggregate) {
+			out = append(out, d.Aggregate)
+		}
+	}
+	return out
+}
+
+// TypesOf returns the CloudEvents types of aggregate a written today, in
+// registry order.
+func TypesOf(a Aggregate) []string {
+	var out []string
+	for _, d := range registry {
+		if d.Aggregate == a {
+			out = append(out, d.Type)
+		}
+	}
+	return out
 }
 
 // byType finds the definition of a CloudEvents type (current or older) and,
@@ -146,6 +184,46 @@ const (
 	SubjectAll = SubjectPrefix + ".>"
 )
 
+// StreamSubjects returns the subjects of every aggregate's events,
+// crm.<aggregate>.>, in registry order (the event stream's subjects, with
+// the claims').
+func StreamSubjects() []string {
+	var out []string
+	for _, a := range Aggregates() {
+		out = append(out, subjectRoot+"."+string(a)+".>")
+	}
+	return out
+}
+
+// AggregateSubject returns the subject of an event of kind k about id, of
+// aggregate a.
+func AggregateSubject(a Aggregate, id string, k Kind) string {
+	return subjectRoot + "." + string(a) + "." + id + "." + string(k)
+}
+
+// AggregateSubjects returns the wildcard that matches every event of id, of
+// aggregate a.
+func AggregateSubjects(a Aggregate, id string) string {
+	return subjectRoot + "." + string(a) + "." + id + ".*"
+}
+
+// ParseAggregateSubject splits the subject of any registered event into
+// aggregate, id and kind.
+func ParseAggregateSubject(subject string) (a Aggregate, id string, k Kind, err error) {
+	rest, ok := strings.CutPrefix(subject, subjectRoot+".")
+	if ok {
+		var agg, kind string
+		agg, rest, _ = strings.Cut(rest, ".")
+		id, kind, ok = strings.Cut(rest, ".")
+		if ok && isUUID(id) {
+			if _, known := Lookup(Aggregate(agg), Kind(kind)); known {
+				return Aggregate(agg), id, Kind(kind), nil
+			}
+		}
+	}
+	return "", "", "", fmt.Errorf("%w: subject %q", ErrMalformed, subject)
+}
+
 // Subject returns the subject of an event of kind k about customer id.
 func Subject(customerID string, k Kind) string {
 	return SubjectPrefix + "." + customerID + "." + string(k)
@@ -153,7 +231,7 @@ func Subject(customerID string, k Kind) string {
 
 // SubjectOf returns the subject of event e.
 func SubjectOf(e Event) string {
-	return subjectRoot + "." + string(e.Data.Aggregate()) + "." + e.CustomerID + "." + string(e.Data.Kind())
+	return AggregateSubject(e.Data.Aggregate(), e.AggregateID, e.Data.Kind())
 }
 
 // CustomerSubjects returns the wildcard that matches every event of one

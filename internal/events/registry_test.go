@@ -2,6 +2,7 @@ package events
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -43,12 +44,48 @@ func TestRegistry(t *testing.T) {
 		if got, ok := Lookup(d.Aggregate, d.Kind); !ok || got.Type != d.Type {
 			t.Errorf("Lookup(%s, %s) = %v, %v", d.Aggregate, d.Kind, got.Type, ok)
 		}
-		if _, _, err := ParseSubject("crm." + string(d.Aggregate) + "." + custID + "." + string(d.Kind)); d.Aggregate == Customers && err != nil {
-			t.Errorf("ParseSubject refuses the subject of %s: %v", d.Name, err)
+		subject := AggregateSubject(d.Aggregate, custID, d.Kind)
+		if d.Aggregate == Customers {
+			if id, k, err := ParseSubject(subject); err != nil || id != custID || k != d.Kind {
+				t.Errorf("ParseSubject(%q) = %q, %q, %v (the subject of %s)", subject, id, k, err, d.Name)
+			}
+		} else if _, _, err := ParseSubject(subject); err == nil {
+			t.Errorf("ParseSubject accepts %q, the subject of %s (not a customer event)", subject, d.Name)
+		}
+		if a, id, k, err := ParseAggregateSubject(subject); err != nil || a != d.Aggregate || id != custID || k != d.Kind {
+			t.Errorf("ParseAggregateSubject(%q) = %q, %q, %q, %v, want %s, %s, %s (the subject of %s)",
+				subject, a, id, k, err, d.Aggregate, custID, d.Kind, d.Name)
 		}
 	}
 	if len(Definitions()) < 3 {
 		t.Fatalf("only %d kinds registered", len(Definitions()))
+	}
+}
+
+// TestParseAggregateSubject: a subject that is not the subject of a
+// registered kind is an error wrapping ErrMalformed.
+func TestParseAggregateSubject(t *testing.T) {
+	for name, subject := range map[string]string{
+		"empty":             "",
+		"root only":         "crm",
+		"no id":             "crm.contacts",
+		"no kind":           "crm.contacts." + custID,
+		"empty kind":        "crm.contacts." + custID + ".",
+		"extra token":       "crm.contacts." + custID + ".created.x",
+		"wildcard":          "crm.contacts." + custID + ".*",
+		"other root":        "xrm.contacts." + custID + ".created",
+		"unknown aggregate": "crm.orders." + custID + ".created",
+		"empty aggregate":   "crm.." + custID + ".created",
+		"unknown kind":      "crm.contacts." + custID + ".archived",
+		"kind of customers": "crm.contacts." + custID + ".merged",
+		"id not a uuid":     "crm.contacts.abc.created",
+		"id upper case":     "crm.contacts." + strings.ToUpper(custID) + ".created",
+		"claims subject":    "crm.claims.email.abc",
+	} {
+		a, id, k, err := ParseAggregateSubject(subject)
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: ParseAggregateSubject(%q) = %q, %q, %q, %v, want an error wrapping ErrMalformed", name, subject, a, id, k, err)
+		}
 	}
 }
 
@@ -74,7 +111,7 @@ func TestRegistryDocs(t *testing.T) {
 			t.Errorf("%s: schema %s is for type %q, want %q", d.Name, d.Schema, doc.Properties.Type.Const, d.Type)
 		}
 		for _, want := range []string{
-			"address: crm." + string(d.Aggregate) + ".{customerId}." + string(d.Kind) + "\n",
+			"address: crm." + string(d.Aggregate) + ".{" + idParam(d.Aggregate) + "}." + string(d.Kind) + "\n",
 			"name: " + d.Name + "\n",
 			"$ref: './events/" + d.Schema + "'",
 		} {
@@ -84,7 +121,8 @@ func TestRegistryDocs(t *testing.T) {
 		}
 	}
 
-	// The history entry of the OpenAPI document lists the types and kinds.
+	// The history entry of the OpenAPI document (a customer's history)
+	// lists the customer types and kinds.
 	var spec any
 	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(root, "internal", "httpapi", "openapi", "openapi.json"))), &spec); err != nil {
 		t.Fatal(err)
@@ -93,12 +131,17 @@ func TestRegistryDocs(t *testing.T) {
 	for _, k := range Kinds(Customers) {
 		kinds = append(kinds, string(k))
 	}
-	for _, want := range [][]string{Types(), kinds} {
+	for _, want := range [][]string{TypesOf(Customers), kinds} {
 		if !hasEnum(spec, want) {
 			t.Errorf("openapi.json has no enum listing exactly %v (the history entry's type and kind)", want)
 		}
 	}
 }
+
+// idParam is the AsyncAPI channel parameter of an aggregate's id: the
+// aggregate's singular (its name without the trailing "s") + "Id", as in
+// crm.customers.{customerId}.created.
+func idParam(a Aggregate) string { return strings.TrimSuffix(string(a), "s") + "Id" }
 
 // hasEnum reports whether some "enum" in the JSON document v holds exactly
 // the values of want (in any order).

@@ -93,7 +93,7 @@ func StreamConfig(c Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        c.Stream,
 		Description: "crm customer events (CloudEvents JSON); the source of truth",
-		Subjects:    []string{events.SubjectAll, events.ClaimsPrefix + ".>"},
+		Subjects:    append(events.StreamSubjects(), events.ClaimsPrefix+".>"),
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Discard:     jetstream.DiscardNew,
@@ -184,10 +184,16 @@ func (s *Store) Close() { s.codes.close() }
 // the merged events must carry the versions 1…n without a gap; a change that
 // lands after the reads makes the append fail on its expected sequence.
 func (s *Store) Load(ctx context.Context, customerID string) ([]events.Event, uint64, error) {
+	return s.LoadAggregate(ctx, events.Customers, customerID)
+}
+
+// LoadAggregate is Load for the events of id of any aggregate (a contact's,
+// …).
+func (s *Store) LoadAggregate(ctx context.Context, a events.Aggregate, id string) ([]events.Event, uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	for attempt := 0; attempt < 3; attempt++ {
-		evs, last, err := s.loadSubjects(ctx, customerID)
+		evs, last, err := s.loadSubjects(ctx, a, id)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -196,7 +202,7 @@ func (s *Store) Load(ctx context.Context, customerID string) ([]events.Event, ui
 		}
 		// A change landed between the reads: read again.
 	}
-	return s.loadFiltered(ctx, customerID, events.CustomerSubjects(customerID))
+	return s.loadFiltered(ctx, id, events.AggregateSubjects(a, id))
 }
 
 func contiguous(evs []events.Event) bool {
@@ -208,8 +214,8 @@ func contiguous(evs []events.Event) bool {
 	return true
 }
 
-func (s *Store) loadSubjects(ctx context.Context, customerID string) ([]events.Event, uint64, error) {
-	kinds := events.Kinds(events.Customers)
+func (s *Store) loadSubjects(ctx context.Context, a events.Aggregate, id string) ([]events.Event, uint64, error) {
+	kinds := events.Kinds(a)
 	type result struct {
 		evs []events.Event
 		err error
@@ -218,7 +224,7 @@ func (s *Store) loadSubjects(ctx context.Context, customerID string) ([]events.E
 	for i, k := range kinds {
 		results[i] = make(chan result, 1)
 		go func() {
-			evs, _, err := s.loadFiltered(ctx, customerID, events.Subject(customerID, k))
+			evs, _, err := s.loadFiltered(ctx, id, events.AggregateSubject(a, id, k))
 			results[i] <- result{evs, err}
 		}()
 	}
@@ -243,7 +249,7 @@ func (s *Store) loadSubjects(ctx context.Context, customerID string) ([]events.E
 }
 
 // loadFiltered reads every message matching filter, 256 per direct get.
-func (s *Store) loadFiltered(ctx context.Context, customerID, filter string) ([]events.Event, uint64, error) {
+func (s *Store) loadFiltered(ctx context.Context, id, filter string) ([]events.Event, uint64, error) {
 	var (
 		out  []events.Event
 		last uint64
@@ -257,7 +263,7 @@ func (s *Store) loadFiltered(ctx context.Context, customerID, filter string) ([]
 		for _, m := range batch {
 			ev, err := events.Decode(m.Data)
 			if err != nil {
-				return nil, 0, fmt.Errorf("%w: customer %s seq %d: %v", errUnexpected, customerID, m.Seq, err)
+				return nil, 0, fmt.Errorf("%w: %s seq %d: %v", errUnexpected, id, m.Seq, err)
 			}
 			ev.Seq = m.Seq
 			out = append(out, ev)
@@ -277,7 +283,8 @@ const MaxChanges = 1000
 // customer stored after sequence after, in stream order, each with its
 // Seq, and whether more are stored after them: the stream read forward
 // for the change feed: one batched direct get of up to limit messages,
-// the claims among them left out. (The filter is ">", not the customer
+// the claims and other aggregates' events (contacts') among them left
+// out. (The filter is ">", not the customer
 // subjects' wildcard: with a million subjects the server answers a
 // partial wildcard by walking its subject index for every message, 0.6 s
 // for 1,000 messages from the start and 2.7 s from the middle of the
@@ -293,7 +300,7 @@ func (s *Store) ReadChanges(ctx context.Context, after uint64, limit int) ([]eve
 	out := make([]events.Event, 0, len(batch))
 	for _, m := range batch {
 		if !strings.HasPrefix(m.Header.Get(jetstream.SubjectHeader), events.SubjectPrefix+".") {
-			continue // a claim
+			continue // a claim, or a contact's event
 		}
 		ev, err := events.Decode(m.Data)
 		if err != nil {
@@ -466,14 +473,14 @@ func (s *Store) Append(ctx context.Context, evs []events.Event, expected map[str
 			return nil, err
 		}
 		m.Header.Set(jetstream.ExpectedStreamHeader, s.cfg.Stream)
-		if !checked[ev.CustomerID] {
-			checked[ev.CustomerID] = true
-			seq, ok := expected[ev.CustomerID]
+		if !checked[ev.AggregateID] {
+			checked[ev.AggregateID] = true
+			seq, ok := expected[ev.AggregateID]
 			if !ok {
-				return nil, fmt.Errorf("%w: append: no expected sequence for customer %s", errUnexpected, ev.CustomerID)
+				return nil, fmt.Errorf("%w: append: no expected sequence for customer %s", errUnexpected, ev.AggregateID)
 			}
 			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(seq, 10))
-			m.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, events.CustomerSubjects(ev.CustomerID))
+			m.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, events.AggregateSubjects(ev.Data.Aggregate(), ev.AggregateID))
 		}
 		msgs = append(msgs, m)
 	}

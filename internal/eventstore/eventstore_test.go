@@ -52,13 +52,13 @@ func open(t *testing.T, ns *embedded.Server, cfg eventstore.Config) *eventstore.
 var now = time.Date(2026, 12, 1, 10, 0, 0, 123456789, time.UTC)
 
 func created(id, code string, correlation string) events.Event {
-	return events.Event{ID: uuid.NewString(), CustomerID: id, Time: now, Version: 1, Actor: "tester", CorrelationID: correlation,
+	return events.Event{ID: uuid.NewString(), AggregateID: id, Time: now, Version: 1, Actor: "tester", CorrelationID: correlation,
 		Data: &events.CustomerCreated{CustomerID: id, CustomerCode: code, Name: "Customer " + code, Type: "individual",
 			Status: "lead", Tags: []string{}, CreatedBy: "tester", CreatedAt: now}}
 }
 
 func updated(st customer.Customer, status, correlation string) events.Event {
-	return events.Event{ID: uuid.NewString(), CustomerID: st.ID, Time: now, Version: st.Version + 1, Actor: "tester",
+	return events.Event{ID: uuid.NewString(), AggregateID: st.ID, Time: now, Version: st.Version + 1, Actor: "tester",
 		CorrelationID: correlation, Data: &events.CustomerUpdated{CustomerID: st.ID, CustomerCode: st.Code,
 			Changes: events.Changes{Status: events.SetTo(status)}, UpdatedBy: "tester", UpdatedAt: now}}
 }
@@ -402,7 +402,7 @@ func TestAppendErrors(t *testing.T) {
 	for _, evs := range [][]events.Event{{created(other, "C002", "")}, {created(other, "C002", ""), created(uuid.NewString(), "C003", "")}} {
 		exp := map[string]uint64{}
 		for _, e := range evs {
-			exp[e.CustomerID] = 0
+			exp[e.AggregateID] = 0
 		}
 		if _, err := short.Append(ctx, evs, exp); !errors.Is(err, eventstore.ErrUnavailable) || fault.KindOf(err) != fault.Unavailable {
 			t.Fatalf("append of %d to a stopped server: %v", len(evs), err)
@@ -507,5 +507,65 @@ func TestClaims(t *testing.T) {
 	}
 	if holder, _, _ := es.LoadClaim(ctx, subject); holder != b {
 		t.Fatalf("after the takeover: %q", holder)
+	}
+}
+
+// TestContactEvents: a contact's events live on crm.contacts.<id>.<kind>
+// in the same stream, load by aggregate (a customer's Load of the same id
+// finds none), and are checked against the contact's own last sequence: a
+// stale expectation stores nothing; a customer and a contact change
+// together in one atomic batch.
+func TestContactEvents(t *testing.T) {
+	_, es, _ := start(t)
+	ctx := context.Background()
+	k, c := uuid.NewString(), uuid.NewString()
+	contactCreated := events.Event{ID: uuid.NewString(), AggregateID: k, Time: now, Version: 1, Actor: "tester",
+		Data: &events.ContactCreated{ContactID: k, Name: "Ann Lee", Tags: []string{}, CreatedBy: "tester", CreatedAt: now}}
+	contactUpdated := func(version uint64, title string) events.Event {
+		return events.Event{ID: uuid.NewString(), AggregateID: k, Time: now, Version: version, Actor: "tester",
+			Data: &events.ContactUpdated{ContactID: k, Changes: events.ContactChanges{Title: events.SetTo(title)}, UpdatedBy: "tester", UpdatedAt: now}}
+	}
+	seqs, err := es.Append(ctx, []events.Event{contactCreated}, map[string]uint64{k: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, last, err := es.LoadAggregate(ctx, events.Contacts, k)
+	if err != nil || len(evs) != 1 || last != seqs[0] || evs[0].Data.(*events.ContactCreated).Name != "Ann Lee" {
+		t.Fatalf("LoadAggregate = %+v, %d, %v", evs, last, err)
+	}
+	if evs, last, err := es.Load(ctx, k); err != nil || len(evs) != 0 || last != 0 {
+		t.Fatalf("a customer Load of a contact's id = %d events, %d, %v", len(evs), last, err)
+	}
+	// A stale expectation (another writer's create) is a conflict.
+	before := lastSeq(t, es)
+	if _, err := es.Append(ctx, []events.Event{contactUpdated(2, "CFO")}, map[string]uint64{k: 0}); !errors.Is(err, eventstore.ErrConflict) {
+		t.Fatalf("stale contact append: %v, want ErrConflict", err)
+	}
+	if got := lastSeq(t, es); got != before {
+		t.Fatalf("a refused append stored events: %d → %d", before, got)
+	}
+	// One batch across both aggregates.
+	seqs, err = es.Append(ctx, []events.Event{created(c, "C001", ""), contactUpdated(2, "CFO")}, map[string]uint64{c: 0, k: last})
+	if err != nil || len(seqs) != 2 {
+		t.Fatalf("a batch of a customer and a contact: %v %v", seqs, err)
+	}
+	if evs, _, _ := es.LoadAggregate(ctx, events.Contacts, k); len(evs) != 2 || evs[1].Seq != seqs[1] {
+		t.Fatalf("contact after the batch: %+v", evs)
+	}
+	if st, _, _ := load(t, es, c); st.Code != "C001" {
+		t.Fatalf("customer after the batch: %+v", st)
+	}
+	// The change feed carries customer events only.
+	changes, _, err := es.ReadChanges(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range changes {
+		if ev.Data.Aggregate() != events.Customers {
+			t.Fatalf("the change feed carries a %s event", ev.Data.Aggregate())
+		}
+	}
+	if len(changes) != 1 {
+		t.Fatalf("change feed: %d events, want 1", len(changes))
 	}
 }

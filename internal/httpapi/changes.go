@@ -186,7 +186,7 @@ func (a *api) readChanges(ctx context.Context, after uint64, limit int, types []
 				return nil, 0, false, fault.Wrap(fault.Internal, "encode event", err)
 			}
 			items = append(items, changeJSON{Sequence: ev.Seq, Cursor: ChangeCursor(ev.Seq), Type: ev.Type(),
-				CustomerID: ev.CustomerID, Time: ev.Time.UTC().Format(time.RFC3339Nano), Event: data})
+				CustomerID: ev.AggregateID, Time: ev.Time.UTC().Format(time.RFC3339Nano), Event: data})
 		}
 		scanned += len(evs)
 		if !more || len(items) >= limit || scanned >= maxScanned || len(evs) == 0 {

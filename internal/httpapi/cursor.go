@@ -27,6 +27,7 @@ type pageCursor struct {
 	T    int64  `json:"t,omitempty"` // Unix nanoseconds
 	N    string `json:"n,omitempty"`
 	C    int64  `json:"c"`
+	I    string `json:"i,omitempty"` // an id (contacts' tie-breaker)
 }
 
 // CursorKey derives the page cursors' signing key from the service's
@@ -50,18 +51,32 @@ func binding(q readmodel.Query, search bool) string {
 	if search {
 		parts[0], parts[1], parts[2], parts[8] = "search", "", "", q.Text
 	}
+	return bindingOf(parts...)
+}
+
+// bindingOf hashes the parts of a query that a cursor is bound to.
+func bindingOf(parts ...string) string {
 	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return base64.RawURLEncoding.EncodeToString(sum[:12])
 }
 
 func (a *api) encodeCursor(q readmodel.Query, search bool, p readmodel.Position) string {
-	c := pageCursor{V: 1, Bind: binding(q, search), S: p.Score, N: p.Name, C: p.Code}
-	if !p.Time.IsZero() {
-		c.T = p.Time.UnixNano()
-	}
+	return a.signCursor(pageCursor{V: 1, Bind: binding(q, search), S: p.Score, N: p.Name, C: p.Code, T: unixNanos(p.Time)})
+}
+
+// signCursor returns the signed form of c.
+func (a *api) signCursor(c pageCursor) string {
 	body, _ := json.Marshal(c)
 	payload := base64.RawURLEncoding.EncodeToString(body)
 	return payload + "." + a.cursorMAC(payload)
+}
+
+// unixNanos is t in Unix nanoseconds, 0 for the zero time.
+func unixNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 func (a *api) cursorMAC(payload string) string {
@@ -73,21 +88,31 @@ func (a *api) cursorMAC(payload string) string {
 // decodeCursor returns the position of a cursor made for q, or a message
 // saying why it is refused.
 func (a *api) decodeCursor(s string, q readmodel.Query, search bool) (readmodel.Position, string) {
-	payload, mac, ok := strings.Cut(s, ".")
-	if !ok || !hmac.Equal([]byte(mac), []byte(a.cursorMAC(payload))) {
-		return readmodel.Position{}, "is not a cursor of this API (take meta.next of a page)"
-	}
-	body, err := base64.RawURLEncoding.DecodeString(payload)
-	var c pageCursor
-	if err != nil || json.Unmarshal(body, &c) != nil || c.V != 1 {
-		return readmodel.Position{}, "is not a cursor of this API (take meta.next of a page)"
-	}
-	if c.Bind != binding(q, search) {
-		return readmodel.Position{}, "was made for another query: keep the filters, sort and q of the page it came from"
+	c, why := a.openCursor(s, binding(q, search))
+	if why != "" {
+		return readmodel.Position{}, why
 	}
 	p := readmodel.Position{Score: c.S, Name: c.N, Code: c.C}
 	if c.T != 0 {
 		p.Time = time.Unix(0, c.T).UTC()
 	}
 	return p, ""
+}
+
+// openCursor checks a cursor's signature and binding and returns it, or
+// a message saying why it is refused.
+func (a *api) openCursor(s, bind string) (pageCursor, string) {
+	payload, mac, ok := strings.Cut(s, ".")
+	if !ok || !hmac.Equal([]byte(mac), []byte(a.cursorMAC(payload))) {
+		return pageCursor{}, "is not a cursor of this API (take meta.next of a page)"
+	}
+	body, err := base64.RawURLEncoding.DecodeString(payload)
+	var c pageCursor
+	if err != nil || json.Unmarshal(body, &c) != nil || c.V != 1 {
+		return pageCursor{}, "is not a cursor of this API (take meta.next of a page)"
+	}
+	if c.Bind != bind {
+		return pageCursor{}, "was made for another query: keep the filters, sort and q of the page it came from"
+	}
+	return c, ""
 }

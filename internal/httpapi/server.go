@@ -150,6 +150,11 @@ func New(d Deps) http.Handler {
 	g.POST("/customers/:id/merge", a.require(auth.PermEdit), a.require(auth.PermDelete), a.mergeCustomers)
 	g.POST("/customers/:id/unmerge", a.require(auth.PermEdit), a.require(auth.PermDelete), a.unmergeCustomer)
 
+	g.POST("/contacts", a.require(auth.PermCreate), a.createContact)
+	g.GET("/contacts", a.require(auth.PermView), a.listContacts)
+	g.GET("/contacts/:id", a.require(auth.PermView), a.getContact)
+	g.PATCH("/contacts/:id", a.require(auth.PermEdit), a.updateContact)
+	g.DELETE("/contacts/:id", a.require(auth.PermDelete), a.deleteContact)
 	g.GET("/me", a.require(auth.PermView), a.me)
 	g.GET("/changes", a.require(auth.PermAudit), a.listChanges)
 	g.POST("/imports", a.require(auth.PermImport), a.require(auth.PermCreate), a.createImport)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"crm/internal/contact"
 	"crm/internal/customer"
 	"crm/internal/events"
 	"crm/internal/metrics"
@@ -258,9 +259,9 @@ func (p *Projector) add(batch []events.Event, m jetstream.Msg, seen uint64) ([]e
 	if err != nil {
 		return batch, seen, fmt.Errorf("%w: stream sequence %d (subject %s): %v", ErrCorrupt, seq, m.Subject(), err)
 	}
-	id, kind, err := events.ParseSubject(m.Subject())
-	if err != nil || id != ev.CustomerID || kind != ev.Kind() {
-		return batch, seen, fmt.Errorf("%w: stream sequence %d: subject %s does not match event %s of %s", ErrCorrupt, seq, m.Subject(), ev.Type(), ev.CustomerID)
+	agg, id, kind, err := events.ParseAggregateSubject(m.Subject())
+	if err != nil || agg != ev.Data.Aggregate() || id != ev.AggregateID || kind != ev.Kind() {
+		return batch, seen, fmt.Errorf("%w: stream sequence %d: subject %s does not match event %s of %s", ErrCorrupt, seq, m.Subject(), ev.Type(), ev.AggregateID)
 	}
 	ev.Seq = seq
 	return append(batch, ev), seq, nil
@@ -281,7 +282,7 @@ func (p *Projector) apply(ctx context.Context, batch []events.Event, last uint64
 	// 250 ms … 5 s, logging the first failure and then every tenth.
 	pause := 250 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		err := p.store.Commit(ctx, docs, last)
+		err := p.store.CommitBatch(ctx, docs, last)
 		if err == nil {
 			if attempt > 0 {
 				p.log.Info("read model commit succeeded again", "seq", last, "attempts", attempt+1)
@@ -322,34 +323,78 @@ func (p *Projector) apply(ctx context.Context, batch []events.Event, last uint64
 
 // Fold loads the documents a batch touches and applies the batch to them in
 // order, skipping events a document already includes. It returns the
-// changed documents. An event that does not follow its document (a version
-// gap, an update before the create) is ErrCorrupt.
-func Fold(ctx context.Context, store readmodel.Writer, batch []events.Event) ([]readmodel.Customer, error) {
-	ids := make([]string, 0, len(batch))
+// changed documents of each aggregate. An event that does not follow its
+// document (a version gap, an update before the create) is ErrCorrupt.
+func Fold(ctx context.Context, store readmodel.Writer, batch []events.Event) (readmodel.Batch, error) {
+	var customerIDs, contactIDs []string
 	seen := make(map[string]bool, len(batch))
 	for _, ev := range batch {
-		if !seen[ev.CustomerID] {
-			seen[ev.CustomerID] = true
-			ids = append(ids, ev.CustomerID)
+		if seen[ev.AggregateID] {
+			continue
+		}
+		seen[ev.AggregateID] = true
+		switch ev.Data.Aggregate() {
+		case events.Customers:
+			customerIDs = append(customerIDs, ev.AggregateID)
+		case events.Contacts:
+			contactIDs = append(contactIDs, ev.AggregateID)
+		default:
+			return readmodel.Batch{}, fmt.Errorf("%w: stream sequence %d: no read model for %s events", ErrCorrupt, ev.Seq, ev.Data.Aggregate())
 		}
 	}
-	docs, err := store.Load(ctx, ids)
-	if err != nil {
-		return nil, fmt.Errorf("load documents: %w", err)
+	var out readmodel.Batch
+	if len(customerIDs) > 0 {
+		docs, err := store.Load(ctx, customerIDs)
+		if err != nil {
+			return readmodel.Batch{}, fmt.Errorf("load documents: %w", err)
+		}
+		out.Customers, err = foldDocs(batch, events.Customers, customerIDs, docs,
+			func(d readmodel.Customer) (uint64, uint64) { return d.Seq, d.Version },
+			func(d readmodel.Customer, ev events.Event) readmodel.Customer {
+				return readmodel.FromState(customer.Evolve(d.State(), ev))
+			})
+		if err != nil {
+			return readmodel.Batch{}, err
+		}
 	}
+	if len(contactIDs) > 0 {
+		docs, err := store.LoadContacts(ctx, contactIDs)
+		if err != nil {
+			return readmodel.Batch{}, fmt.Errorf("load contact documents: %w", err)
+		}
+		out.Contacts, err = foldDocs(batch, events.Contacts, contactIDs, docs,
+			func(d readmodel.Contact) (uint64, uint64) { return d.Seq, d.Version },
+			func(d readmodel.Contact, ev events.Event) readmodel.Contact {
+				return readmodel.FromContact(contact.Evolve(d.State(), ev))
+			})
+		if err != nil {
+			return readmodel.Batch{}, err
+		}
+	}
+	return out, nil
+}
+
+// foldDocs applies the events of aggregate a in batch to their documents
+// (docs, by id) and returns the changed ones in the order of ids.
+func foldDocs[D any](batch []events.Event, a events.Aggregate, ids []string, docs map[string]D,
+	seqVersion func(D) (seq, version uint64), evolve func(D, events.Event) D) ([]D, error) {
 	changed := make(map[string]bool, len(ids))
 	for _, ev := range batch {
-		doc := docs[ev.CustomerID]
-		if ev.Seq <= doc.Seq {
+		if ev.Data.Aggregate() != a {
+			continue
+		}
+		doc := docs[ev.AggregateID]
+		seq, version := seqVersion(doc)
+		if ev.Seq <= seq {
 			continue // already applied (replay, redelivery, another projector)
 		}
-		if ev.Version != doc.Version+1 {
-			return nil, fmt.Errorf("%w: stream sequence %d: customer %s version %d follows version %d", ErrCorrupt, ev.Seq, ev.CustomerID, ev.Version, doc.Version)
+		if ev.Version != version+1 {
+			return nil, fmt.Errorf("%w: stream sequence %d: %s %s version %d follows version %d", ErrCorrupt, ev.Seq, a, ev.AggregateID, ev.Version, version)
 		}
-		docs[ev.CustomerID] = readmodel.FromState(customer.Evolve(doc.State(), ev))
-		changed[ev.CustomerID] = true
+		docs[ev.AggregateID] = evolve(doc, ev)
+		changed[ev.AggregateID] = true
 	}
-	out := make([]readmodel.Customer, 0, len(changed))
+	out := make([]D, 0, len(changed))
 	for _, id := range ids {
 		if changed[id] {
 			out = append(out, docs[id])

@@ -14,6 +14,7 @@ import (
 
 	"crm/internal/auth"
 	"crm/internal/commands"
+	"crm/internal/contact"
 	"crm/internal/customer"
 	"crm/internal/embedded"
 	"crm/internal/events"
@@ -30,7 +31,9 @@ type rig struct {
 	es  *eventstore.Store
 	cmd *commands.Handler
 	ids []string
-	rnd *rand.Rand
+	// contacts are the ids of the contacts randomOps created.
+	contacts []string
+	rnd      *rand.Rand
 }
 
 // newRig starts an embedded nats-server (JetStream in a temp dir, loopback
@@ -70,6 +73,10 @@ func (r *rig) randomOps(n int) {
 	words := []string{"Acme", "José", "Smith", "Globex", "Initech", "Zoë", "Müller", "O'Brien", "Umbrella", "Stark"}
 	w := func() string { return words[r.rnd.IntN(len(words))] }
 	for i := 0; i < n; i++ {
+		if r.rnd.IntN(5) == 0 {
+			r.randomContactOp(w)
+			continue
+		}
 		op := r.rnd.IntN(10)
 		switch {
 		case op < 4 || len(r.ids) == 0:
@@ -143,9 +150,71 @@ func (r *rig) randomOps(n int) {
 	}
 }
 
+// randomContactOp creates, changes or deletes a contact: events of another
+// aggregate between the customers', in the same stream.
+func (r *rig) randomContactOp(w func() string) {
+	r.t.Helper()
+	ctx := context.Background()
+	switch op := r.rnd.IntN(5); {
+	case op < 2 || len(r.contacts) == 0:
+		in := contact.Input{Name: str(w() + " " + w()), Tags: events.SetTo([]string{w()})}
+		if r.rnd.IntN(2) == 0 {
+			in.Email = str(fmt.Sprintf("contact%d@example.com", r.rnd.IntN(1000)))
+		}
+		res, err := r.cmd.CreateContact(ctx, admin, in)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		r.contacts = append(r.contacts, res.Contact.ID)
+	case op < 4:
+		in := contact.Input{Title: str("Head of " + w())}
+		if r.rnd.IntN(2) == 0 {
+			in.Name, in.Tags = str(w()), events.SetTo([]string{w(), w()})
+		}
+		id := r.contacts[r.rnd.IntN(len(r.contacts))]
+		if _, err := r.cmd.UpdateContact(ctx, admin, id, in, 0); err != nil && !errors.Is(err, contact.ErrNotFound) {
+			r.t.Fatal(err)
+		}
+	default:
+		id := r.contacts[r.rnd.IntN(len(r.contacts))]
+		if _, err := r.cmd.DeleteContact(ctx, admin, id, 0); err != nil && !errors.Is(err, contact.ErrNotFound) {
+			r.t.Fatal(err)
+		}
+	}
+}
+
+// foldContacts folds the contact events of the stream per contact.
+func (r *rig) foldContacts() map[string]contact.Contact {
+	r.t.Helper()
+	out := map[string]contact.Contact{}
+	for _, ev := range r.streamEvents() {
+		if ev.Data.Aggregate() == events.Contacts {
+			out[ev.AggregateID] = contact.Evolve(out[ev.AggregateID], ev)
+		}
+	}
+	return out
+}
+
 // fold reads the whole stream and folds it per customer; it also returns the
 // last sequence.
 func (r *rig) fold() (map[string]customer.Customer, uint64) {
+	r.t.Helper()
+	out := map[string]customer.Customer{}
+	evs := r.streamEvents()
+	for _, ev := range evs {
+		if ev.Data.Aggregate() == events.Customers {
+			out[ev.AggregateID] = customer.Evolve(out[ev.AggregateID], ev)
+		}
+	}
+	var last uint64
+	if len(evs) > 0 {
+		last = evs[len(evs)-1].Seq
+	}
+	return out, last
+}
+
+// streamEvents reads every event of the stream, in order.
+func (r *rig) streamEvents() []events.Event {
 	r.t.Helper()
 	ctx := context.Background()
 	js := r.es.JetStream()
@@ -157,7 +226,7 @@ func (r *rig) fold() (map[string]customer.Customer, uint64) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	out := map[string]customer.Customer{}
+	var out []events.Event
 	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
 		m, err := s.GetMsg(ctx, seq)
 		if err != nil {
@@ -168,9 +237,9 @@ func (r *rig) fold() (map[string]customer.Customer, uint64) {
 			r.t.Fatal(err)
 		}
 		ev.Seq = m.Sequence
-		out[ev.CustomerID] = customer.Evolve(out[ev.CustomerID], ev)
+		out = append(out, ev)
 	}
-	return out, info.State.LastSeq
+	return out
 }
 
 // assertEqualsFold checks the read model, document by document and field by
@@ -215,6 +284,49 @@ func (r *rig) assertEqualsFold(store readmodel.Store) {
 	p, err := store.List(ctx, readmodel.Query{Page: 1, PerPage: 100})
 	if err != nil || p.Total != int64(live) {
 		r.t.Fatalf("list total %d (%v), want %d live customers", p.Total, err, live)
+	}
+	r.assertContactsEqualFold(store)
+}
+
+// assertContactsEqualFold checks the contact documents against the fold of
+// the contact events.
+func (r *rig) assertContactsEqualFold(store readmodel.Store) {
+	r.t.Helper()
+	ctx := context.Background()
+	want := r.foldContacts()
+	ids := make([]string, 0, len(want))
+	for id := range want {
+		ids = append(ids, id)
+	}
+	got, err := store.LoadContacts(ctx, ids)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		r.t.Fatalf("read model has %d contacts, fold has %d", len(got), len(want))
+	}
+	live := 0
+	for id, w := range want {
+		wd := readmodel.FromContact(w)
+		g := got[id]
+		g.CreatedAt, g.UpdatedAt, wd.CreatedAt, wd.UpdatedAt = g.CreatedAt.UTC(), g.UpdatedAt.UTC(), wd.CreatedAt.UTC(), wd.UpdatedAt.UTC()
+		if !reflect.DeepEqual(g, wd) {
+			r.t.Fatalf("contact %s differs:\n read model %+v\n fold       %+v", id, g, wd)
+		}
+		_, err := store.GetContact(ctx, id)
+		switch {
+		case w.Deleted && !errors.Is(err, readmodel.ErrContactNotFound):
+			r.t.Fatalf("deleted contact %s: GetContact = %v", id, err)
+		case w.Exists() && err != nil:
+			r.t.Fatalf("live contact %s: GetContact = %v", id, err)
+		}
+		if w.Exists() {
+			live++
+		}
+	}
+	p, err := store.ListContacts(ctx, readmodel.ContactQuery{PerPage: 100})
+	if err != nil || p.Total != int64(live) {
+		r.t.Fatalf("contact list total %d (%v), want %d live contacts", p.Total, err, live)
 	}
 }
 

@@ -68,6 +68,7 @@ type Writer interface {
 	// Checkpoint returns the stream sequence up to which every event has been
 	// applied (0 when nothing was).
 	Checkpoint(ctx context.Context) (uint64, error)
+	ContactWriter
 }
 
 // Reader is what the query endpoints need. Deleted customers are never
@@ -108,6 +109,7 @@ type Reader interface {
 	// newest member, ties by
 	// match kind, then key, both descending.
 	Duplicates(ctx context.Context, q ClusterQuery) (ClusterPage, error)
+	ContactReader
 }
 
 // Duplicate is a customer that shares a duplicate key with another.

@@ -1,16 +1,17 @@
 // Package mongodb is the production read model: a readmodel.Store in the
-// MongoDB collection `customers`, with the seed's schema and indexes, sort
-// keys for every order of List, and a portable search index (an indexed
-// array of word prefixes queried with $all), so that it behaves identically
-// on MongoDB 6+ and on FerretDB 1.24, which has no text indexes, $facet,
-// transactions or collations.
+// MongoDB collections `customers` and `contacts`, with the seed's schema and
+// indexes, sort keys for every order of List and ListContacts, and a
+// portable search index (an indexed array of word prefixes queried with
+// $all), so that it behaves identically on MongoDB 6+ and on FerretDB 1.24,
+// which has no text indexes, $facet, transactions or collations.
 //
 // Every document write is guarded by the document's stream sequence (an
-// insert of a new customer, or a replace filtered on a lower stored
+// insert of a new document, or a replace filtered on a lower stored
 // sequence), so writes are idempotent and never regress, also with several
-// projectors at once. The projector's checkpoint is a special
-// document of the same collection, so that a rebuild's renameCollection
-// swaps documents and checkpoint together.
+// projectors at once. The projector's checkpoint is a special document of
+// the customers collection, so that a rebuild's renameCollection swaps the
+// customers and the checkpoint together (the contacts are renamed just
+// before, see Swap).
 //
 // A Store is safe for concurrent use.
 package mongodb
@@ -34,8 +35,13 @@ import (
 	"crm/internal/readmodel"
 )
 
-// Collection is the name of the live read model's collection.
+// Collection is the name of the live read model's collection of customers,
+// which also holds the checkpoint.
 const Collection = "customers"
+
+// ContactsCollection is the name of the live read model's collection of
+// contacts (see contacts.go).
+const ContactsCollection = "contacts"
 
 // Timeouts applied when neither the URI nor the caller's context sets one.
 const (
@@ -61,8 +67,8 @@ var _ readmodel.Store = (*Store)(nil)
 
 // Open connects to the MongoDB deployment at uri (majority write concern,
 // primary reads, whatever the URI says about them), checks that it answers
-// and creates the indexes of the customers collection of database if they
-// are missing. It returns an error wrapping readmodel.ErrUnavailable when the
+// and creates the indexes of the customers and contacts collections of
+// database if they are missing. It returns an error wrapping readmodel.ErrUnavailable when the
 // server cannot be reached. The URI is never part of an error or a log.
 func Open(ctx context.Context, uri, database string) (*Store, error) {
 	if database == "" {
@@ -176,9 +182,11 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// live returns the live collection. It is looked up by name on every call,
-// so after a Swap the renamed collection is the live one.
-func (s *Store) live() coll { return coll{s: s, c: s.db.Collection(Collection)} }
+// live returns the live collections. They are looked up by name on every
+// call, so after a Swap the renamed collections are the live ones.
+func (s *Store) live() coll {
+	return coll{s: s, c: s.db.Collection(Collection), contacts: s.db.Collection(ContactsCollection)}
+}
 
 // opContext bounds ctx by defaultOpTimeout unless it has a deadline already.
 func opContext(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -270,13 +278,6 @@ func hasCode(err error, codes ...int) bool {
 const textIndexName = "customer_search_text"
 
 func indexModels() []mongo.IndexModel {
-	asc := func(keys ...string) bson.D {
-		d := make(bson.D, len(keys))
-		for i, k := range keys {
-			d[i] = bson.E{Key: k, Value: 1}
-		}
-		return d
-	}
 	models := []mongo.IndexModel{
 		// The seed's indexes. customerCode stays unique with tombstones,
 		// because codes are never reused.
@@ -313,6 +314,33 @@ func indexModels() []mongo.IndexModel {
 		{Keys: asc("searchTerms")},
 		{Keys: asc("rankTerms", "nameKey", "codeNum")},
 	}
+	return named(models)
+}
+
+// contactIndexModels returns the indexes of the contacts collection: the
+// orders of ListContacts (walked backwards for descending), ties broken by
+// _id; the tag filter (multikey) in name order; the email filter.
+func contactIndexModels() []mongo.IndexModel {
+	return named([]mongo.IndexModel{
+		{Keys: asc("deleted", "nameKey", "_id")},
+		{Keys: asc("deleted", "createdAt", "createdAtNs", "_id")},
+		{Keys: asc("deleted", "updatedAt", "updatedAtNs", "_id")},
+		{Keys: asc("tags", "deleted", "nameKey", "_id")},
+		{Keys: asc("emailKey", "deleted")},
+	})
+}
+
+// asc returns the ascending index keys of fields.
+func asc(fields ...string) bson.D {
+	d := make(bson.D, len(fields))
+	for i, k := range fields {
+		d[i] = bson.E{Key: k, Value: 1}
+	}
+	return d
+}
+
+// named gives each of models the default name of its keys.
+func named(models []mongo.IndexModel) []mongo.IndexModel {
 	for i, m := range models {
 		if m.Options == nil {
 			m.Options = options.Index()
@@ -322,37 +350,16 @@ func indexModels() []mongo.IndexModel {
 	return models
 }
 
-// createIndexes creates the indexes of c that are missing (by name), and
-// the seed's text index where the server supports text indexes and the
-// collection has none yet. Only missing
-// ones are sent because FerretDB 1.24 drops the connection (a panic in its
-// handler) when one createIndexes command repeats several existing indexes.
+// createIndexes creates the indexes of both collections of c that are
+// missing (by name), and the seed's text index of the customers where the
+// server supports text indexes and the collection has none yet.
 func createIndexes(ctx context.Context, c coll) error {
-	specs, err := c.c.Indexes().ListSpecifications(ctx)
-	if err != nil && !hasCode(err, 26) { // NamespaceNotFound: no collection yet
+	if _, err := ensureIndexes(ctx, c.contacts, contactIndexModels()); err != nil {
 		return err
 	}
-	have := make(map[string]bool, len(specs))
-	hasText := false // a collection has at most one text index
-	for _, sp := range specs {
-		have[sp.Name] = true
-		if _, err := sp.KeysDocument.LookupErr("_fts"); err == nil {
-			hasText = true
-		}
-	}
-	var missing []mongo.IndexModel
-	for _, m := range indexModels() {
-		if !have[indexName(m.Keys.(bson.D))] {
-			missing = append(missing, m)
-		}
-	}
-	if len(missing) > 0 {
-		if _, err := c.c.Indexes().CreateMany(ctx, missing); err != nil {
-			return err
-		}
-	}
-	if hasText { // ours, or the seed's under another name
-		return nil
+	hasText, err := ensureIndexes(ctx, c.c, indexModels())
+	if err != nil || hasText { // ours, or the seed's under another name
+		return err
 	}
 	_, err = c.c.Indexes().CreateOne(ctx, mongo.IndexModel{
 		Keys:    bson.D{{Key: "name", Value: "text"}, {Key: "email", Value: "text"}, {Key: "company", Value: "text"}},
@@ -362,6 +369,36 @@ func createIndexes(ctx context.Context, c coll) error {
 		return nil // FerretDB: search uses searchTerms anyway
 	}
 	return err
+}
+
+// ensureIndexes creates those of models that c lacks (by name) and reports
+// whether c has a text index. Only missing ones are sent because FerretDB
+// 1.24 drops the connection (a panic in its handler) when one
+// createIndexes command repeats several existing indexes.
+func ensureIndexes(ctx context.Context, c *mongo.Collection, models []mongo.IndexModel) (hasText bool, err error) {
+	specs, err := c.Indexes().ListSpecifications(ctx)
+	if err != nil && !hasCode(err, 26) { // NamespaceNotFound: no collection yet
+		return false, err
+	}
+	have := make(map[string]bool, len(specs))
+	for _, sp := range specs {
+		have[sp.Name] = true
+		if _, err := sp.KeysDocument.LookupErr("_fts"); err == nil {
+			hasText = true // a collection has at most one
+		}
+	}
+	var missing []mongo.IndexModel
+	for _, m := range models {
+		if !have[indexName(m.Keys.(bson.D))] {
+			missing = append(missing, m)
+		}
+	}
+	if len(missing) > 0 {
+		if _, err := c.Indexes().CreateMany(ctx, missing); err != nil {
+			return hasText, err
+		}
+	}
+	return hasText, nil
 }
 
 // indexName returns the name the driver and the shell give an index of

@@ -14,6 +14,7 @@ import (
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"crm/internal/customer"
 	"crm/internal/readmodel"
@@ -367,9 +368,65 @@ func TestDocumentShape(t *testing.T) {
 	}
 }
 
-func indexNames(t *testing.T, s *Store) []string {
+func testContact(n int, name string) readmodel.Contact {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(n) * time.Second)
+	return readmodel.Contact{
+		ID: fmt.Sprintf("10000000-0000-4000-8000-%012d", n), Name: name, Tags: []string{},
+		CreatedBy: "user-1", CreatedAt: at, UpdatedBy: "user-1", UpdatedAt: at, Version: 1, Seq: uint64(n),
+	}
+}
+
+// TestContactDocumentShape pins the stored BSON of a contact: the field
+// names and types, null for unset optional strings, the times split into a
+// date and the nanoseconds past it (and read back exactly), and that the
+// checkpoint stays in the customers collection.
+func TestContactDocumentShape(t *testing.T) {
+	s := openFerret(t)
+	ctx := t.Context()
+	c := testContact(7, "José Müller")
+	c.Email, c.Title, c.Tags = "Jose@Example.com", "CFO", []string{"billing"}
+	c.UpdatedAt = c.UpdatedAt.Add(1234567 * time.Nanosecond)
+	if err := s.CommitBatch(ctx, readmodel.Batch{Contacts: []readmodel.Contact{c}}, 42); err != nil {
+		t.Fatal(err)
+	}
+	var raw bson.M
+	if err := s.live().contacts.FindOne(ctx, bson.D{{Key: "_id", Value: c.ID}}).Decode(&raw); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"_id": c.ID, "name": "José Müller", "nameKey": "jose muller",
+		"email": "Jose@Example.com", "emailKey": "jose@example.com", "phone": nil, "title": "CFO", "notes": nil,
+		"createdBy": "user-1", "updatedBy": "user-1",
+		"createdAt": bson.DateTime(c.CreatedAt.UnixMilli()), "createdAtNs": int32(0),
+		"updatedAt": bson.DateTime(c.UpdatedAt.UnixMilli()), "updatedAtNs": int32(234567),
+		"version": int64(1), "seq": int64(7), "deleted": false,
+	}
+	for k, v := range want {
+		if got := raw[k]; got != v {
+			t.Errorf("field %s = %#v (%T), want %#v (%T)", k, got, got, v, v)
+		}
+	}
+	if tags, _ := raw["tags"].(bson.A); len(tags) != 1 || tags[0] != "billing" {
+		t.Errorf("tags = %#v", raw["tags"])
+	}
+	if len(raw) != len(want)+1 {
+		t.Errorf("document has %d fields, want %d: %v", len(raw), len(want)+1, raw)
+	}
+	if cp, err := s.Checkpoint(ctx); err != nil || cp != 42 {
+		t.Errorf("Checkpoint = %d, %v; want 42", cp, err)
+	}
+	if n, err := s.live().contacts.CountDocuments(ctx, bson.D{}); err != nil || n != 1 {
+		t.Errorf("contacts collection holds %d documents, %v; want only the contact", n, err)
+	}
+	got, err := s.GetContact(ctx, c.ID)
+	if err != nil || got.UpdatedAt.Nanosecond() != c.UpdatedAt.Nanosecond() || got.UpdatedAt.Location() != time.UTC {
+		t.Errorf("GetContact = %+v, %v; want the exact time %v", got.UpdatedAt, err, c.UpdatedAt)
+	}
+}
+
+func indexNames(t *testing.T, c *mongo.Collection) []string {
 	t.Helper()
-	specs, err := s.live().c.Indexes().ListSpecifications(t.Context())
+	specs, err := c.Indexes().ListSpecifications(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,8 +437,8 @@ func indexNames(t *testing.T, s *Store) []string {
 	return names
 }
 
-// TestIndexes checks the indexes, that Open is idempotent, and that a
-// swapped-in rebuild has them too.
+// TestIndexes checks the indexes of both collections, that Open is
+// idempotent, and that a swapped-in rebuild has them too.
 func TestIndexes(t *testing.T) {
 	s := openFerret(t)
 	ctx := t.Context()
@@ -391,12 +448,17 @@ func TestIndexes(t *testing.T) {
 		"deleted_1_nameKey_1_codeNum_1", "deleted_1_codeNum_1",
 		"deleted_1_status_1_createdAt_1_createdAtNs_1_codeNum_1",
 		"deleted_1_tags_1_createdAt_1_createdAtNs_1_codeNum_1"}
+	wantContacts := []string{"_id_", "deleted_1_nameKey_1__id_1", "deleted_1_createdAt_1_createdAtNs_1__id_1",
+		"deleted_1_updatedAt_1_updatedAtNs_1__id_1", "tags_1_deleted_1_nameKey_1__id_1", "emailKey_1_deleted_1"}
 	check := func(what string) {
 		t.Helper()
-		got := indexNames(t, s)
-		for _, n := range want {
-			if !slices.Contains(got, n) {
-				t.Errorf("%s: index %s missing (have %q)", what, n, got)
+		live := s.live()
+		for c, want := range map[*mongo.Collection][]string{live.c: want, live.contacts: wantContacts} {
+			got := indexNames(t, c)
+			for _, n := range want {
+				if !slices.Contains(got, n) {
+					t.Errorf("%s: index %s of %s missing (have %q)", what, n, c.Name(), got)
+				}
 			}
 		}
 	}
@@ -410,19 +472,24 @@ func TestIndexes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rb.Commit(ctx, []readmodel.Customer{testDoc(1, "Ann")}, 1); err != nil {
+	if err := rb.CommitBatch(ctx, readmodel.Batch{Customers: []readmodel.Customer{testDoc(1, "Ann")},
+		Contacts: []readmodel.Contact{testContact(2, "Bea")}}, 2); err != nil {
 		t.Fatal(err)
 	}
 	if err := rb.Swap(ctx); err != nil {
 		t.Fatal(err)
 	}
 	check("after Swap")
+	if _, err := s.GetContact(ctx, testContact(2, "Bea").ID); err != nil {
+		t.Errorf("the rebuilt contact after Swap: %v", err)
+	}
 	names, err := s.db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	names = slices.DeleteFunc(names, func(n string) bool { return n == leaseCollection })
-	if !slices.Equal(names, []string{Collection}) {
+	slices.Sort(names)
+	if !slices.Equal(names, []string{ContactsCollection, Collection}) {
 		t.Errorf("collections after Swap: %q", names)
 	}
 	if n, err := s.db.Collection(leaseCollection).CountDocuments(ctx, bson.D{}); err != nil || n != 0 {
@@ -603,6 +670,9 @@ func TestClosed(t *testing.T) {
 	_, checks["Load"] = s.Load(ctx, []string{"x"})
 	_, checks["Checkpoint"] = s.Checkpoint(ctx)
 	_, checks["Rebuild"] = s.Rebuild(ctx)
+	_, checks["LoadContacts"] = s.LoadContacts(ctx, []string{"x"})
+	_, checks["GetContact"] = s.GetContact(ctx, "x")
+	_, checks["ListContacts"] = s.ListContacts(ctx, readmodel.ContactQuery{})
 	for op, err := range checks {
 		if !errors.Is(err, readmodel.ErrUnavailable) {
 			t.Errorf("%s after Close = %v, want ErrUnavailable", op, err)

@@ -84,13 +84,8 @@ func trashFilter() bson.D {
 }
 
 // keyset returns the alternatives ($or) of the documents after q.After in
-// the List order of q: greater (smaller, descending) in the first sort
-// key, or equal in it and after in the next ones.
+// the List order of q.
 func keyset(q readmodel.Query) bson.A {
-	op := "$gt"
-	if q.Desc {
-		op = "$lt"
-	}
 	p := q.After
 	var keys []bson.E
 	switch q.Sort {
@@ -104,6 +99,18 @@ func keyset(q readmodel.Query) bson.A {
 		keys = []bson.E{{Key: "nameKey", Value: p.Name}}
 	}
 	keys = append(keys, bson.E{Key: "codeNum", Value: p.Code})
+	return after(keys, q.Desc)
+}
+
+// after returns the alternatives ($or) of the documents after the position
+// keys (the values of the sort keys, in sort order) in ascending order, or
+// descending with desc: greater (smaller, descending) in the first sort
+// key, or equal in it and after in the next ones.
+func after(keys []bson.E, desc bool) bson.A {
+	op := "$gt"
+	if desc {
+		op = "$lt"
+	}
 	var or bson.A
 	for i, k := range keys {
 		alt := bson.D{}
@@ -149,15 +156,20 @@ func listOrder(sort string, desc bool) (bson.D, error) {
 	default:
 		return nil, fmt.Errorf("readmodel/mongodb: unknown sort %q", sort)
 	}
+	return sortOn(append(keys, "codeNum"), desc), nil
+}
+
+// sortOn returns the sort on keys, ascending, or descending with desc.
+func sortOn(keys []string, desc bool) bson.D {
 	dir := 1
 	if desc {
 		dir = -1
 	}
-	var d bson.D
-	for _, k := range append(keys, "codeNum") {
-		d = append(d, bson.E{Key: k, Value: dir})
+	d := make(bson.D, len(keys))
+	for i, k := range keys {
+		d[i] = bson.E{Key: k, Value: dir}
 	}
-	return d, nil
+	return d
 }
 
 // Scan returns documents, tombstones included, after the id after, in id

@@ -15,15 +15,19 @@ import (
 	"crm/internal/readmodel"
 )
 
-// rebuildPrefix starts the name of a rebuild's collection; the rest is the
-// Unix nanoseconds of its start.
-const rebuildPrefix = Collection + "_rebuild_"
+// rebuildPrefix and contactsRebuildPrefix start the names of a rebuild's
+// collections; the rest is the Unix nanoseconds of its start, the same in
+// both.
+const (
+	rebuildPrefix         = Collection + "_rebuild_"
+	contactsRebuildPrefix = ContactsCollection + "_rebuild_"
+)
 
 // leaseCollection holds the rebuild lease (readmodel.Store.Rebuild): one
 // document, _id "lease", while a rebuild is in progress: its owner, its
-// collection and the Unix nanoseconds of its last write. Taking the lease
-// is an insert, which the unique _id makes atomic on MongoDB and on
-// FerretDB alike.
+// customers collection (the contacts' has the same suffix) and the Unix
+// nanoseconds of its last write. Taking the lease is an insert, which the
+// unique _id makes atomic on MongoDB and on FerretDB alike.
 const leaseCollection = "crm_rebuild_lease"
 
 type lease struct {
@@ -36,12 +40,13 @@ type lease struct {
 // errRebuildDone is returned by a Rebuild used after Swap or Abort.
 var errRebuildDone = errors.New("readmodel/mongodb: rebuild already swapped or aborted")
 
-// Rebuild takes the rebuild lease and creates an empty collection
-// customers_rebuild_<unix nanos> with the indexes of the live one, which
-// the caller fills through the returned Rebuild; queries are served from
-// the live collection until Swap. The collections of abandoned rebuilds are
-// dropped first. While another rebuild, of this process or another, holds
-// the lease, it returns readmodel.ErrRebuildInProgress.
+// Rebuild takes the rebuild lease and creates the empty collections
+// customers_rebuild_<unix nanos> and contacts_rebuild_<unix nanos> with the
+// indexes of the live ones, which the caller fills through the returned
+// Rebuild; queries are served from the live collections until Swap. The
+// collections of abandoned rebuilds are dropped first. While another
+// rebuild, of this process or another, holds the lease, it returns
+// readmodel.ErrRebuildInProgress.
 func (s *Store) Rebuild(ctx context.Context) (readmodel.Rebuild, error) {
 	if s.closed.Load() {
 		return nil, s.fail("rebuild", errClosed)
@@ -49,7 +54,8 @@ func (s *Store) Rebuild(ctx context.Context) (readmodel.Rebuild, error) {
 	ctx, cancel := opContext(ctx)
 	defer cancel()
 	now := time.Now()
-	name := rebuildPrefix + strconv.FormatInt(now.UnixNano(), 10)
+	suffix := strconv.FormatInt(now.UnixNano(), 10)
+	name := rebuildPrefix + suffix
 	l := lease{ID: "lease", Owner: rand.Text(), Collection: name, Heartbeat: now.UnixNano()}
 	leases := s.db.Collection(leaseCollection)
 	for attempt := 0; ; attempt++ {
@@ -81,15 +87,26 @@ func (s *Store) Rebuild(ctx context.Context) (readmodel.Rebuild, error) {
 	if err := s.dropRebuilds(ctx); err != nil {
 		return nil, s.fail("rebuild", err)
 	}
-	if err := s.db.CreateCollection(ctx, name); err != nil {
-		return nil, s.fail("rebuild", err)
+	c := coll{s: s, c: s.db.Collection(name), contacts: s.db.Collection(contactsRebuildPrefix + suffix)}
+	// Created explicitly (not by the first write), so that Swap finds both
+	// even when the stream holds no contact.
+	err := s.db.CreateCollection(ctx, c.c.Name())
+	if err == nil {
+		err = s.db.CreateCollection(ctx, c.contacts.Name())
 	}
-	c := coll{s: s, c: s.db.Collection(name)}
-	if err := createIndexes(ctx, c); err != nil {
-		_ = c.c.Drop(context.WithoutCancel(ctx))
+	if err == nil {
+		err = createIndexes(ctx, c)
+	}
+	if err != nil {
+		_ = c.drop(context.WithoutCancel(ctx))
 		return nil, s.fail("rebuild", err)
 	}
 	return &rebuild{c: c, owner: l.Owner}, nil
+}
+
+// drop drops both collections of c.
+func (c coll) drop(ctx context.Context) error {
+	return errors.Join(c.contacts.Drop(ctx), c.c.Drop(ctx))
 }
 
 // dropRebuilds drops the collections of earlier rebuilds: the caller holds
@@ -100,7 +117,7 @@ func (s *Store) dropRebuilds(ctx context.Context) error {
 		return err
 	}
 	for _, name := range names {
-		if rest, ok := strings.CutPrefix(name, rebuildPrefix); !ok || strings.Trim(rest, "0123456789") != "" {
+		if !isRebuild(name, rebuildPrefix) && !isRebuild(name, contactsRebuildPrefix) {
 			continue
 		}
 		if err := s.db.Collection(name).Drop(ctx); err != nil {
@@ -108,6 +125,12 @@ func (s *Store) dropRebuilds(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// isRebuild reports whether name is prefix followed by Unix nanoseconds.
+func isRebuild(name, prefix string) bool {
+	rest, ok := strings.CutPrefix(name, prefix)
+	return ok && strings.Trim(rest, "0123456789") == ""
 }
 
 // renew renews the rebuild's lease, or returns readmodel.ErrRebuildLost.
@@ -151,7 +174,20 @@ func (r *rebuild) Load(ctx context.Context, ids []string) (map[string]readmodel.
 	return r.c.load(ctx, ids)
 }
 
+func (r *rebuild) LoadContacts(ctx context.Context, ids []string) (map[string]readmodel.Contact, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.done {
+		return nil, errRebuildDone
+	}
+	return r.c.loadContacts(ctx, ids)
+}
+
 func (r *rebuild) Commit(ctx context.Context, docs []readmodel.Customer, checkpoint uint64) error {
+	return r.CommitBatch(ctx, readmodel.Batch{Customers: docs}, checkpoint)
+}
+
+func (r *rebuild) CommitBatch(ctx context.Context, b readmodel.Batch, checkpoint uint64) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.done {
@@ -162,7 +198,7 @@ func (r *rebuild) Commit(ctx context.Context, docs []readmodel.Customer, checkpo
 	if err := r.renew(cctx); err != nil {
 		return r.c.s.fail("commit", err)
 	}
-	return r.c.commit(ctx, docs, checkpoint)
+	return r.c.commitBatch(ctx, b, checkpoint)
 }
 
 func (r *rebuild) Checkpoint(ctx context.Context) (uint64, error) {
@@ -174,20 +210,36 @@ func (r *rebuild) Checkpoint(ctx context.Context) (uint64, error) {
 	return r.c.checkpoint(ctx)
 }
 
-// Swap renames the rebuilt collection onto the live one (renameCollection
-// with dropTarget, atomic on MongoDB), unless the live checkpoint is ahead
-// of the rebuilt one: then it returns readmodel.ErrRebuildBehind and swaps
-// nothing.
+// Swap renames the rebuilt collections onto the live ones
+// (renameCollection with dropTarget, each atomic on MongoDB), the contacts
+// first, then the customers, which carry the checkpoint, unless the live
+// checkpoint is ahead of the rebuilt one: then it returns
+// readmodel.ErrRebuildBehind and swaps nothing.
 //
-// Without transactions the comparison and the rename are two steps: a live
-// projector that commits between them has that commit dropped with the old
-// collection and goes on writing into the new one past a gap. Run rebuilds
-// with the live projectors stopped, or accept that a live commit racing the
-// swap (a window of one round trip) must be re-projected.
+// The two renames are two steps without a transaction, and that order is
+// what makes a crash between them safe: the rebuilt checkpoint is not
+// behind the live one, so the rebuilt contacts hold every contact event up
+// to the live checkpoint; the live projector, still on the old customers
+// and their checkpoint, goes on from that checkpoint, and its rewrites of
+// contact events the rebuilt contacts already hold are no-ops, because
+// every document write is guarded by its Seq. (The other order would leave
+// the rebuilt checkpoint live over the old contacts, which hold contact
+// events only up to the old checkpoint: those between the two would never
+// be applied.) The customers copy left behind is dropped by the next
+// Rebuild. After a failed rename of the customers this rebuild is done as
+// well (its contacts are live now): start another one.
 //
-// FerretDB 1.24 does not implement dropTarget: there the live collection
+// Without transactions the comparison and the renames are separate steps
+// too: a live projector that commits between them has that commit dropped
+// with the old collections and goes on writing into the new ones past a
+// gap. Run rebuilds with the live projectors stopped, or accept that a
+// live commit racing the swap (a window of a few round trips) must be
+// re-projected.
+//
+// FerretDB 1.24 does not implement dropTarget: there each live collection
 // is dropped and the rebuilt one renamed in two commands, and for the
-// moment between them queries find an empty read model.
+// moment between them queries find it empty (a crash then leaves the
+// contacts empty under the old checkpoint: FerretDB is for tests only).
 func (r *rebuild) Swap(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -214,24 +266,35 @@ func (r *rebuild) Swap(ctx context.Context) error {
 	if live > built {
 		return readmodel.ErrRebuildBehind
 	}
-	admin := s.client.Database("admin")
-	from, to := s.db.Name()+"."+r.c.c.Name(), s.db.Name()+"."+Collection
-	err = admin.RunCommand(ctx, bson.D{
-		{Key: "renameCollection", Value: from}, {Key: "to", Value: to}, {Key: "dropTarget", Value: true},
-	}).Err()
-	if hasCode(err, 238) { // NotImplemented: FerretDB has no dropTarget
-		if err = s.live().c.Drop(ctx); err == nil {
-			err = admin.RunCommand(ctx, bson.D{{Key: "renameCollection", Value: from}, {Key: "to", Value: to}}).Err()
-		}
-	}
-	if err != nil {
-		return s.fail("swap", err)
+	if err := s.rename(ctx, r.c.contacts.Name(), ContactsCollection); err != nil {
+		return s.fail("swap contacts", err)
 	}
 	r.done = true
+	if err := s.rename(ctx, r.c.c.Name(), Collection); err != nil {
+		// The lease is given up so that the next Rebuild need not wait for
+		// it to go stale; it drops the copy left behind.
+		return errors.Join(s.fail("swap", err), s.fail("swap", r.release(ctx)))
+	}
 	return s.fail("swap", r.release(ctx))
 }
 
-// Abort drops the rebuilt collection; the live one is untouched.
+// rename renames the collection from of the store's database onto to,
+// replacing it.
+func (s *Store) rename(ctx context.Context, from, to string) error {
+	admin := s.client.Database("admin")
+	src, dst := s.db.Name()+"."+from, s.db.Name()+"."+to
+	err := admin.RunCommand(ctx, bson.D{
+		{Key: "renameCollection", Value: src}, {Key: "to", Value: dst}, {Key: "dropTarget", Value: true},
+	}).Err()
+	if hasCode(err, 238) { // NotImplemented: FerretDB has no dropTarget
+		if err = s.db.Collection(to).Drop(ctx); err == nil {
+			err = admin.RunCommand(ctx, bson.D{{Key: "renameCollection", Value: src}, {Key: "to", Value: dst}}).Err()
+		}
+	}
+	return err
+}
+
+// Abort drops the rebuilt collections; the live ones are untouched.
 func (r *rebuild) Abort(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -244,7 +307,7 @@ func (r *rebuild) Abort(ctx context.Context) error {
 	}
 	ctx, cancel := opContext(ctx)
 	defer cancel()
-	if err := r.c.c.Drop(ctx); err != nil {
+	if err := r.c.drop(ctx); err != nil {
 		return s.fail("abort", err)
 	}
 	r.done = true

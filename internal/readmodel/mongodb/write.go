@@ -41,10 +41,11 @@ const (
 	commitAttempts = 3
 )
 
-// coll is one copy of the read model: the live collection or a rebuild's.
+// coll is one copy of the read model: the live collections or a rebuild's.
 type coll struct {
-	s *Store
-	c *mongo.Collection
+	s        *Store
+	c        *mongo.Collection // the customers, the checkpoint, the duplicate clusters
+	contacts *mongo.Collection
 }
 
 // Load returns the stored documents, tombstones included, of ids.
@@ -52,12 +53,18 @@ func (s *Store) Load(ctx context.Context, ids []string) (map[string]readmodel.Cu
 	return s.live().load(ctx, ids)
 }
 
-// Commit stores docs and advances the checkpoint (see readmodel.Writer).
-// Without transactions the two are separate writes: the documents first,
-// then the checkpoint, so that a crash in between only makes the projector
-// apply the same documents again, which the sequence guard makes a no-op.
+// Commit is CommitBatch of customers only.
 func (s *Store) Commit(ctx context.Context, docs []readmodel.Customer, checkpoint uint64) error {
-	return s.live().commit(ctx, docs, checkpoint)
+	return s.CommitBatch(ctx, readmodel.Batch{Customers: docs}, checkpoint)
+}
+
+// CommitBatch stores the documents of b and advances the checkpoint (see
+// readmodel.Writer). Without transactions these are separate writes: the
+// contacts, then the customers, then the checkpoint, so that a crash in
+// between only makes the projector apply the same documents again, which
+// the sequence guard makes a no-op.
+func (s *Store) CommitBatch(ctx context.Context, b readmodel.Batch, checkpoint uint64) error {
+	return s.live().commitBatch(ctx, b, checkpoint)
 }
 
 // Checkpoint returns the stream sequence up to which the read model is
@@ -79,31 +86,47 @@ func (c coll) load(ctx context.Context, ids []string) (map[string]readmodel.Cust
 			want = append(want, id)
 		}
 	}
-	for len(want) > 0 {
-		n := min(len(want), loadBatch)
-		batch := want[:n]
-		want = want[n:]
-		cur, err := c.c.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: batch}}}},
-			options.Find().SetProjection(docProjection))
-		if err != nil {
-			return nil, c.s.fail("load", err)
-		}
-		if err := decodeAll(ctx, cur, func(d readmodel.Customer) { out[d.ID] = d }); err != nil {
-			return nil, c.s.fail("load", err)
-		}
+	err := byIDs(ctx, c.c, want, docProjection, func(d document) { out[d.ID] = d.customer() })
+	if err != nil {
+		return nil, c.s.fail("load", err)
 	}
 	return out, nil
 }
 
-// decodeAll decodes every document of cur into fn and closes cur.
+// byIDs decodes every document of c whose _id is one of ids into fn,
+// asking for loadBatch ids at a time; projection may be nil (the whole
+// documents).
+func byIDs[D any](ctx context.Context, c *mongo.Collection, ids []string, projection bson.D, fn func(D)) error {
+	opts := options.Find()
+	if projection != nil {
+		opts.SetProjection(projection)
+	}
+	for batch := range slices.Chunk(ids, loadBatch) {
+		cur, err := c.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: batch}}}}, opts)
+		if err != nil {
+			return err
+		}
+		if err := decodeEach(ctx, cur, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decodeAll decodes every customer document of cur into fn and closes cur.
 func decodeAll(ctx context.Context, cur *mongo.Cursor, fn func(readmodel.Customer)) error {
+	return decodeEach(ctx, cur, func(d document) { fn(d.customer()) })
+}
+
+// decodeEach decodes every document of cur into fn and closes cur.
+func decodeEach[D any](ctx context.Context, cur *mongo.Cursor, fn func(D)) error {
 	defer cur.Close(context.WithoutCancel(ctx))
 	for cur.Next(ctx) {
-		var d document
+		var d D
 		if err := cur.Decode(&d); err != nil {
 			return err
 		}
-		fn(d.customer())
+		fn(d)
 	}
 	return cur.Err()
 }
@@ -128,11 +151,11 @@ func (c coll) checkpoint(ctx context.Context) (uint64, error) {
 	return uint64(max(cp.Checkpoint, 0)), nil
 }
 
-func (c coll) commit(ctx context.Context, docs []readmodel.Customer, checkpoint uint64) error {
+func (c coll) commitBatch(ctx context.Context, b readmodel.Batch, checkpoint uint64) error {
 	if c.s.closed.Load() {
 		return c.s.fail("commit", errClosed)
 	}
-	pending, err := readmodel.Prepare(docs, checkpoint)
+	pending, err := readmodel.Prepare(b.Customers, checkpoint)
 	if err != nil {
 		return err
 	}
@@ -141,8 +164,23 @@ func (c coll) commit(ctx context.Context, docs []readmodel.Customer, checkpoint 
 			return fmt.Errorf("%w: commit: invalid document id %q", readmodel.ErrInternal, d.ID)
 		}
 	}
+	contacts, err := readmodel.PrepareContacts(b.Contacts)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := opContext(ctx)
 	defer cancel()
+	// The contacts first: no contact write depends on the customers'.
+	raced, err := writeRounds(contacts, func(docs []readmodel.Contact) ([]readmodel.Contact, error) {
+		return writeGuarded(ctx, c.contacts, docs, contactDocs)
+	})
+	if err != nil {
+		return c.s.fail("commit contacts", err)
+	}
+	if len(raced) > 0 {
+		return fmt.Errorf("%w: commit contact %s: duplicate key after %d attempts", readmodel.ErrInternal,
+			raced[0].ID, commitAttempts)
+	}
 	touched, err := c.touchedKeys(ctx, pending)
 	if err != nil {
 		return c.s.fail("commit", err)
@@ -152,16 +190,15 @@ func (c coll) commit(ctx context.Context, docs []readmodel.Customer, checkpoint 
 			return c.s.fail("commit", err)
 		}
 	}
-	for attempt := 1; len(pending) > 0; attempt++ {
-		raced, err := c.write(ctx, pending)
-		if err != nil {
-			return c.s.fail("commit", err)
-		}
-		if len(raced) > 0 && attempt == commitAttempts {
-			return fmt.Errorf("readmodel/mongodb: commit %s (%s): duplicate key: another document holds "+
-				"its customer code", raced[0].ID, raced[0].Code)
-		}
-		pending = raced
+	racedCustomers, err := writeRounds(pending, func(docs []readmodel.Customer) ([]readmodel.Customer, error) {
+		return c.write(ctx, docs)
+	})
+	if err != nil {
+		return c.s.fail("commit", err)
+	}
+	if len(racedCustomers) > 0 {
+		return fmt.Errorf("readmodel/mongodb: commit %s (%s): duplicate key: another document holds "+
+			"its customer code", racedCustomers[0].ID, racedCustomers[0].Code)
 	}
 	if err := c.recluster(ctx); err != nil {
 		return c.s.fail("commit duplicates", err)
@@ -169,50 +206,96 @@ func (c coll) commit(ctx context.Context, docs []readmodel.Customer, checkpoint 
 	return c.s.fail("commit checkpoint", c.advance(ctx, checkpoint))
 }
 
-// write stores each of docs (one per id) unless the stored version is as new
-// or newer. It reads the stored sequences first, inserts the new customers
-// and replaces older versions with a filter on the stored sequence, so a
-// concurrent newer write is never overwritten. It returns the documents whose
-// insert met a duplicate key (a concurrent first insert of the same id, or
-// another customer holding the same code), to be tried again.
+// writeRounds calls write with docs, then again with the documents it
+// returns (whose insert met a duplicate key), up to commitAttempts times,
+// and returns those still returned by the last round.
+func writeRounds[T any](docs []T, write func([]T) ([]T, error)) ([]T, error) {
+	for attempt := 1; len(docs) > 0; attempt++ {
+		raced, err := write(docs)
+		if err != nil {
+			return nil, err
+		}
+		if len(raced) > 0 && attempt == commitAttempts {
+			return raced, nil
+		}
+		docs = raced
+	}
+	return nil, nil
+}
+
+// docKind is how writeGuarded stores the documents of one aggregate: key
+// gives a document's _id and stream sequence, bson its stored form.
+type docKind[T any] struct {
+	key  func(T) (id string, seq uint64)
+	bson func(T) any
+}
+
+var (
+	customerDocs = docKind[readmodel.Customer]{
+		key:  func(d readmodel.Customer) (string, uint64) { return d.ID, d.Seq },
+		bson: func(d readmodel.Customer) any { return toDocument(d) },
+	}
+	contactDocs = docKind[readmodel.Contact]{
+		key:  func(d readmodel.Contact) (string, uint64) { return d.ID, d.Seq },
+		bson: func(d readmodel.Contact) any { return toContactDocument(d) },
+	}
+)
+
+// write stores each of the customers docs (one per id) with writeGuarded.
+func (c coll) write(ctx context.Context, docs []readmodel.Customer) ([]readmodel.Customer, error) {
+	return writeGuarded(ctx, c.c, docs, customerDocs)
+}
+
+// writeGuarded stores each of docs (one per id) in c unless the stored
+// version is as new or newer. It reads the stored sequences first, inserts
+// the new documents and replaces older versions with a filter on the
+// stored sequence, so a concurrent newer write is never overwritten. It
+// returns the documents whose insert met a duplicate key (a concurrent
+// first insert of the same id, or, for customers, another customer holding
+// the same code), to be tried again.
 //
 // Stale documents are never sent, and an upsert that relies on a duplicate
 // key error is never used, because FerretDB 1.24 ignores ordered=false in
 // update commands: it stops at the first failing statement and skips the
-// rest silently.
-func (c coll) write(ctx context.Context, docs []readmodel.Customer) ([]readmodel.Customer, error) {
-	stored, err := c.storedSeqs(ctx, docs)
+// rest silently. A command carries at most maxBulk statements.
+func writeGuarded[T any](ctx context.Context, c *mongo.Collection, docs []T, k docKind[T]) ([]T, error) {
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i], _ = k.key(d)
+	}
+	stored, err := storedSeqs(ctx, c, ids)
 	if err != nil {
 		return nil, err
 	}
-	var inserts, replaces []readmodel.Customer
+	var inserts, replaces []T
 	for _, d := range docs {
-		seq, ok := stored[d.ID]
-		switch {
+		id, seq := k.key(d)
+		switch have, ok := stored[id]; {
 		case !ok:
 			inserts = append(inserts, d)
-		case seq < int64(d.Seq):
+		case have < int64(seq):
 			replaces = append(replaces, d)
 		}
 	}
 	for chunk := range slices.Chunk(replaces, maxBulk) {
 		models := make([]mongo.WriteModel, len(chunk))
 		for i, d := range chunk {
+			id, seq := k.key(d)
 			models[i] = mongo.NewReplaceOneModel().
-				SetFilter(bson.D{{Key: "_id", Value: d.ID}, {Key: "seq", Value: bson.D{{Key: "$lt", Value: int64(d.Seq)}}}}).
-				SetReplacement(toDocument(d))
+				SetFilter(bson.D{{Key: "_id", Value: id}, {Key: "seq", Value: bson.D{{Key: "$lt", Value: int64(seq)}}}}).
+				SetReplacement(k.bson(d))
 		}
-		if _, err := c.c.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+		if _, err := c.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
 			return nil, err
 		}
 	}
-	var raced []readmodel.Customer
+	var raced []T
 	for chunk := range slices.Chunk(inserts, maxBulk) {
 		models := make([]mongo.WriteModel, len(chunk))
 		for i, d := range chunk {
-			models[i] = mongo.NewInsertOneModel().SetDocument(toDocument(d))
+			models[i] = mongo.NewInsertOneModel().SetDocument(k.bson(d))
 		}
-		_, err := c.c.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+		_, err := c.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
 		if err == nil {
 			continue
 		}
@@ -232,37 +315,17 @@ func (c coll) write(ctx context.Context, docs []readmodel.Customer) ([]readmodel
 	return raced, nil
 }
 
-// storedSeqs returns the stored sequence of each of docs that has a stored
-// document.
-func (c coll) storedSeqs(ctx context.Context, docs []readmodel.Customer) (map[string]int64, error) {
-	stored := make(map[string]int64, len(docs))
-	for chunk := range slices.Chunk(docs, loadBatch) {
-		ids := make([]string, len(chunk))
-		for i, d := range chunk {
-			ids[i] = d.ID
-		}
-		cur, err := c.c.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
-			options.Find().SetProjection(bson.D{{Key: "seq", Value: 1}}))
-		if err != nil {
-			return nil, err
-		}
-		err = func() error {
-			defer cur.Close(context.WithoutCancel(ctx))
-			for cur.Next(ctx) {
-				var s struct {
-					ID  string `bson:"_id"`
-					Seq int64  `bson:"seq"`
-				}
-				if err := cur.Decode(&s); err != nil {
-					return err
-				}
-				stored[s.ID] = s.Seq
-			}
-			return cur.Err()
-		}()
-		if err != nil {
-			return nil, err
-		}
+// storedSeqs returns the stored sequence of each of ids that has a stored
+// document in c.
+func storedSeqs(ctx context.Context, c *mongo.Collection, ids []string) (map[string]int64, error) {
+	type seqOf struct {
+		ID  string `bson:"_id"`
+		Seq int64  `bson:"seq"`
+	}
+	stored := make(map[string]int64, len(ids))
+	err := byIDs(ctx, c, ids, bson.D{{Key: "seq", Value: 1}}, func(s seqOf) { stored[s.ID] = s.Seq })
+	if err != nil {
+		return nil, err
 	}
 	return stored, nil
 }

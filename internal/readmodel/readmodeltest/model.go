@@ -287,7 +287,7 @@ func randomStream(r *rand.Rand, n, updates int) []events.Event {
 		seq++
 		version[k]++
 		out = append(out, events.Event{
-			ID: fmt.Sprintf("evt-%d", seq), CustomerID: customerID(k), Time: at,
+			ID: fmt.Sprintf("evt-%d", seq), AggregateID: customerID(k), Time: at,
 			Version: version[k], Actor: pick(r, users), Data: data, Seq: seq,
 		})
 	}

@@ -86,6 +86,11 @@ func Run(t *testing.T, open func(t *testing.T) (readmodel.Store, func() readmode
 		{"RebuildAbort", testRebuildAbort},
 		{"RebuildBehind", testRebuildBehind},
 		{"RandomStreams", func(t *testing.T, s readmodel.Store) { testRandomStreams(t, s, o) }},
+		{"ContactRoundTrip", testContactRoundTrip},
+		{"ContactIdempotent", testContactIdempotent},
+		{"ContactList", testContactList},
+		{"ContactPerPage", testContactPerPage},
+		{"ContactRebuild", testContactRebuild},
 	}
 	for _, tc := range tests {
 		if o.only != nil && !o.only[tc.name] {
@@ -782,7 +787,7 @@ func randomModel(t *testing.T, w readmodel.Writer, seed uint64, n, updates int) 
 	m := model{}
 	evs := randomStream(r, n, updates)
 	for _, e := range evs {
-		m[e.CustomerID] = readmodel.FromState(customer.Evolve(m[e.CustomerID].State(), e))
+		m[e.AggregateID] = readmodel.FromState(customer.Evolve(m[e.AggregateID].State(), e))
 	}
 	docs := make([]readmodel.Customer, 0, len(m))
 	for _, c := range m {
@@ -1046,8 +1051,8 @@ func testRandomStreams(t *testing.T, s readmodel.Store, o options) {
 		evs = evs[n:]
 		touched := map[string]bool{}
 		for _, e := range batch {
-			m[e.CustomerID] = readmodel.FromState(customer.Evolve(m[e.CustomerID].State(), e))
-			touched[e.CustomerID] = true
+			m[e.AggregateID] = readmodel.FromState(customer.Evolve(m[e.AggregateID].State(), e))
+			touched[e.AggregateID] = true
 		}
 		var docs []readmodel.Customer
 		for id := range touched {

@@ -106,7 +106,25 @@ func (r *rebuild) Commit(ctx context.Context, docs []readmodel.Customer, checkpo
 	if r.done {
 		return errRebuildDone
 	}
-	return r.s.commit(ctx, next, r.owner, docs, checkpoint)
+	return r.s.commit(ctx, next, r.owner, readmodel.Batch{Customers: docs}, checkpoint)
+}
+
+func (r *rebuild) CommitBatch(ctx context.Context, b readmodel.Batch, checkpoint uint64) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.done {
+		return errRebuildDone
+	}
+	return r.s.commit(ctx, next, r.owner, b, checkpoint)
+}
+
+func (r *rebuild) LoadContacts(ctx context.Context, ids []string) (map[string]readmodel.Contact, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.done {
+		return nil, errRebuildDone
+	}
+	return r.s.loadContacts(ctx, next, ids)
 }
 
 func (r *rebuild) Checkpoint(ctx context.Context) (uint64, error) {

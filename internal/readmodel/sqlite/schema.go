@@ -15,6 +15,10 @@ type tables struct {
 	counts     string // live customers per (status, type, created_by)
 	tagCounts  string // live customers per (tag, status, type, created_by)
 	dups       string // clusters of live customers sharing a duplicate key
+
+	contacts      string // one row per contact, tombstones included
+	contactTags   string // (tag, sort keys, contact) of live contacts: the tag filter in every order
+	contactCounts string // live contacts per tag ('' = all of them)
 }
 
 var (
@@ -26,6 +30,10 @@ var (
 		counts:     "customer_counts",
 		tagCounts:  "customer_tag_counts",
 		dups:       "customer_duplicates",
+
+		contacts:      "contacts",
+		contactTags:   "contact_tags",
+		contactCounts: "contact_counts",
 	}
 	next = tables{
 		customers:  "customers_rebuild",
@@ -35,11 +43,15 @@ var (
 		counts:     "customer_counts_rebuild",
 		tagCounts:  "customer_tag_counts_rebuild",
 		dups:       "customer_duplicates_rebuild",
+
+		contacts:      "contacts_rebuild",
+		contactTags:   "contact_tags_rebuild",
+		contactCounts: "contact_counts_rebuild",
 	}
 )
 
 func (t tables) all() []string {
-	return []string{t.customers, t.tags, t.fts, t.checkpoint, t.counts, t.tagCounts, t.dups}
+	return []string{t.customers, t.tags, t.fts, t.checkpoint, t.counts, t.tagCounts, t.dups, t.contacts, t.contactTags, t.contactCounts}
 }
 
 // schema returns the statements that create the tables t. gen, the
@@ -77,6 +89,69 @@ func (t tables) all() []string {
 // before, up to 8 letters cost the projector half as much CPU again per
 // document and writes won.)
 func schema(t tables, gen int64) []string {
+	return append(customerSchema(t, gen), contactSchema(t, gen)...)
+}
+
+// contactSchema returns the statements that create the contact tables of
+// t. contacts has one column per field, name_key (search.Fold(name)) and
+// email_key (lower case) for the order and the filter, times in Unix
+// nanoseconds as for customers. contact_tags repeats the sort keys of
+// each live contact once per tag, so that a tag filter reads its page in
+// any order from one index range (a join would sort every match);
+// contact_counts keeps the number of live contacts per tag and in all
+// (tag ”), so that a list's total is one row.
+func contactSchema(t tables, gen int64) []string {
+	g := "_g" + strconv.FormatInt(gen, 10)
+	ix := func(table, name, cols string) string {
+		return "CREATE INDEX " + name + g + " ON " + table + " (" + cols + ")"
+	}
+	return []string{
+		`CREATE TABLE ` + t.contacts + ` (
+			id         INTEGER PRIMARY KEY,
+			contact_id TEXT    NOT NULL UNIQUE,
+			name       TEXT    NOT NULL,
+			name_key   TEXT    NOT NULL,
+			email      TEXT    NOT NULL,
+			email_key  TEXT    NOT NULL,
+			phone      TEXT    NOT NULL,
+			title      TEXT    NOT NULL,
+			notes      TEXT    NOT NULL,
+			tags       TEXT    NOT NULL, -- JSON array
+			created_by TEXT    NOT NULL,
+			created_at INTEGER,          -- Unix ns UTC; NULL = zero time
+			updated_by TEXT    NOT NULL,
+			updated_at INTEGER,
+			version    INTEGER NOT NULL,
+			seq        INTEGER NOT NULL,
+			deleted    INTEGER NOT NULL
+		)`,
+		ix(t.contacts, "contacts_name", "deleted, name_key, contact_id"),
+		ix(t.contacts, "contacts_created", "deleted, created_at, contact_id"),
+		ix(t.contacts, "contacts_updated", "deleted, updated_at, contact_id"),
+		"CREATE INDEX contacts_email_key" + g + " ON " + t.contacts + " (email_key) WHERE deleted = 0 AND email_key != ''",
+		`CREATE TABLE ` + t.contactTags + ` (
+			tag        TEXT    NOT NULL,
+			contact    INTEGER NOT NULL, -- contacts.id
+			contact_id TEXT    NOT NULL,
+			name_key   TEXT    NOT NULL,
+			created_at INTEGER,
+			updated_at INTEGER,
+			PRIMARY KEY (tag, contact)
+		) WITHOUT ROWID`,
+		ix(t.contactTags, "contact_tags_name", "tag, name_key, contact_id"),
+		ix(t.contactTags, "contact_tags_created", "tag, created_at, contact_id"),
+		ix(t.contactTags, "contact_tags_updated", "tag, updated_at, contact_id"),
+		ix(t.contactTags, "contact_tags_contact", "contact"),
+		`CREATE TABLE ` + t.contactCounts + ` (
+			tag TEXT    NOT NULL PRIMARY KEY,
+			n   INTEGER NOT NULL
+		) WITHOUT ROWID`,
+	}
+}
+
+// customerSchema returns the statements that create the customer tables
+// of t (and the checkpoint).
+func customerSchema(t tables, gen int64) []string {
 	g := "_g" + strconv.FormatInt(gen, 10)
 	ix := func(name, cols string) string {
 		return "CREATE INDEX " + "customers_" + name + g + " ON " + t.customers + " (" + cols + ")"

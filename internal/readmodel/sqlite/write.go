@@ -30,7 +30,13 @@ func (s *Store) Load(ctx context.Context, ids []string) (map[string]readmodel.Cu
 // Commit stores docs and advances the checkpoint, in one transaction (see
 // readmodel.Writer).
 func (s *Store) Commit(ctx context.Context, docs []readmodel.Customer, checkpoint uint64) error {
-	return s.commit(ctx, live, "", docs, checkpoint)
+	return s.commit(ctx, live, "", readmodel.Batch{Customers: docs}, checkpoint)
+}
+
+// CommitBatch stores the documents of b and advances the checkpoint, in
+// one transaction (see readmodel.ContactWriter).
+func (s *Store) CommitBatch(ctx context.Context, b readmodel.Batch, checkpoint uint64) error {
+	return s.commit(ctx, live, "", b, checkpoint)
 }
 
 // Checkpoint returns the stream sequence up to which the read model is
@@ -112,11 +118,15 @@ type change struct {
 
 // commit stores docs in the tables t; lease, when not "", is the rebuild
 // lease the transaction renews (or fails with readmodel.ErrRebuildLost).
-func (s *Store) commit(ctx context.Context, t tables, lease string, docs []readmodel.Customer, checkpoint uint64) error {
+func (s *Store) commit(ctx context.Context, t tables, lease string, b readmodel.Batch, checkpoint uint64) error {
 	if s.closed.Load() {
 		return s.fail("commit", errClosed)
 	}
-	docs, err := readmodel.Prepare(docs, checkpoint)
+	docs, err := readmodel.Prepare(b.Customers, checkpoint)
+	if err != nil {
+		return err
+	}
+	contacts, err := readmodel.PrepareContacts(b.Contacts)
 	if err != nil {
 		return err
 	}
@@ -134,6 +144,9 @@ func (s *Store) commit(ctx context.Context, t tables, lease string, docs []readm
 		if err := renewLease(ctx, tx, lease); err != nil {
 			return s.fail("commit", err)
 		}
+	}
+	if err := commitContacts(ctx, tx, t, contacts); err != nil {
+		return s.fail("commit", err)
 	}
 	if err := commitTx(ctx, tx, t, docs, checkpoint); err != nil {
 		return s.fail("commit", err)

@@ -1,0 +1,358 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"crm/internal/apptest"
+)
+
+type contactBody struct {
+	ContactID string   `json:"contactId"`
+	Name      string   `json:"name"`
+	Email     *string  `json:"email"`
+	Phone     *string  `json:"phone"`
+	Title     *string  `json:"title"`
+	Notes     *string  `json:"notes"`
+	Tags      []string `json:"tags"`
+	CreatedBy string   `json:"createdBy"`
+	CreatedAt string   `json:"createdAt"`
+	UpdatedBy string   `json:"updatedBy"`
+	UpdatedAt string   `json:"updatedAt"`
+}
+
+type contactEnvelope struct {
+	Data    contactBody `json:"data"`
+	Message string      `json:"message"`
+}
+
+type contactList struct {
+	Data []contactBody `json:"data"`
+	Meta struct {
+		Total      int64  `json:"total"`
+		PerPage    int    `json:"perPage"`
+		TotalPages int64  `json:"totalPages"`
+		Next       string `json:"next"`
+	} `json:"meta"`
+}
+
+const contactsPath = "/api/v1/crm/contacts"
+
+// admin is the subject of the apptest environment's token.
+const admin = "11111111-1111-4111-8111-111111111111"
+
+func createContact(t *testing.T, e *apptest.Env, body string) contactBody {
+	t.Helper()
+	r := e.Do("POST", contactsPath, body)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create contact: %d %s", r.Status, r.Body)
+	}
+	var env contactEnvelope
+	r.JSON(t, &env)
+	return env.Data
+}
+
+// problemFields returns the status and the fields a problem document names.
+func problemFields(t *testing.T, r apptest.Response) []string {
+	t.Helper()
+	var p struct {
+		Status int
+		Errors []struct{ Field, Message string }
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("content type %q of %d %s", ct, r.Status, r.Body)
+	}
+	r.JSON(t, &p)
+	var out []string
+	for _, f := range p.Errors {
+		out = append(out, f.Field)
+	}
+	return out
+}
+
+// TestContacts: a contact's life over HTTP: create (201, Location, ETag,
+// every field), get, merge-patch with If-Match (a stale one is 412), delete
+// (then 404); each command is one event on crm.contacts.<id>.<kind>, and
+// the customers are untouched.
+func TestContacts(t *testing.T) {
+	e := apptest.StartEmbedded(t)
+	r := e.Do("POST", contactsPath, `{"name":"  Zoë Müller ","email":"zoe@example.com","phone":"+49 30 1234","title":"Head of Billing","notes":"Prefers email.\nNever calls on Fridays.","tags":["billing","billing","emea"]}`)
+	if r.Status != http.StatusCreated || r.Header.Get("ETag") != `"1"` || r.Header.Get("X-Read-Model") != "current" {
+		t.Fatalf("create: %d %v %s", r.Status, r.Header, r.Body)
+	}
+	var created contactEnvelope
+	r.JSON(t, &created)
+	k := created.Data
+	if r.Header.Get("Location") != contactsPath+"/"+k.ContactID || created.Message != "Contact created successfully" {
+		t.Fatalf("create: location %q, message %q", r.Header.Get("Location"), created.Message)
+	}
+	if k.Name != "Zoë Müller" || *k.Email != "zoe@example.com" || *k.Phone != "+49 30 1234" || *k.Title != "Head of Billing" ||
+		!strings.Contains(*k.Notes, "\n") || !slices.Equal(k.Tags, []string{"billing", "emea"}) || k.CreatedBy != admin ||
+		k.UpdatedBy != admin || k.CreatedAt == "" || k.CreatedAt != k.UpdatedAt {
+		t.Fatalf("created contact: %s", r.Body)
+	}
+	one := contactsPath + "/" + k.ContactID
+	var got contactEnvelope
+	if r := e.Do("GET", one, nil); r.Status != http.StatusOK || r.Header.Get("ETag") != `"1"` {
+		t.Fatalf("get: %d %s", r.Status, r.Body)
+	} else if r.JSON(t, &got); !equalJSON(t, got.Data, k) {
+		t.Fatalf("get = %+v, created %+v", got.Data, k)
+	}
+
+	// Merge-patch: a field set, one cleared, the others kept.
+	r = e.Do("PATCH", one, `{"title":"CFO","phone":null}`, "If-Match", `"1"`, "Authorization", "Bearer "+e.TokenFor("editor", "user"))
+	if r.Status != http.StatusOK || r.Header.Get("ETag") != `"2"` {
+		t.Fatalf("patch: %d %s", r.Status, r.Body)
+	}
+	r.JSON(t, &got)
+	if *got.Data.Title != "CFO" || got.Data.Phone != nil || *got.Data.Email != "zoe@example.com" || got.Data.UpdatedBy != "editor" ||
+		got.Data.CreatedBy != admin || got.Data.UpdatedAt == got.Data.CreatedAt {
+		t.Fatalf("patched: %s", r.Body)
+	}
+	// A patch that changes nothing appends nothing and keeps the version.
+	before := len(e.StreamMessages())
+	if r := e.Do("PATCH", one, `{"title":"CFO"}`); r.Status != http.StatusOK || r.Header.Get("ETag") != `"2"` {
+		t.Fatalf("no-op patch: %d %v", r.Status, r.Header)
+	}
+	// A stale If-Match is 412, nothing appended.
+	if r := e.Do("PATCH", one, `{"title":"CEO"}`, "If-Match", `"1"`); r.Status != http.StatusPreconditionFailed {
+		t.Fatalf("stale If-Match: %d %s", r.Status, r.Body)
+	}
+	if n := len(e.StreamMessages()); n != before {
+		t.Fatalf("no-op and stale patches appended %d messages", n-before)
+	}
+
+	// The events: one per command, on the contact's own subjects.
+	var subjects []string
+	for _, m := range e.StreamMessages() {
+		if strings.HasPrefix(m.Subject, "crm.contacts.") {
+			subjects = append(subjects, m.Subject)
+		}
+	}
+	if r := e.Do("DELETE", one, nil, "If-Match", `"2"`); r.Status != http.StatusOK || r.Header.Get("ETag") != `"3"` {
+		t.Fatalf("delete: %d %s", r.Status, r.Body)
+	}
+	for _, m := range e.StreamMessages()[len(e.StreamMessages())-1:] {
+		subjects = append(subjects, m.Subject)
+	}
+	want := []string{"crm.contacts." + k.ContactID + ".created", "crm.contacts." + k.ContactID + ".updated", "crm.contacts." + k.ContactID + ".deleted"}
+	if !slices.Equal(subjects, want) {
+		t.Fatalf("subjects %v, want %v", subjects, want)
+	}
+	for _, tc := range []struct{ method, body string }{{"GET", ""}, {"PATCH", `{"title":"x"}`}, {"DELETE", ""}} {
+		var body any
+		if tc.body != "" {
+			body = tc.body
+		}
+		if r := e.Do(tc.method, one, body); r.Status != http.StatusNotFound {
+			t.Errorf("%s of a deleted contact: %d %s", tc.method, r.Status, r.Body)
+		}
+	}
+	var customers listBody
+	if e.Do("GET", "/api/v1/crm/customers", nil).JSON(t, &customers); customers.Meta.Total != 0 {
+		t.Fatalf("contacts show among customers: %d", customers.Meta.Total)
+	}
+}
+
+// TestContactBadRequests: every bad input is a 4xx problem naming the field,
+// and none appends anything.
+func TestContactBadRequests(t *testing.T) {
+	e := apptest.StartEmbedded(t)
+	k := createContact(t, e, `{"name":"Target"}`)
+	one := contactsPath + "/" + k.ContactID
+	viewer := func() string {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "v", "exp": 4102444800, "permissions": []string{"crm.view"}}).
+			SignedString([]byte(apptest.Secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "Bearer " + tok
+	}()
+	before := len(e.StreamMessages())
+	for _, tc := range []struct {
+		name, method, path, body string
+		headers                  []string
+		status                   int
+		field                    string
+	}{
+		{"no name", "POST", contactsPath, `{"email":"a@example.com"}`, nil, 400, "name"},
+		{"empty name", "POST", contactsPath, `{"name":"  "}`, nil, 400, "name"},
+		{"name number", "POST", contactsPath, `{"name":7}`, nil, 400, "name"},
+		{"bad email", "POST", contactsPath, `{"name":"A","email":"not-an-email"}`, nil, 400, "email"},
+		{"bad phone", "POST", contactsPath, `{"name":"A","phone":"call me"}`, nil, 400, "phone"},
+		{"long title", "POST", contactsPath, `{"name":"A","title":"` + strings.Repeat("t", 201) + `"}`, nil, 400, "title"},
+		{"tags not a list", "POST", contactsPath, `{"name":"A","tags":"vip"}`, nil, 400, "tags"},
+		{"empty tag", "POST", contactsPath, `{"name":"A","tags":["ok",""]}`, nil, 400, "tags[1]"},
+		{"unknown field", "POST", contactsPath, `{"name":"A","company":"Acme"}`, nil, 400, "company"},
+		{"read-only field", "POST", contactsPath, `{"name":"A","contactId":"` + k.ContactID + `"}`, nil, 400, "contactId"},
+		{"not json", "POST", contactsPath, `{"name":`, nil, 400, ""},
+		{"wrong content type", "POST", contactsPath, `{"name":"A"}`, []string{"Content-Type", "text/plain"}, 415, ""},
+		{"bad idempotency key", "POST", contactsPath, `{"name":"A"}`, []string{"Idempotency-Key", strings.Repeat("k", 256)}, 400, "Idempotency-Key"},
+		{"no crm.create", "POST", contactsPath, `{"name":"A"}`, []string{"Authorization", viewer}, 403, ""},
+		{"no token", "POST", contactsPath, `{"name":"A"}`, []string{"Authorization", ""}, 401, ""},
+		{"patch clears name", "PATCH", one, `{"name":null}`, nil, 400, "name"},
+		{"patch unknown field", "PATCH", one, `{"status":"active"}`, nil, 400, "status"},
+		{"patch no crm.edit", "PATCH", one, `{"title":"x"}`, []string{"Authorization", viewer}, 403, ""},
+		{"patch bad id", "PATCH", contactsPath + "/not-a-uuid", `{"title":"x"}`, nil, 400, "contactId"},
+		{"patch unknown id", "PATCH", contactsPath + "/00000000-0000-4000-8000-000000000000", `{"title":"x"}`, nil, 404, ""},
+		{"patch bad If-Match", "PATCH", one, `{"title":"x"}`, []string{"If-Match", `"abc"`}, 412, ""},
+		{"delete no crm.delete", "DELETE", one, "", []string{"Authorization", viewer}, 403, ""},
+		{"delete unknown id", "DELETE", contactsPath + "/00000000-0000-4000-8000-000000000000", "", nil, 404, ""},
+		{"get bad id", "GET", contactsPath + "/C001", "", nil, 400, "contactId"},
+		{"get unknown parameter", "GET", one + "?asOf=2026-01-01T00:00:00Z", "", nil, 400, "asOf"},
+		{"list unknown parameter", "GET", contactsPath + "?status=active", "", nil, 400, "status"},
+		{"list page", "GET", contactsPath + "?page=2", "", nil, 400, "page"},
+		{"list bad sort", "GET", contactsPath + "?sort=customerCode", "", nil, 400, "sort"},
+		{"list bad perPage", "GET", contactsPath + "?perPage=101", "", nil, 400, "perPage"},
+		{"list forged cursor", "GET", contactsPath + "?after=abc.def", "", nil, 400, "after"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body any
+			if tc.body != "" {
+				body = tc.body
+			}
+			r := e.Do(tc.method, tc.path, body, tc.headers...)
+			if r.Status != tc.status {
+				t.Fatalf("%s %s: %d, want %d: %s", tc.method, tc.path, r.Status, tc.status, r.Body)
+			}
+			fields := problemFields(t, r)
+			if tc.field != "" && !slices.Contains(fields, tc.field) {
+				t.Fatalf("problem names %v, not %q: %s", fields, tc.field, r.Body)
+			}
+		})
+	}
+	if n := len(e.StreamMessages()); n != before {
+		t.Fatalf("bad requests appended %d messages", n-before)
+	}
+}
+
+// TestContactIdempotency: a create retried with the same Idempotency-Key
+// and body returns the first contact (Idempotent-Replayed) and appends
+// nothing; another body with the key is refused; the key is apart from the
+// customers' keys.
+func TestContactIdempotency(t *testing.T) {
+	e := apptest.StartEmbedded(t)
+	first := e.Do("POST", contactsPath, `{"name":"Ann Lee"}`, "Idempotency-Key", "k-1")
+	if first.Status != http.StatusCreated {
+		t.Fatalf("first: %d %s", first.Status, first.Body)
+	}
+	var a, b contactEnvelope
+	first.JSON(t, &a)
+	n := len(e.StreamMessages())
+	again := e.Do("POST", contactsPath, `{ "name": "Ann Lee" }`, "Idempotency-Key", "k-1")
+	if again.JSON(t, &b); again.Status != http.StatusCreated || again.Header.Get("Idempotent-Replayed") != "true" || b.Data.ContactID != a.Data.ContactID {
+		t.Fatalf("retry: %d %v %s", again.Status, again.Header, again.Body)
+	}
+	if m := len(e.StreamMessages()); m != n {
+		t.Fatalf("retry appended %d messages", m-n)
+	}
+	if r := e.Do("POST", contactsPath, `{"name":"Bob"}`, "Idempotency-Key", "k-1"); r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("another body with the key: %d %s", r.Status, r.Body)
+	}
+	if r := e.Do("POST", "/api/v1/crm/customers", `{"name":"Ann Lee"}`, "Idempotency-Key", "k-1"); r.Status != http.StatusCreated ||
+		r.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("a customer with the contact's key: %d %v %s", r.Status, r.Header, r.Body)
+	}
+}
+
+// TestContactList: filters, sorts and cursor pages read from the read
+// model: every page in the right order, no repeat or skip, exact totals.
+func TestContactList(t *testing.T) {
+	e := apptest.StartEmbedded(t)
+	names := []string{"Émile Zola", "anna Berg", "Bob Stone", "Anna Adams", "Carl Jung", "dora Maar", "Eve Ng"}
+	byName := map[string]contactBody{}
+	for i, n := range names {
+		tags := `["all"]`
+		if i%2 == 0 {
+			tags = `["all","even"]`
+		}
+		byName[n] = createContact(t, e, fmt.Sprintf(`{"name":%q,"email":"P%d@Example.com","tags":%s}`, n, i, tags))
+	}
+	// Renaming moves a contact in the name order.
+	id := byName["Eve Ng"].ContactID
+	if r := e.Do("PATCH", contactsPath+"/"+id, `{"name":"Aaron Eve"}`); r.Status != http.StatusOK {
+		t.Fatalf("rename: %d %s", r.Status, r.Body)
+	}
+	// A deleted contact is in no list.
+	if r := e.Do("DELETE", contactsPath+"/"+byName["Carl Jung"].ContactID, nil); r.Status != http.StatusOK {
+		t.Fatalf("delete: %d", r.Status)
+	}
+	pages := func(query string, perPage int) ([]string, int64) {
+		t.Helper()
+		var out []string
+		var total int64 = -1
+		next := ""
+		for i := 0; ; i++ {
+			q := query + fmt.Sprintf("&perPage=%d", perPage)
+			if next != "" {
+				q += "&after=" + url.QueryEscape(next)
+			}
+			var page contactList
+			r := e.Do("GET", contactsPath+"?"+q, nil)
+			if r.JSON(t, &page); r.Status != http.StatusOK {
+				t.Fatalf("GET ?%s: %d %s", q, r.Status, r.Body)
+			}
+			if total >= 0 && page.Meta.Total != total {
+				t.Fatalf("total changed between pages: %d, %d", total, page.Meta.Total)
+			}
+			total = page.Meta.Total
+			for _, k := range page.Data {
+				out = append(out, k.Name)
+			}
+			if page.Meta.Next == "" {
+				return out, total
+			}
+			if len(page.Data) != perPage || i > 10 {
+				t.Fatalf("a page of %d before the last", len(page.Data))
+			}
+			next = page.Meta.Next
+		}
+	}
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"sort=name", []string{"Aaron Eve", "Anna Adams", "anna Berg", "Bob Stone", "dora Maar", "Émile Zola"}},
+		{"sort=-name", []string{"Émile Zola", "dora Maar", "Bob Stone", "anna Berg", "Anna Adams", "Aaron Eve"}},
+		{"sort=createdAt", []string{"Émile Zola", "anna Berg", "Bob Stone", "Anna Adams", "dora Maar", "Aaron Eve"}},
+		{"sort=-updatedAt", []string{"Aaron Eve", "dora Maar", "Anna Adams", "Bob Stone", "anna Berg", "Émile Zola"}},
+		{"tag=even&sort=name", []string{"Aaron Eve", "Bob Stone", "Émile Zola"}},
+		{"tag=even&sort=-createdAt", []string{"Aaron Eve", "Bob Stone", "Émile Zola"}},
+		{"tag=none", nil},
+		{"email=p1@EXAMPLE.com", []string{"anna Berg"}},
+		{"email=p1@example.com&tag=even", nil},
+	} {
+		for _, perPage := range []int{1, 2, 100} {
+			got, total := pages(tc.query, perPage)
+			if !slices.Equal(got, tc.want) || total != int64(len(tc.want)) {
+				t.Errorf("?%s perPage %d: %v (total %d), want %v", tc.query, perPage, got, total, tc.want)
+			}
+		}
+	}
+	// A cursor is bound to its query.
+	var page contactList
+	e.Do("GET", contactsPath+"?sort=name&perPage=2", nil).JSON(t, &page)
+	if r := e.Do("GET", contactsPath+"?sort=-name&perPage=2&after="+url.QueryEscape(page.Meta.Next), nil); r.Status != http.StatusBadRequest {
+		t.Fatalf("a cursor of another order: %d %s", r.Status, r.Body)
+	}
+}
+
+func equalJSON(t *testing.T, a, b any) bool {
+	t.Helper()
+	x, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(x) == string(y)
+}

@@ -1,0 +1,169 @@
+package readmodel
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"crm/internal/contact"
+	"crm/internal/fault"
+	"crm/internal/search"
+)
+
+// ErrContactNotFound (fault.NotFound): no live contact with that id.
+var ErrContactNotFound = fault.New(fault.NotFound, "contact not found")
+
+// Contact is one contact document of the read model: the fold of the
+// contact's events (contact.Evolve), tombstones included.
+type Contact struct {
+	ID        string
+	Name      string
+	Email     string // "" = unset, as every optional string
+	Phone     string
+	Title     string
+	Notes     string
+	Tags      []string
+	CreatedBy string
+	CreatedAt time.Time
+	UpdatedBy string
+	UpdatedAt time.Time
+	Version   uint64
+	Seq       uint64 // stream sequence of the last event applied
+	Deleted   bool
+}
+
+// FromContact returns the document of a contact's state.
+func FromContact(c contact.Contact) Contact {
+	d := Contact(c)
+	d.Tags = slices.Clone(c.Tags)
+	if d.Tags == nil {
+		d.Tags = []string{}
+	}
+	return d
+}
+
+// State returns the contact state the document stores.
+func (d Contact) State() contact.Contact {
+	c := contact.Contact(d)
+	c.Tags = slices.Clone(d.Tags)
+	return c
+}
+
+// Batch is what one Commit writes: the changed documents of each
+// aggregate, all with the one checkpoint.
+type Batch struct {
+	Customers []Customer
+	Contacts  []Contact
+}
+
+// ContactWriter is the part of Writer that stores contacts.
+type ContactWriter interface {
+	// LoadContacts returns the stored contact documents (tombstones
+	// included) of ids; ids without a document are absent from the map.
+	LoadContacts(ctx context.Context, ids []string) (map[string]Contact, error)
+	// CommitBatch is Commit for the documents of every aggregate: all of
+	// b and the checkpoint, each document replacing a stored one only if
+	// its Seq is higher.
+	CommitBatch(ctx context.Context, b Batch, checkpoint uint64) error
+}
+
+// ContactReader is what the contact query endpoints need.
+type ContactReader interface {
+	// GetContact returns one live contact or ErrContactNotFound.
+	GetContact(ctx context.Context, id string) (Contact, error)
+	// ListContacts returns one page of the live contacts matching q's
+	// filters, in q's order (keyset paging with q.After: the contacts
+	// strictly after that position), their number (Total, exact: every
+	// live contact matching the filters, whatever q.After), and whether
+	// more follow (More). An unknown q.Sort is a fault.Invalid error.
+	ListContacts(ctx context.Context, q ContactQuery) (ContactPage, error)
+}
+
+// Sort fields of ListContacts.
+var ContactSorts = []string{SortName, SortCreatedAt, SortUpdatedAt}
+
+// ContactQuery selects one page of contacts.
+type ContactQuery struct {
+	PerPage int // 1..MaxPerPage, DefaultPerPage when unset
+
+	// Filters (exact match; empty = any).
+	Tag   string
+	Email string // contacts whose email, lower-cased (strings.ToLower), is this one lower-cased
+
+	// Sort is SortName (the default), SortCreatedAt or SortUpdatedAt; Desc
+	// reverses it. Ties are broken by id in the same direction.
+	Sort string
+	Desc bool
+
+	// After, when set, is the position of the last contact of the page
+	// before (ContactPositionOf): the page is the PerPage contacts that
+	// follow it, at a cost that does not grow with the position.
+	After *ContactPosition
+}
+
+// Limit returns q's page size, clamped.
+func (q ContactQuery) Limit() int {
+	switch {
+	case q.PerPage <= 0:
+		return DefaultPerPage
+	case q.PerPage > MaxPerPage:
+		return MaxPerPage
+	}
+	return q.PerPage
+}
+
+// ContactPosition is a place in the order of ListContacts.
+type ContactPosition struct {
+	Name string    // SortName: search.Fold(name)
+	Time time.Time // SortCreatedAt, SortUpdatedAt
+	ID   string    // the tie-breaker of every order
+}
+
+// ContactPositionOf returns c's position in a ListContacts sorted by sort.
+func ContactPositionOf(c Contact, sort string) ContactPosition {
+	p := ContactPosition{ID: c.ID}
+	switch sort {
+	case SortCreatedAt:
+		p.Time = c.CreatedAt
+	case SortUpdatedAt:
+		p.Time = c.UpdatedAt
+	default:
+		p.Name = search.Fold(c.Name)
+	}
+	return p
+}
+
+// ContactPage is one page of contacts and the number of matches.
+type ContactPage struct {
+	Items []Contact
+	Total int64
+	More  bool // contacts follow this page
+}
+
+// PrepareContacts is Prepare for contact documents.
+func PrepareContacts(docs []Contact) ([]Contact, error) {
+	at := make(map[string]int, len(docs))
+	out := make([]Contact, 0, len(docs))
+	for _, d := range docs {
+		switch {
+		case d.ID == "":
+			return nil, fmt.Errorf("%w: a contact document without id", ErrInternal)
+		case d.Seq > math.MaxInt64 || d.Version > math.MaxInt64:
+			return nil, fmt.Errorf("%w: contact %s: seq or version out of range", ErrInternal, d.ID)
+		}
+		if d.Tags == nil {
+			d.Tags = []string{}
+		}
+		i, seen := at[d.ID]
+		switch {
+		case !seen:
+			at[d.ID] = len(out)
+			out = append(out, d)
+		case d.Seq > out[i].Seq:
+			out[i] = d
+		}
+	}
+	return out, nil
+}
