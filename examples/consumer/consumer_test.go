@@ -20,7 +20,31 @@ import (
 // deleted holds the ids deleted and not restored since.
 func randomCommands(t *testing.T, e *apptest.Env, rnd *rand.Rand, ids, deleted *[]string, n int) {
 	t.Helper()
+	var contacts []string
 	for i := 0; i < n; i++ {
+		if len(*ids) > 0 && rnd.IntN(6) == 0 {
+			// Links to contacts: created, changed, ended (deleting a
+			// contact or a customer ends them too).
+			if len(contacts) < 3 {
+				r := e.Do("POST", "/api/v1/crm/contacts", fmt.Sprintf(`{"name":"Contact %d"}`, i))
+				var env struct{ Data struct{ ContactID string } }
+				r.JSON(t, &env)
+				contacts = append(contacts, env.Data.ContactID)
+			}
+			path := "/api/v1/crm/customers/" + (*ids)[rnd.IntN(len(*ids))] + "/contacts/" + contacts[rnd.IntN(len(contacts))]
+			switch rnd.IntN(4) {
+			case 0:
+				e.Do("DELETE", path, nil)
+			case 1:
+				k := rnd.IntN(len(contacts))
+				if r := e.Do("DELETE", "/api/v1/crm/contacts/"+contacts[k], nil); r.Status == http.StatusOK {
+					contacts = append(contacts[:k], contacts[k+1:]...)
+				}
+			default:
+				e.Do("PUT", path, fmt.Sprintf(`{"role":"r%d","primary":%t}`, rnd.IntN(3), rnd.IntN(2) == 0))
+			}
+			continue
+		}
 		switch op := rnd.IntN(10); {
 		case op < 4 || len(*ids) == 0:
 			body := fmt.Sprintf(`{"name":"Person %d","email":"p%d@example.com","tags":["t%d"],"address":{"city":"City %d"},"externalId":"X-%d"}`,
@@ -125,11 +149,33 @@ func TestConsumerCopyEqualsReadModel(t *testing.T) {
 	if len(copyState.Customers) != len(readModel) || len(readModel) == 0 {
 		t.Fatalf("copy has %d customers, read model %d", len(copyState.Customers), len(readModel))
 	}
+	linked := 0
 	for id, c := range copyState.Customers {
 		b, _ := json.Marshal(c)
 		var got map[string]any
 		json.Unmarshal(b, &got)
 		delete(got, "version")
+		// The links: the copy's against the read model's.
+		var links struct {
+			Data []struct {
+				ContactID string `json:"contactId"`
+				Link
+			}
+		}
+		e.Do("GET", "/api/v1/crm/customers/"+id+"/contacts", nil).JSON(t, &links)
+		want := map[string]Link{}
+		for _, l := range links.Data {
+			want[l.ContactID] = l.Link
+		}
+		if len(want) > 0 {
+			linked++
+		}
+		if len(c.Contacts) > 0 || len(want) > 0 {
+			if !reflect.DeepEqual(c.Contacts, want) {
+				t.Fatalf("customer %s links differ:\n copy       %+v\n read model %+v", id, c.Contacts, want)
+			}
+		}
+		delete(got, "contacts")
 		for _, m := range []map[string]any{got, readModel[id]} {
 			// Compare instants, not spellings, to the millisecond: the
 			// events carry nanoseconds, the REST view shows milliseconds.
@@ -146,6 +192,9 @@ func TestConsumerCopyEqualsReadModel(t *testing.T) {
 		if r.Header.Get("ETag") != fmt.Sprintf(`"%d"`, c.Version) {
 			t.Fatalf("customer %s version %d, read model ETag %s", id, c.Version, r.Header.Get("ETag"))
 		}
+	}
+	if linked == 0 {
+		t.Fatal("the random commands left no customer linked to a contact")
 	}
 }
 

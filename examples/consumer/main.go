@@ -48,6 +48,16 @@ type Customer struct {
 	CreatedAt    string          `json:"createdAt"`
 	UpdatedAt    string          `json:"updatedAt"`
 	Version      uint64          `json:"version"`
+	// Contacts are the customer's links to contacts, by contact id.
+	Contacts map[string]Link `json:"contacts,omitempty"`
+}
+
+// Link is a customer's link to a contact (contactlinked events).
+type Link struct {
+	Role    *string `json:"role"`
+	Primary bool    `json:"primary"`
+	From    *string `json:"from"`
+	To      *string `json:"to"`
 }
 
 // State is what the example persists.
@@ -135,6 +145,43 @@ var handlers = map[string]func(*State, cloudEvent) error{
 	typePrefix + "restored.v1": func(s *State, ce cloudEvent) error {
 		return s.move(ce, s.Deleted, &s.Customers, "restoredAt")
 	},
+	// A link to a contact set or ended: a new version of the customer,
+	// its fields unchanged (a contact deleted while the customer is merged
+	// into another ends the link there too).
+	typePrefix + "contactlinked.v1": func(s *State, ce cloudEvent) error {
+		var d struct {
+			ContactID string `json:"contactId"`
+			Link
+		}
+		return s.link(ce, &d, func(c *Customer) { c.Contacts[d.ContactID] = d.Link })
+	},
+	typePrefix + "contactunlinked.v1": func(s *State, ce cloudEvent) error {
+		var d struct {
+			ContactID string `json:"contactId"`
+		}
+		return s.link(ce, &d, func(c *Customer) { delete(c.Contacts, d.ContactID) })
+	},
+}
+
+// link decodes a link event's data into d and applies fn to the customer
+// (wherever the copy keeps it), noting its version.
+func (s *State) link(ce cloudEvent, d any, fn func(*Customer)) error {
+	if err := json.Unmarshal(ce.Data, d); err != nil {
+		return err
+	}
+	c := s.Customers[ce.Subject]
+	if c == nil {
+		c = s.Merged[ce.Subject]
+	}
+	if c == nil {
+		return fmt.Errorf("%s of a customer %s this consumer does not have", ce.Type, ce.Subject)
+	}
+	if c.Contacts == nil {
+		c.Contacts = map[string]Link{}
+	}
+	fn(c)
+	c.Version = ce.CustomerVersion
+	return nil
 }
 
 // applyChanges merges the changed fields of an update (or of a merge, or

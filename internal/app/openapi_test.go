@@ -706,6 +706,115 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 		t.Errorf("contacts after the delete: %s", r.Body)
 	}
 
+	// Links between customers and contacts: created (201), changed and
+	// unchanged (200), listed from both sides, unlinked, and the error
+	// cases of each (the limit of 200 links per contact included).
+	const (
+		customerContacts = one + "/contacts"
+		link             = customerContacts + "/{contactId}"
+		contactCustomers = contactOne + "/customers"
+	)
+	linkPath := func(cu, kid string) string { return coll + "/" + cu + "/contacts/" + kid }
+	annID := ann["contactId"].(string)
+	bob := k.data(k.call("POST", contacts, contacts, `{"name":"Bob Stone"}`, 201))["contactId"].(string)
+	const billing = `{"role":"billing","primary":true,"from":"2026-01-01"}`
+	r = k.call("PUT", link, linkPath(janeID, annID), billing, 201, "X-Request-ID", "oa-link-1")
+	if got := k.data(r); r.Header.Get("Location") != linkPath(janeID, annID) || r.Header.Get("X-Stream-Sequence") == "" ||
+		r.Header.Get("X-Read-Model") == "" || got["role"] != "billing" || got["primary"] != true || got["to"] != nil ||
+		got["contact"].(map[string]any)["contactId"] != annID {
+		t.Errorf("link: %v %s", r.Header, r.Body)
+	}
+	r = k.call("PUT", link, linkPath(janeID, annID), billing, 200) // changes nothing
+	if r.Header.Get("X-Stream-Sequence") != "" || r.Header.Get("Location") != "" {
+		t.Errorf("unchanged link: %v", r.Header)
+	}
+	r = k.call("PUT", link, linkPath(janeID, annID), `{"role":"billing","primary":true,"from":"2026-01-01","to":"2026-12-31"}`, 200,
+		"Content-Type", "application/merge-patch+json")
+	if k.data(r)["to"] != "2026-12-31" || r.Header.Get("X-Stream-Sequence") == "" {
+		t.Errorf("changed link: %v %s", r.Header, r.Body)
+	}
+	k.call("PUT", link, linkPath(janeID, bob), nil, 201) // no body: a link without attributes
+	k.call("PUT", link, linkPath(id, annID), `{}`, 201)
+	k.call("PUT", link, linkPath(janeID, annID), `{"from":"01/02/2026","to":"2026-02-30","primary":"yes"}`, 400)
+	k.call("PUT", link, linkPath(janeID, annID), `{"from":"2026-05-01","to":"2026-04-30"}`, 400)
+	k.call("PUT", link, linkPath(janeID, annID), `{"role":"`+strings.Repeat("r", 101)+`","weight":3,"contactId":"x"}`, 400)
+	k.call("PUT", link, linkPath(janeID, annID), `["billing"]`, 400)
+	k.call("PUT", link, linkPath(janeID, "nope"), nil, 400)
+	k.call("PUT", link, linkPath("C001", annID), nil, 400)
+	k.call("PUT", link, linkPath(janeID, annID), billing, 415, "Content-Type", "text/plain")
+	k.call("PUT", link, linkPath(janeID, annID), `{"role":"`+strings.Repeat("r", 1<<20)+`"}`, 413)
+	k.call("PUT", link, linkPath(janeID, uuid.NewString()), nil, 404)
+	k.call("PUT", link, linkPath(janeID, cid), nil, 404) // a deleted contact
+	k.call("PUT", link, linkPath(uuid.NewString(), annID), nil, 404)
+	k.call("PUT", link, linkPath(janeID, annID), billing, 401, "Authorization", "")
+
+	// Both sides list their links.
+	var links struct {
+		Data []map[string]any    `json:"data"`
+		Meta struct{ Total int } `json:"meta"`
+	}
+	k.call("GET", customerContacts, coll+"/"+janeID+"/contacts", nil, 200).JSON(t, &links)
+	if links.Meta.Total != 2 || len(links.Data) != 2 || links.Data[0]["contactId"] != annID || links.Data[0]["primary"] != true ||
+		links.Data[1]["contactId"] != bob {
+		t.Errorf("jane's contacts: %+v", links)
+	}
+	k.call("GET", customerContacts, coll+"/"+strings.ToUpper(janeID)+"/contacts", nil, 200) // either case
+	k.call("GET", customerContacts, coll+"/"+janeID+"/contacts?page=2", nil, 400)
+	k.call("GET", customerContacts, coll+"/nope/contacts", nil, 400)
+	k.call("GET", customerContacts, coll+"/"+uuid.NewString()+"/contacts", nil, 404)
+	k.call("GET", customerContacts, coll+"/"+janeID+"/contacts", nil, 401, "Authorization", "")
+	k.call("GET", contactCustomers, contacts+"/"+annID+"/customers", nil, 200).JSON(t, &links)
+	if links.Meta.Total != 2 || len(links.Data) != 2 || links.Data[0]["customer"] == nil {
+		t.Errorf("ann's customers: %+v", links)
+	}
+	k.call("GET", contactCustomers, contacts+"/"+annID+"/customers?sort=name", nil, 400)
+	k.call("GET", contactCustomers, contacts+"/C001/customers", nil, 400)
+	k.call("GET", contactCustomers, contacts+"/"+cid+"/customers", nil, 404) // a deleted contact
+	k.call("GET", contactCustomers, contacts+"/"+annID+"/customers", nil, 401, "Authorization", "")
+
+	// The customer's history shows a link as the change of contacts.<id>.
+	r = k.call("GET", history, coll+"/"+janeID+"/history", nil, 200)
+	if !strings.Contains(string(r.Body), `"field":"contacts.`+annID+`"`) || !strings.Contains(string(r.Body), `"kind":"contactlinked"`) {
+		t.Errorf("jane's history shows no link: %s", r.Body)
+	}
+
+	// A customer merged into another answers 308 at the survivor's.
+	merged := k.data(k.call("POST", coll, coll, `{"name":"Merged Away"}`, 201))["customerId"].(string)
+	k.call("POST", merge, coll+"/"+id+"/merge", map[string]any{"customerIds": []string{merged}}, 200)
+	k.call("GET", customerContacts, coll+"/"+merged+"/contacts", nil, 308)
+	k.call("PUT", link, linkPath(merged, bob), nil, 308)
+	k.call("DELETE", link, linkPath(merged, bob), nil, 308)
+
+	// Unlinks.
+	r = k.call("DELETE", link, linkPath(janeID, bob), nil, 200)
+	if r.Header.Get("X-Stream-Sequence") == "" {
+		t.Errorf("unlink headers: %v", r.Header)
+	}
+	k.call("DELETE", link, linkPath(janeID, bob), nil, 404) // not linked (any more)
+	k.call("DELETE", link, linkPath(uuid.NewString(), bob), nil, 404)
+	k.call("DELETE", link, linkPath(janeID, "nope"), nil, 400)
+	k.call("DELETE", link, linkPath(janeID, bob), nil, 401, "Authorization", "")
+
+	// A contact has at most 200 customers: Bob gets 200, the 201st is 409.
+	var ops []string
+	for i := range 200 {
+		ops = append(ops, fmt.Sprintf(`{"op":"create","data":{"name":"Link Limit %d"}}`, i))
+	}
+	var made struct {
+		Data []struct{ CustomerID string } `json:"data"`
+	}
+	k.call("POST", batchPath, batchPath, `{"atomic":true,"operations":[`+strings.Join(ops, ",")+`]}`, 200).JSON(t, &made)
+	if len(made.Data) != 200 {
+		t.Fatalf("batch of 200 creates: %d results", len(made.Data))
+	}
+	for _, m := range made.Data {
+		if r := e.Do("PUT", linkPath(m.CustomerID, bob), nil); r.Status != http.StatusCreated {
+			t.Fatalf("link bob to %s: %d %s", m.CustomerID, r.Status, r.Body)
+		}
+	}
+	k.call("PUT", link, linkPath(janeID, bob), nil, 409)
+	k.call("PUT", link, linkPath(made.Data[0].CustomerID, bob), `{"role":"still fine"}`, 200) // a change is no new link
+
 	// Webhooks, against a local receiver.
 	const hooks = "/api/v1/crm/webhooks"
 	const hook = hooks + "/{id}"
@@ -801,9 +910,9 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 }
 
 // TestOpenAPIUnavailableResponses stops the (external) NATS server under a
-// running API: readiness, commands (of customers and contacts) and stream
-// reads answer the documented 503s (with Retry-After), while the read model
-// still serves queries.
+// running API: readiness, commands (of customers, contacts and links) and
+// stream reads answer the documented 503s (with Retry-After), while the
+// read model still serves queries (links included).
 func TestOpenAPIUnavailableResponses(t *testing.T) {
 	spec := loadSpec(t)
 	ns, err := embedded.Start(embedded.Config{DataDir: t.TempDir(), Port: -1})
@@ -826,6 +935,7 @@ func TestOpenAPIUnavailableResponses(t *testing.T) {
 		{"GET", "/api/v1/crm/customers/{id}/history", "/api/v1/crm/customers/" + c["customerId"].(string) + "/history", ""},
 		{"POST", "/api/v1/crm/contacts", "/api/v1/crm/contacts", `{"name":"During The Outage"}`},
 		{"PATCH", "/api/v1/crm/contacts/{id}", "/api/v1/crm/contacts/" + ct["contactId"].(string), `{"title":"During The Outage"}`},
+		{"PUT", "/api/v1/crm/customers/{id}/contacts/{contactId}", "/api/v1/crm/customers/" + c["customerId"].(string) + "/contacts/" + ct["contactId"].(string), `{"role":"During The Outage"}`},
 	}
 	resps := make([]apptest.Response, len(reqs))
 	var wg sync.WaitGroup
@@ -850,4 +960,6 @@ func TestOpenAPIUnavailableResponses(t *testing.T) {
 	k.call("GET", "/api/v1/crm/customers/{id}", "/api/v1/crm/customers/"+c["customerId"].(string), nil, 200)
 	k.call("GET", "/api/v1/crm/contacts/{id}", "/api/v1/crm/contacts/"+ct["contactId"].(string), nil, 200)
 	k.call("GET", "/api/v1/crm/contacts", "/api/v1/crm/contacts", nil, 200)
+	k.call("GET", "/api/v1/crm/customers/{id}/contacts", "/api/v1/crm/customers/"+c["customerId"].(string)+"/contacts", nil, 200)
+	k.call("GET", "/api/v1/crm/contacts/{id}/customers", "/api/v1/crm/contacts/"+ct["contactId"].(string)+"/customers", nil, 200)
 }

@@ -53,6 +53,8 @@ func TestReadmeWalkThrough(t *testing.T) {
 		`"notes":"Key account - handles all northeast`, // asOf the createdAt shown: as created
 		`"message":"Contact created successfully"`,     // contact create
 		`"data":[{"contactId":`,                        // contact list
+		`"message":"Contact linked successfully"`,      // link
+		`"role":"billing","primary":true`,              // the customer's contacts
 		`"message":"Customer deleted successfully"`,    // delete
 	} {
 		if !strings.Contains(out, want) {

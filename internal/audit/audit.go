@@ -4,6 +4,7 @@
 package audit
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -77,7 +78,32 @@ func Diff(a, b customer.Customer) []Change {
 		out = append(out, Change{Field: "tags", Old: tags(a.Tags, a.Version == 0), New: tags(b.Tags, false)})
 	}
 	str("externalId", a.ExternalID, b.ExternalID)
+	// Links to contacts: one change per contact whose link appeared,
+	// changed or ended, as contacts.<contactId>.
+	ids := slices.Sorted(maps.Keys(a.Contacts))
+	for id := range b.Contacts {
+		if _, ok := a.Contacts[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		x, inA := a.Contacts[id]
+		y, inB := b.Contacts[id]
+		if inA == inB && x.SameAttributes(y) {
+			continue
+		}
+		out = append(out, Change{Field: "contacts." + id, Old: linkValue(x, inA), New: linkValue(y, inB)})
+	}
 	return out
+}
+
+// linkValue is a link's attributes as a history shows them (nil: no link).
+func linkValue(l customer.Link, ok bool) any {
+	if !ok {
+		return nil
+	}
+	return l.Attributes()
 }
 
 func opt(s string) any {

@@ -354,7 +354,13 @@ func (h *Handler) tryAtomic(ctx context.Context, r Request, ops []BatchOp, ids, 
 	if errorsAny(out) || len(evs) == 0 {
 		return nil
 	}
-	seqs, err := h.store.Append(ctx, evs, expected, claims...)
+	// The links that deletions end get their other half in the same batch
+	// (after the operations' events: owner indexes those).
+	all, err := h.linkFanOut(ctx, r, evs, expected)
+	if err != nil {
+		return err
+	}
+	seqs, err := h.store.Append(ctx, all, expected, claims...)
 	if err != nil {
 		for i := range out {
 			if !replayed[i] {

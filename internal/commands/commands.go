@@ -199,7 +199,12 @@ func (h *Handler) execute(ctx context.Context, r Request, id string, cmd custome
 		if err != nil {
 			return Result{}, err
 		}
-		seqs, err := h.store.Append(ctx, decided, map[string]uint64{id: last}, claims...)
+		expected := map[string]uint64{id: last}
+		all, err := h.linkFanOut(ctx, r, decided, expected)
+		if err != nil {
+			return Result{}, err
+		}
+		seqs, err := h.store.Append(ctx, all, expected, claims...)
 		if err == nil {
 			for i, e := range decided {
 				e.Seq = seqs[i]

@@ -112,7 +112,12 @@ func (h *Handler) executeContact(ctx context.Context, r Request, id string, cmd 
 		if len(decided) == 0 {
 			return ContactResult{Contact: state}, nil
 		}
-		seqs, err := h.store.Append(ctx, decided, map[string]uint64{id: last})
+		expected := map[string]uint64{id: last}
+		all, err := h.linkFanOut(ctx, r, decided, expected, state)
+		if err != nil {
+			return ContactResult{}, err
+		}
+		seqs, err := h.store.Append(ctx, all, expected)
 		if err == nil {
 			for i, e := range decided {
 				e.Seq = seqs[i]

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"slices"
 	"sync"
 )
 
@@ -51,4 +52,26 @@ func (k *keyedLocks) lock(ctx context.Context, id string) (func(), error) {
 		release()
 		return nil, ctx.Err()
 	}
+}
+
+// lockAll takes the locks of ids (in sorted order, so that two commands
+// taking the same two never wait for each other) and returns the unlock of
+// all, or ctx's error.
+func (k *keyedLocks) lockAll(ctx context.Context, ids ...string) (func(), error) {
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	unlocks := make([]func(), 0, len(ids))
+	unlock := func() {
+		for i := len(unlocks) - 1; i >= 0; i-- {
+			unlocks[i]()
+		}
+	}
+	for _, id := range ids {
+		u, err := k.lock(ctx, id)
+		if err != nil {
+			unlock()
+			return nil, err
+		}
+		unlocks = append(unlocks, u)
+	}
+	return unlock, nil
 }

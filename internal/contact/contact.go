@@ -6,6 +6,7 @@
 package contact
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -36,6 +37,11 @@ type Contact struct {
 	Version uint64 // number of events applied; 0 = never created
 	Seq     uint64 // stream sequence of the last event applied
 	Deleted bool   // a tombstone: the contact was deleted
+
+	// Customers are the customers the contact is linked to: id → code.
+	// (Command side only: the read model keeps links as documents of
+	// their own.)
+	Customers map[string]string
 }
 
 // Exists reports whether the contact was created and is not deleted.
@@ -285,6 +291,16 @@ func Evolve(c Contact, e events.Event) Contact {
 	case *events.ContactDeleted:
 		c.Deleted = true
 		c.UpdatedBy, c.UpdatedAt = d.DeletedBy, d.DeletedAt
+		c.Customers = nil // the deletion ended its links (on the customers' side, in its batch)
+	case *events.ContactLinked:
+		c.Customers = maps.Clone(c.Customers)
+		if c.Customers == nil {
+			c.Customers = map[string]string{}
+		}
+		c.Customers[d.CustomerID] = d.CustomerCode
+	case *events.ContactUnlinked:
+		c.Customers = maps.Clone(c.Customers)
+		delete(c.Customers, d.CustomerID)
 	default:
 		return c // not a contact event: nothing to apply
 	}

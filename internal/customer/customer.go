@@ -66,6 +66,10 @@ type Customer struct {
 	// absorbed customer gave: what an unmerge sets back. (Command side
 	// only: the read model keeps Absorbed, not these.)
 	Merges []MergeRecord
+	// Contacts are the customer's links to its contacts, by contact id.
+	// (Command side only: the read model keeps links as documents of
+	// their own.)
+	Contacts map[string]Link
 }
 
 // MergeRecord is one merge a customer survived.
@@ -176,6 +180,10 @@ func Evolve(c Customer, e events.Event) Customer {
 	case *events.CustomerRestored:
 		c.Deleted = false
 		c.UpdatedAt = d.RestoredAt
+	case *events.CustomerContactLinked, *events.CustomerContactUnlinked:
+		// A link is a change of the customer (its version moves) but not
+		// of its fields (updatedAt stays).
+		c = evolveLink(c, e)
 	default:
 		return c
 	}

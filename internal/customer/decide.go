@@ -121,11 +121,16 @@ func Decide(state Customer, cmd Command, m Meta) ([]events.Event, error) {
 		if c.ExpectedVersion != 0 && c.ExpectedVersion != state.Version {
 			return nil, ErrPreconditionFailed
 		}
+		// Deleting a customer ends its links to contacts first (the
+		// command side adds the contacts' half of each).
+		next := idSource(m)
+		out := unlinkAll(state, events.UnlinkCustomerDeleted, ev, next)
+		ev.ID, ev.Version = next(), state.Version+uint64(len(out))+1
 		ev.AggregateID = state.ID
 		ev.Data = &events.CustomerDeleted{
 			CustomerID: state.ID, CustomerCode: state.Code, DeletedBy: m.Actor, DeletedAt: ev.Time,
 		}
-		return []events.Event{ev}, nil
+		return append(out, ev), nil
 
 	case Restore:
 		switch {

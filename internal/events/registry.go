@@ -82,6 +82,16 @@ var registry = []Definition{
 		New: func() Payload { return new(CustomerUnmerged) },
 	},
 	{
+		Aggregate: Customers, Kind: KindContactLinked, Name: "CustomerContactLinked",
+		Type: TypeContactLinkedV1, Schema: "customer.contactlinked.v1.schema.json",
+		New: func() Payload { return new(CustomerContactLinked) },
+	},
+	{
+		Aggregate: Customers, Kind: KindContactUnlinked, Name: "CustomerContactUnlinked",
+		Type: TypeContactUnlinkedV1, Schema: "customer.contactunlinked.v1.schema.json",
+		New: func() Payload { return new(CustomerContactUnlinked) },
+	},
+	{
 		Aggregate: Contacts, Kind: KindCreated, Name: "ContactCreated",
 		Type: TypeContactCreatedV1, Schema: "contact.created.v1.schema.json",
 		New: func() Payload { return new(ContactCreated) },
@@ -95,6 +105,16 @@ var registry = []Definition{
 		Aggregate: Contacts, Kind: KindDeleted, Name: "ContactDeleted",
 		Type: TypeContactDeletedV1, Schema: "contact.deleted.v1.schema.json",
 		New: func() Payload { return new(ContactDeleted) },
+	},
+	{
+		Aggregate: Contacts, Kind: KindLinked, Name: "ContactLinked",
+		Type: TypeLinkedV1, Schema: "contact.linked.v1.schema.json",
+		New: func() Payload { return new(ContactLinked) },
+	},
+	{
+		Aggregate: Contacts, Kind: KindUnlinked, Name: "ContactUnlinked",
+		Type: TypeUnlinkedV1, Schema: "contact.unlinked.v1.schema.json",
+		New: func() Payload { return new(ContactUnlinked) },
 	},
 }
 

@@ -150,6 +150,10 @@ func New(d Deps) http.Handler {
 	g.POST("/customers/:id/merge", a.require(auth.PermEdit), a.require(auth.PermDelete), a.mergeCustomers)
 	g.POST("/customers/:id/unmerge", a.require(auth.PermEdit), a.require(auth.PermDelete), a.unmergeCustomer)
 
+	g.GET("/customers/:id/contacts", a.require(auth.PermView), a.customerContacts)
+	g.PUT("/customers/:id/contacts/:contactId", a.require(auth.PermEdit), a.linkContact)
+	g.DELETE("/customers/:id/contacts/:contactId", a.require(auth.PermEdit), a.unlinkContact)
+	g.GET("/contacts/:id/customers", a.require(auth.PermView), a.contactCustomers)
 	g.POST("/contacts", a.require(auth.PermCreate), a.createContact)
 	g.GET("/contacts", a.require(auth.PermView), a.listContacts)
 	g.GET("/contacts/:id", a.require(auth.PermView), a.getContact)

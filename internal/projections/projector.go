@@ -356,6 +356,12 @@ func Fold(ctx context.Context, store readmodel.Writer, batch []events.Event) (re
 		if err != nil {
 			return readmodel.Batch{}, err
 		}
+		// The customer's link events are the record of its links.
+		for _, ev := range batch {
+			if l, ok := readmodel.LinkFromEvent(ev); ok {
+				out.Links = append(out.Links, l)
+			}
+		}
 	}
 	if len(contactIDs) > 0 {
 		docs, err := store.LoadContacts(ctx, contactIDs)

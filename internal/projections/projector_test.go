@@ -155,7 +155,21 @@ func (r *rig) randomOps(n int) {
 func (r *rig) randomContactOp(w func() string) {
 	r.t.Helper()
 	ctx := context.Background()
-	switch op := r.rnd.IntN(5); {
+	switch op := r.rnd.IntN(7); {
+	case op >= 5 && len(r.contacts) > 0 && len(r.ids) > 0:
+		// A link set, changed or ended (of a deleted or merged customer or
+		// contact, a refusal).
+		cid, kid := r.ids[r.rnd.IntN(len(r.ids))], r.contacts[r.rnd.IntN(len(r.contacts))]
+		var err error
+		if op == 5 {
+			_, err = r.cmd.LinkContact(ctx, admin, cid, kid, contact.LinkInput{Role: str(w()), Primary: r.rnd.IntN(2) == 0})
+		} else {
+			_, err = r.cmd.UnlinkContact(ctx, admin, cid, kid)
+		}
+		if err != nil && !errors.Is(err, customer.ErrNotFound) && !errors.Is(err, contact.ErrNotFound) &&
+			!errors.Is(err, contact.ErrNotLinked) && !fault.Is(err, fault.Moved) {
+			r.t.Fatal(err)
+		}
 	case op < 2 || len(r.contacts) == 0:
 		in := contact.Input{Name: str(w() + " " + w()), Tags: events.SetTo([]string{w()})}
 		if r.rnd.IntN(2) == 0 {
@@ -327,6 +341,38 @@ func (r *rig) assertContactsEqualFold(store readmodel.Store) {
 	p, err := store.ListContacts(ctx, readmodel.ContactQuery{PerPage: 100})
 	if err != nil || p.Total != int64(live) {
 		r.t.Fatalf("contact list total %d (%v), want %d live contacts", p.Total, err, live)
+	}
+	// The links of every live customer: those of the fold, to live
+	// contacts.
+	customers, _ := r.fold()
+	links := 0
+	for id, cu := range customers {
+		if !cu.Exists() {
+			continue
+		}
+		got, err := store.CustomerContacts(ctx, id)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		gotLinks := map[string]customer.Link{}
+		for _, l := range got {
+			gotLinks[l.Link.ContactID] = customer.Link{Role: l.Link.Role, Primary: l.Link.Primary, From: l.Link.From, To: l.Link.To,
+				LinkedBy: l.Link.LinkedBy, LinkedAt: l.Link.LinkedAt.UTC()}
+		}
+		wantLinks := map[string]customer.Link{}
+		for kid, l := range cu.Contacts {
+			if want[kid].Exists() {
+				l.LinkedAt = l.LinkedAt.UTC()
+				wantLinks[kid] = l
+			}
+		}
+		if !reflect.DeepEqual(gotLinks, wantLinks) {
+			r.t.Fatalf("customer %s links:\n read model %+v\n fold       %+v", id, gotLinks, wantLinks)
+		}
+		links += len(wantLinks)
+	}
+	if len(r.contacts) > 3 && links == 0 {
+		r.t.Fatal("the random operations left no link")
 	}
 }
 

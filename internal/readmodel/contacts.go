@@ -34,21 +34,28 @@ type Contact struct {
 	Deleted   bool
 }
 
-// FromContact returns the document of a contact's state.
+// FromContact returns the document of a contact's state (its links are
+// documents of their own).
 func FromContact(c contact.Contact) Contact {
-	d := Contact(c)
-	d.Tags = slices.Clone(c.Tags)
+	d := Contact{
+		ID: c.ID, Name: c.Name, Email: c.Email, Phone: c.Phone, Title: c.Title, Notes: c.Notes, Tags: slices.Clone(c.Tags),
+		CreatedBy: c.CreatedBy, CreatedAt: c.CreatedAt, UpdatedBy: c.UpdatedBy, UpdatedAt: c.UpdatedAt,
+		Version: c.Version, Seq: c.Seq, Deleted: c.Deleted,
+	}
 	if d.Tags == nil {
 		d.Tags = []string{}
 	}
 	return d
 }
 
-// State returns the contact state the document stores.
+// State returns the contact state the document stores (without its
+// links: the projector needs only the version and the fields).
 func (d Contact) State() contact.Contact {
-	c := contact.Contact(d)
-	c.Tags = slices.Clone(d.Tags)
-	return c
+	return contact.Contact{
+		ID: d.ID, Name: d.Name, Email: d.Email, Phone: d.Phone, Title: d.Title, Notes: d.Notes, Tags: slices.Clone(d.Tags),
+		CreatedBy: d.CreatedBy, CreatedAt: d.CreatedAt, UpdatedBy: d.UpdatedBy, UpdatedAt: d.UpdatedAt,
+		Version: d.Version, Seq: d.Seq, Deleted: d.Deleted,
+	}
 }
 
 // Batch is what one Commit writes: the changed documents of each
@@ -56,6 +63,9 @@ func (d Contact) State() contact.Contact {
 type Batch struct {
 	Customers []Customer
 	Contacts  []Contact
+	// Links replace the stored link of their (customer, contact) when
+	// their Seq is higher.
+	Links []Link
 }
 
 // ContactWriter is the part of Writer that stores contacts.
@@ -65,7 +75,9 @@ type ContactWriter interface {
 	LoadContacts(ctx context.Context, ids []string) (map[string]Contact, error)
 	// CommitBatch is Commit for the documents of every aggregate: all of
 	// b and the checkpoint, each document replacing a stored one only if
-	// its Seq is higher.
+	// its Seq is higher. A batch holding an invalid document (no id, a
+	// Seq beyond int64) is refused as a whole with ErrInternal before
+	// anything is written.
 	CommitBatch(ctx context.Context, b Batch, checkpoint uint64) error
 }
 

@@ -110,6 +110,7 @@ type Reader interface {
 	// match kind, then key, both descending.
 	Duplicates(ctx context.Context, q ClusterQuery) (ClusterPage, error)
 	ContactReader
+	LinkReader
 }
 
 // Duplicate is a customer that shares a duplicate key with another.

@@ -1,5 +1,5 @@
 // Package mongodb is the production read model: a readmodel.Store in the
-// MongoDB collections `customers` and `contacts`, with the seed's schema and
+// MongoDB collections `customers`, `contacts` and `contact_links`, with the seed's schema and
 // indexes, sort keys for every order of List and ListContacts, and a
 // portable search index (an indexed array of word prefixes queried with
 // $all), so that it behaves identically on MongoDB 6+ and on FerretDB 1.24,
@@ -10,8 +10,8 @@
 // sequence), so writes are idempotent and never regress, also with several
 // projectors at once. The projector's checkpoint is a special document of
 // the customers collection, so that a rebuild's renameCollection swaps the
-// customers and the checkpoint together (the contacts are renamed just
-// before, see Swap).
+// customers and the checkpoint together (the contacts and the links are
+// renamed just before, see Swap).
 //
 // A Store is safe for concurrent use.
 package mongodb
@@ -43,6 +43,11 @@ const Collection = "customers"
 // contacts (see contacts.go).
 const ContactsCollection = "contacts"
 
+// LinksCollection is the name of the live read model's collection of
+// contact links (see links.go): one document per (customer, contact) ever
+// linked, tombstones (ended) included.
+const LinksCollection = "contact_links"
+
 // Timeouts applied when neither the URI nor the caller's context sets one.
 const (
 	defaultServerSelectionTimeout = 10 * time.Second
@@ -68,7 +73,7 @@ var _ readmodel.Store = (*Store)(nil)
 // Open connects to the MongoDB deployment at uri (majority write concern,
 // primary reads, whatever the URI says about them), checks that it answers
 // and creates the indexes of the customers and contacts collections of
-// database if they are missing. It returns an error wrapping readmodel.ErrUnavailable when the
+// database (and of its contact links) if they are missing. It returns an error wrapping readmodel.ErrUnavailable when the
 // server cannot be reached. The URI is never part of an error or a log.
 func Open(ctx context.Context, uri, database string) (*Store, error) {
 	if database == "" {
@@ -185,7 +190,8 @@ func (s *Store) Close() error {
 // live returns the live collections. They are looked up by name on every
 // call, so after a Swap the renamed collections are the live ones.
 func (s *Store) live() coll {
-	return coll{s: s, c: s.db.Collection(Collection), contacts: s.db.Collection(ContactsCollection)}
+	return coll{s: s, c: s.db.Collection(Collection), contacts: s.db.Collection(ContactsCollection),
+		links: s.db.Collection(LinksCollection)}
 }
 
 // opContext bounds ctx by defaultOpTimeout unless it has a deadline already.
@@ -350,11 +356,14 @@ func named(models []mongo.IndexModel) []mongo.IndexModel {
 	return models
 }
 
-// createIndexes creates the indexes of both collections of c that are
+// createIndexes creates the indexes of the collections of c that are
 // missing (by name), and the seed's text index of the customers where the
 // server supports text indexes and the collection has none yet.
 func createIndexes(ctx context.Context, c coll) error {
 	if _, err := ensureIndexes(ctx, c.contacts, contactIndexModels()); err != nil {
+		return err
+	}
+	if _, err := ensureIndexes(ctx, c.links, linkIndexModels()); err != nil {
 		return err
 	}
 	hasText, err := ensureIndexes(ctx, c.c, indexModels())

@@ -450,10 +450,11 @@ func TestIndexes(t *testing.T) {
 		"deleted_1_tags_1_createdAt_1_createdAtNs_1_codeNum_1"}
 	wantContacts := []string{"_id_", "deleted_1_nameKey_1__id_1", "deleted_1_createdAt_1_createdAtNs_1__id_1",
 		"deleted_1_updatedAt_1_updatedAtNs_1__id_1", "tags_1_deleted_1_nameKey_1__id_1", "emailKey_1_deleted_1"}
+	wantLinks := []string{"_id_", "customerId_1_ended_1", "contactId_1_ended_1"}
 	check := func(what string) {
 		t.Helper()
 		live := s.live()
-		for c, want := range map[*mongo.Collection][]string{live.c: want, live.contacts: wantContacts} {
+		for c, want := range map[*mongo.Collection][]string{live.c: want, live.contacts: wantContacts, live.links: wantLinks} {
 			got := indexNames(t, c)
 			for _, n := range want {
 				if !slices.Contains(got, n) {
@@ -473,7 +474,7 @@ func TestIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := rb.CommitBatch(ctx, readmodel.Batch{Customers: []readmodel.Customer{testDoc(1, "Ann")},
-		Contacts: []readmodel.Contact{testContact(2, "Bea")}}, 2); err != nil {
+		Contacts: []readmodel.Contact{testContact(2, "Bea")}, Links: []readmodel.Link{testLink(1, 2, 3)}}, 3); err != nil {
 		t.Fatal(err)
 	}
 	if err := rb.Swap(ctx); err != nil {
@@ -483,13 +484,16 @@ func TestIndexes(t *testing.T) {
 	if _, err := s.GetContact(ctx, testContact(2, "Bea").ID); err != nil {
 		t.Errorf("the rebuilt contact after Swap: %v", err)
 	}
+	if got, err := s.CustomerContacts(ctx, testDoc(1, "Ann").ID); err != nil || len(got) != 1 {
+		t.Errorf("the rebuilt link after Swap: %+v, %v", got, err)
+	}
 	names, err := s.db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	names = slices.DeleteFunc(names, func(n string) bool { return n == leaseCollection })
 	slices.Sort(names)
-	if !slices.Equal(names, []string{ContactsCollection, Collection}) {
+	if !slices.Equal(names, []string{LinksCollection, ContactsCollection, Collection}) {
 		t.Errorf("collections after Swap: %q", names)
 	}
 	if n, err := s.db.Collection(leaseCollection).CountDocuments(ctx, bson.D{}); err != nil || n != 0 {
@@ -673,6 +677,8 @@ func TestClosed(t *testing.T) {
 	_, checks["LoadContacts"] = s.LoadContacts(ctx, []string{"x"})
 	_, checks["GetContact"] = s.GetContact(ctx, "x")
 	_, checks["ListContacts"] = s.ListContacts(ctx, readmodel.ContactQuery{})
+	_, checks["CustomerContacts"] = s.CustomerContacts(ctx, "x")
+	_, checks["ContactCustomers"] = s.ContactCustomers(ctx, "x")
 	for op, err := range checks {
 		if !errors.Is(err, readmodel.ErrUnavailable) {
 			t.Errorf("%s after Close = %v, want ErrUnavailable", op, err)
@@ -720,5 +726,199 @@ func TestDirtyDuplicateKeys(t *testing.T) {
 	}
 	if err := c.c.FindOne(ctx, bson.D{{Key: "_id", Value: dirtyID}}).Decode(&dirty); err != nil || len(dirty.Keys) != 0 {
 		t.Fatalf("dirty list %v, %v", dirty.Keys, err)
+	}
+}
+
+// testLink is the link of testDoc(customer) to testContact(contact) at
+// stream sequence seq.
+func testLink(customer, contact, seq int) readmodel.Link {
+	return readmodel.Link{
+		CustomerID: testDoc(customer, "").ID, ContactID: testContact(contact, "").ID,
+		LinkedBy: "user-1", LinkedAt: time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC).Add(time.Duration(seq) * time.Second),
+		Seq: uint64(seq),
+	}
+}
+
+// TestLinkDocumentShape pins the stored BSON of a link: its _id, the field
+// names and types, null for unset optional strings, the time split into a
+// date and the nanoseconds past it (and read back exactly).
+func TestLinkDocumentShape(t *testing.T) {
+	s := openFerret(t)
+	ctx := t.Context()
+	l := testLink(1, 2, 9)
+	l.Role, l.Primary, l.From = "billing", true, "2026-01-01"
+	l.LinkedAt = l.LinkedAt.Add(1234567 * time.Nanosecond)
+	b := readmodel.Batch{Customers: []readmodel.Customer{testDoc(1, "Ann")}, Contacts: []readmodel.Contact{testContact(2, "Bea")},
+		Links: []readmodel.Link{l}}
+	if err := s.CommitBatch(ctx, b, 9); err != nil {
+		t.Fatal(err)
+	}
+	var raw bson.M
+	if err := s.live().links.FindOne(ctx, bson.D{}).Decode(&raw); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"_id": l.CustomerID + "/" + l.ContactID, "customerId": l.CustomerID, "contactId": l.ContactID,
+		"role": "billing", "primary": true, "from": "2026-01-01", "to": nil, "linkedBy": "user-1",
+		"linkedAt": bson.DateTime(l.LinkedAt.UnixMilli()), "linkedAtNs": int32(234567),
+		"seq": int64(9), "ended": false,
+	}
+	for k, v := range want {
+		if got := raw[k]; got != v {
+			t.Errorf("field %s = %#v (%T), want %#v (%T)", k, got, got, v, v)
+		}
+	}
+	if len(raw) != len(want) {
+		t.Errorf("document has %d fields, want %d: %v", len(raw), len(want), raw)
+	}
+	got, err := s.CustomerContacts(ctx, l.CustomerID)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("CustomerContacts = %+v, %v", got, err)
+	}
+	if got[0].Link != l || got[0].Link.LinkedAt.Location() != time.UTC {
+		t.Errorf("link read back = %+v, want %+v", got[0].Link, l)
+	}
+	if got[0].Contact.ID != l.ContactID || got[0].Contact.Name != "Bea" {
+		t.Errorf("contact = %+v", got[0].Contact)
+	}
+}
+
+// TestLinks: the joins keep the live links of live contacts and customers
+// only, in their orders; link writes are guarded by seq, so a late or
+// duplicate event neither revives an ended link nor regresses one; and a
+// batch of links larger than one bulk-write command is written whole.
+func TestLinks(t *testing.T) {
+	s := openFerret(t)
+	ctx := t.Context()
+	// Customers 1–4: Zoe (C001), Anna (C002), Anna (C003), Ann deleted
+	// (C004), and 5 merged into 2. Contacts 11–15: Ünal, Bob, Ünal, Al
+	// deleted, Ed.
+	ann := testDoc(2, "Anna")
+	anna := testDoc(3, "anna")
+	gone := testDoc(4, "Ann")
+	gone.Deleted = true
+	merged := testDoc(5, "Aaron")
+	merged.MergedInto = ann.ID
+	customers := []readmodel.Customer{testDoc(1, "Zoe"), ann, anna, gone, merged}
+	deleted := testContact(14, "Al")
+	deleted.Deleted = true
+	contacts := []readmodel.Contact{testContact(11, "Ünal"), testContact(12, "Bob"), testContact(13, "unal"), deleted,
+		testContact(15, "Ed")}
+	var links []readmodel.Link
+	seq := 100
+	for _, k := range []int{11, 12, 13, 14, 15} { // customer 1's contacts, Ed primary
+		seq++
+		l := testLink(1, k, seq)
+		l.Primary = k == 15
+		links = append(links, l)
+	}
+	for _, c := range []int{1, 2, 3, 4, 5} { // contact 11's customers
+		if c != 1 {
+			seq++
+			links = append(links, testLink(c, 11, seq))
+		}
+	}
+	ended := testLink(2, 12, 200)
+	ended.Ended = true
+	links = append(links, ended)
+	if err := s.CommitBatch(ctx, readmodel.Batch{Customers: customers, Contacts: contacts, Links: links}, 200); err != nil {
+		t.Fatal(err)
+	}
+	contactIDs := func(got []readmodel.LinkedContact) []string {
+		var out []string
+		for _, g := range got {
+			if g.Link.CustomerID == "" || g.Link.ContactID != g.Contact.ID {
+				t.Errorf("link %+v joined with contact %s", g.Link, g.Contact.ID)
+			}
+			out = append(out, g.Contact.Name)
+		}
+		return out
+	}
+	customerCodes := func(got []readmodel.LinkedCustomer) []string {
+		var out []string
+		for _, g := range got {
+			if g.Link.ContactID == "" || g.Link.CustomerID != g.Customer.ID {
+				t.Errorf("link %+v joined with customer %s", g.Link, g.Customer.ID)
+			}
+			out = append(out, g.Customer.Code)
+		}
+		return out
+	}
+	check := func(what string, wantContacts, wantCustomers, wantBob []string) {
+		t.Helper()
+		got, err := s.CustomerContacts(ctx, testDoc(1, "").ID)
+		if names := contactIDs(got); err != nil || !slices.Equal(names, wantContacts) {
+			t.Errorf("%s: CustomerContacts = %q, %v; want %q", what, names, err, wantContacts)
+		}
+		gotC, err := s.ContactCustomers(ctx, testContact(11, "").ID)
+		if codes := customerCodes(gotC); err != nil || !slices.Equal(codes, wantCustomers) {
+			t.Errorf("%s: ContactCustomers = %q, %v; want %q", what, codes, err, wantCustomers)
+		}
+		gotB, err := s.ContactCustomers(ctx, testContact(12, "").ID)
+		if codes := customerCodes(gotB); err != nil || !slices.Equal(codes, wantBob) {
+			t.Errorf("%s: ContactCustomers of Bob = %q, %v; want %q", what, codes, err, wantBob)
+		}
+	}
+	// The primary first, then by folded name ("unal" twice: by id), then id.
+	check("first commit", []string{"Ed", "Bob", "Ünal", "unal"}, []string{"C002", "C003", "C001"}, []string{"C001"})
+
+	// Duplicate and stale rewrites change nothing: the ended link stays
+	// ended, the live ones keep their attributes.
+	if err := s.CommitBatch(ctx, readmodel.Batch{Links: links}, 200); err != nil {
+		t.Fatal(err)
+	}
+	stale := testLink(2, 12, 150)
+	old := testLink(1, 15, 50) // not primary, older than the stored one
+	if err := s.CommitBatch(ctx, readmodel.Batch{Links: []readmodel.Link{stale, old}}, 201); err != nil {
+		t.Fatal(err)
+	}
+	check("stale rewrite", []string{"Ed", "Bob", "Ünal", "unal"}, []string{"C002", "C003", "C001"}, []string{"C001"})
+
+	// Newer events win: customer 1 unlinks Bob, customer 2 links him again.
+	unlinked := testLink(1, 12, 300)
+	unlinked.Ended = true
+	relinked := testLink(2, 12, 301)
+	relinked.Role = "owner"
+	if err := s.CommitBatch(ctx, readmodel.Batch{Links: []readmodel.Link{unlinked, relinked}}, 301); err != nil {
+		t.Fatal(err)
+	}
+	check("newer events", []string{"Ed", "Ünal", "unal"}, []string{"C002", "C003", "C001"}, []string{"C002"})
+	if got, err := s.ContactCustomers(ctx, testContact(12, "").ID); err != nil || len(got) != 1 || got[0].Link.Role != "owner" {
+		t.Errorf("relinked = %+v, %v", got, err)
+	}
+
+	// Unknown ids have no links (an empty list, not nil).
+	if got, err := s.CustomerContacts(ctx, "nobody"); err != nil || got == nil || len(got) != 0 {
+		t.Errorf("CustomerContacts of an unknown customer = %#v, %v", got, err)
+	}
+	if got, err := s.ContactCustomers(ctx, "nobody"); err != nil || got == nil || len(got) != 0 {
+		t.Errorf("ContactCustomers of an unknown contact = %#v, %v", got, err)
+	}
+
+	// More than one bulk write of new links, then of replacements.
+	many := make([]readmodel.Link, 0, maxBulk+1)
+	for i := range maxBulk + 1 {
+		many = append(many, readmodel.Link{CustomerID: testDoc(1, "").ID, ContactID: fmt.Sprintf("k%03d", i),
+			LinkedBy: "user-1", LinkedAt: time.Unix(0, 0).UTC(), Seq: uint64(400 + i)})
+	}
+	if err := s.CommitBatch(ctx, readmodel.Batch{Links: many}, 600); err != nil {
+		t.Fatal(err)
+	}
+	for i := range many {
+		many[i].Seq, many[i].Ended = uint64(700+i), true
+	}
+	if err := s.CommitBatch(ctx, readmodel.Batch{Links: many}, 900); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.live().links.CountDocuments(ctx, bson.D{{Key: "ended", Value: true}, {Key: "seq", Value: bson.D{{Key: "$gte", Value: 700}}}}); err != nil || n != int64(len(many)) {
+		t.Errorf("replaced links: %d, %v; want %d", n, err, len(many))
+	}
+
+	// A link document without its ids is refused, and nothing is written.
+	if err := s.CommitBatch(ctx, readmodel.Batch{Links: []readmodel.Link{{CustomerID: "x", Seq: 1}}}, 901); !errors.Is(err, readmodel.ErrInternal) {
+		t.Errorf("CommitBatch of a link without a contact id: %v", err)
+	}
+	if cp, err := s.Checkpoint(ctx); err != nil || cp != 900 {
+		t.Errorf("Checkpoint = %d, %v; want 900", cp, err)
 	}
 }

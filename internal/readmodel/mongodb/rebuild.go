@@ -15,18 +15,19 @@ import (
 	"crm/internal/readmodel"
 )
 
-// rebuildPrefix and contactsRebuildPrefix start the names of a rebuild's
-// collections; the rest is the Unix nanoseconds of its start, the same in
-// both.
+// rebuildPrefix, contactsRebuildPrefix and linksRebuildPrefix start the
+// names of a rebuild's collections; the rest is the Unix nanoseconds of its
+// start, the same in all three.
 const (
 	rebuildPrefix         = Collection + "_rebuild_"
 	contactsRebuildPrefix = ContactsCollection + "_rebuild_"
+	linksRebuildPrefix    = LinksCollection + "_rebuild_"
 )
 
 // leaseCollection holds the rebuild lease (readmodel.Store.Rebuild): one
 // document, _id "lease", while a rebuild is in progress: its owner, its
-// customers collection (the contacts' has the same suffix) and the Unix
-// nanoseconds of its last write. Taking the lease is an insert, which the
+// customers collection (the contacts' and the links' have the same
+// suffix) and the Unix nanoseconds of its last write. Taking the lease is an insert, which the
 // unique _id makes atomic on MongoDB and on FerretDB alike.
 const leaseCollection = "crm_rebuild_lease"
 
@@ -41,8 +42,8 @@ type lease struct {
 var errRebuildDone = errors.New("readmodel/mongodb: rebuild already swapped or aborted")
 
 // Rebuild takes the rebuild lease and creates the empty collections
-// customers_rebuild_<unix nanos> and contacts_rebuild_<unix nanos> with the
-// indexes of the live ones, which the caller fills through the returned
+// customers_rebuild_<unix nanos>, contacts_rebuild_<unix nanos> and
+// contact_links_rebuild_<unix nanos> with the indexes of the live ones, which the caller fills through the returned
 // Rebuild; queries are served from the live collections until Swap. The
 // collections of abandoned rebuilds are dropped first. While another
 // rebuild, of this process or another, holds the lease, it returns
@@ -87,12 +88,16 @@ func (s *Store) Rebuild(ctx context.Context) (readmodel.Rebuild, error) {
 	if err := s.dropRebuilds(ctx); err != nil {
 		return nil, s.fail("rebuild", err)
 	}
-	c := coll{s: s, c: s.db.Collection(name), contacts: s.db.Collection(contactsRebuildPrefix + suffix)}
-	// Created explicitly (not by the first write), so that Swap finds both
-	// even when the stream holds no contact.
+	c := coll{s: s, c: s.db.Collection(name), contacts: s.db.Collection(contactsRebuildPrefix + suffix),
+		links: s.db.Collection(linksRebuildPrefix + suffix)}
+	// Created explicitly (not by the first write), so that Swap finds all
+	// three even when the stream holds no contact or no link.
 	err := s.db.CreateCollection(ctx, c.c.Name())
 	if err == nil {
 		err = s.db.CreateCollection(ctx, c.contacts.Name())
+	}
+	if err == nil {
+		err = s.db.CreateCollection(ctx, c.links.Name())
 	}
 	if err == nil {
 		err = createIndexes(ctx, c)
@@ -104,9 +109,9 @@ func (s *Store) Rebuild(ctx context.Context) (readmodel.Rebuild, error) {
 	return &rebuild{c: c, owner: l.Owner}, nil
 }
 
-// drop drops both collections of c.
+// drop drops the collections of c.
 func (c coll) drop(ctx context.Context) error {
-	return errors.Join(c.contacts.Drop(ctx), c.c.Drop(ctx))
+	return errors.Join(c.links.Drop(ctx), c.contacts.Drop(ctx), c.c.Drop(ctx))
 }
 
 // dropRebuilds drops the collections of earlier rebuilds: the caller holds
@@ -117,7 +122,8 @@ func (s *Store) dropRebuilds(ctx context.Context) error {
 		return err
 	}
 	for _, name := range names {
-		if !isRebuild(name, rebuildPrefix) && !isRebuild(name, contactsRebuildPrefix) {
+		if !isRebuild(name, rebuildPrefix) && !isRebuild(name, contactsRebuildPrefix) &&
+			!isRebuild(name, linksRebuildPrefix) {
 			continue
 		}
 		if err := s.db.Collection(name).Drop(ctx); err != nil {
@@ -212,22 +218,30 @@ func (r *rebuild) Checkpoint(ctx context.Context) (uint64, error) {
 
 // Swap renames the rebuilt collections onto the live ones
 // (renameCollection with dropTarget, each atomic on MongoDB), the contacts
-// first, then the customers, which carry the checkpoint, unless the live
-// checkpoint is ahead of the rebuilt one: then it returns
+// first, then the links, then the customers, which carry the checkpoint,
+// unless the live checkpoint is ahead of the rebuilt one: then it returns
 // readmodel.ErrRebuildBehind and swaps nothing.
 //
-// The two renames are two steps without a transaction, and that order is
-// what makes a crash between them safe: the rebuilt checkpoint is not
-// behind the live one, so the rebuilt contacts hold every contact event up
-// to the live checkpoint; the live projector, still on the old customers
-// and their checkpoint, goes on from that checkpoint, and its rewrites of
-// contact events the rebuilt contacts already hold are no-ops, because
-// every document write is guarded by its Seq. (The other order would leave
-// the rebuilt checkpoint live over the old contacts, which hold contact
-// events only up to the old checkpoint: those between the two would never
-// be applied.) The customers copy left behind is dropped by the next
-// Rebuild. After a failed rename of the customers this rebuild is done as
-// well (its contacts are live now): start another one.
+// The three renames are three steps without a transaction, and that order
+// (the customers last) is what makes a crash between any two of them safe:
+// the rebuilt checkpoint is not behind the live one, so the rebuilt
+// contacts and links hold every contact and link event up to the live
+// checkpoint; the live projector, still on the old customers and their
+// checkpoint, goes on from that checkpoint, and its rewrites of contact and
+// link events the rebuilt collections already hold are no-ops, because
+// every document write is guarded by its Seq. The same holds for each of
+// the two alone, so the order between contacts and links does not matter,
+// and neither does which of them a crash leaves swapped. (Renaming the
+// customers earlier would leave the rebuilt checkpoint live over the old
+// contacts or links, which hold their events only up to the old
+// checkpoint: those between the two would never be applied.) Until the
+// last rename, the link queries may join rebuilt links with old contacts
+// or customers, or the other way round: both hold every event up to the
+// live checkpoint, so a query sees at most a link or contact newer than
+// the checkpoint early, or without its counterpart for that moment. The
+// copies left behind are dropped by the next Rebuild. After a failed
+// rename of the links or the customers this rebuild is done as well (its
+// contacts are live now): start another one.
 //
 // Without transactions the comparison and the renames are separate steps
 // too: a live projector that commits between them has that commit dropped
@@ -239,7 +253,8 @@ func (r *rebuild) Checkpoint(ctx context.Context) (uint64, error) {
 // FerretDB 1.24 does not implement dropTarget: there each live collection
 // is dropped and the rebuilt one renamed in two commands, and for the
 // moment between them queries find it empty (a crash then leaves the
-// contacts empty under the old checkpoint: FerretDB is for tests only).
+// contacts or links empty under the old checkpoint: FerretDB is for tests
+// only).
 func (r *rebuild) Swap(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -270,9 +285,13 @@ func (r *rebuild) Swap(ctx context.Context) error {
 		return s.fail("swap contacts", err)
 	}
 	r.done = true
+	// After this point a failure gives the lease up, so that the next
+	// Rebuild need not wait for it to go stale; it drops the copies left
+	// behind.
+	if err := s.rename(ctx, r.c.links.Name(), LinksCollection); err != nil {
+		return errors.Join(s.fail("swap links", err), s.fail("swap", r.release(ctx)))
+	}
 	if err := s.rename(ctx, r.c.c.Name(), Collection); err != nil {
-		// The lease is given up so that the next Rebuild need not wait for
-		// it to go stale; it drops the copy left behind.
 		return errors.Join(s.fail("swap", err), s.fail("swap", r.release(ctx)))
 	}
 	return s.fail("swap", r.release(ctx))

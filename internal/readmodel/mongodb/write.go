@@ -46,6 +46,7 @@ type coll struct {
 	s        *Store
 	c        *mongo.Collection // the customers, the checkpoint, the duplicate clusters
 	contacts *mongo.Collection
+	links    *mongo.Collection // the contact links
 }
 
 // Load returns the stored documents, tombstones included, of ids.
@@ -60,9 +61,9 @@ func (s *Store) Commit(ctx context.Context, docs []readmodel.Customer, checkpoin
 
 // CommitBatch stores the documents of b and advances the checkpoint (see
 // readmodel.Writer). Without transactions these are separate writes: the
-// contacts, then the customers, then the checkpoint, so that a crash in
-// between only makes the projector apply the same documents again, which
-// the sequence guard makes a no-op.
+// contacts, then the links, then the customers, then the checkpoint, so
+// that a crash in between only makes the projector apply the same
+// documents again, which the sequence guard makes a no-op.
 func (s *Store) CommitBatch(ctx context.Context, b readmodel.Batch, checkpoint uint64) error {
 	return s.live().commitBatch(ctx, b, checkpoint)
 }
@@ -97,12 +98,18 @@ func (c coll) load(ctx context.Context, ids []string) (map[string]readmodel.Cust
 // asking for loadBatch ids at a time; projection may be nil (the whole
 // documents).
 func byIDs[D any](ctx context.Context, c *mongo.Collection, ids []string, projection bson.D, fn func(D)) error {
+	return byIDsWhere(ctx, c, ids, nil, projection, fn)
+}
+
+// byIDsWhere is byIDs of the documents that also match filter (nil: all).
+func byIDsWhere[D any](ctx context.Context, c *mongo.Collection, ids []string, filter, projection bson.D, fn func(D)) error {
 	opts := options.Find()
 	if projection != nil {
 		opts.SetProjection(projection)
 	}
 	for batch := range slices.Chunk(ids, loadBatch) {
-		cur, err := c.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: batch}}}}, opts)
+		f := append(bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: batch}}}}, filter...)
+		cur, err := c.Find(ctx, f, opts)
 		if err != nil {
 			return err
 		}
@@ -168,6 +175,10 @@ func (c coll) commitBatch(ctx context.Context, b readmodel.Batch, checkpoint uin
 	if err != nil {
 		return err
 	}
+	links, err := readmodel.PrepareLinks(b.Links)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := opContext(ctx)
 	defer cancel()
 	// The contacts first: no contact write depends on the customers'.
@@ -180,6 +191,18 @@ func (c coll) commitBatch(ctx context.Context, b readmodel.Batch, checkpoint uin
 	if len(raced) > 0 {
 		return fmt.Errorf("%w: commit contact %s: duplicate key after %d attempts", readmodel.ErrInternal,
 			raced[0].ID, commitAttempts)
+	}
+	// The links next: no link write depends on the customers' either (the
+	// queries join them with the live customers and contacts as they are).
+	racedLinks, err := writeRounds(links, func(docs []readmodel.Link) ([]readmodel.Link, error) {
+		return writeGuarded(ctx, c.links, docs, linkDocs)
+	})
+	if err != nil {
+		return c.s.fail("commit links", err)
+	}
+	if len(racedLinks) > 0 {
+		return fmt.Errorf("%w: commit link %s: duplicate key after %d attempts", readmodel.ErrInternal,
+			linkID(racedLinks[0].CustomerID, racedLinks[0].ContactID), commitAttempts)
 	}
 	touched, err := c.touchedKeys(ctx, pending)
 	if err != nil {

@@ -91,6 +91,10 @@ func Run(t *testing.T, open func(t *testing.T) (readmodel.Store, func() readmode
 		{"ContactList", testContactList},
 		{"ContactPerPage", testContactPerPage},
 		{"ContactRebuild", testContactRebuild},
+		{"LinkRoundTrip", testLinkRoundTrip},
+		{"LinkFilters", testLinkFilters},
+		{"LinkIdempotent", testLinkIdempotent},
+		{"LinkRebuild", testLinkRebuild},
 	}
 	for _, tc := range tests {
 		if o.only != nil && !o.only[tc.name] {

@@ -285,29 +285,47 @@ func contactCountSQL(t tables, q readmodel.ContactQuery) (string, []any) {
 	return "SELECT count(*) FROM " + from + " WHERE " + strings.Join(where, " AND "), args
 }
 
+// contactRow is one row of contactColumns as scanned.
+type contactRow struct {
+	c                readmodel.Contact
+	tags             string
+	created, updated sql.NullInt64
+	version, seq     int64
+}
+
+func (r *contactRow) dest() []any {
+	c := &r.c
+	return []any{&c.ID, &c.Name, &c.Email, &c.Phone, &c.Title, &c.Notes, &r.tags,
+		&c.CreatedBy, &r.created, &c.UpdatedBy, &r.updated, &r.version, &r.seq, &c.Deleted}
+}
+
+// doc returns the scanned contact.
+func (r *contactRow) doc() (readmodel.Contact, error) {
+	c := r.c
+	if err := json.Unmarshal([]byte(r.tags), &c.Tags); err != nil {
+		return c, fmt.Errorf("contact %s: tags: %w", c.ID, err)
+	}
+	if c.Tags == nil {
+		c.Tags = []string{}
+	}
+	c.CreatedAt, c.UpdatedAt = fromNanos(r.created), fromNanos(r.updated)
+	c.Version, c.Seq = uint64(r.version), uint64(r.seq)
+	return c, nil
+}
+
 // scanContacts reads every row of rows (contactColumns) into fn and
 // closes rows.
 func scanContacts(rows *sql.Rows, fn func(readmodel.Contact)) error {
 	defer rows.Close()
 	for rows.Next() {
-		var (
-			c                readmodel.Contact
-			tags             string
-			created, updated sql.NullInt64
-			version, seq     int64
-		)
-		if err := rows.Scan(&c.ID, &c.Name, &c.Email, &c.Phone, &c.Title, &c.Notes, &tags,
-			&c.CreatedBy, &created, &c.UpdatedBy, &updated, &version, &seq, &c.Deleted); err != nil {
+		var r contactRow
+		if err := rows.Scan(r.dest()...); err != nil {
 			return err
 		}
-		if err := json.Unmarshal([]byte(tags), &c.Tags); err != nil {
-			return fmt.Errorf("contact %s: tags: %w", c.ID, err)
+		c, err := r.doc()
+		if err != nil {
+			return err
 		}
-		if c.Tags == nil {
-			c.Tags = []string{}
-		}
-		c.CreatedAt, c.UpdatedAt = fromNanos(created), fromNanos(updated)
-		c.Version, c.Seq = uint64(version), uint64(seq)
 		fn(c)
 	}
 	if err := rows.Close(); err != nil {

@@ -19,6 +19,7 @@ type tables struct {
 	contacts      string // one row per contact, tombstones included
 	contactTags   string // (tag, sort keys, contact) of live contacts: the tag filter in every order
 	contactCounts string // live contacts per tag ('' = all of them)
+	links         string // (customer, contact) links, ended ones as tombstones
 }
 
 var (
@@ -34,6 +35,7 @@ var (
 		contacts:      "contacts",
 		contactTags:   "contact_tags",
 		contactCounts: "contact_counts",
+		links:         "contact_links",
 	}
 	next = tables{
 		customers:  "customers_rebuild",
@@ -47,11 +49,12 @@ var (
 		contacts:      "contacts_rebuild",
 		contactTags:   "contact_tags_rebuild",
 		contactCounts: "contact_counts_rebuild",
+		links:         "contact_links_rebuild",
 	}
 )
 
 func (t tables) all() []string {
-	return []string{t.customers, t.tags, t.fts, t.checkpoint, t.counts, t.tagCounts, t.dups, t.contacts, t.contactTags, t.contactCounts}
+	return []string{t.customers, t.tags, t.fts, t.checkpoint, t.counts, t.tagCounts, t.dups, t.contacts, t.contactTags, t.contactCounts, t.links}
 }
 
 // schema returns the statements that create the tables t. gen, the
@@ -146,6 +149,21 @@ func contactSchema(t tables, gen int64) []string {
 			tag TEXT    NOT NULL PRIMARY KEY,
 			n   INTEGER NOT NULL
 		) WITHOUT ROWID`,
+		// A customer's links by its id (the key), a contact's by the index.
+		`CREATE TABLE ` + t.links + ` (
+			customer_id TEXT    NOT NULL,
+			contact_id  TEXT    NOT NULL,
+			role        TEXT    NOT NULL,
+			is_primary  INTEGER NOT NULL,
+			from_date   TEXT    NOT NULL, -- YYYY-MM-DD, '' = open
+			to_date     TEXT    NOT NULL,
+			linked_by   TEXT    NOT NULL,
+			linked_at   INTEGER,
+			seq         INTEGER NOT NULL,
+			ended       INTEGER NOT NULL,
+			PRIMARY KEY (customer_id, contact_id)
+		) WITHOUT ROWID`,
+		ix(t.links, "contact_links_contact", "contact_id, customer_id"),
 	}
 }
 

@@ -130,6 +130,10 @@ func (s *Store) commit(ctx context.Context, t tables, lease string, b readmodel.
 	if err != nil {
 		return err
 	}
+	links, err := readmodel.PrepareLinks(b.Links)
+	if err != nil {
+		return err
+	}
 	// A commit is short and must not be interrupted halfway: a transaction
 	// cancelled by its context makes database/sql discard the connection
 	// while SQLite may still hold the write lock on it (seen as endless
@@ -146,6 +150,9 @@ func (s *Store) commit(ctx context.Context, t tables, lease string, b readmodel.
 		}
 	}
 	if err := commitContacts(ctx, tx, t, contacts); err != nil {
+		return s.fail("commit", err)
+	}
+	if err := commitLinks(ctx, tx, t, links); err != nil {
 		return s.fail("commit", err)
 	}
 	if err := commitTx(ctx, tx, t, docs, checkpoint); err != nil {
