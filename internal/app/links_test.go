@@ -151,6 +151,16 @@ func TestLinks(t *testing.T) {
 	if e.Do("GET", "/api/v1/crm/contacts/"+bob.ContactID+"/customers", nil).JSON(t, &bobCustomers); bobCustomers.Meta.Total != 0 || bobCustomers.Data == nil {
 		t.Fatalf("bob's customers after unlink: %+v", bobCustomers)
 	}
+	// A merge does not move links (yet): absorbing a customer that has
+	// linked contacts is refused, naming it, and appends nothing.
+	n = len(e.StreamMessages())
+	r = e.Do("POST", "/api/v1/crm/customers/"+acme.CustomerID+"/merge", map[string]any{"customerIds": []string{globex.CustomerID}})
+	if r.Status != http.StatusBadRequest || !slices.Contains(problemFields(t, r), "customerIds[0]") {
+		t.Fatalf("merge of a linked customer: %d %s", r.Status, r.Body)
+	}
+	if s := subjectsSince(e, n); len(s) != 0 {
+		t.Fatalf("a refused merge appended %v", s)
+	}
 }
 
 // TestLinksEndWithDeletion: deleting a customer ends its links (the
@@ -202,7 +212,8 @@ func TestLinksEndWithDeletion(t *testing.T) {
 	}
 	got = subjectsSince(e, n)
 	slices.Sort(got)
-	if want := []string{"crm.contacts." + ann.ContactID + ".deleted", "crm.customers." + globex.CustomerID + ".contactunlinked"}; !slices.Equal(got, want) {
+	if want := []string{"crm.contacts." + ann.ContactID + ".deleted", "crm.contacts." + ann.ContactID + ".unlinked",
+		"crm.customers." + globex.CustomerID + ".contactunlinked"}; !slices.Equal(got, want) {
 		t.Fatalf("contact delete events %v, want %v", got, want)
 	}
 	if e.Do("GET", "/api/v1/crm/customers/"+globex.CustomerID+"/contacts", nil).JSON(t, &l); l.Meta.Total != 0 {

@@ -258,11 +258,11 @@ func (k *contract) data(r apptest.Response) map[string]any {
 
 // TestOpenAPIResponsesMatchDocument runs a realistic session — creates
 // (with idempotency), reads, lists, searches, patches, history, asOf,
-// deletes, the same for contacts, and the error cases of each — and
-// validates every response (status, content type, headers, body) against
-// the document. A renamed or added response field, a changed header or an
-// undocumented status fails. It also checks that each operation needs
-// exactly the permission it documents.
+// deletes, the same for contacts and activities, links, timelines, and the
+// error cases of each — and validates every response (status, content type,
+// headers, body) against the document. A renamed or added response field,
+// a changed header or an undocumented status fails. It also checks that
+// each operation needs exactly the permission it documents.
 func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	spec := loadSpec(t)
 	cfg := apptest.Config(t, t.TempDir())
@@ -815,6 +815,142 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	k.call("PUT", link, linkPath(janeID, bob), nil, 409)
 	k.call("PUT", link, linkPath(made.Data[0].CustomerID, bob), `{"role":"still fine"}`, 200) // a change is no new link
 
+	// Activities and the timeline: recorded for a customer (with
+	// idempotency), read, patched (a call becoming a task), deleted, the
+	// customer's timeline filtered and paged by cursor, and the error cases
+	// of each.
+	const (
+		customerActivities = one + "/activities"
+		activities         = "/api/v1/crm/activities"
+		activityOne        = activities + "/{id}"
+		timeline           = one + "/timeline"
+	)
+	activitiesOf := func(cu string) string { return coll + "/" + cu + "/activities" }
+	timelineOf := func(cu string) string { return coll + "/" + cu + "/timeline" }
+	const aNote = `{"type":"note","occurredAt":"2025-01-21T10:00:00Z"}`
+	callBody := `{"type":"call","occurredAt":"2025-01-20T09:15:00+01:00","subject":"Renewal","body":"Talked about the renewal.\nWants a quote by Friday.","contactIds":["` +
+		annID + `","` + annID + `"],"outcome":"interested"}`
+	r = k.call("POST", customerActivities, activitiesOf(janeID), callBody, 201, "Idempotency-Key", "oa-activity-1", "X-Request-ID", "oa-activity-create-1")
+	act := k.data(r)
+	aid, _ := act["activityId"].(string)
+	if r.Header.Get("Location") != activities+"/"+aid || r.Header.Get("ETag") != `"1"` || r.Header.Get("X-Request-ID") != "oa-activity-create-1" ||
+		r.Header.Get("X-Stream-Sequence") == "" || r.Header.Get("X-Read-Model") == "" || act["customerId"] != janeID ||
+		act["occurredAt"] != "2025-01-20T08:15:00.000Z" || fmt.Sprint(act["contactIds"]) != "["+annID+"]" || act["dueAt"] != nil || act["done"] != nil {
+		t.Errorf("activity create: %v %s", r.Header, r.Body)
+	}
+	r = k.call("POST", customerActivities, activitiesOf(janeID), callBody, 201, "Idempotency-Key", "oa-activity-1")
+	if r.Header.Get("Idempotent-Replayed") != "true" || k.data(r)["activityId"] != aid {
+		t.Errorf("activity replay: %v %s", r.Header, r.Body)
+	}
+	k.call("POST", customerActivities, activitiesOf(janeID), aNote, 422, "Idempotency-Key", "oa-activity-1")
+	k.call("POST", customerActivities, activitiesOf(id), callBody, 422, "Idempotency-Key", "oa-activity-1") // another customer
+	k.call("POST", customerActivities, activitiesOf(janeID), aNote, 400, "Idempotency-Key", strings.Repeat("k", 256))
+	r = k.call("POST", customerActivities, activitiesOf(janeID), `{"type":"task","occurredAt":"2025-01-24T09:30:00Z","subject":"Send the quote","dueAt":"2025-01-31T12:00:00Z"}`,
+		201, "Content-Type", "application/merge-patch+json")
+	task := k.data(r)
+	taskID, _ := task["activityId"].(string)
+	if task["done"] != false || task["dueAt"] != "2025-01-31T12:00:00.000Z" || task["body"] != nil || fmt.Sprint(task["contactIds"]) != "[]" {
+		t.Errorf("task: %s", r.Body)
+	}
+	k.call("POST", customerActivities, activitiesOf(janeID), `{"type":"fax","occurredAt":"yesterday","subject":"`+strings.Repeat("s", 201)+
+		`","contactIds":["ann"],"done":true,"customerId":"x","priority":1}`, 400)
+	k.call("POST", customerActivities, activitiesOf(janeID), `{"type":"call","occurredAt":"2025-01-20T08:00:00Z","dueAt":"2025-01-21T08:00:00Z"}`, 400)
+	k.call("POST", customerActivities, activitiesOf(janeID), `{"type":"call","occurredAt":"2025-01-20T08:00:00Z","contactIds":["`+cid+`"]}`, 400) // a deleted contact
+	k.call("POST", customerActivities, activitiesOf(janeID), `{"type":"note","occurredAt":"2025-01-20T08:00:00Z","body":"`+strings.Repeat("b", 64<<10+1)+`"}`, 400)
+	k.call("POST", customerActivities, activitiesOf(janeID), `{"occurredAt":"2025-01-20T08:00:00Z"}`, 400)
+	k.call("POST", customerActivities, activitiesOf(janeID), `{"type":`, 400)
+	k.call("POST", customerActivities, activitiesOf("C001"), aNote, 400)
+	k.call("POST", customerActivities, activitiesOf(uuid.NewString()), aNote, 404)
+	k.call("POST", customerActivities, activitiesOf(merged), aNote, 308)
+	k.call("POST", customerActivities, activitiesOf(janeID), aNote, 415, "Content-Type", "text/plain")
+	k.call("POST", customerActivities, activitiesOf(janeID), `{"body":"`+strings.Repeat("x", 1<<20)+`"}`, 413)
+	k.call("POST", customerActivities, activitiesOf(janeID), aNote, 401, "Authorization", "")
+
+	// Activity reads.
+	r = k.call("GET", activityOne, activities+"/"+aid, nil, 200)
+	aetag := r.Header.Get("ETag")
+	k.call("GET", activityOne, activities+"/"+strings.ToUpper(aid), nil, 200) // either case
+	k.call("GET", activityOne, activities+"/"+aid+"?asOf=2026-01-01T00:00:00Z", nil, 400)
+	k.call("GET", activityOne, activities+"/nope", nil, 400)
+	k.call("GET", activityOne, activities+"/"+uuid.NewString(), nil, 404)
+	k.call("GET", activityOne, activities+"/"+aid, nil, 401, "Authorization", "")
+
+	// Activity patches.
+	r = k.call("PATCH", activityOne, activities+"/"+aid, `{"type":"task","dueAt":"2025-01-31T12:00:00Z","outcome":null}`, 200,
+		"If-Match", aetag, "Content-Type", "application/merge-patch+json")
+	if got := k.data(r); got["type"] != "task" || got["done"] != false || got["outcome"] != nil || got["subject"] != "Renewal" ||
+		r.Header.Get("ETag") != `"2"` || r.Header.Get("X-Stream-Sequence") == "" {
+		t.Errorf("activity patch: %v %s", r.Header, r.Body)
+	}
+	r = k.call("PATCH", activityOne, activities+"/"+aid, `{"type":"task"}`, 200) // changes nothing
+	if r.Header.Get("X-Stream-Sequence") != "" || r.Header.Get("ETag") != `"2"` {
+		t.Errorf("no-op activity patch: %v", r.Header)
+	}
+	k.call("PATCH", activityOne, activities+"/"+aid, `{"done":true}`, 412, "If-Match", aetag)
+	k.call("PATCH", activityOne, activities+"/"+aid, `{"done":true}`, 412, "If-Match", "yesterday")
+	k.call("PATCH", activityOne, activities+"/"+aid, `{"done":true}`, 415, "Content-Type", "text/plain")
+	k.call("PATCH", activityOne, activities+"/"+aid, `{"type":null,"occurredAt":null,"customerId":"`+id+`","contactIds":[1]}`, 400)
+	k.call("PATCH", activityOne, activities+"/"+aid, `{"type":"note","done":true}`, 400)
+	k.call("PATCH", activityOne, activities+"/"+aid, `{"subject":"a","subject":"b"}`, 400)
+	k.call("PATCH", activityOne, activities+"/"+aid, `{"body":"`+strings.Repeat("x", 1<<20)+`"}`, 413)
+	k.call("PATCH", activityOne, activities+"/"+uuid.NewString(), `{"done":true}`, 404)
+	k.call("PATCH", activityOne, activities+"/nope", `{"done":true}`, 400)
+	k.call("PATCH", activityOne, activities+"/"+aid, `{"done":true}`, 401, "Authorization", "")
+
+	// The timeline: Jane's events (now) before her activities (of 2025),
+	// filtered by type, paged by cursor.
+	type timelinePage struct {
+		Data []struct {
+			Kind     string         `json:"kind"`
+			Activity map[string]any `json:"activity"`
+			Event    map[string]any `json:"event"`
+		} `json:"data"`
+		Meta struct{ Next string } `json:"meta"`
+	}
+	readTimeline := func(r apptest.Response) (p timelinePage) {
+		r.JSON(t, &p)
+		return p
+	}
+	tl := readTimeline(k.call("GET", timeline, timelineOf(janeID), nil, 200))
+	if n := len(tl.Data); n < 4 || tl.Data[n-1].Activity["activityId"] != aid || tl.Data[n-2].Activity["activityId"] != taskID ||
+		tl.Data[n-3].Kind != "created" || tl.Data[0].Kind != "contactunlinked" || tl.Data[0].Event["data"] == nil {
+		t.Errorf("jane's timeline: %+v", tl.Data)
+	}
+	tl = readTimeline(k.call("GET", timeline, timelineOf(janeID)+"?types=task,call&perPage=1", nil, 200))
+	if len(tl.Data) != 1 || tl.Data[0].Activity["activityId"] != taskID || tl.Meta.Next == "" {
+		t.Fatalf("first timeline page: %+v", tl)
+	}
+	next := tl.Meta.Next
+	tl = readTimeline(k.call("GET", timeline, timelineOf(janeID)+"?types=call,task&perPage=100&after="+url.QueryEscape(next), nil, 200))
+	if len(tl.Data) != 1 || tl.Data[0].Activity["activityId"] != aid || tl.Meta.Next != "" {
+		t.Errorf("last timeline page: %+v", tl)
+	}
+	k.call("GET", timeline, timelineOf(strings.ToUpper(janeID))+"?types=contactlinked,contactunlinked", nil, 200) // either case
+	k.call("GET", timeline, timelineOf(janeID)+"?types=note&after="+url.QueryEscape(next), nil, 400)              // other types
+	k.call("GET", timeline, timelineOf(id)+"?types=call,task&after="+url.QueryEscape(next), nil, 400)             // another customer
+	k.call("GET", timeline, timelineOf(janeID)+"?types=call,fax&perPage=101&page=2", nil, 400)
+	k.call("GET", timeline, timelineOf(janeID)+"?perPage=1&perPage=2", nil, 400)
+	k.call("GET", timeline, timelineOf(janeID)+"?after=abc.def", nil, 400)
+	k.call("GET", timeline, timelineOf("nope"), nil, 400)
+	k.call("GET", timeline, timelineOf(uuid.NewString()), nil, 404)
+	k.call("GET", timeline, timelineOf(merged), nil, 308)
+	k.call("GET", timeline, timelineOf(janeID), nil, 401, "Authorization", "")
+
+	// Activity deletes.
+	k.call("DELETE", activityOne, activities+"/"+taskID, nil, 412, "If-Match", `"9"`)
+	k.call("DELETE", activityOne, activities+"/"+taskID, nil, 401, "Authorization", "")
+	r = k.call("DELETE", activityOne, activities+"/"+taskID, nil, 200, "If-Match", `"1"`)
+	if r.Header.Get("ETag") != `"2"` || r.Header.Get("X-Stream-Sequence") == "" || r.Header.Get("X-Read-Model") == "" {
+		t.Errorf("activity delete headers: %v", r.Header)
+	}
+	k.call("GET", activityOne, activities+"/"+taskID, nil, 404)
+	k.call("DELETE", activityOne, activities+"/"+taskID, nil, 404)
+	k.call("DELETE", activityOne, activities+"/not-a-uuid", nil, 400)
+	tl = readTimeline(k.call("GET", timeline, timelineOf(janeID)+"?types=task", nil, 200))
+	if len(tl.Data) != 1 || tl.Data[0].Activity["activityId"] != aid {
+		t.Errorf("timeline after the delete: %+v", tl.Data)
+	}
+
 	// Webhooks, against a local receiver.
 	const hooks = "/api/v1/crm/webhooks"
 	const hook = hooks + "/{id}"
@@ -910,9 +1046,10 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 }
 
 // TestOpenAPIUnavailableResponses stops the (external) NATS server under a
-// running API: readiness, commands (of customers, contacts and links) and
-// stream reads answer the documented 503s (with Retry-After), while the
-// read model still serves queries (links included).
+// running API: readiness, commands (of customers, contacts, links and
+// activities) and stream reads answer the documented 503s (with
+// Retry-After), while the read model still serves queries (links, activities
+// and timelines included).
 func TestOpenAPIUnavailableResponses(t *testing.T) {
 	spec := loadSpec(t)
 	ns, err := embedded.Start(embedded.Config{DataDir: t.TempDir(), Port: -1})
@@ -926,6 +1063,8 @@ func TestOpenAPIUnavailableResponses(t *testing.T) {
 	k := &contract{t: t, e: e, spec: spec, seen: map[string]map[int]bool{}}
 	c := k.data(k.call("POST", "/api/v1/crm/customers", "/api/v1/crm/customers", `{"name":"Before The Outage"}`, 201))
 	ct := k.data(k.call("POST", "/api/v1/crm/contacts", "/api/v1/crm/contacts", `{"name":"Before The Outage"}`, 201))
+	act := k.data(k.call("POST", "/api/v1/crm/customers/{id}/activities", "/api/v1/crm/customers/"+c["customerId"].(string)+"/activities",
+		`{"type":"note","occurredAt":"2026-01-01T00:00:00Z","body":"Before the outage"}`, 201))
 	ns.Shutdown()
 	apptest.Eventually(t, 10*time.Second, "unready without NATS", func() bool { return e.Do("GET", "/readyz", nil).Status == http.StatusServiceUnavailable })
 	k.call("GET", "/readyz", "/readyz", nil, 503)
@@ -936,6 +1075,8 @@ func TestOpenAPIUnavailableResponses(t *testing.T) {
 		{"POST", "/api/v1/crm/contacts", "/api/v1/crm/contacts", `{"name":"During The Outage"}`},
 		{"PATCH", "/api/v1/crm/contacts/{id}", "/api/v1/crm/contacts/" + ct["contactId"].(string), `{"title":"During The Outage"}`},
 		{"PUT", "/api/v1/crm/customers/{id}/contacts/{contactId}", "/api/v1/crm/customers/" + c["customerId"].(string) + "/contacts/" + ct["contactId"].(string), `{"role":"During The Outage"}`},
+		{"POST", "/api/v1/crm/customers/{id}/activities", "/api/v1/crm/customers/" + c["customerId"].(string) + "/activities", `{"type":"call","occurredAt":"2026-01-02T00:00:00Z"}`},
+		{"PATCH", "/api/v1/crm/activities/{id}", "/api/v1/crm/activities/" + act["activityId"].(string), `{"subject":"During The Outage"}`},
 	}
 	resps := make([]apptest.Response, len(reqs))
 	var wg sync.WaitGroup
@@ -962,4 +1103,6 @@ func TestOpenAPIUnavailableResponses(t *testing.T) {
 	k.call("GET", "/api/v1/crm/contacts", "/api/v1/crm/contacts", nil, 200)
 	k.call("GET", "/api/v1/crm/customers/{id}/contacts", "/api/v1/crm/customers/"+c["customerId"].(string)+"/contacts", nil, 200)
 	k.call("GET", "/api/v1/crm/contacts/{id}/customers", "/api/v1/crm/contacts/"+ct["contactId"].(string)+"/customers", nil, 200)
+	k.call("GET", "/api/v1/crm/activities/{id}", "/api/v1/crm/activities/"+act["activityId"].(string), nil, 200)
+	k.call("GET", "/api/v1/crm/customers/{id}/timeline", "/api/v1/crm/customers/"+c["customerId"].(string)+"/timeline", nil, 200)
 }

@@ -46,16 +46,18 @@ func TestReadmeWalkThrough(t *testing.T) {
 	}
 	out := run()
 	for _, want := range []string{
-		`"customerCode":"C001"`,                        // create
-		`"meta":{"total":1,"page":1,"perPage":20`,      // list and search
-		`"status":"inactive"`,                          // patch
-		`"kind":"updated"`,                             // history
-		`"notes":"Key account - handles all northeast`, // asOf the createdAt shown: as created
-		`"message":"Contact created successfully"`,     // contact create
-		`"data":[{"contactId":`,                        // contact list
-		`"message":"Contact linked successfully"`,      // link
-		`"role":"billing","primary":true`,              // the customer's contacts
-		`"message":"Customer deleted successfully"`,    // delete
+		`"customerCode":"C001"`,                         // create
+		`"meta":{"total":1,"page":1,"perPage":20`,       // list and search
+		`"status":"inactive"`,                           // patch
+		`"kind":"updated"`,                              // history
+		`"notes":"Key account - handles all northeast`,  // asOf the createdAt shown: as created
+		`"message":"Contact created successfully"`,      // contact create
+		`"data":[{"contactId":`,                         // contact list
+		`"message":"Contact linked successfully"`,       // link
+		`"role":"billing","primary":true`,               // the customer's contacts
+		`"message":"Activity recorded successfully"`,    // activity
+		`"kind":"call","at":"2026-12-01T09:30:00.000Z"`, // timeline
+		`"message":"Customer deleted successfully"`,     // delete
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the walk-through's output lacks %s:\n%s", want, out)

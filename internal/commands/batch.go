@@ -356,10 +356,11 @@ func (h *Handler) tryAtomic(ctx context.Context, r Request, ops []BatchOp, ids, 
 	}
 	// The links that deletions end get their other half in the same batch
 	// (after the operations' events: owner indexes those).
-	all, err := h.linkFanOut(ctx, r, evs, expected)
+	all, causes, err := h.linkFanOut(ctx, r, evs, expected, len(claims))
 	if err != nil {
 		return err
 	}
+
 	seqs, err := h.store.Append(ctx, all, expected, claims...)
 	if err != nil {
 		for i := range out {
@@ -378,6 +379,12 @@ func (h *Handler) tryAtomic(ctx context.Context, r Request, ops []BatchOp, ids, 
 		if !replayed[i] && out[i].Result.Seq > 0 {
 			out[i].Result.Customer.Seq = out[i].Result.Seq
 		}
+	}
+	// An operation that ended links waits (read-your-writes) for their
+	// other halves too, appended after every operation's events.
+	for j, c := range causes {
+		i := owner[c]
+		out[i].Result.Seq = max(out[i].Result.Seq, seqs[len(evs)+j])
 	}
 	return nil
 }

@@ -54,7 +54,7 @@ type EventStore interface {
 // ErrConflict (fault.Conflict): the customer kept changing under us until
 // the retries ran out. Every other error of a command is the domain's, the
 // store's or auth's, each a fault error.
-var ErrConflict = &fault.Error{Kind: fault.Conflict, Message: "the customer kept changing concurrently; try again", RetryAfter: time.Second}
+var ErrConflict = &fault.Error{Kind: fault.Conflict, Message: "it kept changing concurrently; try again", RetryAfter: time.Second}
 
 // Handler carries out commands. It is safe for concurrent use.
 type Handler struct {
@@ -200,7 +200,7 @@ func (h *Handler) execute(ctx context.Context, r Request, id string, cmd custome
 			return Result{}, err
 		}
 		expected := map[string]uint64{id: last}
-		all, err := h.linkFanOut(ctx, r, decided, expected)
+		all, _, err := h.linkFanOut(ctx, r, decided, expected, len(claims))
 		if err != nil {
 			return Result{}, err
 		}
@@ -222,6 +222,32 @@ func (h *Handler) execute(ctx context.Context, r Request, id string, cmd custome
 			return Result{}, err
 		}
 	}
+}
+
+// retrying runs try until it succeeds, fails, or keeps conflicting: try
+// reports conflicted when its append met a concurrent change (the command
+// is then decided again on fresh state, after a backoff) until the retries
+// and the conflict budget are spent (ErrConflict).
+func (h *Handler) retrying(ctx context.Context, try func(attempt int) (conflicted bool, err error)) error {
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
+		conflicted, err := try(attempt)
+		if !conflicted {
+			return err
+		}
+		if attempt >= h.retries && time.Since(start) >= h.conflictBudget {
+			return fmt.Errorf("%w: %v", ErrConflict, err)
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+// appended classifies an append's error for retrying: a conflict is to be
+// decided again, anything else is final.
+func appended(err error) (conflicted bool, _ error) {
+	return err != nil && fault.Is(err, fault.Conflict), err
 }
 
 // backoff waits a little, longer after each attempt, with jitter from the

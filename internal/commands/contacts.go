@@ -3,8 +3,6 @@ package commands
 import (
 	"context"
 	"errors"
-	"fmt"
-	"time"
 
 	"crm/internal/auth"
 	"crm/internal/contact"
@@ -92,8 +90,8 @@ func (h *Handler) executeContact(ctx context.Context, r Request, id string, cmd 
 		}
 		defer unlock()
 	}
-	start := time.Now()
-	for attempt := 0; ; attempt++ {
+	var res ContactResult
+	err := h.retrying(ctx, func(attempt int) (bool, error) {
 		var (
 			evs  []events.Event
 			last uint64
@@ -101,38 +99,34 @@ func (h *Handler) executeContact(ctx context.Context, r Request, id string, cmd 
 		)
 		if !isCreate || attempt > 0 {
 			if evs, last, err = h.store.LoadAggregate(ctx, events.Contacts, id); err != nil {
-				return ContactResult{}, err
+				return false, err
 			}
 		}
 		state := contact.Fold(evs)
 		decided, err := contact.Decide(state, cmd, h.meta(r))
-		if err != nil {
-			return ContactResult{}, err
-		}
-		if len(decided) == 0 {
-			return ContactResult{Contact: state}, nil
+		if err != nil || len(decided) == 0 {
+			res = ContactResult{Contact: state}
+			return false, err
 		}
 		expected := map[string]uint64{id: last}
-		all, err := h.linkFanOut(ctx, r, decided, expected, state)
+		all, _, err := h.linkFanOut(ctx, r, decided, expected, 0)
 		if err != nil {
-			return ContactResult{}, err
+			return false, err
 		}
 		seqs, err := h.store.Append(ctx, all, expected)
-		if err == nil {
-			for i, e := range decided {
-				e.Seq = seqs[i]
-				state = contact.Evolve(state, e)
-			}
-			return ContactResult{Contact: state, Seq: seqs[len(seqs)-1]}, nil
+		if err != nil {
+			return appended(err)
 		}
-		if !fault.Is(err, fault.Conflict) {
-			return ContactResult{}, err
+		for i, e := range decided {
+			e.Seq = seqs[i]
+			state = contact.Evolve(state, e)
 		}
-		if attempt >= h.retries && time.Since(start) >= h.conflictBudget {
-			return ContactResult{}, fmt.Errorf("%w: %v", ErrConflict, err)
-		}
-		if err := backoff(ctx, attempt); err != nil {
-			return ContactResult{}, err
-		}
+		// The last of all: read-your-writes covers the customers' halves.
+		res = ContactResult{Contact: state, Seq: seqs[len(seqs)-1]}
+		return false, nil
+	})
+	if err != nil {
+		return ContactResult{}, err
 	}
+	return res, nil
 }

@@ -2,8 +2,6 @@ package commands
 
 import (
 	"context"
-	"fmt"
-	"time"
 
 	"crm/internal/auth"
 	"crm/internal/contact"
@@ -69,48 +67,40 @@ func (h *Handler) executeLink(ctx context.Context, customerID, contactID string,
 		return fault.Wrap(fault.Unavailable, "the request ended while waiting for earlier changes", err)
 	}
 	defer unlock()
-	start := time.Now()
-	for attempt := 0; ; attempt++ {
+	return h.retrying(ctx, func(int) (bool, error) {
 		cevs, clast, err := h.store.Load(ctx, customerID)
 		if err != nil {
-			return err
+			return false, err
 		}
 		kevs, klast, err := h.store.LoadAggregate(ctx, events.Contacts, contactID)
 		if err != nil {
-			return err
+			return false, err
 		}
 		decided, err := decide(customer.Fold(cevs), contact.Fold(kevs))
 		if err != nil || len(decided) == 0 {
-			return err
+			return false, err
 		}
 		seqs, err := h.store.Append(ctx, decided, map[string]uint64{customerID: clast, contactID: klast})
-		if err == nil {
-			for i, e := range decided {
-				e.Seq = seqs[i]
-				switch e.Data.Aggregate() {
-				case events.Customers:
-					res.Customer = customer.Evolve(res.Customer, e)
-				case events.Contacts:
-					res.Contact = contact.Evolve(res.Contact, e)
-				}
+		if err != nil {
+			return appended(err)
+		}
+		for i, e := range decided {
+			e.Seq = seqs[i]
+			switch e.Data.Aggregate() {
+			case events.Customers:
+				res.Customer = customer.Evolve(res.Customer, e)
+			case events.Contacts:
+				res.Contact = contact.Evolve(res.Contact, e)
 			}
-			res.Seq = seqs[len(seqs)-1]
-			return nil
 		}
-		if !fault.Is(err, fault.Conflict) {
-			return err
-		}
-		if attempt >= h.retries && time.Since(start) >= h.conflictBudget {
-			return fmt.Errorf("%w: %v", ErrConflict, err)
-		}
-		if err := backoff(ctx, attempt); err != nil {
-			return err
-		}
-	}
+		res.Seq = seqs[len(seqs)-1]
+		return false, nil
+	})
 }
 
-// maxBatchEvents is the most events one atomic append holds (the event
-// store's limit).
+// maxBatchEvents is the most messages (events and claims) one atomic
+// append holds: the event store's limit (eventstore.MaxBatch, which this
+// package does not import).
 const maxBatchEvents = 1000
 
 // errBatchTooLarge: a command whose events (with the links it ends) do not
@@ -119,25 +109,40 @@ var errBatchTooLarge = fault.New(fault.Unprocessable, "the change would record m
 	"(deleting customers or contacts also ends their links): split it")
 
 // linkFanOut adds to evs the other half of every link a deletion among
-// them ends: for a customer's link ended because it was deleted, the
-// contact's event; for a contact deleted, the customer's event of each of
-// its links. It loads each other party (their last sequences go into
-// expected, so a concurrent change of one of them fails the append and the
-// command is decided again). A party no longer linked (its half already
-// ended) gets no event.
-//
-// deleting is the state before evs of a contact they delete, if any (its
-// links are what the deletion ends).
-func (h *Handler) linkFanOut(ctx context.Context, r Request, evs []events.Event, expected map[string]uint64, deleting ...contact.Contact) ([]events.Event, error) {
+// them ends: for a customer's link ended because the customer was
+// deleted, the contact's event; for a contact's link ended because the
+// contact was deleted, the customer's. It loads each other party (their
+// last sequences go into expected, so a concurrent change of one of them
+// fails the append and the command is decided again); a party no longer
+// linked (its half already ended) gets no event. claims is the number of
+// claims that go into the same append: a batch that would exceed the
+// event store's limit is refused before anything is loaded. causes[i] is
+// the index in evs of the event that extra event i answers.
+func (h *Handler) linkFanOut(ctx context.Context, r Request, evs []events.Event, expected map[string]uint64, claims int) (all []events.Event, causes []int, err error) {
+	extra := 0
+	for _, ev := range evs {
+		switch d := ev.Data.(type) {
+		case *events.CustomerContactUnlinked:
+			if d.Reason == events.UnlinkCustomerDeleted {
+				extra++
+			}
+		case *events.ContactUnlinked:
+			if d.Reason == events.UnlinkContactDeleted {
+				extra++
+			}
+		}
+	}
+	if extra == 0 {
+		return evs, nil, nil
+	}
+	if len(evs)+extra+claims > maxBatchEvents {
+		return nil, nil, errBatchTooLarge
+	}
 	m := h.meta(r)
 	contacts := map[string]contact.Contact{}
-	before := map[string]contact.Contact{}
-	for _, k := range deleting {
-		before[k.ID] = k
-	}
 	customers := map[string]customer.Customer{}
-	out := evs
-	for _, ev := range evs {
+	all = evs
+	for i, ev := range evs {
 		m.Now = ev.Time // the other half happens with the deletion
 		switch d := ev.Data.(type) {
 		case *events.CustomerContactUnlinked:
@@ -148,7 +153,7 @@ func (h *Handler) linkFanOut(ctx context.Context, r Request, evs []events.Event,
 			if !ok {
 				kevs, last, err := h.store.LoadAggregate(ctx, events.Contacts, d.ContactID)
 				if err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				k, expected[d.ContactID] = contact.Fold(kevs), last
 			}
@@ -157,32 +162,26 @@ func (h *Handler) linkFanOut(ctx context.Context, r Request, evs []events.Event,
 			}
 			e := contact.ContactUnlinked(k, d.CustomerID, d.CustomerCode, events.UnlinkCustomerDeleted, m, h.newID(), k.Version+1)
 			contacts[d.ContactID] = contact.Evolve(k, e)
-			out = append(out, e)
-		case *events.ContactDeleted:
-			k, ok := before[d.ContactID]
+			all, causes = append(all, e), append(causes, i)
+		case *events.ContactUnlinked:
+			if d.Reason != events.UnlinkContactDeleted {
+				continue
+			}
+			cu, ok := customers[d.CustomerID]
 			if !ok {
-				return nil, fmt.Errorf("commands: the state of deleted contact %s is not given", d.ContactID)
-			}
-			for _, cid := range k.LinkedCustomers() {
-				cu, ok := customers[cid]
-				if !ok {
-					cevs, last, err := h.store.Load(ctx, cid)
-					if err != nil {
-						return nil, err
-					}
-					cu, expected[cid] = customer.Fold(cevs), last
+				cevs, last, err := h.store.Load(ctx, d.CustomerID)
+				if err != nil {
+					return nil, nil, err
 				}
-				if _, linked := cu.Contacts[d.ContactID]; !linked {
-					continue
-				}
-				e := contact.CustomerUnlinked(cu, d.ContactID, events.UnlinkContactDeleted, m, h.newID(), cu.Version+1)
-				customers[cid] = customer.Evolve(cu, e)
-				out = append(out, e)
+				cu, expected[d.CustomerID] = customer.Fold(cevs), last
 			}
+			if _, linked := cu.Contacts[d.ContactID]; !linked {
+				continue
+			}
+			e := contact.CustomerUnlinked(cu, d.ContactID, events.UnlinkContactDeleted, m, h.newID(), cu.Version+1)
+			customers[d.CustomerID] = customer.Evolve(cu, e)
+			all, causes = append(all, e), append(causes, i)
 		}
 	}
-	if len(out) > maxBatchEvents {
-		return nil, errBatchTooLarge
-	}
-	return out, nil
+	return all, causes, nil
 }

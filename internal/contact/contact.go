@@ -178,9 +178,18 @@ func Decide(state Contact, cmd Command, m customer.Meta) ([]events.Event, error)
 		if c.ExpectedVersion != 0 && c.ExpectedVersion != state.Version {
 			return nil, ErrPreconditionFailed
 		}
+		// Deleting a contact ends its links to customers first (the
+		// command side adds the customers' half of each).
+		next := customer.EventIDs(m)
+		var out []events.Event
+		for _, cid := range state.LinkedCustomers() {
+			out = append(out, ContactUnlinked(state, cid, state.Customers[cid], events.UnlinkContactDeleted, m, next(),
+				state.Version+uint64(len(out))+1))
+		}
+		ev.ID, ev.Version = next(), state.Version+uint64(len(out))+1
 		ev.AggregateID = state.ID
 		ev.Data = &events.ContactDeleted{ContactID: state.ID, DeletedBy: m.Actor, DeletedAt: ev.Time}
-		return []events.Event{ev}, nil
+		return append(out, ev), nil
 	}
 	panic("contact.Decide: unknown command type")
 }

@@ -112,7 +112,7 @@ func DecideLink(cu customer.Customer, k Contact, in LinkInput, m customer.Meta) 
 		return LinkDecision{}, ErrTooManyLinks
 	}
 	l.LinkedBy, l.LinkedAt = m.Actor, m.Now.UTC()
-	next := ids(m)
+	next := customer.EventIDs(m)
 	base := events.Event{Source: m.Source, Time: l.LinkedAt, Actor: m.Actor, CorrelationID: m.CorrelationID, CausationID: m.CausationID}
 	var out []events.Event
 	customerEvent := func(kid string, link customer.Link) {
@@ -151,7 +151,7 @@ func DecideUnlink(cu customer.Customer, k Contact, m customer.Meta) ([]events.Ev
 	if _, linked := cu.Contacts[k.ID]; !linked || !k.Exists() {
 		return nil, ErrNotLinked
 	}
-	next := ids(m)
+	next := customer.EventIDs(m)
 	return []events.Event{
 		CustomerUnlinked(cu, k.ID, events.UnlinkRemoved, m, next(), cu.Version+1),
 		ContactUnlinked(k, cu.ID, cu.Code, events.UnlinkRemoved, m, next(), k.Version+1),
@@ -179,16 +179,4 @@ func ContactUnlinked(k Contact, customerID, customerCode, reason string, m custo
 // LinkedCustomers returns the ids of the customers k is linked to, sorted.
 func (c Contact) LinkedCustomers() []string {
 	return slices.Sorted(maps.Keys(c.Customers))
-}
-
-// ids returns m's event id first, then fresh ones.
-func ids(m customer.Meta) func() string {
-	first := true
-	return func() string {
-		if first {
-			first = false
-			return m.EventID
-		}
-		return m.NextID()
-	}
 }

@@ -123,7 +123,7 @@ func Decide(state Customer, cmd Command, m Meta) ([]events.Event, error) {
 		}
 		// Deleting a customer ends its links to contacts first (the
 		// command side adds the contacts' half of each).
-		next := idSource(m)
+		next := EventIDs(m)
 		out := unlinkAll(state, events.UnlinkCustomerDeleted, ev, next)
 		ev.ID, ev.Version = next(), state.Version+uint64(len(out))+1
 		ev.AggregateID = state.ID

@@ -18,7 +18,7 @@ func deps(t *testing.T, pkgs ...string) []string {
 // TestDomainIsPure keeps the domain, the event contract, the error kinds and
 // the command side free of transport and storage: no gin, nats, mongo or sql.
 func TestDomainIsPure(t *testing.T) {
-	for _, d := range deps(t, "crm/internal/customer", "crm/internal/contact", "crm/internal/events", "crm/internal/search", "crm/internal/audit",
+	for _, d := range deps(t, "crm/internal/customer", "crm/internal/contact", "crm/internal/activity", "crm/internal/events", "crm/internal/search", "crm/internal/audit",
 		"crm/internal/fault", "crm/internal/commands") {
 		for _, banned := range []string{"gin-gonic", "nats-io", "mongo-driver", "modernc.org/sqlite", "net/http"} {
 			if strings.Contains(d, banned) || d == "database/sql" {

@@ -55,8 +55,9 @@ type MergePlan struct {
 // and then m.NextID give the events' ids.
 //
 // Errors: MovedTo or ErrNotFound for the survivor; a fault.Invalid error
-// naming customerIds[i] or resolve.<field> for a bad reference, or tags /
-// notes when the merged value would exceed its limit.
+// naming customerIds[i] or resolve.<field> for a bad reference (an
+// absorbed customer with linked contacts is one), or tags / notes when the
+// merged value would exceed its limit.
 func DecideMerge(survivor Customer, absorbed []Customer, cmd Merge, m Meta) (MergePlan, error) {
 	switch {
 	case survivor.MergedInto != "":
@@ -83,6 +84,11 @@ func DecideMerge(survivor Customer, absorbed []Customer, cmd Merge, m Meta) (Mer
 			fail(f, "is merged into "+a.MergedInto+" already")
 		case a.Deleted:
 			fail(f, "is deleted")
+		case len(a.Contacts) > 0:
+			// A merge does not move links yet: an absorbed customer's
+			// links would be stranded on it (hidden, and out of reach of
+			// an unlink through the survivor).
+			fail(f, "has "+strconv.Itoa(len(a.Contacts))+" linked contact(s): unlink them, or link them to the survivor, before the merge")
 		}
 		byID[a.ID] = a
 	}
@@ -179,7 +185,7 @@ func DecideMerge(survivor Customer, absorbed []Customer, cmd Merge, m Meta) (Mer
 		return MergePlan{}, fault.InvalidFields(errs...)
 	}
 
-	ids := idSource(m)
+	ids := EventIDs(m)
 	at := m.Now.UTC()
 	ev := func(c Customer, data events.Payload) events.Event {
 		return events.Event{ID: ids(), Source: m.Source, AggregateID: c.ID, Time: at, Version: c.Version + 1, Actor: m.Actor,
@@ -268,7 +274,7 @@ func DecideUnmerge(survivor, absorbed Customer, cmd Unmerge, m Meta) (UnmergeRes
 		}
 		reverted = appendOnce(reverted, f)
 	}
-	ids := idSource(m)
+	ids := EventIDs(m)
 	at := m.Now.UTC()
 	ch, _ := changesBetween(survivor, back)
 	if kept == nil {
@@ -288,8 +294,8 @@ func DecideUnmerge(survivor, absorbed Customer, cmd Unmerge, m Meta) (UnmergeRes
 		Survivor: Evolve(survivor, evs[0]), Absorbed: Evolve(absorbed, evs[1])}, nil
 }
 
-// idSource returns m.EventID, then m.NextID for every further id.
-func idSource(m Meta) func() string {
+// EventIDs returns m.EventID, then m.NextID for every further id.
+func EventIDs(m Meta) func() string {
 	first := true
 	return func() string {
 		if first {

@@ -116,6 +116,21 @@ var registry = []Definition{
 		Type: TypeUnlinkedV1, Schema: "contact.unlinked.v1.schema.json",
 		New: func() Payload { return new(ContactUnlinked) },
 	},
+	{
+		Aggregate: Activities, Kind: KindCreated, Name: "ActivityCreated",
+		Type: TypeActivityCreatedV1, Schema: "activity.created.v1.schema.json",
+		New: func() Payload { return new(ActivityCreated) },
+	},
+	{
+		Aggregate: Activities, Kind: KindUpdated, Name: "ActivityUpdated",
+		Type: TypeActivityUpdatedV1, Schema: "activity.updated.v1.schema.json",
+		New: func() Payload { return new(ActivityUpdated) },
+	},
+	{
+		Aggregate: Activities, Kind: KindDeleted, Name: "ActivityDeleted",
+		Type: TypeActivityDeletedV1, Schema: "activity.deleted.v1.schema.json",
+		New: func() Payload { return new(ActivityDeleted) },
+	},
 }
 
 // Aggregates returns the aggregates of the registry, in registry order.

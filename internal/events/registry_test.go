@@ -24,7 +24,7 @@ func TestRegistry(t *testing.T) {
 			t.Errorf("%s: New() is a %T of %s/%s, want %s/%s", d.Name, p, p.Aggregate(), p.Kind(), d.Aggregate, d.Kind)
 		}
 		m := typePattern.FindStringSubmatch(d.Type)
-		if m == nil || m[1]+"s" != string(d.Aggregate) || m[2] != string(d.Kind) {
+		if m == nil || m[1] != singular(d.Aggregate) || m[2] != string(d.Kind) {
 			t.Errorf("%s: type %q is not com.a64core.crm.<%s singular>.%s.v<N>", d.Name, d.Type, d.Aggregate, d.Kind)
 		}
 		for _, typ := range append([]string{d.Type}, mapKeys(d.Upcasters)...) {
@@ -141,7 +141,16 @@ func TestRegistryDocs(t *testing.T) {
 // idParam is the AsyncAPI channel parameter of an aggregate's id: the
 // aggregate's singular (its name without the trailing "s") + "Id", as in
 // crm.customers.{customerId}.created.
-func idParam(a Aggregate) string { return strings.TrimSuffix(string(a), "s") + "Id" }
+func idParam(a Aggregate) string { return singular(a) + "Id" }
+
+// singular is the name of one of an aggregate's items: customers →
+// customer, activities → activity.
+func singular(a Aggregate) string {
+	if s, ok := strings.CutSuffix(string(a), "ies"); ok {
+		return s + "y"
+	}
+	return strings.TrimSuffix(string(a), "s")
+}
 
 // hasEnum reports whether some "enum" in the JSON document v holds exactly
 // the values of want (in any order).

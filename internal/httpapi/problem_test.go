@@ -67,7 +67,7 @@ func TestErrorBodies(t *testing.T) {
 			"the customer has changed: If-Match does not match its current ETag", "", nil},
 		{"already exists", customer.ErrAlreadyExists, 409, "conflict", "customer already exists", "", nil},
 		{"retries exhausted", fmt.Errorf("%w: %v", commands.ErrConflict, fmt.Errorf("%w: %v", eventstore.ErrConflict, natsConflict)),
-			409, "conflict", "the customer kept changing concurrently; try again", "1", nil},
+			409, "conflict", "it kept changing concurrently; try again", "1", nil},
 		{"idempotency reservation churn", eventstore.ErrIdempotencyBusy, 409, "conflict",
 			"a concurrent request with this Idempotency-Key is in progress; retry", "1", nil},
 		{"idempotency key reused", eventstore.ErrIdempotencyMismatch, 422, "idempotency-key-reused",

@@ -150,6 +150,11 @@ func New(d Deps) http.Handler {
 	g.POST("/customers/:id/merge", a.require(auth.PermEdit), a.require(auth.PermDelete), a.mergeCustomers)
 	g.POST("/customers/:id/unmerge", a.require(auth.PermEdit), a.require(auth.PermDelete), a.unmergeCustomer)
 
+	g.POST("/customers/:id/activities", a.require(auth.PermEdit), a.createActivity)
+	g.GET("/customers/:id/timeline", a.require(auth.PermView), a.customerTimeline)
+	g.GET("/activities/:id", a.require(auth.PermView), a.getActivity)
+	g.PATCH("/activities/:id", a.require(auth.PermEdit), a.updateActivity)
+	g.DELETE("/activities/:id", a.require(auth.PermEdit), a.deleteActivity)
 	g.GET("/customers/:id/contacts", a.require(auth.PermView), a.customerContacts)
 	g.PUT("/customers/:id/contacts/:contactId", a.require(auth.PermEdit), a.linkContact)
 	g.DELETE("/customers/:id/contacts/:contactId", a.require(auth.PermEdit), a.unlinkContact)

@@ -56,6 +56,10 @@ func (m *memWriter) LoadContacts(context.Context, []string) (map[string]readmode
 	return map[string]readmodel.Contact{}, nil
 }
 
+func (m *memWriter) LoadActivities(context.Context, []string) (map[string]readmodel.Activity, error) {
+	return map[string]readmodel.Activity{}, nil
+}
+
 // eventGen produces a realistic stream: creates of full customers, and
 // updates of one to three fields of existing ones, with correct versions
 // and increasing stream sequences.

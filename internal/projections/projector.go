@@ -13,6 +13,7 @@ package projections
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"crm/internal/activity"
+	"crm/internal/audit"
 	"crm/internal/contact"
 	"crm/internal/customer"
 	"crm/internal/events"
@@ -326,7 +329,7 @@ func (p *Projector) apply(ctx context.Context, batch []events.Event, last uint64
 // changed documents of each aggregate. An event that does not follow its
 // document (a version gap, an update before the create) is ErrCorrupt.
 func Fold(ctx context.Context, store readmodel.Writer, batch []events.Event) (readmodel.Batch, error) {
-	var customerIDs, contactIDs []string
+	var customerIDs, contactIDs, activityIDs []string
 	seen := make(map[string]bool, len(batch))
 	for _, ev := range batch {
 		if seen[ev.AggregateID] {
@@ -338,6 +341,8 @@ func Fold(ctx context.Context, store readmodel.Writer, batch []events.Event) (re
 			customerIDs = append(customerIDs, ev.AggregateID)
 		case events.Contacts:
 			contactIDs = append(contactIDs, ev.AggregateID)
+		case events.Activities:
+			activityIDs = append(activityIDs, ev.AggregateID)
 		default:
 			return readmodel.Batch{}, fmt.Errorf("%w: stream sequence %d: no read model for %s events", ErrCorrupt, ev.Seq, ev.Data.Aggregate())
 		}
@@ -351,7 +356,10 @@ func Fold(ctx context.Context, store readmodel.Writer, batch []events.Event) (re
 		out.Customers, err = foldDocs(batch, events.Customers, customerIDs, docs,
 			func(d readmodel.Customer) (uint64, uint64) { return d.Seq, d.Version },
 			func(d readmodel.Customer, ev events.Event) readmodel.Customer {
-				return readmodel.FromState(customer.Evolve(d.State(), ev))
+				before := d.State()
+				after := customer.Evolve(before, ev)
+				out.Timeline = append(out.Timeline, timelineEvent(ev, before, after))
+				return readmodel.FromState(after)
 			})
 		if err != nil {
 			return readmodel.Batch{}, err
@@ -377,7 +385,37 @@ func Fold(ctx context.Context, store readmodel.Writer, batch []events.Event) (re
 			return readmodel.Batch{}, err
 		}
 	}
+	if len(activityIDs) > 0 {
+		docs, err := store.LoadActivities(ctx, activityIDs)
+		if err != nil {
+			return readmodel.Batch{}, fmt.Errorf("load activity documents: %w", err)
+		}
+		out.Activities, err = foldDocs(batch, events.Activities, activityIDs, docs,
+			func(d readmodel.Activity) (uint64, uint64) { return d.Seq, d.Version },
+			func(d readmodel.Activity, ev events.Event) readmodel.Activity {
+				return readmodel.FromActivity(activity.Evolve(d.State(), ev))
+			})
+		if err != nil {
+			return readmodel.Batch{}, err
+		}
+	}
 	return out, nil
+}
+
+// timelineEvent returns the timeline entry of a customer's event: for a
+// change of fields its changes (old and new values, as the history shows
+// them), for the other kinds but created the event's data.
+func timelineEvent(ev events.Event, before, after customer.Customer) readmodel.TimelineEvent {
+	t := readmodel.TimelineEvent{CustomerID: ev.AggregateID, EventID: ev.ID, Kind: string(ev.Kind()), At: ev.Time,
+		Version: ev.Version, Actor: ev.Actor, Seq: ev.Seq, Changes: json.RawMessage("[]")}
+	switch ev.Kind() {
+	case events.KindCreated:
+	case events.KindUpdated, events.KindMerged, events.KindMergeUndone:
+		t.Changes, _ = json.Marshal(audit.Diff(before, after))
+	default:
+		t.Data, _ = json.Marshal(ev.Data)
+	}
+	return t
 }
 
 // foldDocs applies the events of aggregate a in batch to their documents

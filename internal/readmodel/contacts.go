@@ -66,6 +66,12 @@ type Batch struct {
 	// Links replace the stored link of their (customer, contact) when
 	// their Seq is higher.
 	Links []Link
+	// Activities are stored like the others; each live one is on its
+	// customer's timeline at its OccurredAt.
+	Activities []Activity
+	// Timeline are the customers' events to put on their timelines (each
+	// once: a repeat is ignored).
+	Timeline []TimelineEvent
 }
 
 // ContactWriter is the part of Writer that stores contacts.

@@ -69,6 +69,7 @@ type Writer interface {
 	// applied (0 when nothing was).
 	Checkpoint(ctx context.Context) (uint64, error)
 	ContactWriter
+	ActivityWriter
 }
 
 // Reader is what the query endpoints need. Deleted customers are never
@@ -111,6 +112,7 @@ type Reader interface {
 	Duplicates(ctx context.Context, q ClusterQuery) (ClusterPage, error)
 	ContactReader
 	LinkReader
+	ActivityReader
 }
 
 // Duplicate is a customer that shares a duplicate key with another.

@@ -112,9 +112,11 @@ func (s *Store) GetContact(ctx context.Context, id string) (readmodel.Contact, e
 
 // ListContacts returns one page of the live contacts matching q's filters
 // in q's order, keyset-paged after q.After, with their exact count (see
-// readmodel.ContactReader). Every order has its index (contactIndexModels),
-// so a page reads about q.Limit()+1 documents whatever its position; the
-// count reads every match. An unknown q.Sort is a fault.Invalid error.
+// readmodel.ContactReader). Every order, with or without a tag, has its
+// index (contactIndexModels), so a page reads about q.Limit()+1 documents
+// whatever its position; the count reads every match (unlike SQLite's
+// count table: a MongoDB deployment with millions of contacts per tag pays
+// for the exact total). An unknown q.Sort is a fault.Invalid error.
 func (s *Store) ListContacts(ctx context.Context, q readmodel.ContactQuery) (readmodel.ContactPage, error) {
 	keys, err := contactOrder(q.Sort, q.After)
 	if err != nil {

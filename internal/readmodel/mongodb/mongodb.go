@@ -1,5 +1,6 @@
 // Package mongodb is the production read model: a readmodel.Store in the
-// MongoDB collections `customers`, `contacts` and `contact_links`, with the seed's schema and
+// MongoDB collections `customers`, `contacts`, `contact_links`, `activities`
+// and `timeline`, with the seed's schema and
 // indexes, sort keys for every order of List and ListContacts, and a
 // portable search index (an indexed array of word prefixes queried with
 // $all), so that it behaves identically on MongoDB 6+ and on FerretDB 1.24,
@@ -10,8 +11,8 @@
 // sequence), so writes are idempotent and never regress, also with several
 // projectors at once. The projector's checkpoint is a special document of
 // the customers collection, so that a rebuild's renameCollection swaps the
-// customers and the checkpoint together (the contacts and the links are
-// renamed just before, see Swap).
+// customers and the checkpoint together (the contacts, the links, the
+// timeline and the activities are renamed just before, see Swap).
 //
 // A Store is safe for concurrent use.
 package mongodb
@@ -48,6 +49,15 @@ const ContactsCollection = "contacts"
 // linked, tombstones (ended) included.
 const LinksCollection = "contact_links"
 
+// ActivitiesCollection is the name of the live read model's collection of
+// activities (see activities.go), tombstones included.
+const ActivitiesCollection = "activities"
+
+// TimelineCollection is the name of the live read model's collection of
+// the customers' timelines (see activities.go): one entry per customer
+// event and per live activity.
+const TimelineCollection = "timeline"
+
 // Timeouts applied when neither the URI nor the caller's context sets one.
 const (
 	defaultServerSelectionTimeout = 10 * time.Second
@@ -72,9 +82,10 @@ var _ readmodel.Store = (*Store)(nil)
 
 // Open connects to the MongoDB deployment at uri (majority write concern,
 // primary reads, whatever the URI says about them), checks that it answers
-// and creates the indexes of the customers and contacts collections of
-// database (and of its contact links) if they are missing. It returns an error wrapping readmodel.ErrUnavailable when the
-// server cannot be reached. The URI is never part of an error or a log.
+// and creates the indexes of the collections of database (customers,
+// contacts, contact links, activities, timeline) if they are missing. It
+// returns an error wrapping readmodel.ErrUnavailable when the server cannot
+// be reached. The URI is never part of an error or a log.
 func Open(ctx context.Context, uri, database string) (*Store, error) {
 	if database == "" {
 		return nil, errors.New("readmodel/mongodb: empty database name")
@@ -191,7 +202,8 @@ func (s *Store) Close() error {
 // call, so after a Swap the renamed collections are the live ones.
 func (s *Store) live() coll {
 	return coll{s: s, c: s.db.Collection(Collection), contacts: s.db.Collection(ContactsCollection),
-		links: s.db.Collection(LinksCollection)}
+		links: s.db.Collection(LinksCollection), activities: s.db.Collection(ActivitiesCollection),
+		timeline: s.db.Collection(TimelineCollection)}
 }
 
 // opContext bounds ctx by defaultOpTimeout unless it has a deadline already.
@@ -325,13 +337,16 @@ func indexModels() []mongo.IndexModel {
 
 // contactIndexModels returns the indexes of the contacts collection: the
 // orders of ListContacts (walked backwards for descending), ties broken by
-// _id; the tag filter (multikey) in name order; the email filter.
+// _id, without a filter and with the tag filter (multikey); the email
+// filter.
 func contactIndexModels() []mongo.IndexModel {
 	return named([]mongo.IndexModel{
 		{Keys: asc("deleted", "nameKey", "_id")},
 		{Keys: asc("deleted", "createdAt", "createdAtNs", "_id")},
 		{Keys: asc("deleted", "updatedAt", "updatedAtNs", "_id")},
 		{Keys: asc("tags", "deleted", "nameKey", "_id")},
+		{Keys: asc("tags", "deleted", "createdAt", "createdAtNs", "_id")},
+		{Keys: asc("tags", "deleted", "updatedAt", "updatedAtNs", "_id")},
 		{Keys: asc("emailKey", "deleted")},
 	})
 }
@@ -364,6 +379,12 @@ func createIndexes(ctx context.Context, c coll) error {
 		return err
 	}
 	if _, err := ensureIndexes(ctx, c.links, linkIndexModels()); err != nil {
+		return err
+	}
+	if _, err := ensureIndexes(ctx, c.activities, activityIndexModels()); err != nil {
+		return err
+	}
+	if _, err := ensureIndexes(ctx, c.timeline, timelineIndexModels()); err != nil {
 		return err
 	}
 	hasText, err := ensureIndexes(ctx, c.c, indexModels())

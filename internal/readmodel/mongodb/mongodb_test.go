@@ -449,12 +449,16 @@ func TestIndexes(t *testing.T) {
 		"deleted_1_status_1_createdAt_1_createdAtNs_1_codeNum_1",
 		"deleted_1_tags_1_createdAt_1_createdAtNs_1_codeNum_1"}
 	wantContacts := []string{"_id_", "deleted_1_nameKey_1__id_1", "deleted_1_createdAt_1_createdAtNs_1__id_1",
-		"deleted_1_updatedAt_1_updatedAtNs_1__id_1", "tags_1_deleted_1_nameKey_1__id_1", "emailKey_1_deleted_1"}
+		"deleted_1_updatedAt_1_updatedAtNs_1__id_1", "tags_1_deleted_1_nameKey_1__id_1",
+		"tags_1_deleted_1_createdAt_1_createdAtNs_1__id_1", "tags_1_deleted_1_updatedAt_1_updatedAtNs_1__id_1", "emailKey_1_deleted_1"}
 	wantLinks := []string{"_id_", "customerId_1_ended_1", "contactId_1_ended_1"}
+	wantActivities := []string{"_id_", "customerId_1"}
+	wantTimeline := []string{"_id_", "customerId_1_at_1_atNs_1_key_1", "customerId_1_kind_1_at_1_atNs_1_key_1"}
 	check := func(what string) {
 		t.Helper()
 		live := s.live()
-		for c, want := range map[*mongo.Collection][]string{live.c: want, live.contacts: wantContacts, live.links: wantLinks} {
+		for c, want := range map[*mongo.Collection][]string{live.c: want, live.contacts: wantContacts, live.links: wantLinks,
+			live.activities: wantActivities, live.timeline: wantTimeline} {
 			got := indexNames(t, c)
 			for _, n := range want {
 				if !slices.Contains(got, n) {
@@ -493,7 +497,7 @@ func TestIndexes(t *testing.T) {
 	}
 	names = slices.DeleteFunc(names, func(n string) bool { return n == leaseCollection })
 	slices.Sort(names)
-	if !slices.Equal(names, []string{LinksCollection, ContactsCollection, Collection}) {
+	if !slices.Equal(names, []string{ActivitiesCollection, LinksCollection, ContactsCollection, Collection, TimelineCollection}) {
 		t.Errorf("collections after Swap: %q", names)
 	}
 	if n, err := s.db.Collection(leaseCollection).CountDocuments(ctx, bson.D{}); err != nil || n != 0 {
@@ -679,6 +683,9 @@ func TestClosed(t *testing.T) {
 	_, checks["ListContacts"] = s.ListContacts(ctx, readmodel.ContactQuery{})
 	_, checks["CustomerContacts"] = s.CustomerContacts(ctx, "x")
 	_, checks["ContactCustomers"] = s.ContactCustomers(ctx, "x")
+	_, checks["LoadActivities"] = s.LoadActivities(ctx, []string{"x"})
+	_, checks["GetActivity"] = s.GetActivity(ctx, "x")
+	_, checks["Timeline"] = s.Timeline(ctx, readmodel.TimelineQuery{CustomerIDs: []string{"x"}})
 	for op, err := range checks {
 		if !errors.Is(err, readmodel.ErrUnavailable) {
 			t.Errorf("%s after Close = %v, want ErrUnavailable", op, err)

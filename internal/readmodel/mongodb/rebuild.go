@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,19 +16,25 @@ import (
 	"crm/internal/readmodel"
 )
 
-// rebuildPrefix, contactsRebuildPrefix and linksRebuildPrefix start the
-// names of a rebuild's collections; the rest is the Unix nanoseconds of its
-// start, the same in all three.
+// rebuildPrefix and the other prefixes start the names of a rebuild's
+// collections; the rest is the Unix nanoseconds of its start, the same in
+// all of them.
 const (
-	rebuildPrefix         = Collection + "_rebuild_"
-	contactsRebuildPrefix = ContactsCollection + "_rebuild_"
-	linksRebuildPrefix    = LinksCollection + "_rebuild_"
+	rebuildPrefix           = Collection + "_rebuild_"
+	contactsRebuildPrefix   = ContactsCollection + "_rebuild_"
+	linksRebuildPrefix      = LinksCollection + "_rebuild_"
+	activitiesRebuildPrefix = ActivitiesCollection + "_rebuild_"
+	timelineRebuildPrefix   = TimelineCollection + "_rebuild_"
 )
+
+// rebuildPrefixes are the prefixes of every collection of a rebuild.
+var rebuildPrefixes = []string{rebuildPrefix, contactsRebuildPrefix, linksRebuildPrefix, activitiesRebuildPrefix,
+	timelineRebuildPrefix}
 
 // leaseCollection holds the rebuild lease (readmodel.Store.Rebuild): one
 // document, _id "lease", while a rebuild is in progress: its owner, its
-// customers collection (the contacts' and the links' have the same
-// suffix) and the Unix nanoseconds of its last write. Taking the lease is an insert, which the
+// customers collection (the other collections of the rebuild have the
+// same suffix) and the Unix nanoseconds of its last write. Taking the lease is an insert, which the
 // unique _id makes atomic on MongoDB and on FerretDB alike.
 const leaseCollection = "crm_rebuild_lease"
 
@@ -42,12 +49,13 @@ type lease struct {
 var errRebuildDone = errors.New("readmodel/mongodb: rebuild already swapped or aborted")
 
 // Rebuild takes the rebuild lease and creates the empty collections
-// customers_rebuild_<unix nanos>, contacts_rebuild_<unix nanos> and
-// contact_links_rebuild_<unix nanos> with the indexes of the live ones, which the caller fills through the returned
-// Rebuild; queries are served from the live collections until Swap. The
-// collections of abandoned rebuilds are dropped first. While another
-// rebuild, of this process or another, holds the lease, it returns
-// readmodel.ErrRebuildInProgress.
+// customers_rebuild_<unix nanos>, contacts_rebuild_<unix nanos>,
+// contact_links_rebuild_<unix nanos>, activities_rebuild_<unix nanos> and
+// timeline_rebuild_<unix nanos> with the indexes of the live ones, which
+// the caller fills through the returned Rebuild; queries are served from
+// the live collections until Swap. The collections of abandoned rebuilds
+// are dropped first. While another rebuild, of this process or another,
+// holds the lease, it returns readmodel.ErrRebuildInProgress.
 func (s *Store) Rebuild(ctx context.Context) (readmodel.Rebuild, error) {
 	if s.closed.Load() {
 		return nil, s.fail("rebuild", errClosed)
@@ -89,15 +97,15 @@ func (s *Store) Rebuild(ctx context.Context) (readmodel.Rebuild, error) {
 		return nil, s.fail("rebuild", err)
 	}
 	c := coll{s: s, c: s.db.Collection(name), contacts: s.db.Collection(contactsRebuildPrefix + suffix),
-		links: s.db.Collection(linksRebuildPrefix + suffix)}
+		links: s.db.Collection(linksRebuildPrefix + suffix), activities: s.db.Collection(activitiesRebuildPrefix + suffix),
+		timeline: s.db.Collection(timelineRebuildPrefix + suffix)}
 	// Created explicitly (not by the first write), so that Swap finds all
-	// three even when the stream holds no contact or no link.
-	err := s.db.CreateCollection(ctx, c.c.Name())
-	if err == nil {
-		err = s.db.CreateCollection(ctx, c.contacts.Name())
-	}
-	if err == nil {
-		err = s.db.CreateCollection(ctx, c.links.Name())
+	// of them even when the stream holds no contact, link or activity.
+	var err error
+	for _, cc := range c.all() {
+		if err = s.db.CreateCollection(ctx, cc.Name()); err != nil {
+			break
+		}
 	}
 	if err == nil {
 		err = createIndexes(ctx, c)
@@ -109,9 +117,15 @@ func (s *Store) Rebuild(ctx context.Context) (readmodel.Rebuild, error) {
 	return &rebuild{c: c, owner: l.Owner}, nil
 }
 
-// drop drops the collections of c.
+// all returns the collections of c, the customers first.
+func (c coll) all() []*mongo.Collection {
+	return []*mongo.Collection{c.c, c.contacts, c.links, c.activities, c.timeline}
+}
+
+// drop drops the collections of c, the customers last.
 func (c coll) drop(ctx context.Context) error {
-	return errors.Join(c.links.Drop(ctx), c.contacts.Drop(ctx), c.c.Drop(ctx))
+	return errors.Join(c.timeline.Drop(ctx), c.activities.Drop(ctx), c.links.Drop(ctx), c.contacts.Drop(ctx),
+		c.c.Drop(ctx))
 }
 
 // dropRebuilds drops the collections of earlier rebuilds: the caller holds
@@ -122,8 +136,7 @@ func (s *Store) dropRebuilds(ctx context.Context) error {
 		return err
 	}
 	for _, name := range names {
-		if !isRebuild(name, rebuildPrefix) && !isRebuild(name, contactsRebuildPrefix) &&
-			!isRebuild(name, linksRebuildPrefix) {
+		if !slices.ContainsFunc(rebuildPrefixes, func(p string) bool { return isRebuild(name, p) }) {
 			continue
 		}
 		if err := s.db.Collection(name).Drop(ctx); err != nil {
@@ -180,6 +193,15 @@ func (r *rebuild) Load(ctx context.Context, ids []string) (map[string]readmodel.
 	return r.c.load(ctx, ids)
 }
 
+func (r *rebuild) LoadActivities(ctx context.Context, ids []string) (map[string]readmodel.Activity, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.done {
+		return nil, errRebuildDone
+	}
+	return r.c.loadActivities(ctx, ids)
+}
+
 func (r *rebuild) LoadContacts(ctx context.Context, ids []string) (map[string]readmodel.Contact, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -217,31 +239,43 @@ func (r *rebuild) Checkpoint(ctx context.Context) (uint64, error) {
 }
 
 // Swap renames the rebuilt collections onto the live ones
-// (renameCollection with dropTarget, each atomic on MongoDB), the contacts
-// first, then the links, then the customers, which carry the checkpoint,
-// unless the live checkpoint is ahead of the rebuilt one: then it returns
-// readmodel.ErrRebuildBehind and swaps nothing.
+// (renameCollection with dropTarget, each atomic on MongoDB): the contacts
+// first, then the links, the timeline and the activities, and last the
+// customers, which carry the checkpoint, unless the live checkpoint is
+// ahead of the rebuilt one: then it returns readmodel.ErrRebuildBehind and
+// swaps nothing.
 //
-// The three renames are three steps without a transaction, and that order
+// The five renames are five steps without a transaction, and that order
 // (the customers last) is what makes a crash between any two of them safe:
 // the rebuilt checkpoint is not behind the live one, so the rebuilt
-// contacts and links hold every contact and link event up to the live
-// checkpoint; the live projector, still on the old customers and their
-// checkpoint, goes on from that checkpoint, and its rewrites of contact and
-// link events the rebuilt collections already hold are no-ops, because
-// every document write is guarded by its Seq. The same holds for each of
-// the two alone, so the order between contacts and links does not matter,
-// and neither does which of them a crash leaves swapped. (Renaming the
-// customers earlier would leave the rebuilt checkpoint live over the old
-// contacts or links, which hold their events only up to the old
-// checkpoint: those between the two would never be applied.) Until the
-// last rename, the link queries may join rebuilt links with old contacts
-// or customers, or the other way round: both hold every event up to the
-// live checkpoint, so a query sees at most a link or contact newer than
-// the checkpoint early, or without its counterpart for that moment. The
-// copies left behind are dropped by the next Rebuild. After a failed
-// rename of the links or the customers this rebuild is done as well (its
-// contacts are live now): start another one.
+// contacts, links, timeline and activities hold every event of theirs up
+// to the live checkpoint; the live projector, still on the old customers
+// and their checkpoint, goes on from that checkpoint, and its rewrites of
+// events the rebuilt collections already hold are no-ops, because every
+// document write is guarded by its Seq (and a customer event's timeline
+// entry is only inserted where it is absent). The contacts and the links
+// depend on nothing else, so the order between them does not matter, and
+// neither does which of them a crash leaves swapped. The timeline goes
+// before the activities because an activity's timeline entry is written
+// with its document (commitActivities): the rebuilt timeline over the old
+// activities is safe, since the projector finds the activity events past
+// the live checkpoint not applied to the old documents and applies them
+// again, entries included (an entry is guarded by its activity's Seq, so a
+// newer rebuilt one stays, and the entry of an activity deleted later is
+// removed again when the deletion is applied); the rebuilt activities over
+// the old timeline would not be, since the projector would find those
+// events applied already and never write their entries. (Renaming the
+// customers earlier would leave the rebuilt checkpoint live over old
+// collections, which hold their events only up to the old checkpoint:
+// those between the two would never be applied.) Until the last rename,
+// the queries may join rebuilt documents with old ones (links with
+// contacts or customers, timeline entries with activities): both hold
+// every event up to the live checkpoint, so a query sees at most a
+// document newer than the checkpoint early, or without its counterpart for
+// that moment (Timeline skips an entry without its activity). The copies
+// left behind are dropped by the next Rebuild. After a failed rename of
+// any but the contacts this rebuild is done as well (its contacts are live
+// now): start another one.
 //
 // Without transactions the comparison and the renames are separate steps
 // too: a live projector that commits between them has that commit dropped
@@ -253,8 +287,7 @@ func (r *rebuild) Checkpoint(ctx context.Context) (uint64, error) {
 // FerretDB 1.24 does not implement dropTarget: there each live collection
 // is dropped and the rebuilt one renamed in two commands, and for the
 // moment between them queries find it empty (a crash then leaves the
-// contacts or links empty under the old checkpoint: FerretDB is for tests
-// only).
+// collection empty under the old checkpoint: FerretDB is for tests only).
 func (r *rebuild) Swap(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -288,11 +321,15 @@ func (r *rebuild) Swap(ctx context.Context) error {
 	// After this point a failure gives the lease up, so that the next
 	// Rebuild need not wait for it to go stale; it drops the copies left
 	// behind.
-	if err := s.rename(ctx, r.c.links.Name(), LinksCollection); err != nil {
-		return errors.Join(s.fail("swap links", err), s.fail("swap", r.release(ctx)))
-	}
-	if err := s.rename(ctx, r.c.c.Name(), Collection); err != nil {
-		return errors.Join(s.fail("swap", err), s.fail("swap", r.release(ctx)))
+	for _, step := range []struct{ what, from, to string }{
+		{"swap links", r.c.links.Name(), LinksCollection},
+		{"swap timeline", r.c.timeline.Name(), TimelineCollection},
+		{"swap activities", r.c.activities.Name(), ActivitiesCollection},
+		{"swap", r.c.c.Name(), Collection}, // the customers and the checkpoint: last
+	} {
+		if err := s.rename(ctx, step.from, step.to); err != nil {
+			return errors.Join(s.fail(step.what, err), s.fail("swap", r.release(ctx)))
+		}
 	}
 	return s.fail("swap", r.release(ctx))
 }

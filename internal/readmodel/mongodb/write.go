@@ -43,10 +43,12 @@ const (
 
 // coll is one copy of the read model: the live collections or a rebuild's.
 type coll struct {
-	s        *Store
-	c        *mongo.Collection // the customers, the checkpoint, the duplicate clusters
-	contacts *mongo.Collection
-	links    *mongo.Collection // the contact links
+	s          *Store
+	c          *mongo.Collection // the customers, the checkpoint, the duplicate clusters
+	contacts   *mongo.Collection
+	links      *mongo.Collection // the contact links
+	activities *mongo.Collection
+	timeline   *mongo.Collection // the customers' timelines: their events and live activities
 }
 
 // Load returns the stored documents, tombstones included, of ids.
@@ -61,9 +63,14 @@ func (s *Store) Commit(ctx context.Context, docs []readmodel.Customer, checkpoin
 
 // CommitBatch stores the documents of b and advances the checkpoint (see
 // readmodel.Writer). Without transactions these are separate writes: the
-// contacts, then the links, then the customers, then the checkpoint, so
-// that a crash in between only makes the projector apply the same
-// documents again, which the sequence guard makes a no-op.
+// contacts, then the links, then the activities (each one's timeline entry
+// before it, see commitActivities), then the customers' events on their
+// timelines, then the customers, then the checkpoint, so that a crash in
+// between only makes the projector apply the same documents again, which
+// the sequence guard makes a no-op (and the timeline's events are inserted
+// only where absent; they come before the customers because a customer
+// already written is not folded again, so its events would not be sent
+// again).
 func (s *Store) CommitBatch(ctx context.Context, b readmodel.Batch, checkpoint uint64) error {
 	return s.live().commitBatch(ctx, b, checkpoint)
 }
@@ -179,6 +186,14 @@ func (c coll) commitBatch(ctx context.Context, b readmodel.Batch, checkpoint uin
 	if err != nil {
 		return err
 	}
+	activities, err := readmodel.PrepareActivities(b.Activities)
+	if err != nil {
+		return err
+	}
+	timeline, err := readmodel.PrepareTimeline(b.Timeline)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := opContext(ctx)
 	defer cancel()
 	// The contacts first: no contact write depends on the customers'.
@@ -203,6 +218,14 @@ func (c coll) commitBatch(ctx context.Context, b readmodel.Batch, checkpoint uin
 	if len(racedLinks) > 0 {
 		return fmt.Errorf("%w: commit link %s: duplicate key after %d attempts", readmodel.ErrInternal,
 			linkID(racedLinks[0].CustomerID, racedLinks[0].ContactID), commitAttempts)
+	}
+	// The activities and the timeline: no write of theirs depends on the
+	// customers' either (the timeline is read by customer ids as given).
+	if err := c.commitActivities(ctx, activities); err != nil {
+		return c.s.fail("commit activities", err)
+	}
+	if err := c.commitTimeline(ctx, timeline); err != nil {
+		return c.s.fail("commit timeline", err)
 	}
 	touched, err := c.touchedKeys(ctx, pending)
 	if err != nil {
@@ -290,6 +313,12 @@ func writeGuarded[T any](ctx context.Context, c *mongo.Collection, docs []T, k d
 	if err != nil {
 		return nil, err
 	}
+	return writeStored(ctx, c, docs, stored, k)
+}
+
+// writeStored is writeGuarded with the stored sequences of docs read
+// already (storedSeqs: absent ids have no document).
+func writeStored[T any](ctx context.Context, c *mongo.Collection, docs []T, stored map[string]int64, k docKind[T]) ([]T, error) {
 	var inserts, replaces []T
 	for _, d := range docs {
 		id, seq := k.key(d)

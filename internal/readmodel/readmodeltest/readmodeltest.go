@@ -95,6 +95,11 @@ func Run(t *testing.T, open func(t *testing.T) (readmodel.Store, func() readmode
 		{"LinkFilters", testLinkFilters},
 		{"LinkIdempotent", testLinkIdempotent},
 		{"LinkRebuild", testLinkRebuild},
+		{"ActivityRoundTrip", testActivityRoundTrip},
+		{"ActivityIdempotent", testActivityIdempotent},
+		{"TimelineOrder", testTimelineOrder},
+		{"TimelineFollowsActivities", testTimelineFollowsActivities},
+		{"TimelineRebuild", testTimelineRebuild},
 	}
 	for _, tc := range tests {
 		if o.only != nil && !o.only[tc.name] {

@@ -118,6 +118,15 @@ func (r *rebuild) CommitBatch(ctx context.Context, b readmodel.Batch, checkpoint
 	return r.s.commit(ctx, next, r.owner, b, checkpoint)
 }
 
+func (r *rebuild) LoadActivities(ctx context.Context, ids []string) (map[string]readmodel.Activity, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.done {
+		return nil, errRebuildDone
+	}
+	return r.s.loadActivities(ctx, next, ids)
+}
+
 func (r *rebuild) LoadContacts(ctx context.Context, ids []string) (map[string]readmodel.Contact, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()

@@ -20,6 +20,8 @@ type tables struct {
 	contactTags   string // (tag, sort keys, contact) of live contacts: the tag filter in every order
 	contactCounts string // live contacts per tag ('' = all of them)
 	links         string // (customer, contact) links, ended ones as tombstones
+	activities    string // one row per activity, tombstones included
+	timeline      string // the customers' timelines: their events and their live activities
 }
 
 var (
@@ -36,6 +38,8 @@ var (
 		contactTags:   "contact_tags",
 		contactCounts: "contact_counts",
 		links:         "contact_links",
+		activities:    "activities",
+		timeline:      "timeline",
 	}
 	next = tables{
 		customers:  "customers_rebuild",
@@ -50,11 +54,14 @@ var (
 		contactTags:   "contact_tags_rebuild",
 		contactCounts: "contact_counts_rebuild",
 		links:         "contact_links_rebuild",
+		activities:    "activities_rebuild",
+		timeline:      "timeline_rebuild",
 	}
 )
 
 func (t tables) all() []string {
-	return []string{t.customers, t.tags, t.fts, t.checkpoint, t.counts, t.tagCounts, t.dups, t.contacts, t.contactTags, t.contactCounts, t.links}
+	return []string{t.customers, t.tags, t.fts, t.checkpoint, t.counts, t.tagCounts, t.dups, t.contacts, t.contactTags, t.contactCounts, t.links,
+		t.activities, t.timeline}
 }
 
 // schema returns the statements that create the tables t. gen, the
@@ -164,6 +171,40 @@ func contactSchema(t tables, gen int64) []string {
 			PRIMARY KEY (customer_id, contact_id)
 		) WITHOUT ROWID`,
 		ix(t.links, "contact_links_contact", "contact_id, customer_id"),
+		`CREATE TABLE ` + t.activities + ` (
+			id          INTEGER PRIMARY KEY,
+			activity_id TEXT    NOT NULL UNIQUE,
+			customer_id TEXT    NOT NULL,
+			type        TEXT    NOT NULL,
+			occurred_at INTEGER,
+			subject     TEXT    NOT NULL,
+			body        TEXT    NOT NULL,
+			contact_ids TEXT    NOT NULL, -- JSON array
+			outcome     TEXT    NOT NULL,
+			due_at      INTEGER,          -- NULL: none
+			done        INTEGER NOT NULL,
+			created_by  TEXT    NOT NULL,
+			created_at  INTEGER,
+			updated_by  TEXT    NOT NULL,
+			updated_at  INTEGER,
+			version     INTEGER NOT NULL,
+			seq         INTEGER NOT NULL,
+			deleted     INTEGER NOT NULL
+		)`,
+		// A customer's timeline, newest first, is one range of its key:
+		// its events (key 'e:<event id>', data holds the entry as JSON)
+		// and its live activities (key 'a:<activity id>', activity the
+		// row of activities).
+		`CREATE TABLE ` + t.timeline + ` (
+			customer_id TEXT    NOT NULL,
+			at          INTEGER NOT NULL, -- Unix ns
+			key         TEXT    NOT NULL,
+			kind        TEXT    NOT NULL,
+			activity    INTEGER,          -- activities.id, NULL for an event
+			data        TEXT    NOT NULL, -- an event's entry (JSON), '' for an activity
+			PRIMARY KEY (customer_id, key)
+		) WITHOUT ROWID`,
+		ix(t.timeline, "timeline_order", "customer_id, at, key"),
 	}
 }
 

@@ -134,6 +134,14 @@ func (s *Store) commit(ctx context.Context, t tables, lease string, b readmodel.
 	if err != nil {
 		return err
 	}
+	activities, err := readmodel.PrepareActivities(b.Activities)
+	if err != nil {
+		return err
+	}
+	timeline, err := readmodel.PrepareTimeline(b.Timeline)
+	if err != nil {
+		return err
+	}
 	// A commit is short and must not be interrupted halfway: a transaction
 	// cancelled by its context makes database/sql discard the connection
 	// while SQLite may still hold the write lock on it (seen as endless
@@ -153,6 +161,12 @@ func (s *Store) commit(ctx context.Context, t tables, lease string, b readmodel.
 		return s.fail("commit", err)
 	}
 	if err := commitLinks(ctx, tx, t, links); err != nil {
+		return s.fail("commit", err)
+	}
+	if err := commitActivities(ctx, tx, t, activities); err != nil {
+		return s.fail("commit", err)
+	}
+	if err := commitTimeline(ctx, tx, t, timeline); err != nil {
 		return s.fail("commit", err)
 	}
 	if err := commitTx(ctx, tx, t, docs, checkpoint); err != nil {
