@@ -49,15 +49,15 @@ func main() {
 // Phases, in the order they run. Pairs measured in alternation (one run of
 // the limit, then one of the service) see the same machine conditions.
 var phaseNames = []string{
-	"topup", "raw-read", "get", "list", "search", "raw-publish", "create", "patch", "ryw",
+	"topup", "activities", "raw-read", "get", "list", "search", "timeline", "raw-publish", "create", "patch", "ryw",
 	"raw-upsert", "catchup", "rebuild",
 }
 
 var phaseGroups = map[string][]string{
 	"all":     phaseNames,
 	"raw":     {"raw-publish", "raw-upsert", "raw-read"},
-	"service": {"topup", "get", "list", "search", "create", "patch", "ryw", "catchup", "rebuild"},
-	"reads":   {"raw-read", "get", "list", "search"},
+	"service": {"topup", "activities", "get", "list", "search", "timeline", "create", "patch", "ryw", "catchup", "rebuild"},
+	"reads":   {"raw-read", "get", "list", "search", "timeline"},
 	"writes":  {"raw-publish", "create", "patch", "ryw"},
 	"project": {"raw-upsert", "catchup", "rebuild"},
 }
@@ -84,10 +84,12 @@ customers in about 8 minutes (appends, then the read model catching up).
 
 Phases (--phases, comma-separated; groups: all, raw, service, reads, writes, project):
   topup        create customers until the data set has --customers (measured, once)
-  raw-read     raw SQLite find-by-id / list / search on a snapshot copy of the read model
+  activities   append --activities activity events over the sampled customers (not measured)
+  raw-read     raw SQLite find-by-id / list / search / timeline on a snapshot copy of the read model
   get          GET /customers/{id}                 (limit: raw find-by-id)
   list         GET /customers with filters, sorts   (limit: raw list on the copy)
   search       GET /customers/search, a query mix   (limit: raw search on the copy)
+  timeline     GET /customers/{id}/timeline, first page (limit: raw timeline on the copy)
   raw-publish  sync JetStream publish, --clients in flight, scratch stream
   create       POST /customers                     (limit: raw publish)
   patch        PATCH /customers/{id}                (limit: raw publish)
@@ -126,6 +128,7 @@ type bench struct {
 	cleanup *cleanups
 
 	ids, codes []string // sample of the data set
+	activities int64    // --activities
 	rep        *report
 }
 
@@ -154,6 +157,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&b.batch, "batch", 1000, "documents per raw upsert commit (the projector's largest batch)")
 	fs.IntVar(&b.sampleSize, "sample", 20_000, "customer ids sampled (spread over the data set) for get and patch")
 	fs.DurationVar(&b.topupTimeout, "topup-timeout", 30*time.Minute, "longest the top-up may take")
+	fs.Int64Var(&b.activities, "activities", 0, "the activities phase appends this many ActivityCreated events (atomic batches of 500)\n"+
+		"spread over the sampled customers, then waits for the read model: the data set of the timeline phase")
 	fs.StringVar(&b.topupBy, "topup-by", "http", "how the top-up creates customers: http (POST /customers, measured) or events\n"+
 		"(CustomerCreated events appended to the stream in atomic batches of 500, with codes reserved from the\n"+
 		"service's counter: a fast way to reach 1,000,000; then waits for the read model)")
@@ -248,8 +253,8 @@ func parseRates(s string) (map[string]float64, error) {
 		}
 		name, v, ok := strings.Cut(part, "=")
 		r, err := strconv.ParseFloat(v, 64)
-		if !ok || err != nil || r <= 0 || (name != "get" && name != "list" && name != "search") {
-			return nil, fmt.Errorf("%q: want get=N, list=N or search=N with N > 0 requests/s", part)
+		if !ok || err != nil || r <= 0 || (name != "get" && name != "list" && name != "search" && name != "timeline") {
+			return nil, fmt.Errorf("%q: want get=N, list=N, search=N or timeline=N with N > 0 requests/s", part)
 		}
 		out[name] = r
 	}
@@ -415,14 +420,19 @@ func (b *bench) execute(ctx context.Context) error {
 			b.logf("note: the data set has %d customers, fewer than --customers %d (run the topup phase)", total, b.customers)
 		}
 	}
-	if b.phases["get"] || b.phases["patch"] || b.phases["search"] {
+	if b.phases["get"] || b.phases["patch"] || b.phases["search"] || b.phases["timeline"] || b.phases["activities"] {
 		b.ids, b.codes, err = b.cl.sample(ctx, b.sampleSize)
 		if err != nil {
 			return fmt.Errorf("sample customer ids: %w", err)
 		}
 		b.logf("sampled %d customer ids over the data set", len(b.ids))
-		if len(b.ids) == 0 && (b.phases["get"] || b.phases["patch"]) {
-			return errors.New("the service has no customers to get or patch (run the topup phase)")
+		if len(b.ids) == 0 && (b.phases["get"] || b.phases["patch"] || b.phases["timeline"] || b.phases["activities"]) {
+			return errors.New("the service has no customers to get, patch or record activities of (run the topup phase)")
+		}
+	}
+	if b.phases["activities"] && b.activities > 0 {
+		if err := b.seedActivities(ctx, b.activities); err != nil {
+			return err
 		}
 	}
 	steps := []func(context.Context) error{b.reads, b.writes, b.projection}

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"sync/atomic"
 	"time"
+
+	"crm/internal/readmodel"
 )
 
 // runStat is one run of one phase.
@@ -164,6 +166,12 @@ func (b *bench) patchOp(ctx context.Context, w *worker) (string, error) {
 	return "", err
 }
 
+// timelineOp reads the first timeline page of a sampled customer.
+func (b *bench) timelineOp(ctx context.Context, w *worker) (string, error) {
+	_, _, err := b.cl.do(ctx, http.MethodGet, apiBase+"/customers/"+b.ids[w.rnd.IntN(len(b.ids))]+"/timeline?perPage=20", nil, http.StatusOK)
+	return "", err
+}
+
 // rywOp creates a customer and immediately reads it back: the pair's
 // latency is what a client that shows what it just saved waits for.
 func (b *bench) rywOp(ctx context.Context, w *worker) (string, error) {
@@ -249,7 +257,7 @@ func (b *bench) topup(ctx context.Context) error {
 // reads measures get, list and search, each run after a run of its raw
 // limit on a snapshot copy of the read model.
 func (b *bench) reads(ctx context.Context) error {
-	if !(b.phases["raw-read"] || b.phases["get"] || b.phases["list"] || b.phases["search"]) {
+	if !(b.phases["raw-read"] || b.phases["get"] || b.phases["list"] || b.phases["search"] || b.phases["timeline"]) {
 		return nil
 	}
 	var rs *rawStore
@@ -284,9 +292,13 @@ func (b *bench) reads(ctx context.Context) error {
 				_, err := rs.s.Search(ctx, q.q)
 				return q.label, err
 			}, b.searchOp},
+			{"raw-timeline", "timeline", func(ctx context.Context, w *worker) (string, error) {
+				_, err := rs.s.Timeline(ctx, readmodel.TimelineQuery{CustomerIDs: []string{rs.ids[w.rnd.IntN(len(rs.ids))]}, PerPage: 20})
+				return "", err
+			}, b.timelineOp},
 		}
 	} else {
-		pairs = []pair{{"", "get", nil, b.getOp}, {"", "list", nil, b.listOp}, {"", "search", nil, b.searchOp}}
+		pairs = []pair{{"", "get", nil, b.getOp}, {"", "list", nil, b.listOp}, {"", "search", nil, b.searchOp}, {"", "timeline", nil, b.timelineOp}}
 	}
 	for _, p := range pairs {
 		doSvc := b.phases[p.svc]

@@ -191,6 +191,8 @@ func (r *report) finish(b *bench) {
 	targetBelow(row("list p99", "ms", "list", p99, "raw SQLite List p99", "raw-list", p99), 25)
 	row("search p50 (query mix)", "ms", "search", p50, "raw SQLite Search p50", "raw-search", p50)
 	targetBelow(row("search p99", "ms", "search", p99, "raw SQLite Search p99", "raw-search", p99), 25)
+	row("timeline first page p50", "ms", "timeline", p50, "raw SQLite Timeline p50", "raw-timeline", p50)
+	targetBelow(row("timeline first page p99", "ms", "timeline", p99, "raw SQLite Timeline p99", "raw-timeline", p99), 20)
 	for _, q := range []struct {
 		name string
 		f    func(runStat) float64
@@ -408,7 +410,7 @@ func (r *report) writeTable(w io.Writer) {
 }
 
 func phaseOrder(m map[string][]runStat) []string {
-	order := []string{"topup", "raw-get", "get", "raw-list", "list", "raw-search", "search", "raw-publish", "create",
+	order := []string{"topup", "raw-get", "get", "raw-list", "list", "raw-search", "search", "raw-timeline", "timeline", "raw-publish", "create",
 		"patch", "ryw", "raw-upsert", "catchup", "rebuild"}
 	var out []string
 	for _, p := range order {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,4 +131,104 @@ func (p person) input() customer.Input {
 		in.Company = events.SetTo(p.Company)
 	}
 	return in
+}
+
+// seedActivities appends n ActivityCreated events (calls, emails,
+// meetings, notes and tasks of the last two years), in atomic batches of
+// seedBatch, spread over the sampled customers, then waits until the read
+// model has them: the data set of the timeline phase. (The sampled
+// customers get more activities each than the average customer would,
+// which makes their first timeline page no easier to read.)
+func (b *bench) seedActivities(ctx context.Context, n int64) error {
+	es, err := eventstore.Open(ctx, b.nc, eventstore.Config{Stream: b.stream})
+	if err != nil {
+		return err
+	}
+	defer es.Close()
+	start := time.Now()
+	var (
+		next, done atomic.Int64
+		wg         sync.WaitGroup
+		mu         sync.Mutex
+		first      error
+		last       atomic.Uint64
+	)
+	types := []string{"call", "email", "meeting", "note", "task"}
+	b.logf("activities: appending %d activity events in batches of %d over %d customers…", n, seedBatch, len(b.ids))
+	for w := range min(8, b.clients) {
+		wg.Go(func() {
+			rnd := rand.New(rand.NewPCG(uint64(w)+7, uint64(time.Now().UnixNano())))
+			for ctx.Err() == nil {
+				from := next.Add(seedBatch) - seedBatch
+				if from >= n {
+					return
+				}
+				k := int(min(seedBatch, n-from))
+				evs := make([]events.Event, 0, k)
+				exp := make(map[string]uint64, k)
+				now := time.Now().UTC()
+				for range k {
+					id := uuid.NewString()
+					typ := types[rnd.IntN(len(types))]
+					at := now.Add(-time.Duration(rnd.Int64N(int64(2 * 365 * 24 * time.Hour))))
+					d := &events.ActivityCreated{ActivityID: id, CustomerID: b.ids[rnd.IntN(len(b.ids))], Type: typ, OccurredAt: at,
+						ContactIDs: []string{}, CreatedBy: b.subject, CreatedAt: now}
+					subject := typ + " about the renewal"
+					d.Subject = &subject
+					if typ == "task" {
+						done := rnd.IntN(2) == 0
+						d.Done = &done
+					}
+					evs = append(evs, events.Event{ID: uuid.NewString(), Source: "/crm/crmbench", AggregateID: id, Time: now,
+						Version: 1, Actor: b.subject, Data: d})
+					exp[id] = 0
+				}
+				seqs, err := es.Append(ctx, evs, exp)
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+				for s := seqs[len(seqs)-1]; ; {
+					cur := last.Load()
+					if s <= cur || last.CompareAndSwap(cur, s) {
+						break
+					}
+				}
+				if d := done.Add(int64(k)); d%100000 < seedBatch {
+					b.logf("activities: %d/%d appended (%.0f/s)", d, n, float64(d)/time.Since(start).Seconds())
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return fmt.Errorf("activities: %w", first)
+	}
+	appended := time.Since(start)
+	b.logf("activities: %d appended in %v (%.0f/s); waiting for the read model…", done.Load(), appended.Round(time.Millisecond),
+		float64(done.Load())/appended.Seconds())
+	// The read model applies the stream in order: once an activity
+	// recorded after the last appended one is current, they all are.
+	deadline := time.Now().Add(b.topupTimeout)
+	for {
+		body := map[string]string{"type": "note", "occurredAt": time.Now().UTC().Format(time.RFC3339Nano), "subject": "crmbench marker"}
+		_, h, err := b.cl.do(ctx, http.MethodPost, apiBase+"/customers/"+b.ids[0]+"/activities", body, http.StatusCreated)
+		if err == nil && h.Get("X-Read-Model") == "current" {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("activities: the read model is still behind after %v (last appended sequence %d)", b.topupTimeout, last.Load())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	b.logf("activities: the read model caught up %v after the appends", (time.Since(start) - appended).Round(time.Second))
+	return nil
 }

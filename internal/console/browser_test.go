@@ -417,6 +417,35 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("after the conflict: phone %q, notes %q: a change was lost", cur.Data.Phone, cur.Data.Notes)
 	}
 
+	// The people and the interactions behind the customer: a new contact
+	// added with a role (created, then linked), an activity recorded; both
+	// show on the customer's page, the activity first on its timeline, the
+	// link and the changes below it.
+	a.waitText("contacts section", "#contacts-none", "No contacts")
+	a.fill("#k-name", "Charles Babbage")
+	a.fill("#k-email", "charles@example.com")
+	a.fill("#k-role", "billing")
+	a.click("#k-primary")
+	a.click("#contact-form button[type=submit]")
+	a.waitText("contact linked", "#contacts", "Charles Babbage")
+	if got := a.text("#contacts"); !strings.Contains(got, "primary") || !strings.Contains(got, "billing") {
+		t.Errorf("the contact shows %q, want its role and the primary mark", got)
+	}
+	a.fill("#a-subject", "Renewal call")
+	a.fill("#a-outcome", "interested")
+	a.click("#activity-form button[type=submit]")
+	a.waitText("activity first on the timeline", "#timeline li:first-child", "Renewal call")
+	if got := a.text("#timeline"); !strings.Contains(got, "Contact linked (billing)") || !strings.Contains(got, "Customer created") {
+		t.Errorf("the timeline shows %q, want the link and the creation", got)
+	}
+	var links struct{ Meta struct{ Total int } }
+	e.Do("GET", "/api/v1/crm/customers/"+id+"/contacts", nil).JSON(t, &links)
+	if links.Meta.Total != 1 {
+		t.Errorf("the API lists %d contacts of the customer, want 1", links.Meta.Total)
+	}
+	a.checkA11y("contacts and timeline")
+	a.shot("05b-contacts-timeline")
+
 	// Delete, then restore.
 	a.click("#delete")
 	a.click("#confirm-delete")

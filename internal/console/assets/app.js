@@ -565,10 +565,165 @@
       can('crm.edit') && can('crm.delete') ? h('a', { class: 'button', id: 'merge', href: '#/customers/' + c.customerId + '/merge' }, 'Merge duplicates') : null,
       can('crm.delete') ? deleteButton(c, etag, msg) : null,
     ]);
+    const related = h('div', { id: 'related' });
     show(c.name, h('h1', {}, c.name, ' ', h('span', { class: 'muted', id: 'code' }, c.customerCode)),
       h('p', { class: 'muted' }, 'Version ', h('span', { id: 'version' }, version(etag))),
       can('crm.edit') ? null : h('p', { class: 'notice' }, 'Read-only: your token lacks crm.edit.'),
-      actions, msg, body);
+      actions, msg, body, related);
+    drawRelated(c, related);
+  }
+
+  // ---- the people and the interactions behind a customer -------------------
+
+  // drawRelated fills el with the customer's contacts and its timeline.
+  async function drawRelated(c, el) {
+    const my = screen;
+    const base = '/customers/' + encodeURIComponent(c.customerId);
+    const [cr, tr] = await Promise.all([api('GET', base + '/contacts'), api('GET', base + '/timeline?perPage=20')]);
+    if (my !== screen) return;
+    put(el, contactsSection(c, cr), timelineSection(c, tr));
+  }
+
+  // reloadCustomer draws the customer again (its version moves with its
+  // links and its events).
+  const reloadCustomer = (c) => customerScreen(c.customerId);
+
+  function contactsSection(c, r) {
+    const msg = h('div', { role: 'status' });
+    const list = !r.ok ? problemBox(r) : r.body.data.length === 0
+      ? h('p', { class: 'muted', id: 'contacts-none' }, 'No contacts yet.')
+      : h('ul', { id: 'contacts', class: 'plain' }, r.body.data.map((l) => h('li', {},
+        h('strong', {}, l.contact.name),
+        l.primary ? [' ', h('span', { class: 'badge' }, 'primary')] : null,
+        l.role ? ' · ' + l.role : null,
+        l.contact.title ? ' · ' + l.contact.title : null,
+        l.contact.email ? [' · ', h('a', { href: 'mailto:' + l.contact.email }, l.contact.email)] : null,
+        can('crm.edit') ? [' ', h('button', {
+          type: 'button', class: 'small', 'aria-label': 'Unlink ' + l.contact.name,
+          onclick: async () => {
+            const rr = await api('DELETE', '/customers/' + encodeURIComponent(c.customerId) + '/contacts/' + encodeURIComponent(l.contactId));
+            if (!rr.ok) return put(msg, problemBox(rr));
+            toast('Unlinked ' + l.contact.name);
+            reloadCustomer(c);
+          },
+        }, 'Unlink')] : null)));
+    let form = null;
+    if (can('crm.edit') && can('crm.create')) {
+      const f = (id, label, attrs = {}) => h('div', { class: 'field' }, h('label', { for: id }, label), h('input', { id, autocomplete: 'off', ...attrs }));
+      form = h('form', {
+        id: 'contact-form',
+        onsubmit: async (ev) => {
+          ev.preventDefault();
+          const val = (id) => form.querySelector('#' + id).value.trim();
+          const email = val('k-email');
+          let contactId = '';
+          if (email) { // an existing contact with this email is linked, not copied
+            const found = await api('GET', '/contacts?perPage=1&email=' + encodeURIComponent(email));
+            if (found.ok && found.body.data.length) contactId = found.body.data[0].contactId;
+          }
+          if (!contactId) {
+            const body = { name: val('k-name') };
+            if (email) body.email = email;
+            if (val('k-title')) body.title = val('k-title');
+            const cr = await api('POST', '/contacts', { body });
+            if (!cr.ok) return put(msg, problemBox(cr));
+            contactId = cr.body.data.contactId;
+          }
+          const link = { primary: form.querySelector('#k-primary').checked };
+          if (val('k-role')) link.role = val('k-role');
+          const lr = await api('PUT', '/customers/' + encodeURIComponent(c.customerId) + '/contacts/' + encodeURIComponent(contactId), { body: link });
+          if (!lr.ok) return put(msg, problemBox(lr));
+          toast('Linked ' + lr.body.data.contact.name);
+          reloadCustomer(c);
+        },
+      },
+      h('fieldset', {}, h('legend', {}, 'Add a contact'),
+        h('div', { class: 'grid' },
+          f('k-name', 'Name (required for a new contact)', { required: true }),
+          f('k-email', 'Email (an existing contact with it is linked)', { type: 'email' }),
+          f('k-title', 'Title'),
+          f('k-role', 'Role, e.g. billing')),
+        h('div', { class: 'field' }, h('label', {}, h('input', { type: 'checkbox', id: 'k-primary' }), ' Primary contact')),
+        h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Add contact'))));
+    }
+    return h('section', { 'aria-labelledby': 'contacts-h' }, h('h2', { id: 'contacts-h' }, 'Contacts'), list, msg, form);
+  }
+
+  const KIND_TEXT = {
+    created: 'Customer created', updated: 'Changed', deleted: 'Deleted', restored: 'Restored', merged: 'Merged duplicates in',
+    mergedinto: 'Merged into another customer', mergeundone: 'Merge undone', unmerged: 'Taken out of a merge',
+    contactlinked: 'Contact linked', contactunlinked: 'Contact unlinked',
+    call: 'Call', email: 'Email', meeting: 'Meeting', note: 'Note', task: 'Task',
+  };
+
+  // entryText describes one timeline entry in words.
+  function entryText(e) {
+    if (e.activity) {
+      const a = e.activity;
+      return [h('strong', {}, KIND_TEXT[a.type] || a.type), a.subject ? ': ' + a.subject : null,
+        a.outcome ? ' (' + a.outcome + ')' : null,
+        a.type === 'task' ? (a.done ? ' · done' : ' · open') + (a.dueAt ? ', due ' + fmtTime(a.dueAt) : '') : null,
+        a.body ? h('div', { class: 'muted pre' }, a.body.length > 300 ? a.body.slice(0, 300) + '…' : a.body) : null];
+    }
+    const ev = e.event || {};
+    const what = [h('strong', {}, KIND_TEXT[e.kind] || e.kind)];
+    if (ev.changes && ev.changes.length) what.push(': ' + ev.changes.map((ch) => LABELS[ch.field] || ch.field).join(', '));
+    if (ev.data && ev.data.role) what.push(' (' + ev.data.role + ')');
+    what.push(h('span', { class: 'muted' }, ' by ' + ev.actor));
+    return what;
+  }
+
+  function timelineSection(c, r) {
+    const list = h('ol', { id: 'timeline', class: 'plain' });
+    const more = h('div', {});
+    const msg = h('div', { role: 'status' });
+    const base = '/customers/' + encodeURIComponent(c.customerId) + '/timeline?perPage=20';
+    function append(page) {
+      for (const e of page.data) {
+        list.append(h('li', {}, h('time', { datetime: e.at }, fmtTime(e.at)), ' ', entryText(e)));
+      }
+      put(more, page.meta.next ? h('button', {
+        type: 'button', id: 'timeline-more',
+        onclick: async () => {
+          const rr = await api('GET', base + '&after=' + encodeURIComponent(page.meta.next));
+          if (!rr.ok) return put(msg, problemBox(rr));
+          append(rr.body);
+        },
+      }, 'Older entries') : null);
+    }
+    if (r.ok) append(r.body);
+    let form = null;
+    if (can('crm.edit')) {
+      const local = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+      const opened = local(new Date()); // the picker's default: "now", to the minute
+      form = h('form', {
+        id: 'activity-form',
+        onsubmit: async (ev) => {
+          ev.preventDefault();
+          const val = (id) => form.querySelector('#' + id).value.trim();
+          const when = val('a-when');
+          // Left at its default it means now (to the second, so that the
+          // activity sorts after what happened earlier in the minute).
+          const body = { type: val('a-type'), occurredAt: (when === opened ? new Date() : new Date(when)).toISOString() };
+          for (const [id, k] of [['a-subject', 'subject'], ['a-body', 'body'], ['a-outcome', 'outcome']]) if (val(id)) body[k] = val(id);
+          const rr = await api('POST', '/customers/' + encodeURIComponent(c.customerId) + '/activities', { body });
+          if (!rr.ok) return put(msg, problemBox(rr));
+          toast('Recorded the ' + body.type);
+          reloadCustomer(c);
+        },
+      },
+      h('fieldset', {}, h('legend', {}, 'Record an activity'),
+        h('div', { class: 'grid' },
+          h('div', { class: 'field' }, h('label', { for: 'a-type' }, 'Type'),
+            h('select', { id: 'a-type' }, ['call', 'email', 'meeting', 'note', 'task'].map((t) => h('option', { value: t }, KIND_TEXT[t])))),
+          h('div', { class: 'field' }, h('label', { for: 'a-when' }, 'When'), h('input', { id: 'a-when', type: 'datetime-local', required: true, value: opened })),
+          h('div', { class: 'field' }, h('label', { for: 'a-subject' }, 'Subject'), h('input', { id: 'a-subject', autocomplete: 'off' })),
+          h('div', { class: 'field' }, h('label', { for: 'a-outcome' }, 'Outcome'), h('input', { id: 'a-outcome', autocomplete: 'off' }))),
+        h('div', { class: 'field' }, h('label', { for: 'a-body' }, 'Notes'), h('textarea', { id: 'a-body', rows: 3 })),
+        h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Record'))));
+    }
+    return h('section', { 'aria-labelledby': 'timeline-h' }, h('h2', { id: 'timeline-h' }, 'Timeline'), form, msg,
+      r.ok ? [list, more] : problemBox(r));
   }
 
   function deleteButton(c, etag, msg) {
