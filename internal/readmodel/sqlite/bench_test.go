@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -290,6 +291,53 @@ func BenchmarkSearch(b *testing.B) {
 				total = p.Total
 			})
 			b.ReportMetric(float64(total), "matches")
+		})
+	}
+}
+
+// BenchmarkCommitTimeline measures a Commit of 500 new customers with the
+// timeline entries of their created events (what the projector writes for
+// a batch of creates), the entries inserted one per statement or 100 per
+// statement (timelineRows), and without them (none: the cost before the
+// timeline).
+func BenchmarkCommitTimeline(b *testing.B) {
+	if testing.Short() {
+		b.Skip("skipped in -short")
+	}
+	const batchSize = 500
+	for _, rows := range []int{0, 1, 100} {
+		name := "rows=" + strconv.Itoa(rows)
+		if rows == 0 {
+			name = "none"
+		}
+		b.Run(name, func(b *testing.B) {
+			defer func(old int) { timelineRows = old }(timelineRows)
+			timelineRows = max(rows, 1)
+			s := openTemp(b)
+			r := rand.New(rand.NewPCG(3, 4))
+			n := 0
+			var cpu time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				docs := make([]readmodel.Customer, batchSize)
+				tl := make([]readmodel.TimelineEvent, batchSize)
+				for i := range docs {
+					n++
+					docs[i] = benchDoc(r, n)
+					tl[i] = readmodel.TimelineEvent{CustomerID: docs[i].ID, EventID: fmt.Sprintf("00000000-0000-4000-8000-%012d", n),
+						Kind: "created", At: docs[i].CreatedAt, Version: 1, Actor: "bench", Seq: uint64(n)}
+				}
+				b.StartTimer()
+				c0 := cpuTime()
+				if rows == 0 {
+					tl = nil
+				}
+				if err := s.CommitBatch(b.Context(), readmodel.Batch{Customers: docs, Timeline: tl}, uint64(n)); err != nil {
+					b.Fatal(err)
+				}
+				cpu += cpuTime() - c0
+			}
+			reportDocs(b, n, cpu)
 		})
 	}
 }
