@@ -37,6 +37,12 @@ const (
 	MaxContactIDs = 50
 )
 
+// The range of an activity's times (occurredAt, dueAt), in UTC.
+var (
+	MinTime = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // Activity is the state of one activity as folded from its events.
 // Optional strings are "" when unset; DueAt and Done are a task's.
 type Activity struct {
@@ -117,11 +123,17 @@ func normalize(in Input, cur Activity, create bool) (normalized, error) {
 			return
 		}
 		t, err := time.Parse(time.RFC3339Nano, f.Value)
-		if err != nil || t.Year() < 1 || t.Year() > 9999 {
+		if err != nil {
 			c.Fail(name, "must be an RFC 3339 time, e.g. 2026-12-04T10:00:00Z")
 			return
 		}
-		*dst = t.UTC()
+		if t = t.UTC(); t.Before(MinTime) || !t.Before(MaxTime) {
+			// Every store keeps it exactly (SQLite's nanoseconds cover
+			// 1678-2262), and a zero time is no activity's.
+			c.Fail(name, "must be from 1900 to 2199 (UTC)")
+			return
+		}
+		*dst = t
 	}
 	parseTime("occurredAt", &n.OccurredAt, &n.occurredAt, true)
 	c.Text("subject", &n.Subject, MaxSubject, false, false)

@@ -138,3 +138,30 @@ func TestDecideRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestTimesInRange: an occurredAt or dueAt out of 1900-2199 UTC (the zero
+// time among them, which no reader accepts) is refused, naming the field.
+func TestTimesInRange(t *testing.T) {
+	for _, at := range []string{"0001-01-01T00:00:00Z", "1600-01-01T00:00:00Z", "1899-12-31T23:59:59Z", "2200-01-01T00:00:00Z",
+		"9999-12-31T23:30:00-01:00"} {
+		in := activity.Input{Type: str("task"), OccurredAt: str(at)}
+		if err := activity.Validate(in, true); !slices.Contains(fieldsOf(err), "occurredAt") {
+			t.Errorf("occurredAt %s: %v", at, err)
+		}
+		in = activity.Input{Type: str("task"), OccurredAt: str("2026-12-01T10:00:00Z"), DueAt: str(at)}
+		if err := activity.Validate(in, true); !slices.Contains(fieldsOf(err), "dueAt") {
+			t.Errorf("dueAt %s: %v", at, err)
+		}
+	}
+	if err := activity.Validate(activity.Input{Type: str("call"), OccurredAt: str("1900-01-01T00:00:00Z")}, true); err != nil {
+		t.Errorf("1900-01-01: %v", err)
+	}
+}
+
+func fieldsOf(err error) []string {
+	var out []string
+	for _, f := range fault.Fields(err) {
+		out = append(out, f.Field)
+	}
+	return out
+}

@@ -69,7 +69,8 @@ func Decide(state Activity, cmd Command, p Parties, m customer.Meta) ([]events.E
 		case !p.Customer.Exists() || p.Customer.ID != c.CustomerID:
 			return nil, customer.ErrNotFound
 		}
-		if err := liveContacts(n.ContactIDs, nil, p.Contacts); err != nil {
+		// (The request's list, so that a problem names its own index.)
+		if err := liveContacts(c.Input.ContactIDs, nil, p.Contacts); err != nil {
 			return nil, err
 		}
 		ev.AggregateID = c.ActivityID
@@ -87,7 +88,7 @@ func Decide(state Activity, cmd Command, p Parties, m customer.Meta) ([]events.E
 		if c.ExpectedVersion != 0 && c.ExpectedVersion != state.Version {
 			return nil, ErrPreconditionFailed
 		}
-		if err := liveContacts(n.ContactIDs, state.ContactIDs, p.Contacts); err != nil {
+		if err := liveContacts(c.Input.ContactIDs, state.ContactIDs, p.Contacts); err != nil {
 			return nil, err
 		}
 		ch := changes(state, n)

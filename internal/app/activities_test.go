@@ -147,7 +147,7 @@ func TestActivityBadRequests(t *testing.T) {
 		{"occurredAt a number", "POST", post, `{"type":"call","occurredAt":1764583200}`, nil, 400, "occurredAt"},
 		{"body over 64 KiB", "POST", post, `{` + ok + `,"body":"` + strings.Repeat("b", 64<<10+1) + `"}`, nil, 400, "body"},
 		{"unknown contact", "POST", post, `{` + ok + `,"contactIds":["` + unknown + `"]}`, nil, 400, "contactIds[0]"},
-		{"deleted contact", "POST", post, `{` + ok + `,"contactIds":["` + k.ContactID + `","` + dk.ContactID + `"]}`, nil, 400, "contactIds[1]"},
+		{"deleted contact", "POST", post, `{` + ok + `,"contactIds":["` + k.ContactID + `","` + k.ContactID + `","` + dk.ContactID + `"]}`, nil, 400, "contactIds[2]"},
 		{"contact id not a UUID", "POST", post, `{` + ok + `,"contactIds":["ann"]}`, nil, 400, "contactIds[0]"},
 		{"dueAt on a call", "POST", post, `{` + ok + `,"dueAt":"2026-12-02T10:00:00Z"}`, nil, 400, "dueAt"},
 		{"done on a call", "POST", post, `{` + ok + `,"done":true}`, nil, 400, "done"},
@@ -232,6 +232,14 @@ func TestTimeline(t *testing.T) {
 	}
 	if l := page.Data[1].Event; l == nil || l.Data["contactId"] != k.ContactID || l.Data["role"] != "billing" {
 		t.Fatalf("link entry: %+v", page.Data[1].Event)
+	}
+	// Without crm.audit: the same entries, the changed fields without
+	// their old and new values, no event data.
+	var plain timelineBody
+	e.Do("GET", tl, nil, "Authorization", "Bearer "+e.TokenFor("a-user", "user")).JSON(t, &plain)
+	if len(plain.Data) != 5 || plain.Data[2].Event == nil || len(plain.Data[2].Event.Changes) != 1 ||
+		plain.Data[2].Event.Changes[0].Field != "status" || plain.Data[2].Event.Changes[0].New != nil || plain.Data[1].Event.Data != nil {
+		t.Fatalf("a user's timeline: %+v", plain.Data)
 	}
 	// Filtered by type.
 	e.Do("GET", tl+"?types=call,note", nil).JSON(t, &page)

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"crm/internal/activity"
+	"crm/internal/auth"
 	"crm/internal/commands"
 	"crm/internal/events"
 	"crm/internal/fault"
@@ -325,6 +326,10 @@ func (a *api) customerTimeline(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
+	// The old and new values of the changes, and the events' data, are
+	// the history's: for those with crm.audit. The others see what
+	// happened, who did it and which fields it changed.
+	audited := principal(c).Require(auth.PermAudit) == nil
 	out := timelineResponse{Data: make([]timelineEntryJSON, 0, len(p.Items))}
 	out.Meta.PerPage = q.Limit()
 	for _, it := range p.Items {
@@ -340,6 +345,9 @@ func (a *api) customerTimeline(c *gin.Context) {
 				typ = d.Type
 			}
 			e.Event = &timelineEventBody{EventID: ev.EventID, Type: typ, Version: ev.Version, Actor: ev.Actor, Changes: ev.Changes, Data: ev.Data}
+			if !audited {
+				e.Event.Changes, e.Event.Data = fieldsOnly(ev.Changes), nil
+			}
 			e.CustomerID = ev.CustomerID
 		}
 		out.Data = append(out.Data, e)
@@ -408,4 +416,20 @@ func (a *api) decodeTimelineCursor(s, id string, q readmodel.TimelineQuery) (rea
 		return readmodel.TimelinePosition{}, fault.InvalidField("after", why)
 	}
 	return readmodel.TimelinePosition{At: time.Unix(0, c.T).UTC(), Key: c.N}, nil
+}
+
+// fieldsOnly returns the changes of a timeline event with their fields
+// and without their values.
+func fieldsOnly(changes json.RawMessage) json.RawMessage {
+	var all []struct {
+		Field string `json:"field"`
+	}
+	if json.Unmarshal(changes, &all) != nil {
+		return json.RawMessage("[]")
+	}
+	b, _ := json.Marshal(all)
+	if all == nil {
+		b = []byte("[]")
+	}
+	return b
 }

@@ -622,6 +622,9 @@
             if (found.ok && found.body.data.length) contactId = found.body.data[0].contactId;
           }
           if (!contactId) {
+            if (!val('k-name')) return put(msg, h('p', { class: 'alert', role: 'alert' }, email
+              ? 'No contact has the email ' + email + ': give a name to create one.'
+              : 'Give the name of a new contact, or the email of an existing one.'));
             const body = { name: val('k-name') };
             if (email) body.email = email;
             if (val('k-title')) body.title = val('k-title');
@@ -639,7 +642,7 @@
       },
       h('fieldset', {}, h('legend', {}, 'Add a contact'),
         h('div', { class: 'grid' },
-          f('k-name', 'Name (required for a new contact)', { required: true }),
+          f('k-name', 'Name (for a new contact)'),
           f('k-email', 'Email (an existing contact with it is linked)', { type: 'email' }),
           f('k-title', 'Title'),
           f('k-role', 'Role, e.g. billing')),
@@ -684,9 +687,13 @@
       }
       put(more, page.meta.next ? h('button', {
         type: 'button', id: 'timeline-more',
-        onclick: async () => {
+        onclick: async (ev) => {
+          ev.target.disabled = true; // one page at a time
           const rr = await api('GET', base + '&after=' + encodeURIComponent(page.meta.next));
-          if (!rr.ok) return put(msg, problemBox(rr));
+          if (!rr.ok) {
+            ev.target.disabled = false;
+            return put(msg, problemBox(rr));
+          }
           append(rr.body);
         },
       }, 'Older entries') : null);
@@ -704,7 +711,9 @@
           const when = val('a-when');
           // Left at its default it means now (to the second, so that the
           // activity sorts after what happened earlier in the minute).
-          const body = { type: val('a-type'), occurredAt: (when === opened ? new Date() : new Date(when)).toISOString() };
+          const at = when === opened ? new Date() : new Date(when);
+          if (isNaN(at.getTime())) return put(msg, h('p', { class: 'alert', role: 'alert' }, 'Give the date and time it happened.'));
+          const body = { type: val('a-type'), occurredAt: at.toISOString() };
           for (const [id, k] of [['a-subject', 'subject'], ['a-body', 'body'], ['a-outcome', 'outcome']]) if (val(id)) body[k] = val(id);
           const rr = await api('POST', '/customers/' + encodeURIComponent(c.customerId) + '/activities', { body });
           if (!rr.ok) return put(msg, problemBox(rr));

@@ -182,8 +182,8 @@ func commitTimeline(ctx context.Context, tx *sql.Tx, t tables, evs []readmodel.T
 			}
 			args = append(args, e.CustomerID, nanos(e.At), "e:"+e.EventID, e.Kind, string(data))
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO "+t.timeline+" (customer_id, at, key, kind, activity, data) VALUES "+
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, NULL, ?), ", n), ", "), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO "+t.timeline+" (customer_id, at, key, kind, activity, data) VALUES "+
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, NULL, ?), ", n), ", ")+" ON CONFLICT (customer_id, key) DO NOTHING", args...); err != nil {
 			return fmt.Errorf("timeline: %w", err)
 		}
 		evs = evs[n:]
@@ -217,12 +217,20 @@ func (s *Store) GetActivity(ctx context.Context, id string) (readmodel.Activity,
 // limit entries: one range of the timeline index per customer, newest
 // first, each entry with its activity's row (LEFT JOIN: NULL for events).
 func timelineSQL(t tables, q readmodel.TimelineQuery, limit int) (string, []any, error) {
-	ids, err := idList(q.CustomerIDs)
-	if err != nil {
-		return "", nil, err
+	// One customer (the usual case): its range of the order index, read
+	// in order, so the LIMIT stops the scan (and the join) at the page.
+	// Several (a merge's survivor and the absorbed): their ranges merged.
+	where := []string{"t.customer_id = ?"}
+	args := []any{""}
+	if len(q.CustomerIDs) == 1 {
+		args[0] = q.CustomerIDs[0]
+	} else {
+		ids, err := idList(q.CustomerIDs)
+		if err != nil {
+			return "", nil, err
+		}
+		where[0], args[0] = "t.customer_id IN (SELECT value FROM json_each(?))", ids
 	}
-	where := []string{"t.customer_id IN (SELECT value FROM json_each(?))"}
-	args := []any{ids}
 	if len(q.Kinds) > 0 {
 		kinds, err := idList(q.Kinds)
 		if err != nil {

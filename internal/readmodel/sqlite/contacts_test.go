@@ -65,3 +65,39 @@ func TestContactQueryPlans(t *testing.T) {
 		t.Error("a customer sort accepted for contacts")
 	}
 }
+
+// TestTimelineQueryPlan: one customer's timeline page walks the order
+// index backwards and stops at the page: no sort of the customer's
+// entries, whatever their number.
+func TestTimelineQueryPlan(t *testing.T) {
+	s := openTemp(t)
+	for _, q := range []readmodel.TimelineQuery{
+		{CustomerIDs: []string{"c"}},
+		{CustomerIDs: []string{"c"}, After: &readmodel.TimelinePosition{At: time.Unix(1e9, 0), Key: "e:x"}},
+		{CustomerIDs: []string{"c"}, Kinds: []string{"call", "updated"}},
+	} {
+		query, args, err := timelineSQL(live, q, 21)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, detail)
+		}
+		rows.Close()
+		p := strings.Join(lines, "; ")
+		t.Logf("%+v: %s", q, p)
+		if strings.Contains(p, "TEMP B-TREE") || !strings.Contains(p, "timeline_order") {
+			t.Errorf("%+v: plan %s", q, p)
+		}
+	}
+}
