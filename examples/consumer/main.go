@@ -1,6 +1,6 @@
 // Command consumer is an example downstream service: with nothing but nats.go
 // and the published event contract (docs/asyncapi.yaml), it keeps its own copy
-// of every customer from the events alone. It uses a durable JetStream
+// of every customer, contact and activity from the events alone. It uses a durable JetStream
 // consumer, writes its copy to a JSON file before acknowledging, and resumes
 // where it stopped after a restart (events it sees twice are skipped by their
 // stream sequence).
@@ -18,9 +18,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -70,7 +72,15 @@ type State struct {
 	Merged  map[string]*Customer `json:"merged,omitempty"`
 	// Skipped counts the events of kinds this consumer does not need.
 	Skipped map[string]int `json:"skipped,omitempty"`
+	// Contacts and Activities are the live contacts and activities, each
+	// as its fields (as the events carry them); a contact also lists the
+	// customers it is linked to, as "customers".
+	Contacts   map[string]Record `json:"contacts,omitempty"`
+	Activities map[string]Record `json:"activities,omitempty"`
 }
+
+// Record is the copy of a contact or an activity: its fields by name.
+type Record map[string]json.RawMessage
 
 type cloudEvent struct {
 	Type            string          `json:"type"`
@@ -161,6 +171,72 @@ var handlers = map[string]func(*State, cloudEvent) error{
 		}
 		return s.link(ce, &d, func(c *Customer) { delete(c.Contacts, d.ContactID) })
 	},
+}
+
+// The contacts' and activities' events (crm.contacts.>, crm.activities.>).
+const (
+	contactPrefix  = "com.a64core.crm.contact."
+	activityPrefix = "com.a64core.crm.activity."
+)
+
+func init() {
+	for _, agg := range []struct {
+		prefix string
+		to     func(*State) *map[string]Record
+	}{
+		{contactPrefix, func(s *State) *map[string]Record { return &s.Contacts }},
+		{activityPrefix, func(s *State) *map[string]Record { return &s.Activities }},
+	} {
+		handlers[agg.prefix+"created.v1"] = func(s *State, ce cloudEvent) error {
+			var r Record
+			if err := json.Unmarshal(ce.Data, &r); err != nil {
+				return err
+			}
+			m := agg.to(s)
+			if *m == nil {
+				*m = map[string]Record{}
+			}
+			(*m)[ce.Subject] = r
+			return nil
+		}
+		handlers[agg.prefix+"updated.v1"] = func(s *State, ce cloudEvent) error {
+			var d struct {
+				Changes   map[string]json.RawMessage `json:"changes"`
+				UpdatedAt json.RawMessage            `json:"updatedAt"`
+			}
+			r := (*agg.to(s))[ce.Subject]
+			if err := json.Unmarshal(ce.Data, &d); err != nil || r == nil {
+				return fmt.Errorf("change of unknown %s (%v)", ce.Subject, err)
+			}
+			maps.Copy(r, d.Changes)
+			r["updatedAt"] = d.UpdatedAt
+			return nil
+		}
+		handlers[agg.prefix+"deleted.v1"] = func(s *State, ce cloudEvent) error {
+			delete(*agg.to(s), ce.Subject)
+			return nil
+		}
+	}
+	// A contact's links: the customers it is linked to.
+	for kind, linked := range map[string]bool{"linked.v1": true, "unlinked.v1": false} {
+		handlers[contactPrefix+kind] = func(s *State, ce cloudEvent) error {
+			var d struct {
+				CustomerID string `json:"customerId"`
+			}
+			r := s.Contacts[ce.Subject]
+			if err := json.Unmarshal(ce.Data, &d); err != nil || r == nil {
+				return fmt.Errorf("link of unknown contact %s (%v)", ce.Subject, err)
+			}
+			var ids []string
+			json.Unmarshal(r["customers"], &ids)
+			ids = slices.DeleteFunc(ids, func(id string) bool { return id == d.CustomerID })
+			if linked {
+				ids = append(ids, d.CustomerID)
+			}
+			r["customers"], _ = json.Marshal(ids)
+			return nil
+		}
+	}
 }
 
 // link decodes a link event's data into d and applies fn to the customer
@@ -334,12 +410,12 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, "CRM_CUSTOMERS", jetstream.ConsumerConfig{
-		Durable:       *durable,
-		FilterSubject: "crm.customers.>",
-		AckPolicy:     jetstream.AckAllPolicy,
-		AckWait:       30 * time.Second,
-		MaxDeliver:    -1, // never give up on an event
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Durable:        *durable,
+		FilterSubjects: []string{"crm.customers.>", "crm.contacts.>", "crm.activities.>"},
+		AckPolicy:      jetstream.AckAllPolicy,
+		AckWait:        30 * time.Second,
+		MaxDeliver:     -1, // never give up on an event
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
 		return err

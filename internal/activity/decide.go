@@ -158,22 +158,7 @@ func created(c Create, n normalized, actor string, now time.Time) *events.Activi
 // changes compares the normalised input with the state and returns only
 // what differs. A type that stops being a task clears dueAt and done.
 func changes(s Activity, n normalized) events.ActivityChanges {
-	str := func(cur string, f Field[string]) events.Change[string] {
-		if !f.Set {
-			return events.Change[string]{}
-		}
-		next := f.Value
-		if f.Null {
-			next = ""
-		}
-		switch {
-		case next == cur:
-			return events.Change[string]{}
-		case next == "":
-			return events.Cleared[string]()
-		}
-		return events.SetTo(next)
-	}
+	str := customer.StringChange
 	var ch events.ActivityChanges
 	ch.Type = str(s.Type, n.Type)
 	if n.OccurredAt.Set && !n.occurredAt.Equal(s.OccurredAt) {

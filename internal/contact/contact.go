@@ -222,22 +222,7 @@ func created(id string, in Input, actor string, now time.Time) *events.ContactCr
 // changes compares the normalised input with the state and returns only
 // what differs.
 func changes(s Contact, in Input) events.ContactChanges {
-	str := func(cur string, f Field[string]) events.Change[string] {
-		if !f.Set {
-			return events.Change[string]{}
-		}
-		next := f.Value
-		if f.Null {
-			next = ""
-		}
-		switch {
-		case next == cur:
-			return events.Change[string]{}
-		case next == "":
-			return events.Cleared[string]()
-		}
-		return events.SetTo(next)
-	}
+	str := customer.StringChange
 	ch := events.ContactChanges{
 		Name:  str(s.Name, in.Name),
 		Email: str(s.Email, in.Email),

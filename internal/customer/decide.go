@@ -189,22 +189,7 @@ func created(id, code string, in Input, actor string, now time.Time) *events.Cus
 // differs.
 func changes(s Customer, in Input) events.Changes {
 	var ch events.Changes
-	str := func(cur string, f Field[string]) events.Change[string] {
-		if !f.Set {
-			return events.Change[string]{}
-		}
-		next := f.Value
-		if f.Null {
-			next = ""
-		}
-		if next == cur {
-			return events.Change[string]{}
-		}
-		if next == "" {
-			return events.Cleared[string]()
-		}
-		return events.SetTo(next)
-	}
+	str := StringChange
 	ch.Name = str(s.Name, in.Name)
 	ch.Email = str(s.Email, in.Email)
 	ch.Phone = str(s.Phone, in.Phone)
@@ -255,4 +240,24 @@ func mergeAddress(a Address, in AddressInput) Address {
 	set(&a.Country, in.Country)
 	set(&a.PostalCode, in.PostalCode)
 	return a
+}
+
+// StringChange returns the change a merge-patch field f makes to an
+// optional string field now cur: none when absent or equal, cleared when
+// null or empty, else the new value.
+func StringChange(cur string, f Field[string]) events.Change[string] {
+	if !f.Set {
+		return events.Change[string]{}
+	}
+	next := f.Value
+	if f.Null {
+		next = ""
+	}
+	switch {
+	case next == cur:
+		return events.Change[string]{}
+	case next == "":
+		return events.Cleared[string]()
+	}
+	return events.SetTo(next)
 }
