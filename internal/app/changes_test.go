@@ -20,12 +20,14 @@ import (
 
 type changesBody struct {
 	Data []struct {
-		Sequence   uint64          `json:"sequence"`
-		Cursor     string          `json:"cursor"`
-		Type       string          `json:"type"`
-		CustomerID string          `json:"customerId"`
-		Time       string          `json:"time"`
-		Event      json.RawMessage `json:"event"`
+		Sequence    uint64          `json:"sequence"`
+		Cursor      string          `json:"cursor"`
+		Type        string          `json:"type"`
+		Aggregate   string          `json:"aggregate"`
+		AggregateID string          `json:"aggregateId"`
+		CustomerID  string          `json:"customerId"`
+		Time        string          `json:"time"`
+		Event       json.RawMessage `json:"event"`
 	} `json:"data"`
 	Meta struct {
 		Next    string `json:"next"`
@@ -253,6 +255,90 @@ func TestChangeFeedLongPollAndFilters(t *testing.T) {
 	} {
 		r := e.Do("GET", "/api/v1/crm/changes?"+q, nil)
 		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), `"field":"`+field+`"`) {
+			t.Errorf("%s: %d %s", q, r.Status, r.Body)
+		}
+	}
+}
+
+// TestChangeFeedAggregates: by default the feed carries the customers'
+// events only, as before contacts and activities existed; aggregates= and
+// types= bring the contacts' and activities' events, in stream order with
+// the customers', never the claims, each named by aggregate and id.
+func TestChangeFeedAggregates(t *testing.T) {
+	e := apptest.StartEmbedded(t)
+	cu := create(t, e, `{"name":"Feed Acme","externalId":"FEED-1"}`) // with a claim in the stream
+	k := createContact(t, e, `{"name":"Ann Feed"}`)
+	if r := e.Do("PUT", "/api/v1/crm/customers/"+cu.CustomerID+"/contacts/"+k.ContactID, `{"role":"billing"}`); r.Status != http.StatusCreated {
+		t.Fatalf("link: %d %s", r.Status, r.Body)
+	}
+	act := createActivity(t, e, cu.CustomerID, `{"type":"call","occurredAt":"2026-11-30T09:15:00Z","subject":"Hello"}`)
+	if r := e.Do("PATCH", "/api/v1/crm/activities/"+act.ActivityID, `{"outcome":"done"}`); r.Status != http.StatusOK {
+		t.Fatalf("patch activity: %d %s", r.Status, r.Body)
+	}
+	if r := e.Do("DELETE", contactsPath+"/"+k.ContactID, nil); r.Status != http.StatusOK {
+		t.Fatalf("delete contact: %d %s", r.Status, r.Body)
+	}
+	read := func(q string) changesBody {
+		t.Helper()
+		var all changesBody
+		after := ""
+		for range 100 {
+			r := e.Do("GET", "/api/v1/crm/changes?limit=1"+q+after, nil)
+			var page changesBody
+			if r.JSON(t, &page); r.Status != http.StatusOK {
+				t.Fatalf("changes?%s: %d %s", q, r.Status, r.Body)
+			}
+			for i, c := range page.Data {
+				ev, err := events.Decode(c.Event)
+				if err != nil || ev.Type() != c.Type || ev.AggregateID != c.AggregateID || string(ev.Data.Aggregate()) != c.Aggregate {
+					t.Fatalf("change %d: %s %s/%s, event %+v %v", c.Sequence, c.Type, c.Aggregate, c.AggregateID, ev, err)
+				}
+				if want := map[bool]string{true: c.AggregateID}[c.Aggregate == "customers"]; c.CustomerID != want {
+					t.Fatalf("change %d of %s: customerId %q", c.Sequence, c.Aggregate, c.CustomerID)
+				}
+				if c.Aggregate != "customers" && strings.Contains(string(r.Body), `"customerId":""`) {
+					t.Fatalf("an empty customerId: %s", r.Body)
+				}
+				if n := len(all.Data); n > 0 && all.Data[n-1].Sequence >= c.Sequence || i > 0 {
+					t.Fatalf("sequences out of order at %d", c.Sequence)
+				}
+			}
+			all.Data = append(all.Data, page.Data...)
+			after = "&after=" + page.Meta.Next
+			if !page.Meta.HasMore {
+				return all
+			}
+		}
+		t.Fatalf("changes?%s: no end after 100 pages", q)
+		return all
+	}
+	kinds := func(b changesBody) []string {
+		var out []string
+		for _, c := range b.Data {
+			out = append(out, c.Aggregate+" "+c.Type[strings.LastIndex(c.Type[:len(c.Type)-3], ".")+1:len(c.Type)-3])
+		}
+		return out
+	}
+	if got, want := kinds(read("")), []string{"customers created", "customers contactlinked", "customers contactunlinked"}; !slices.Equal(got, want) {
+		t.Errorf("default feed = %v, want %v", got, want)
+	}
+	if got, want := kinds(read("&aggregates=contacts,activities")), []string{"contacts created", "contacts linked",
+		"activities created", "activities updated", "contacts unlinked", "contacts deleted"}; !slices.Equal(got, want) {
+		t.Errorf("contacts and activities = %v, want %v", got, want)
+	}
+	all := read("&aggregates=customers,contacts,activities")
+	if len(all.Data) != 9 || all.Data[1].AggregateID != k.ContactID || all.Data[4].AggregateID != act.ActivityID {
+		t.Errorf("every aggregate = %v", kinds(all))
+	}
+	if got := kinds(read("&types=" + events.TypeActivityCreatedV1 + "," + events.TypeContactDeletedV1)); !slices.Equal(got, []string{"activities created", "contacts deleted"}) {
+		t.Errorf("types of contacts and activities = %v", got)
+	}
+	if got := kinds(read("&aggregates=customers&types=" + events.TypeActivityCreatedV1)); len(got) != 0 {
+		t.Errorf("aggregates and types both filter: %v", got)
+	}
+	for _, q := range []string{"aggregates=claims", "aggregates=customers,bogus", "aggregates=", "aggregates=contacts&aggregates=customers"} {
+		r := e.Do("GET", "/api/v1/crm/changes?"+q, nil)
+		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), `"field":"aggregates"`) {
 			t.Errorf("%s: %d %s", q, r.Status, r.Body)
 		}
 	}

@@ -950,6 +950,9 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	if len(tl.Data) != 1 || tl.Data[0].Activity["activityId"] != aid {
 		t.Errorf("timeline after the delete: %+v", tl.Data)
 	}
+	// The change feed with the contacts' and activities' events.
+	k.call("GET", changes, changes+"?aggregates=customers,contacts,activities&limit=1000", nil, 200)
+	k.call("GET", changes, changes+"?aggregates=people", nil, 400)
 
 	// Webhooks, against a local receiver.
 	const hooks = "/api/v1/crm/webhooks"

@@ -575,8 +575,16 @@ func TestWebhookReplayAndFilters(t *testing.T) {
 	if len(subDel.Types) != 1 || subAll.Types == nil || len(subAll.Types) != 0 {
 		t.Errorf("types: %v %v", subDel.Types, subAll.Types)
 	}
+	people := newReceiver(t) // the contacts' and activities' events only
+	subPeople := createWebhook(t, e, map[string]any{"url": people.srv.URL, "types": []string{"*.contact.*", "*.activity.*"}})
+	people.setSecrets(subPeople.Secret)
 	b := create(t, e, `{"name":"After Subscribing"}`)
 	e.Do("PATCH", "/api/v1/crm/customers/"+a.CustomerID, `{"notes":"a changed"}`)
+	k := createContact(t, e, `{"name":"Hook Contact"}`)
+	if r := e.Do("PUT", "/api/v1/crm/customers/"+a.CustomerID+"/contacts/"+k.ContactID, nil); r.Status != http.StatusCreated {
+		t.Fatalf("link: %d %s", r.Status, r.Body)
+	}
+	createActivity(t, e, b.CustomerID, `{"type":"note","occurredAt":"2026-11-30T09:15:00Z","subject":"Hooked"}`)
 	e.Do("DELETE", "/api/v1/crm/customers/"+b.CustomerID, nil)
 	e.Do("DELETE", "/api/v1/crm/customers/"+a.CustomerID, nil)
 
@@ -586,10 +594,41 @@ func TestWebhookReplayAndFilters(t *testing.T) {
 	waitDelivered(t, all, wantAll, 15*time.Second)
 	waitDelivered(t, deletes, wantDel, 15*time.Second)
 	waitDelivered(t, one, wantOne, 15*time.Second)
+	wantPeople := map[uint64]string{}
+	for _, m := range e.StreamMessages() {
+		if m.Sequence >= subPeople.StartSequence && (strings.HasPrefix(m.Subject, "crm.contacts.") || strings.HasPrefix(m.Subject, "crm.activities.")) {
+			wantPeople[m.Sequence] = strings.Split(m.Subject, ".")[2]
+		}
+	}
+	if len(wantPeople) != 4 { // contact created, linked, unlinked (its customer deleted); activity created
+		t.Fatalf("contact and activity events in the stream: %v", wantPeople)
+	}
+	waitDelivered(t, people, wantPeople, 15*time.Second)
+	// The delivery log names each event's aggregate and id.
+	apptest.Eventually(t, 10*time.Second, "the contact and activity deliveries logged", func() bool {
+		var log struct {
+			Data []struct {
+				StreamSequence uint64  `json:"streamSequence"`
+				Aggregate      string  `json:"aggregate"`
+				AggregateID    string  `json:"aggregateId"`
+				CustomerID     *string `json:"customerId"`
+			}
+		}
+		e.Do("GET", "/api/v1/crm/webhooks/"+subPeople.ID+"/deliveries", nil).JSON(t, &log)
+		n := 0
+		for _, d := range log.Data {
+			want := map[bool]string{true: "contacts", false: "activities"}[wantPeople[d.StreamSequence] == k.ContactID]
+			if d.Aggregate != want || d.AggregateID != wantPeople[d.StreamSequence] || d.CustomerID != nil {
+				t.Fatalf("delivery of %d: %+v", d.StreamSequence, d)
+			}
+			n++
+		}
+		return n >= len(wantPeople)
+	})
 	for name, x := range map[string]struct {
 		rc   *receiver
 		want map[uint64]string
-	}{"all": {all, wantAll}, "deletes": {deletes, wantDel}, "one customer": {one, wantOne}} {
+	}{"all": {all, wantAll}, "deletes": {deletes, wantDel}, "one customer": {one, wantOne}, "contacts and activities": {people, wantPeople}} {
 		for s := range x.rc.ackedSeqs() {
 			if _, ok := x.want[s]; !ok {
 				t.Errorf("%s: got event %d it does not subscribe to", name, s)

@@ -225,9 +225,19 @@ const (
 func StreamSubjects() []string {
 	var out []string
 	for _, a := range Aggregates() {
-		out = append(out, subjectRoot+"."+string(a)+".>")
+		out = append(out, AggregateAll(a))
 	}
 	return out
+}
+
+// AggregateAll returns the wildcard that matches every event of aggregate
+// a, crm.<aggregate>.>.
+func AggregateAll(a Aggregate) string { return subjectRoot + "." + string(a) + ".>" }
+
+// AggregateKindSubjects returns the wildcard that matches every event of
+// kind k of aggregate a.
+func AggregateKindSubjects(a Aggregate, k Kind) string {
+	return subjectRoot + "." + string(a) + ".*." + string(k)
 }
 
 // AggregateSubject returns the subject of an event of kind k about id, of

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -279,37 +278,39 @@ func (s *Store) loadFiltered(ctx context.Context, id, filter string) ([]events.E
 // MaxChanges is the most events one ReadChanges returns.
 const MaxChanges = 1000
 
-// ReadChanges returns up to limit (1..MaxChanges) customer events of every
-// customer stored after sequence after, in stream order, each with its
-// Seq, and whether more are stored after them: the stream read forward
-// for the change feed: one batched direct get of up to limit messages,
-// the claims and other aggregates' events (contacts') among them left
-// out. (The filter is ">", not the customer
-// subjects' wildcard: with a million subjects the server answers a
-// partial wildcard by walking its subject index for every message, 0.6 s
-// for 1,000 messages from the start and 2.7 s from the middle of the
-// stream, against 7–10 ms for ">".)
-func (s *Store) ReadChanges(ctx context.Context, after uint64, limit int) ([]events.Event, bool, error) {
+// ReadChanges returns the events of every aggregate (customers, contacts,
+// activities) among the up to limit (1..MaxChanges) messages stored after
+// sequence after, in stream order, each with its Seq; last is the sequence
+// of the last message read (claims included: a page of claims only still
+// moves the reader on; after when nothing was read), more whether more are
+// stored after it: the stream read forward for the change feed, one
+// batched direct get. (The filter is ">", not a wildcard of some subjects:
+// with a million subjects the server answers a partial wildcard by walking
+// its subject index for every message, 0.6 s for 1,000 messages from the
+// start and 2.7 s from the middle of the stream, against 7–10 ms for ">".)
+func (s *Store) ReadChanges(ctx context.Context, after uint64, limit int) (evs []events.Event, last uint64, more bool, err error) {
 	limit = min(max(limit, 1), MaxChanges)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	batch, more, err := s.directBatch(ctx, ">", after+1, limit)
 	if err != nil {
-		return nil, false, err
+		return nil, 0, false, err
 	}
+	last = after
 	out := make([]events.Event, 0, len(batch))
 	for _, m := range batch {
-		if !strings.HasPrefix(m.Header.Get(jetstream.SubjectHeader), events.SubjectPrefix+".") {
-			continue // a claim, or a contact's event
+		last = m.Seq
+		if events.IsClaimSubject(m.Header.Get(jetstream.SubjectHeader)) {
+			continue
 		}
 		ev, err := events.Decode(m.Data)
 		if err != nil {
-			return nil, false, fmt.Errorf("%w: seq %d: %v", errUnexpected, m.Seq, err)
+			return nil, 0, false, fmt.Errorf("%w: seq %d: %v", errUnexpected, m.Seq, err)
 		}
 		ev.Seq = m.Seq
 		out = append(out, ev)
 	}
-	return out, more, nil
+	return out, last, more, nil
 }
 
 // Tip returns the sequence of the stream's last message (0: empty).

@@ -19,9 +19,11 @@ import (
 // ChangeFeed is what the change feed reads: the stream, forward
 // (implemented by eventstore.Store).
 type ChangeFeed interface {
-	// ReadChanges returns up to limit events stored after sequence after,
-	// in stream order, with their Seq, and whether more follow.
-	ReadChanges(ctx context.Context, after uint64, limit int) ([]events.Event, bool, error)
+	// ReadChanges reads up to limit messages stored after sequence after
+	// and returns their events in stream order, with their Seq, the
+	// sequence of the last message read (after: none) and whether more
+	// follow.
+	ReadChanges(ctx context.Context, after uint64, limit int) (evs []events.Event, last uint64, more bool, err error)
 }
 
 // Change feed limits.
@@ -58,12 +60,14 @@ func parseChangeCursor(s string) (uint64, bool) {
 }
 
 type changeJSON struct {
-	Sequence   uint64          `json:"sequence"`
-	Cursor     string          `json:"cursor"`
-	Type       string          `json:"type"`
-	CustomerID string          `json:"customerId"`
-	Time       string          `json:"time"`
-	Event      json.RawMessage `json:"event"`
+	Sequence    uint64          `json:"sequence"`
+	Cursor      string          `json:"cursor"`
+	Type        string          `json:"type"`
+	Aggregate   string          `json:"aggregate"`
+	AggregateID string          `json:"aggregateId"`
+	CustomerID  string          `json:"customerId,omitempty"` // customer events only
+	Time        string          `json:"time"`
+	Event       json.RawMessage `json:"event"`
 }
 
 type changesMeta struct {
@@ -77,17 +81,20 @@ type changesResponse struct {
 	Meta changesMeta  `json:"meta"`
 }
 
-// listChanges serves GET /changes: every event of every customer in stream
-// order after the cursor, each as its CloudEvent (in the current version of
-// its type), with the cursor to resume from; wait long-polls while there is
-// nothing new (crm.audit).
+// listChanges serves GET /changes: the events after the cursor in stream
+// order, each as its CloudEvent (in the current version of its type), with
+// the cursor to resume from; wait long-polls while there is nothing new
+// (crm.audit). By default the customers' events only (what the feed served
+// before contacts and activities existed); aggregates= or types= choose.
 func (a *api) listChanges(c *gin.Context) {
 	var (
 		after uint64
 		limit = defaultChanges
 		wait  time.Duration
 		types []string
+		aggs  []events.Aggregate // nil: all
 		errs  []fault.FieldError
+		given bool // aggregates or types
 	)
 	fail := func(f, m string) { errs = append(errs, fault.FieldError{Field: f, Message: m}) }
 	for key, vs := range c.Request.URL.Query() {
@@ -121,7 +128,22 @@ func (a *api) listChanges(c *gin.Context) {
 				continue
 			}
 			wait = d
+		case "aggregates":
+			given = true
+			known := events.Aggregates()
+			for _, a := range strings.Split(v, ",") {
+				a := events.Aggregate(strings.TrimSpace(a))
+				if !slices.Contains(known, a) {
+					fail(key, "must be a comma-separated list of aggregates ("+joinAggregates(known)+")")
+					aggs = nil
+					break
+				}
+				if !slices.Contains(aggs, a) {
+					aggs = append(aggs, a)
+				}
+			}
 		case "types":
+			given = true
 			known := events.Types()
 			for _, t := range strings.Split(v, ",") {
 				t = strings.TrimSpace(t)
@@ -140,6 +162,13 @@ func (a *api) listChanges(c *gin.Context) {
 		writeError(c, fault.InvalidFields(errs...))
 		return
 	}
+	if !given {
+		aggs = []events.Aggregate{events.Customers}
+	}
+	keep := func(ev events.Event) bool {
+		return (aggs == nil || slices.Contains(aggs, ev.Data.Aggregate())) &&
+			(types == nil || slices.Contains(types, ev.Type()))
+	}
 	if a.Changes == nil {
 		writeError(c, errNoStream)
 		return
@@ -147,7 +176,7 @@ func (a *api) listChanges(c *gin.Context) {
 	ctx := c.Request.Context()
 	deadline := time.Now().Add(wait)
 	for {
-		items, next, more, err := a.readChanges(ctx, after, limit, types)
+		items, next, more, err := a.readChanges(ctx, after, limit, keep)
 		if err != nil {
 			writeError(c, err)
 			return
@@ -165,31 +194,37 @@ func (a *api) listChanges(c *gin.Context) {
 
 var errNoStream = fault.New(fault.Unavailable, "the event stream is unavailable; retry later")
 
-// readChanges reads the events after after, keeping those of types (nil:
-// all), until limit are kept or maxScanned were read; next is the sequence
-// of the last one read.
-func (a *api) readChanges(ctx context.Context, after uint64, limit int, types []string) ([]changeJSON, uint64, bool, error) {
+// readChanges reads the events after after, keeping those keep takes,
+// until limit are kept or maxScanned messages were read; next is the
+// sequence of the last message read.
+func (a *api) readChanges(ctx context.Context, after uint64, limit int, keep func(events.Event) bool) ([]changeJSON, uint64, bool, error) {
 	items := make([]changeJSON, 0, min(limit, 64))
-	next, scanned := after, 0
+	next, scanned := after, uint64(0)
 	for {
-		evs, more, err := a.Changes.ReadChanges(ctx, next, limit-len(items))
+		evs, last, more, err := a.Changes.ReadChanges(ctx, next, limit-len(items))
 		if err != nil {
 			return nil, 0, false, err
 		}
+		scanned += last - next
+		read := last > next
+		next = last
 		for _, ev := range evs {
-			next = ev.Seq
-			if types != nil && !slices.Contains(types, ev.Type()) {
+			if !keep(ev) {
 				continue
 			}
 			data, err := events.Encode(ev)
 			if err != nil {
 				return nil, 0, false, fault.Wrap(fault.Internal, "encode event", err)
 			}
-			items = append(items, changeJSON{Sequence: ev.Seq, Cursor: ChangeCursor(ev.Seq), Type: ev.Type(),
-				CustomerID: ev.AggregateID, Time: ev.Time.UTC().Format(time.RFC3339Nano), Event: data})
+			item := changeJSON{Sequence: ev.Seq, Cursor: ChangeCursor(ev.Seq), Type: ev.Type(),
+				Aggregate: string(ev.Data.Aggregate()), AggregateID: ev.AggregateID,
+				Time: ev.Time.UTC().Format(time.RFC3339Nano), Event: data}
+			if ev.Data.Aggregate() == events.Customers {
+				item.CustomerID = ev.AggregateID
+			}
+			items = append(items, item)
 		}
-		scanned += len(evs)
-		if !more || len(items) >= limit || scanned >= maxScanned || len(evs) == 0 {
+		if !more || len(items) >= limit || scanned >= maxScanned || !read {
 			return items, next, more, nil
 		}
 	}
@@ -214,4 +249,12 @@ func (a *api) waitForChanges(ctx context.Context, seq uint64, deadline time.Time
 		}()
 	}
 	return a.ChangesWaiter.WaitFor(ctx, seq)
+}
+
+func joinAggregates(as []events.Aggregate) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = string(a)
+	}
+	return strings.Join(s, ", ")
 }

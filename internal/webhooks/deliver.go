@@ -18,6 +18,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"crm/internal/events"
 )
 
 // Outcomes of an attempt.
@@ -31,7 +33,9 @@ const (
 type Delivery struct {
 	EventID        string     `json:"eventId"`
 	EventType      string     `json:"eventType"`
-	CustomerID     string     `json:"customerId,omitempty"`
+	CustomerID     string     `json:"customerId,omitempty"` // a customer event's
+	Aggregate      string     `json:"aggregate,omitempty"`
+	AggregateID    string     `json:"aggregateId,omitempty"`
 	StreamSequence uint64     `json:"streamSequence,omitempty"`
 	Attempt        int        `json:"attempt"`
 	At             time.Time  `json:"at"`
@@ -147,7 +151,7 @@ func (m *Manager) Ping(ctx context.Context, id string) (Delivery, error) {
 type item struct {
 	msg       jetstream.Msg
 	seq       uint64
-	customer  string
+	customer  string // the ordering key: aggregate and id
 	id, typ   string
 	attempts  int
 	firstFail time.Time
@@ -165,8 +169,8 @@ var (
 )
 
 // dispatcher delivers one subscription's events while its runner holds the
-// lease: events of one customer one at a time, in stream order; different
-// customers up to Concurrency at once.
+// lease: events of one customer (contact, activity) one at a time, in
+// stream order; different ones up to Concurrency at once.
 type dispatcher struct {
 	m   *Manager
 	sub *atomic.Pointer[Subscription]
@@ -319,7 +323,13 @@ func (d *dispatcher) run(ctx context.Context) error {
 			h := r.it
 			busy[h.customer] = false
 			h.attempts++
-			r.d.Attempt, r.d.EventType, r.d.CustomerID = h.attempts, h.typ, h.customer
+			r.d.Attempt, r.d.EventType = h.attempts, h.typ
+			if agg, id, ok := strings.Cut(h.customer, "."); ok {
+				r.d.Aggregate, r.d.AggregateID = agg, id
+				if agg == string(events.Customers) {
+					r.d.CustomerID = id
+				}
+			}
 			now := time.Now()
 			switch r.d.Outcome {
 			case OutcomeDelivered:
@@ -440,13 +450,14 @@ func eventTime(msg jetstream.Msg) time.Time {
 	return time.Now()
 }
 
-// customerOf returns the id token of crm.<aggregate>.<id>.<kind>.
+// customerOf returns "<aggregate>.<id>" of crm.<aggregate>.<id>.<kind>:
+// the events of one customer (contact, activity) are delivered in order.
 func customerOf(subject string) string {
 	parts := strings.SplitN(subject, ".", 4)
 	if len(parts) < 3 {
 		return subject
 	}
-	return parts[2]
+	return parts[1] + "." + parts[2]
 }
 
 // consumerFor returns a fresh durable consumer for s that starts where

@@ -46,9 +46,12 @@ type Subscription struct {
 	ID  string `json:"id"`
 	URL string `json:"url"`
 	// Types are CloudEvents type patterns (* matches any run of
-	// characters); empty = every event.
+	// characters) over the events of every aggregate; empty = every
+	// customer event (what it meant before contacts and activities had
+	// events).
 	Types []string `json:"types,omitempty"`
-	// CustomerID limits the subscription to one customer's events.
+	// CustomerID limits the subscription to one customer's own events
+	// (customer events only).
 	CustomerID  string `json:"customerId,omitempty"`
 	Description string `json:"description,omitempty"`
 	Enabled     bool   `json:"enabled"`
@@ -183,6 +186,9 @@ func apply(s Subscription, in Input, create bool, allowHTTP bool) (Subscription,
 	} else if create {
 		s.Concurrency = DefaultConcur
 	}
+	if len(errs) == 0 && s.CustomerID != "" && len(s.FilterSubjects()) == 0 {
+		fail("types", "must match a customer event type when customerId is set (a subscription to one customer gets that customer's own events)")
+	}
 	if len(errs) > 0 {
 		return s, fault.InvalidFields(errs...)
 	}
@@ -267,10 +273,17 @@ func matchPattern(p, t string) bool {
 	}
 }
 
-// Matches reports whether an event of CloudEvents type t is for s.
+// Matches reports whether an event of CloudEvents type t is for s: with
+// no types, every customer event; else what a pattern matches; of one
+// customer, customer events only.
 func (s Subscription) Matches(t string) bool {
-	if len(s.Types) == 0 {
-		return true
+	if len(s.Types) == 0 || s.CustomerID != "" {
+		if !slices.Contains(events.TypesOf(events.Customers), t) {
+			return false
+		}
+		if len(s.Types) == 0 {
+			return true
+		}
 	}
 	for _, p := range s.Types {
 		if matchPattern(p, t) {
@@ -281,32 +294,34 @@ func (s Subscription) Matches(t string) bool {
 }
 
 // FilterSubjects returns the subjects of the stream s's consumer reads:
-// the kinds its types match, of one customer or of all.
+// per aggregate, all its events when s matches every kind of it, else the
+// kinds s matches; of one customer, that customer's subjects only.
 func (s Subscription) FilterSubjects() []string {
-	var kinds []events.Kind
-	all := true
-	for _, d := range events.Definitions() {
-		if d.Aggregate != events.Customers {
-			continue
+	var out []string
+	for _, a := range events.Aggregates() {
+		var kinds []events.Kind
+		all := true
+		for _, k := range events.Kinds(a) {
+			if d, _ := events.Lookup(a, k); s.Matches(d.Type) {
+				kinds = append(kinds, k)
+			} else {
+				all = false
+			}
 		}
-		if s.Matches(d.Type) {
-			kinds = append(kinds, d.Kind)
-		} else {
-			all = false
-		}
-	}
-	if all {
-		if s.CustomerID != "" {
-			return []string{events.CustomerSubjects(s.CustomerID)}
-		}
-		return []string{events.SubjectAll}
-	}
-	out := make([]string, len(kinds))
-	for i, k := range kinds {
-		if s.CustomerID != "" {
-			out[i] = events.Subject(s.CustomerID, k)
-		} else {
-			out[i] = events.KindSubjects(k)
+		switch {
+		case len(kinds) == 0:
+		case all && s.CustomerID != "":
+			out = append(out, events.CustomerSubjects(s.CustomerID))
+		case all:
+			out = append(out, events.AggregateAll(a))
+		default:
+			for _, k := range kinds {
+				if s.CustomerID != "" {
+					out = append(out, events.Subject(s.CustomerID, k))
+				} else {
+					out = append(out, events.AggregateKindSubjects(a, k))
+				}
+			}
 		}
 	}
 	return out

@@ -139,9 +139,16 @@ func TestFilterSubjects(t *testing.T) {
 		s    Subscription
 		want []string
 	}{
+		// No types: the customers' events (as before contacts existed).
 		{Subscription{}, []string{events.SubjectAll}},
-		{Subscription{Types: []string{"*"}}, []string{events.SubjectAll}},
+		{Subscription{Types: []string{"*"}}, []string{"crm.customers.>", "crm.contacts.>", "crm.activities.>"}},
+		{Subscription{Types: []string{"*.contact.*"}}, []string{"crm.contacts.>"}},
+		{Subscription{Types: []string{"*.deleted.*"}}, []string{"crm.customers.*.deleted", "crm.contacts.*.deleted", "crm.activities.*.deleted"}},
+		{Subscription{Types: []string{events.TypeActivityCreatedV1, "*.customer.contact*"}},
+			[]string{"crm.customers.*.contactlinked", "crm.customers.*.contactunlinked", "crm.activities.*.created"}},
 		{Subscription{CustomerID: id}, []string{events.CustomerSubjects(id)}},
+		{Subscription{CustomerID: id, Types: []string{"*"}}, []string{events.CustomerSubjects(id)}},
+		{Subscription{CustomerID: id, Types: []string{"*.contact.*"}}, nil},
 		{Subscription{Types: []string{"*.customer.deleted.*"}}, []string{events.KindSubjects(events.KindDeleted)}},
 		{Subscription{Types: []string{events.TypeCreatedV1, events.TypeDeletedV1}, CustomerID: id},
 			[]string{events.Subject(id, events.KindCreated), events.Subject(id, events.KindDeleted)}},
@@ -153,7 +160,7 @@ func TestFilterSubjects(t *testing.T) {
 }
 
 func TestApplyNamesEveryBadField(t *testing.T) {
-	u, zero, big := "ftp://x", 0, 65
+	u, ok, zero, big := "ftp://x", "https://hooks.example.com/crm", 0, 65
 	types := []string{"com.example.none", "ok*", "bad type"}
 	cust := "not-a-uuid"
 	_, err := apply(Subscription{}, Input{URL: &u, Types: &types, CustomerID: &cust, Concurrency: &zero}, true, false)
@@ -188,6 +195,12 @@ func TestApplyNamesEveryBadField(t *testing.T) {
 		if msg := checkURLSyntax(c.url, c.allowHTTP); (msg == "") != c.ok {
 			t.Errorf("%q (allow http %v): %q", c.url, c.allowHTTP, msg)
 		}
+	}
+	// One customer's subscription gets customer events only: types that
+	// match none are refused.
+	id, contactsOnly := "6f1c2a7e-4b3d-4c2e-9a1f-0e5d8b7c6a41", []string{"*.contact.*"}
+	if _, err := apply(Subscription{}, Input{URL: &ok, CustomerID: &id, Types: &contactsOnly}, true, false); len(fault.Fields(err)) != 1 || fault.Fields(err)[0].Field != "types" {
+		t.Errorf("customerId with contact types only: %v", err)
 	}
 	// Enabling clears the reason the service disabled it for.
 	now := time.Now()
