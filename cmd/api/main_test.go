@@ -166,6 +166,7 @@ type outcome struct {
 	id     string // the created customer when 201
 	code   string
 	name   string // the customer's name, unique per request (see loadSeq)
+	start  time.Time
 }
 
 // notSent is the status of a request whose connection was never
@@ -179,20 +180,21 @@ func post(url, body string) outcome {
 	req, _ := http.NewRequest("POST", url+"/api/v1/crm/customers", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
+	start := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
-			return outcome{status: notSent}
+			return outcome{status: notSent, start: start}
 		}
-		return outcome{}
+		return outcome{start: start}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return outcome{}
 	}
-	o := outcome{status: resp.StatusCode}
+	o := outcome{status: resp.StatusCode, start: start}
 	if resp.StatusCode == http.StatusCreated {
 		var env struct {
 			Data struct{ CustomerID, CustomerCode string }
@@ -401,15 +403,23 @@ func TestSIGTERMDrainsInFlightCommands(t *testing.T) {
 	}
 	// Whether a killed request had been stored yet is luck; that it got no
 	// answer is not: nearly every client has a request in flight at any
-	// instant, so a skipped drain leaves about one unknown per client (12
-	// to 16 of 16 measured). A real drain leaves only the requests sent on
-	// an idle keep-alive connection as the server closed it: 0 to 9 of 16
-	// measured on a loaded 2-core machine (9 once in CI, none stored),
-	// where clients wait longer between requests. The stored-unknown check
-	// above is the exact one; this count catches a skipped drain that was
-	// lucky enough to store none.
-	if n.unknown >= 3*clients/4 {
-		t.Errorf("%d of %d clients got no answer: the process exited without draining their requests", n.unknown, clients)
+	// instant, so a skipped drain leaves about one unanswered request per
+	// client that was sent before the SIGTERM (12 to 16 of 16 measured). A
+	// real drain answers those; what it leaves unanswered are requests
+	// sent after the SIGTERM on a keep-alive connection the server closed
+	// as idle, up to one per client on a loaded machine (15 of 16 once in
+	// CI, none stored), which is HTTP/1.1's race, not a lost request. The
+	// stored-unknown check above is the exact one; this count catches a
+	// skipped drain that was lucky enough to store none.
+	before := 0
+	for _, o := range outcomes {
+		if o.status == 0 && o.start.Before(start) {
+			before++
+		}
+	}
+	t.Logf("unanswered: %d (%d sent before the SIGTERM)", n.unknown, before)
+	if before >= 3*clients/4 {
+		t.Errorf("%d of %d clients got no answer to a request sent before the SIGTERM: the process exited without draining them", before, clients)
 	}
 }
 

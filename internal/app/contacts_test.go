@@ -8,8 +8,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 
 	"crm/internal/apptest"
 )
@@ -206,7 +208,7 @@ func TestContactBadRequests(t *testing.T) {
 		{"delete no crm.delete", "DELETE", one, "", []string{"Authorization", viewer}, 403, ""},
 		{"delete unknown id", "DELETE", contactsPath + "/00000000-0000-4000-8000-000000000000", "", nil, 404, ""},
 		{"get bad id", "GET", contactsPath + "/C001", "", nil, 400, "contactId"},
-		{"get unknown parameter", "GET", one + "?asOf=2026-01-01T00:00:00Z", "", nil, 400, "asOf"},
+		{"get unknown parameter", "GET", one + "?since=2026-01-01T00:00:00Z", "", nil, 400, "since"},
 		{"list unknown parameter", "GET", contactsPath + "?status=active", "", nil, 400, "status"},
 		{"list page", "GET", contactsPath + "?page=2", "", nil, 400, "page"},
 		{"list bad sort", "GET", contactsPath + "?sort=customerCode", "", nil, 400, "sort"},
@@ -355,4 +357,134 @@ func equalJSON(t *testing.T, a, b any) bool {
 		t.Fatal(err)
 	}
 	return string(x) == string(y)
+}
+
+// TestContactHistoryAndAsOf: a contact's history, read from the stream,
+// shows each change with its old and new value and each link to a
+// customer as customers.<customerId> (attributes before and after);
+// asOf folds the contact to any past instant; both need crm.audit.
+func TestContactHistoryAndAsOf(t *testing.T) {
+	e := apptest.StartEmbedded(t)
+	cu := create(t, e, `{"name":"Acme History"}`)
+	k := createContact(t, e, `{"name":"Ann Lee","tags":["vip"]}`)
+	one := contactsPath + "/" + k.ContactID
+	steps := []struct{ method, path, body string }{
+		{"PATCH", one, `{"title":"CFO","tags":[]}`},
+		{"PUT", "/api/v1/crm/customers/" + cu.CustomerID + "/contacts/" + k.ContactID, `{"role":"billing"}`},
+		{"PUT", "/api/v1/crm/customers/" + cu.CustomerID + "/contacts/" + k.ContactID, `{"role":"billing","primary":true}`},
+		{"PATCH", one, `{"name":"Ann Lee-Smith"}`},
+		{"DELETE", one, ""},
+	}
+	for _, s := range steps {
+		var body any
+		if s.body != "" {
+			body = s.body
+		}
+		if r := e.Do(s.method, s.path, body); r.Status >= 300 {
+			t.Fatalf("%s %s: %d %s", s.method, s.path, r.Status, r.Body)
+		}
+	}
+	type entry struct {
+		Kind     string `json:"kind"`
+		Version  uint64 `json:"version"`
+		Time     string `json:"time"`
+		Actor    string `json:"actor"`
+		Sequence uint64 `json:"sequence"`
+		Changes  []struct {
+			Field    string
+			Old, New any
+		} `json:"changes"`
+	}
+	var h struct {
+		Data []entry `json:"data"`
+		Meta struct {
+			Total int64 `json:"total"`
+		} `json:"meta"`
+	}
+	if r := e.Do("GET", one+"/history", nil); r.Status != http.StatusOK {
+		t.Fatalf("history: %d %s", r.Status, r.Body)
+	} else {
+		r.JSON(t, &h)
+	}
+	var got []string
+	for i, en := range h.Data {
+		if en.Version != uint64(i+1) || en.Actor != admin || en.Sequence == 0 {
+			t.Errorf("entry %d: %+v", i, en)
+		}
+		s := en.Kind + ":"
+		for _, c := range en.Changes {
+			s += fmt.Sprintf(" %s %v→%v", c.Field, c.Old, c.New)
+		}
+		got = append(got, s)
+	}
+	link := "customers." + cu.CustomerID
+	want := []string{
+		"created: name <nil>→Ann Lee tags <nil>→[vip]",
+		"updated: title <nil>→CFO tags [vip]→[]",
+		"linked: " + link + " <nil>→map[customerCode:" + cu.CustomerCode + "]",
+		"updated: name Ann Lee→Ann Lee-Smith", // the link's change is on the customer's history only
+		"unlinked: " + link + " map[customerCode:" + cu.CustomerCode + "]→<nil>",
+		"deleted:",
+	}
+	if !slices.Equal(got, want) || h.Meta.Total != int64(len(want)) {
+		t.Fatalf("history:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Paged like the customers' history.
+	var p2 struct{ Data []entry }
+	e.Do("GET", one+"/history?page=2&perPage=3", nil).JSON(t, &p2)
+	if len(p2.Data) != 3 || p2.Data[0].Version != 4 || p2.Data[2].Kind != "deleted" {
+		t.Errorf("page 2: %+v", p2.Data)
+	}
+
+	// As of each entry's time: the contact as it was then.
+	asOf := func(at string) (int, contactBody, string) {
+		r := e.Do("GET", one+"?asOf="+url.QueryEscape(at), nil)
+		var env contactEnvelope
+		if r.Status == http.StatusOK {
+			r.JSON(t, &env)
+		}
+		return r.Status, env.Data, r.Header.Get("ETag")
+	}
+	if st, c, tag := asOf(h.Data[1].Time); st != http.StatusOK || c.Name != "Ann Lee" || c.Title == nil || *c.Title != "CFO" || len(c.Tags) != 0 || tag != `"2"` {
+		t.Errorf("as of the first patch: %d %+v %s", st, c, tag)
+	}
+	if st, c, tag := asOf(h.Data[3].Time); st != http.StatusOK || c.Name != "Ann Lee-Smith" || tag != `"4"` {
+		t.Errorf("as of the rename: %d %+v %s", st, c, tag)
+	}
+	if st, _, _ := asOf("2000-01-01T00:00:00Z"); st != http.StatusNotFound {
+		t.Errorf("before it existed: %d", st)
+	}
+	if st, _, _ := asOf(time.Now().Add(time.Hour).UTC().Format(time.RFC3339)); st != http.StatusNotFound {
+		t.Errorf("after its deletion: %d", st)
+	}
+
+	// Bad requests, permissions, unknown ids.
+	viewer, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "v", "exp": 4102444800, "permissions": []string{"crm.view"}}).
+		SignedString([]byte(apptest.Secret))
+	for _, c := range []struct {
+		path   string
+		status int
+		field  string
+		auth   string
+	}{
+		{one + "?asOf=yesterday", 400, "asOf", ""},
+		{one + "?asOf=2026-01-01T00:00:00Z&x=1", 400, "x", ""},
+		{one + "/history?sort=name", 400, "query", ""},
+		{one + "/history?page=0", 400, "page", ""},
+		{contactsPath + "/not-a-uuid/history", 400, "contactId", ""},
+		{contactsPath + "/" + uuid.NewString() + "/history", 404, "", ""},
+		{contactsPath + "/" + cu.CustomerID + "/history", 404, "", ""}, // a customer's id is no contact
+		{one + "/history", 403, "", viewer},
+		{one + "?asOf=2026-01-01T00:00:00Z", 403, "", viewer},
+	} {
+		var r apptest.Response
+		if c.auth != "" {
+			r = e.Do("GET", c.path, nil, "Authorization", "Bearer "+c.auth)
+		} else {
+			r = e.Do("GET", c.path, nil)
+		}
+		if r.Status != c.status || c.field != "" && !strings.Contains(string(r.Body), `"field":"`+c.field+`"`) {
+			t.Errorf("GET %s: %d %s, want %d naming %q", c.path, r.Status, r.Body, c.status, c.field)
+		}
+	}
 }

@@ -631,7 +631,7 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	r = k.call("GET", contactOne, contacts+"/"+cid, nil, 200)
 	cetag := r.Header.Get("ETag")
 	k.call("GET", contactOne, contacts+"/"+strings.ToUpper(cid), nil, 200) // either case
-	k.call("GET", contactOne, contacts+"/"+cid+"?asOf=2026-01-01T00:00:00Z", nil, 400)
+	k.call("GET", contactOne, contacts+"/"+cid+"?since=2026-01-01T00:00:00Z", nil, 400)
 	k.call("GET", contactOne, contacts+"/C001", nil, 400)
 	k.call("GET", contactOne, contacts+"/"+uuid.NewString(), nil, 404)
 	k.call("GET", contactOne, contacts+"/"+cid, nil, 401, "Authorization", "")
@@ -700,6 +700,21 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	}
 	k.call("GET", contactOne, contacts+"/"+cid, nil, 404)
 	k.call("DELETE", contactOne, contacts+"/"+cid, nil, 404)
+	// Its history and its state as of before the deletion.
+	const contactHistory = contactOne + "/history"
+	r = k.call("GET", contactHistory, contacts+"/"+cid+"/history", nil, 200)
+	var ch struct {
+		Data []struct{ Time, Kind string } `json:"data"`
+	}
+	if r.JSON(t, &ch); len(ch.Data) != 3 || ch.Data[2].Kind != "deleted" {
+		t.Errorf("contact history: %s", r.Body)
+	} else {
+		k.call("GET", contactOne, contacts+"/"+cid+"?asOf="+url.QueryEscape(ch.Data[1].Time), nil, 200)
+	}
+	k.call("GET", contactHistory, contacts+"/"+cid+"/history?perPage=0", nil, 400)
+	k.call("GET", contactHistory, contacts+"/"+uuid.NewString()+"/history", nil, 404)
+	k.call("GET", contactHistory, contacts+"/"+cid+"/history", nil, 401, "Authorization", "")
+	k.call("GET", contactOne, contacts+"/"+cid+"?asOf=never", nil, 400)
 	k.call("DELETE", contactOne, contacts+"/not-a-uuid", nil, 400)
 	r = k.call("GET", contacts, contacts, nil, 200)
 	if cpage = readPage(r); cpage.Meta.Total != 1 || len(cpage.Data) != 1 || cpage.Data[0]["contactId"] != ann["contactId"] {

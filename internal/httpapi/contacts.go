@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"crm/internal/audit"
 	"crm/internal/commands"
 	"crm/internal/contact"
 	"crm/internal/customer"
@@ -218,7 +219,12 @@ func (a *api) getContact(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	for key := range c.Request.URL.Query() {
+	values := c.Request.URL.Query()
+	if _, ok := values["asOf"]; ok {
+		a.contactAsOf(c, id, values)
+		return
+	}
+	for key := range values {
 		writeError(c, fault.InvalidField(key, "is not a known parameter"))
 		return
 	}
@@ -233,6 +239,49 @@ func (a *api) getContact(c *gin.Context) {
 	}
 	c.Header("ETag", etag(k.Version))
 	c.JSON(http.StatusOK, dataResponse{Data: contactToJSON(k)})
+}
+
+// contactAsOf serves GET /contacts/{id}?asOf=: the contact folded from
+// the stream up to that instant (crm.audit).
+func (a *api) contactAsOf(c *gin.Context, id string, values url.Values) {
+	at, err := asOfOnly(c, values)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	evs, err := a.Commands.ContactEvents(c.Request.Context(), a.request(c), id)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	state, existed := audit.ContactAsOf(evs, at)
+	if !existed || state.Deleted {
+		writeError(c, contact.ErrNotFound)
+		return
+	}
+	c.Header("ETag", etag(state.Version))
+	c.JSON(http.StatusOK, dataResponse{Data: contactToJSON(readmodel.FromContact(state))})
+}
+
+// contactHistory serves GET /contacts/{id}/history: the contact's events
+// from the stream, oldest first, paginated (crm.audit).
+func (a *api) contactHistory(c *gin.Context) {
+	id, err := contactID(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	q, err := historyPage(c.Request.URL.Query())
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	evs, err := a.Commands.ContactEvents(c.Request.Context(), a.request(c), id)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	writeHistory(c, audit.ContactHistory(evs), q)
 }
 
 // listContacts serves GET /contacts: the live contacts, filtered by tag

@@ -286,27 +286,8 @@ func (a *api) getCustomer(c *gin.Context) {
 // customerAsOf serves GET /customers/{id}?asOf=: the state folded from the
 // stream up to that instant (crm.audit).
 func (a *api) customerAsOf(c *gin.Context, id string, values url.Values) {
-	var errs []fault.FieldError
-	var at time.Time
-	for key, vs := range values {
-		switch {
-		case key != "asOf":
-			errs = append(errs, fault.FieldError{Field: key, Message: "is not a known parameter"})
-		case len(vs) != 1:
-			errs = append(errs, fault.FieldError{Field: key, Message: "must be given once"})
-		default:
-			t, err := audit.ParseAsOf(vs[0])
-			if err != nil {
-				errs = append(errs, fault.FieldError{Field: key, Message: "must be an RFC 3339 time, e.g. 2025-01-21T10:00:00Z"})
-			}
-			at = t
-		}
-	}
-	if len(errs) > 0 {
-		writeError(c, fault.InvalidFields(errs...))
-		return
-	}
-	if err := principal(c).Require(auth.PermAudit); err != nil {
+	at, err := asOfOnly(c, values)
+	if err != nil {
 		writeError(c, err)
 		return
 	}
@@ -328,6 +309,53 @@ func (a *api) customerAsOf(c *gin.Context, id string, values url.Values) {
 	c.JSON(http.StatusOK, dataResponse{Data: toJSON(readmodel.FromState(state))})
 }
 
+// asOfOnly returns the instant of a query that must hold asOf and nothing
+// else, once the caller is known to hold crm.audit.
+func asOfOnly(c *gin.Context, values url.Values) (time.Time, error) {
+	var errs []fault.FieldError
+	var at time.Time
+	for key, vs := range values {
+		switch {
+		case key != "asOf":
+			errs = append(errs, fault.FieldError{Field: key, Message: "is not a known parameter"})
+		case len(vs) != 1:
+			errs = append(errs, fault.FieldError{Field: key, Message: "must be given once"})
+		default:
+			t, err := audit.ParseAsOf(vs[0])
+			if err != nil {
+				errs = append(errs, fault.FieldError{Field: key, Message: "must be an RFC 3339 time, e.g. 2025-01-21T10:00:00Z"})
+			}
+			at = t
+		}
+	}
+	if len(errs) > 0 {
+		return time.Time{}, fault.InvalidFields(errs...)
+	}
+	if err := principal(c).Require(auth.PermAudit); err != nil {
+		return time.Time{}, err
+	}
+	return at, nil
+}
+
+// historyPage parses history's page and perPage (nothing else).
+func historyPage(values url.Values) (readmodel.Query, error) {
+	q, err := parseQuery(values, false)
+	if err == nil && (q.Status != "" || q.Type != "" || q.Tag != "" || q.CreatedBy != "" || q.Deleted || values.Get("sort") != "") {
+		err = fault.InvalidField("query", "history takes only page and perPage")
+	}
+	return q, err
+}
+
+// writeHistory answers one page of history entries.
+func writeHistory(c *gin.Context, entries []audit.Entry, q readmodel.Query) {
+	total := int64(len(entries))
+	from := min(int64(q.Page-1)*int64(q.PerPage), total)
+	to := min(from+int64(q.PerPage), total)
+	c.JSON(http.StatusOK, historyResponse{Data: entries[from:to], Meta: pageMeta{
+		Total: total, Page: q.Page, PerPage: q.PerPage, TotalPages: (total + int64(q.PerPage) - 1) / int64(q.PerPage),
+	}})
+}
+
 type historyResponse struct {
 	Data []audit.Entry `json:"data"`
 	Meta pageMeta      `json:"meta"`
@@ -341,10 +369,7 @@ func (a *api) customerHistory(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	q, err := parseQuery(c.Request.URL.Query(), false)
-	if err == nil && (q.Status != "" || q.Type != "" || q.Tag != "" || q.CreatedBy != "" || q.Deleted || c.Query("sort") != "") {
-		err = fault.InvalidField("query", "history takes only page and perPage")
-	}
+	q, err := historyPage(c.Request.URL.Query())
 	if err != nil {
 		writeError(c, err)
 		return
@@ -354,13 +379,7 @@ func (a *api) customerHistory(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	entries := audit.History(evs)
-	total := int64(len(entries))
-	from := min(int64(q.Page-1)*int64(q.PerPage), total)
-	to := min(from+int64(q.PerPage), total)
-	c.JSON(http.StatusOK, historyResponse{Data: entries[from:to], Meta: pageMeta{
-		Total: total, Page: q.Page, PerPage: q.PerPage, TotalPages: (total + int64(q.PerPage) - 1) / int64(q.PerPage),
-	}})
+	writeHistory(c, audit.History(evs), q)
 }
 
 // number parses a query parameter's decimal digits: no sign, no spaces

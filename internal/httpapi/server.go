@@ -162,6 +162,7 @@ func New(d Deps) http.Handler {
 	g.POST("/contacts", a.require(auth.PermCreate), a.createContact)
 	g.GET("/contacts", a.require(auth.PermView), a.listContacts)
 	g.GET("/contacts/:id", a.require(auth.PermView), a.getContact)
+	g.GET("/contacts/:id/history", a.require(auth.PermAudit), a.contactHistory)
 	g.PATCH("/contacts/:id", a.require(auth.PermEdit), a.updateContact)
 	g.DELETE("/contacts/:id", a.require(auth.PermDelete), a.deleteContact)
 	g.GET("/me", a.require(auth.PermView), a.me)

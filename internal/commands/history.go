@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"crm/internal/auth"
+	"crm/internal/contact"
 	"crm/internal/customer"
 	"crm/internal/events"
 )
@@ -22,6 +23,23 @@ func (h *Handler) CustomerEvents(ctx context.Context, r Request, id string) ([]e
 	}
 	if len(evs) == 0 {
 		return nil, customer.ErrNotFound
+	}
+	return evs, nil
+}
+
+// ContactEvents returns every event of one contact from the stream, oldest
+// first, for the audit endpoints; deleted contacts included. An id without
+// events is contact.ErrNotFound. Requires crm.audit.
+func (h *Handler) ContactEvents(ctx context.Context, r Request, id string) ([]events.Event, error) {
+	if err := r.Principal.Require(auth.PermAudit); err != nil {
+		return nil, err
+	}
+	evs, _, err := h.store.LoadAggregate(ctx, events.Contacts, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(evs) == 0 {
+		return nil, contact.ErrNotFound
 	}
 	return evs, nil
 }
