@@ -488,3 +488,114 @@ func TestContactHistoryAndAsOf(t *testing.T) {
 		}
 	}
 }
+
+// TestContactSearch: GET /contacts/search finds the contacts by a prefix
+// of any word of their name, title or email, accent- and
+// case-insensitively, in name order, with the tag filter and cursor pages;
+// a rename and a delete show at once (read-your-writes); bad parameters
+// are 400s naming them.
+func TestContactSearch(t *testing.T) {
+	e := apptest.StartEmbedded(t)
+	for _, body := range []string{
+		`{"name":"José Álvarez","title":"CFO","email":"jose@acme.example","tags":["vip"]}`,
+		`{"name":"Ann Lee","title":"Chief Executive","email":"ann.lee@acme.example"}`,
+		`{"name":"Annabel Smith","title":"Buyer","tags":["vip"]}`,
+		`{"name":"Bob Stone","email":"annie.stone@globex.example"}`,
+		`{"name":"Carl Jung","title":"Analyst"}`,
+	} {
+		createContact(t, e, body)
+	}
+	search := func(query string) (names []string, total int64, relation string) {
+		t.Helper()
+		next := ""
+		for i := 0; i < 10; i++ {
+			q := query
+			if next != "" {
+				q += "&after=" + url.QueryEscape(next)
+			}
+			var page struct {
+				Data []contactBody
+				Meta struct {
+					Total         int64
+					TotalRelation string
+					Next          string
+				}
+			}
+			r := e.Do("GET", contactsPath+"/search?"+q, nil)
+			if r.JSON(t, &page); r.Status != http.StatusOK {
+				t.Fatalf("search ?%s: %d %s", q, r.Status, r.Body)
+			}
+			for _, k := range page.Data {
+				names = append(names, k.Name)
+			}
+			total, relation = page.Meta.Total, page.Meta.TotalRelation
+			if next = page.Meta.Next; next == "" {
+				return names, total, relation
+			}
+		}
+		t.Fatalf("search ?%s: no end", query)
+		return nil, 0, ""
+	}
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"q=ann", []string{"Ann Lee", "Annabel Smith", "Bob Stone"}}, // Bob by his email
+		{"q=ANN&perPage=1", []string{"Ann Lee", "Annabel Smith", "Bob Stone"}},
+		{"q=jose+alv", []string{"José Álvarez"}},
+		{"q=JOSÉ", []string{"José Álvarez"}},
+		{"q=chief+exec", []string{"Ann Lee"}},
+		{"q=acme", []string{"Ann Lee", "José Álvarez"}},
+		{"q=a&tag=vip&perPage=1", []string{"Annabel Smith", "José Álvarez"}},
+		{"q=nobody", nil},
+	} {
+		got, total, rel := search(tc.query)
+		if !slices.Equal(got, tc.want) || total != int64(len(tc.want)) || rel != "eq" {
+			t.Errorf("search ?%s = %v (total %d %s), want %v", tc.query, got, total, rel, tc.want)
+		}
+	}
+	// A rename and a delete are searched at once.
+	var page struct{ Data []contactBody }
+	e.Do("GET", contactsPath+"/search?q=carl", nil).JSON(t, &page)
+	if len(page.Data) != 1 {
+		t.Fatalf("carl: %+v", page.Data)
+	}
+	carl := page.Data[0].ContactID
+	if r := e.Do("PATCH", contactsPath+"/"+carl, `{"name":"Carla Jung"}`); r.Status != http.StatusOK {
+		t.Fatalf("rename: %d %s", r.Status, r.Body)
+	}
+	if got, _, _ := search("q=carla+analyst"); !slices.Equal(got, []string{"Carla Jung"}) {
+		t.Errorf("after the rename: %v", got)
+	}
+	if r := e.Do("DELETE", contactsPath+"/"+carl, nil); r.Status != http.StatusOK {
+		t.Fatalf("delete: %d %s", r.Status, r.Body)
+	}
+	if got, _, _ := search("q=jung"); len(got) != 0 {
+		t.Errorf("after the delete: %v", got)
+	}
+
+	// Bad parameters.
+	var first struct{ Meta struct{ Next string } }
+	e.Do("GET", contactsPath+"/search?q=ann&perPage=1", nil).JSON(t, &first)
+	for q, field := range map[string]string{
+		"":                              "q",
+		"q=":                            "q",
+		"q=+--+":                        "q",
+		"q=" + strings.Repeat("a", 201): "q",
+		"q=ann&email=ann@acme.example":  "email",
+		"q=ann&sort=createdAt":          "sort",
+		"q=ann&page=2":                  "page",
+		"q=ann&perPage=101":             "perPage",
+		"q=ann&x=1":                     "x",
+		"q=ann&q=bob":                   "q",
+		"q=bob&after=" + url.QueryEscape(first.Meta.Next): "after", // another query's cursor
+	} {
+		r := e.Do("GET", contactsPath+"/search?"+q, nil)
+		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), `"field":"`+field+`"`) {
+			t.Errorf("search ?%s: %d %s, want 400 naming %s", q, r.Status, r.Body, field)
+		}
+	}
+	if r := e.Do("GET", contactsPath+"?q=ann", nil); r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), `"field":"q"`) {
+		t.Errorf("the list with q: %d %s", r.Status, r.Body)
+	}
+}

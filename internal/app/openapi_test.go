@@ -670,6 +670,16 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 	cpage = readPage(r)
 	k.call("GET", contacts, contacts+"?perPage=1&sort=-name&after="+url.QueryEscape(cpage.Meta.Next), nil, 400) // another order
 	k.call("GET", contacts, contacts, nil, 401, "Authorization", "")
+	// Contact search.
+	const contactSearch = contacts + "/search"
+	r = k.call("GET", contactSearch, contactSearch+"?q=zoe&perPage=1", nil, 200)
+	if cpage = readPage(r); len(cpage.Data) != 1 || cpage.Data[0]["contactId"] != cid {
+		t.Errorf("contact search: %s", r.Body)
+	}
+	k.call("GET", contactSearch, contactSearch+"?q=a&tag=billing&perPage=1", nil, 200)
+	k.call("GET", contactSearch, contactSearch+"?q=zoe&sort=name", nil, 400)
+	k.call("GET", contactSearch, contactSearch, nil, 400)
+	k.call("GET", contactSearch, contactSearch+"?q=zoe", nil, 401, "Authorization", "")
 
 	// Contact patches.
 	r = k.call("PATCH", contactOne, contacts+"/"+cid, `{"title":"CFO","phone":null}`, 200, "If-Match", cetag, "Content-Type", "application/merge-patch+json")

@@ -18,6 +18,7 @@ import (
 	"crm/internal/customer"
 	"crm/internal/fault"
 	"crm/internal/readmodel"
+	searchq "crm/internal/search"
 )
 
 // contactJSON is a contact as the REST contract shows it: unset optional
@@ -287,8 +288,16 @@ func (a *api) contactHistory(c *gin.Context) {
 // listContacts serves GET /contacts: the live contacts, filtered by tag
 // or email, sorted by name (default), createdAt or updatedAt, paged by
 // cursor (?after= meta.next).
-func (a *api) listContacts(c *gin.Context) {
-	q, err := a.parseContactQuery(c.Request.URL.Query())
+func (a *api) listContacts(c *gin.Context) { a.contactPage(c, false) }
+
+// searchContacts serves GET /contacts/search?q=: the live contacts with a
+// word of their name, title or email starting with each word of q, in
+// name order, filtered by tag, paged by cursor; the total is exact up to
+// 10,000 (then meta.totalRelation is "gte").
+func (a *api) searchContacts(c *gin.Context) { a.contactPage(c, true) }
+
+func (a *api) contactPage(c *gin.Context, search bool) {
+	q, err := a.parseContactQuery(c.Request.URL.Query(), search)
 	if err != nil {
 		writeError(c, err)
 		return
@@ -306,6 +315,9 @@ func (a *api) listContacts(c *gin.Context) {
 	out := contactListResponse{Data: make([]contactJSON, 0, len(p.Items)), Meta: pageMeta{
 		Total: p.Total, PerPage: int(perPage), TotalPages: (p.Total + perPage - 1) / perPage, TotalRelation: "eq",
 	}}
+	if p.TotalAtLeast {
+		out.Meta.TotalRelation = "gte"
+	}
 	for _, k := range p.Items {
 		out.Data = append(out.Data, contactToJSON(k))
 	}
@@ -315,8 +327,9 @@ func (a *api) listContacts(c *gin.Context) {
 	c.JSON(http.StatusOK, out)
 }
 
-// parseContactQuery reads the parameters of GET /contacts strictly.
-func (a *api) parseContactQuery(values url.Values) (readmodel.ContactQuery, error) {
+// parseContactQuery reads the parameters of GET /contacts (search: of GET
+// /contacts/search) strictly.
+func (a *api) parseContactQuery(values url.Values, search bool) (readmodel.ContactQuery, error) {
 	q := readmodel.ContactQuery{PerPage: readmodel.DefaultPerPage, Sort: readmodel.SortName}
 	var errs []fault.FieldError
 	fail := func(f, m string) { errs = append(errs, fault.FieldError{Field: f, Message: m}) }
@@ -342,7 +355,25 @@ func (a *api) parseContactQuery(values url.Values) (readmodel.ContactQuery, erro
 				continue
 			}
 			q.Tag = t
+		case "q":
+			if !search {
+				fail(key, "is only supported by /contacts/search")
+				continue
+			}
+			if strings.TrimSpace(v) == "" || utf8.RuneCountInString(v) > maxQueryLength || !utf8.ValidString(v) {
+				fail(key, "must be 1 to 200 characters")
+				continue
+			}
+			if _, err := searchq.ParseQuery(v); err != nil {
+				fail(key, "must contain at least one letter or digit")
+				continue
+			}
+			q.Text = v
 		case "email":
+			if search {
+				fail(key, "is not supported by /contacts/search (list the contacts with that email instead)")
+				continue
+			}
 			e := strings.TrimSpace(v)
 			if e == "" || !utf8.ValidString(e) || utf8.RuneCountInString(e) > customer.MaxEmail {
 				fail(key, "must be 1 to "+strconv.Itoa(customer.MaxEmail)+" characters")
@@ -350,6 +381,10 @@ func (a *api) parseContactQuery(values url.Values) (readmodel.ContactQuery, erro
 			}
 			q.Email = e
 		case "sort":
+			if search {
+				fail(key, "is not supported by /contacts/search: the matches are in name order")
+				continue
+			}
 			field, desc := strings.CutPrefix(v, "-")
 			if !slices.Contains(readmodel.ContactSorts, field) {
 				fail(key, "must be one of "+strings.Join(readmodel.ContactSorts, ", ")+", optionally prefixed with - for descending")
@@ -363,6 +398,9 @@ func (a *api) parseContactQuery(values url.Values) (readmodel.ContactQuery, erro
 		default:
 			fail(key, "is not a known parameter")
 		}
+	}
+	if search && q.Text == "" && !slices.ContainsFunc(errs, func(e fault.FieldError) bool { return e.Field == "q" }) {
+		fail("q", "is required")
 	}
 	if len(errs) > 0 {
 		return q, fault.InvalidFields(errs...)
@@ -380,7 +418,11 @@ func (a *api) parseContactQuery(values url.Values) (readmodel.ContactQuery, erro
 // contactBinding names what a contact cursor is valid for: the filters and
 // the order.
 func contactBinding(q readmodel.ContactQuery) string {
-	return bindingOf("contacts", q.Sort, strconv.FormatBool(q.Desc), q.Tag, strings.ToLower(q.Email))
+	parts := []string{"contacts", q.Sort, strconv.FormatBool(q.Desc), q.Tag, strings.ToLower(q.Email)}
+	if q.Text != "" { // a search's cursor is its query's (the list's stay what they were)
+		parts = append(parts, "search", q.Text)
+	}
+	return bindingOf(parts...)
 }
 
 func (a *api) encodeContactCursor(q readmodel.ContactQuery, p readmodel.ContactPosition) string {

@@ -161,6 +161,7 @@ func New(d Deps) http.Handler {
 	g.GET("/contacts/:id/customers", a.require(auth.PermView), a.contactCustomers)
 	g.POST("/contacts", a.require(auth.PermCreate), a.createContact)
 	g.GET("/contacts", a.require(auth.PermView), a.listContacts)
+	g.GET("/contacts/search", a.require(auth.PermView), a.searchContacts)
 	g.GET("/contacts/:id", a.require(auth.PermView), a.getContact)
 	g.GET("/contacts/:id/history", a.require(auth.PermAudit), a.contactHistory)
 	g.PATCH("/contacts/:id", a.require(auth.PermEdit), a.updateContact)

@@ -96,6 +96,9 @@ type ContactReader interface {
 	// strictly after that position), their number (Total, exact: every
 	// live contact matching the filters, whatever q.After), and whether
 	// more follow (More). An unknown q.Sort is a fault.Invalid error.
+	// With q.Text it is a search (see ContactQuery.Text): in name order,
+	// its Total bounded, at a cost that does not grow with the number of
+	// matches either.
 	ListContacts(ctx context.Context, q ContactQuery) (ContactPage, error)
 }
 
@@ -109,6 +112,15 @@ type ContactQuery struct {
 	// Filters (exact match; empty = any).
 	Tag   string
 	Email string // contacts whose email, lower-cased (strings.ToLower), is this one lower-cased
+
+	// Text, when set, keeps the contacts that match it with the rules of
+	// package search (every word a prefix of a word of the name, title or
+	// email; case- and accent-insensitive) and makes the page a search:
+	// in name order only (Sort SortName, not Desc), without Email, its
+	// Total exact up to search.MaxExactTotal and that bound beyond it
+	// (TotalAtLeast). A Text without words, or too long, is an error
+	// wrapping search.ErrEmptyQuery or search.ErrQueryTooLong.
+	Text string
 
 	// Sort is SortName (the default), SortCreatedAt or SortUpdatedAt; Desc
 	// reverses it. Ties are broken by id in the same direction.
@@ -157,7 +169,29 @@ func ContactPositionOf(c Contact, sort string) ContactPosition {
 type ContactPage struct {
 	Items []Contact
 	Total int64
-	More  bool // contacts follow this page
+	// TotalAtLeast: Total is a lower bound (a search with more matches
+	// than search.MaxExactTotal).
+	TotalAtLeast bool
+	More         bool // contacts follow this page
+}
+
+// CheckContactSearch returns the words of q.Text, or why q is not a
+// search a store can answer (fault.Invalid, or the search errors).
+func CheckContactSearch(q ContactQuery) ([]string, error) {
+	words, err := search.ParseQuery(q.Text)
+	if err != nil {
+		return nil, err
+	}
+	if q.Sort != "" && q.Sort != SortName || q.Desc || q.Email != "" {
+		return nil, fault.New(fault.Invalid, "a contact search is in name order, without an email filter")
+	}
+	return words, nil
+}
+
+// ContactTerms returns the searchable words of a contact by field: its
+// name, title and email.
+func ContactTerms(c Contact) (name, title, email []string) {
+	return search.Tokens(c.Name), search.Tokens(c.Title), search.Tokens(c.Email)
 }
 
 // PrepareContacts is Prepare for contact documents.

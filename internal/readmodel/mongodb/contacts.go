@@ -3,6 +3,7 @@ package mongodb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -24,7 +25,9 @@ import (
 // Projection fields: nameKey (search.Fold(name), the sort key of names),
 // emailKey (strings.ToLower(email), "" when unset: the email filter),
 // version and seq (the write guard), deleted (tombstones stay so that a
-// late event cannot resurrect a contact).
+// late event cannot resurrect a contact), searchTerms (every prefix of
+// every token of the name, title and email of a live contact: the search,
+// with $all, as for customers).
 type contactDocument struct {
 	ID          string        `bson:"_id"`
 	Name        string        `bson:"name"`
@@ -44,6 +47,7 @@ type contactDocument struct {
 	Version     int64         `bson:"version"`
 	Seq         int64         `bson:"seq"`
 	Deleted     bool          `bson:"deleted"`
+	SearchTerms []string      `bson:"searchTerms"`
 }
 
 // toContactDocument returns the document of c. Seq and Version must fit in
@@ -58,6 +62,11 @@ func toContactDocument(c readmodel.Contact) contactDocument {
 	}
 	d.CreatedAt, d.CreatedAtNs = splitTime(c.CreatedAt)
 	d.UpdatedAt, d.UpdatedAtNs = splitTime(c.UpdatedAt)
+	d.SearchTerms = []string{}
+	if !c.Deleted {
+		name, title, email := readmodel.ContactTerms(c)
+		d.SearchTerms = nonNil(search.Prefixes(append(append(name, title...), email...)))
+	}
 	return d
 }
 
@@ -125,11 +134,21 @@ func (s *Store) ListContacts(ctx context.Context, q readmodel.ContactQuery) (rea
 	if s.closed.Load() {
 		return readmodel.ContactPage{}, s.fail("list contacts", errClosed)
 	}
+	var words []string
+	if q.Text != "" {
+		if words, err = readmodel.CheckContactSearch(q); err != nil {
+			if errors.Is(err, search.ErrEmptyQuery) || errors.Is(err, search.ErrQueryTooLong) {
+				err = fmt.Errorf("readmodel/mongodb: search contacts: %w", err)
+			}
+			return readmodel.ContactPage{}, err
+		}
+	}
 	ctx, cancel := opContext(ctx)
 	defer cancel()
 	c := s.live().contacts
 	// Every request value is a literal string compared for equality (the
-	// tag with an element of tags): none can become an operator.
+	// tag with an element of tags, each search word with an element of
+	// searchTerms): none can become an operator.
 	filter := bson.D{{Key: "deleted", Value: false}}
 	if q.Tag != "" {
 		filter = append(filter, bson.E{Key: "tags", Value: q.Tag})
@@ -137,11 +156,22 @@ func (s *Store) ListContacts(ctx context.Context, q readmodel.ContactQuery) (rea
 	if q.Email != "" {
 		filter = append(filter, bson.E{Key: "emailKey", Value: strings.ToLower(q.Email)})
 	}
-	total, err := c.CountDocuments(ctx, filter)
+	count := options.Count()
+	if words != nil {
+		// A search: its first word's index range (searchTerms, deleted,
+		// nameKey, _id) is in name order, so a page reads about a page of
+		// matches of every word; the total stops at the exact bound.
+		filter = append(filter, bson.E{Key: "searchTerms", Value: bson.D{{Key: "$all", Value: words}}})
+		count.SetLimit(search.MaxExactTotal + 1)
+	}
+	total, err := c.CountDocuments(ctx, filter, count)
 	if err != nil {
 		return readmodel.ContactPage{}, s.fail("list contacts", err)
 	}
 	p := readmodel.ContactPage{Items: []readmodel.Contact{}, Total: total}
+	if words != nil && total > search.MaxExactTotal {
+		p.Total, p.TotalAtLeast = search.MaxExactTotal, true
+	}
 	if total == 0 {
 		return p, nil
 	}

@@ -338,7 +338,7 @@ func indexModels() []mongo.IndexModel {
 // contactIndexModels returns the indexes of the contacts collection: the
 // orders of ListContacts (walked backwards for descending), ties broken by
 // _id, without a filter and with the tag filter (multikey); the email
-// filter.
+// filter; the search in name order (multikey).
 func contactIndexModels() []mongo.IndexModel {
 	return named([]mongo.IndexModel{
 		{Keys: asc("deleted", "nameKey", "_id")},
@@ -348,6 +348,7 @@ func contactIndexModels() []mongo.IndexModel {
 		{Keys: asc("tags", "deleted", "createdAt", "createdAtNs", "_id")},
 		{Keys: asc("tags", "deleted", "updatedAt", "updatedAtNs", "_id")},
 		{Keys: asc("emailKey", "deleted")},
+		{Keys: asc("searchTerms", "deleted", "nameKey", "_id")},
 	})
 }
 

@@ -409,8 +409,14 @@ func TestContactDocumentShape(t *testing.T) {
 	if tags, _ := raw["tags"].(bson.A); len(tags) != 1 || tags[0] != "billing" {
 		t.Errorf("tags = %#v", raw["tags"])
 	}
-	if len(raw) != len(want)+1 {
-		t.Errorf("document has %d fields, want %d: %v", len(raw), len(want)+1, raw)
+	// Every prefix of every word of the name, title and email (the search).
+	wantTerms := []string{"j", "jo", "jos", "jose", "m", "mu", "mul", "mull", "mulle", "muller", "c", "cf", "cfo",
+		"e", "ex", "exa", "exam", "examp", "exampl", "example", "co", "com"}
+	if terms, _ := raw["searchTerms"].(bson.A); fmt.Sprint(terms) != fmt.Sprint(wantTerms) {
+		t.Errorf("searchTerms = %v, want %v", terms, wantTerms)
+	}
+	if len(raw) != len(want)+2 {
+		t.Errorf("document has %d fields, want %d: %v", len(raw), len(want)+2, raw)
 	}
 	if cp, err := s.Checkpoint(ctx); err != nil || cp != 42 {
 		t.Errorf("Checkpoint = %d, %v; want 42", cp, err)

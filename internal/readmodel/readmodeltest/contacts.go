@@ -127,7 +127,25 @@ func contactModelOf(docs []readmodel.Contact) contactModel {
 func contactMatches(c readmodel.Contact, q readmodel.ContactQuery) bool {
 	return !c.Deleted &&
 		(q.Tag == "" || slices.Contains(c.Tags, q.Tag)) &&
-		(q.Email == "" || strings.ToLower(c.Email) == strings.ToLower(q.Email))
+		(q.Email == "" || strings.ToLower(c.Email) == strings.ToLower(q.Email)) &&
+		(q.Text == "" || contactTextMatches(c, q.Text))
+}
+
+// contactTextMatches is the reference of a contact search: every word of
+// the query (search.ParseQuery) a prefix of a word (search.Tokens) of the
+// name, title or email.
+func contactTextMatches(c readmodel.Contact, text string) bool {
+	words, err := search.ParseQuery(text)
+	if err != nil {
+		return false
+	}
+	toks := slices.Concat(search.Tokens(c.Name), search.Tokens(c.Title), search.Tokens(c.Email))
+	for _, w := range words {
+		if !slices.ContainsFunc(toks, func(tok string) bool { return strings.HasPrefix(tok, w) }) {
+			return false
+		}
+	}
+	return true
 }
 
 // contactKey compares a and b by the sort key of sort alone (no
@@ -655,6 +673,7 @@ func testContactRebuild(t *testing.T, s readmodel.Store) {
 		if q := (readmodel.ContactQuery{PerPage: 10, Tag: "rebuilt"}); listContacts(t, s, q).Total != 0 {
 			t.Errorf("%s: the rebuild's tag is listed", what)
 		}
+		checkContactPage(t, what+": search", listContacts(t, s, readmodel.ContactQuery{PerPage: 10, Text: "alice"}), []readmodel.Contact{alice}, 10, 1)
 	}
 
 	// Abort.
@@ -730,4 +749,71 @@ func testContactRebuild(t *testing.T, s readmodel.Store) {
 	// The swapped contacts keep their guard.
 	commitContacts(t, s, []readmodel.Contact{alice}, 21)
 	wantContact(t, s, "after Swap, an older document", newAlice)
+}
+
+// testContactSearch: ListContacts with Text finds the contacts whose name,
+// title or email has a word starting with each query word (case- and
+// accent-insensitive), in name order, paged with After, with the tag
+// filter, exact totals; a changed name or title is found by its new words
+// only, a deleted contact by none; a search with an email filter or in
+// another order is fault.Invalid, an empty or too long one a search error.
+func testContactSearch(t *testing.T, s readmodel.Store) {
+	ctx := t.Context()
+	docs := contactListData()
+	extra := []struct{ name, title, email string }{
+		{"José Álvarez", "CFO", "jose@acme.example"},
+		{"Ann Lee", "Chief Executive", "ann.lee@acme.example"},
+		{"Annabel Smith", "Buyer", ""},
+		{"Smith Annabel", "", "as@globex.example"},
+		{"O'Brien-Smythe", "Head of IT", "obrien@globex.example"},
+	}
+	for i, x := range extra {
+		c := contactDoc(100+i, x.name)
+		c.Title, c.Email, c.Tags = x.title, x.email, []string{"vip"}[:i%2]
+		docs = append(docs, c)
+	}
+	commitBatch(t, s, readmodel.Batch{Contacts: docs}, 100)
+	m := contactModelOf(docs)
+	queries := []string{"ann", "ANN", "ánn", "anna", "annabel smith", "smith annabel", "title 1", "title", "example com",
+		"jose", "JOSÉ álv", "cfo", "chief exec", "acme", "globex obrien", "o brien", "smythe", "smile", "zoe", "emile",
+		"東京", "łukasz", "lukasz", "strasse", "e", "nobody", "ann zzz"}
+	hits := 0
+	for _, text := range queries {
+		for _, q := range []readmodel.ContactQuery{{Text: text, PerPage: 100}, {Text: text, PerPage: 1}, {Text: text, PerPage: 3, Tag: "vip"}} {
+			hits += len(m.list(q))
+			walkContacts(t, fmt.Sprintf("search %q (perPage %d, tag %q)", text, q.PerPage, q.Tag), s, q, m)
+		}
+	}
+	if hits == 0 || len(m.list(readmodel.ContactQuery{Text: "nobody"})) != 0 || len(m.list(readmodel.ContactQuery{Text: "jose"})) != 1 ||
+		len(m.list(readmodel.ContactQuery{Text: "ann"})) < 5 {
+		t.Fatalf("test data: the queries do not exercise the search (%d hits)", hits)
+	}
+
+	// A renamed contact is found by its new name only; a deleted one not.
+	renamed := m[contactID(100)]
+	renamed.Name, renamed.Title, renamed.Seq, renamed.Version = "Josefina Ortega", "CEO", 200, renamed.Version+1
+	gone := m[contactID(101)]
+	gone.Deleted, gone.Seq, gone.Version = true, 201, gone.Version+1
+	commitBatch(t, s, readmodel.Batch{Contacts: []readmodel.Contact{renamed, gone}}, 201)
+	m[renamed.ID], m[gone.ID] = renamed, gone
+	for _, text := range []string{"alvarez", "cfo", "josefina", "ceo", "jose", "ann lee", "chief"} {
+		walkContacts(t, "after the rename: search "+text, s, readmodel.ContactQuery{Text: text, PerPage: 2}, m)
+	}
+	if len(m.list(readmodel.ContactQuery{Text: "alvarez"})) != 0 || len(m.list(readmodel.ContactQuery{Text: "josefina"})) != 1 {
+		t.Fatal("test data: the rename does not change what is found")
+	}
+
+	// Queries a store cannot answer.
+	for _, q := range []readmodel.ContactQuery{{Text: "ann", Email: "ann@example.com"}, {Text: "ann", Sort: readmodel.SortCreatedAt},
+		{Text: "ann", Desc: true}} {
+		if _, err := s.ListContacts(ctx, q); fault.KindOf(err) != fault.Invalid {
+			t.Errorf("ListContacts(%+v) = %v, want fault.Invalid", q, err)
+		}
+	}
+	if _, err := s.ListContacts(ctx, readmodel.ContactQuery{Text: " -- "}); !errors.Is(err, search.ErrEmptyQuery) {
+		t.Errorf("a search without words: %v", err)
+	}
+	if _, err := s.ListContacts(ctx, readmodel.ContactQuery{Text: strings.Repeat("a", search.MaxQueryRunes+1)}); !errors.Is(err, search.ErrQueryTooLong) {
+		t.Errorf("a search too long: %v", err)
+	}
 }

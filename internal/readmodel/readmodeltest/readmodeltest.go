@@ -90,6 +90,7 @@ func Run(t *testing.T, open func(t *testing.T) (readmodel.Store, func() readmode
 		{"ContactIdempotent", testContactIdempotent},
 		{"ContactList", testContactList},
 		{"ContactPerPage", testContactPerPage},
+		{"ContactSearch", testContactSearch},
 		{"ContactRebuild", testContactRebuild},
 		{"LinkRoundTrip", testLinkRoundTrip},
 		{"LinkFilters", testLinkFilters},

@@ -125,6 +125,12 @@ func TestMain(m *testing.M) {
 	if bench.dir != "" {
 		os.RemoveAll(bench.dir)
 	}
+	if contactBench.s != nil {
+		contactBench.s.Close()
+	}
+	if contactBench.dir != "" {
+		os.RemoveAll(contactBench.dir)
+	}
 	os.Exit(code)
 }
 

@@ -53,6 +53,7 @@ type storedContact struct {
 	seq     uint64
 	deleted bool
 	tags    []string
+	sid     sql.NullInt64
 }
 
 // commitContacts writes docs in tx (which holds the write lock), each
@@ -72,7 +73,7 @@ func commitContacts(ctx context.Context, tx *sql.Tx, t tables, docs []readmodel.
 		if err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, "SELECT contact_id, id, seq, deleted, tags FROM "+t.contacts+
+		rows, err := tx.QueryContext(ctx, "SELECT contact_id, id, seq, deleted, tags, sid FROM "+t.contacts+
 			" WHERE contact_id IN (SELECT value FROM json_each(?))", list)
 		if err != nil {
 			return err
@@ -83,7 +84,7 @@ func commitContacts(ctx context.Context, tx *sql.Tx, t tables, docs []readmodel.
 				st       storedContact
 				seq      int64
 			)
-			err := rows.Scan(&id, &st.id, &seq, &st.deleted, &tags)
+			err := rows.Scan(&id, &st.id, &seq, &st.deleted, &tags, &st.sid)
 			if err == nil {
 				err = json.Unmarshal([]byte(tags), &st.tags)
 			}
@@ -109,14 +110,25 @@ func commitContacts(ctx context.Context, tx *sql.Tx, t tables, docs []readmodel.
 		if err != nil {
 			return err
 		}
+		if exists && !old.deleted && old.sid.Valid {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM "+t.contactFts+" WHERE rowid = ?", old.sid.Int64); err != nil {
+				return fmt.Errorf("contact %s: %w", d.ID, err)
+			}
+		}
+		var sid sql.NullInt64
+		if !d.Deleted {
+			if sid, err = contactSearchID(ctx, tx, t, d, old, exists); err != nil {
+				return fmt.Errorf("contact %s: %w", d.ID, err)
+			}
+		}
 		args := []any{d.Name, search.Fold(d.Name), d.Email, strings.ToLower(d.Email), d.Phone, d.Title, d.Notes, string(tags),
-			d.CreatedBy, nanos(d.CreatedAt), d.UpdatedBy, nanos(d.UpdatedAt), int64(d.Version), int64(d.Seq), d.Deleted}
+			d.CreatedBy, nanos(d.CreatedAt), d.UpdatedBy, nanos(d.UpdatedAt), int64(d.Version), int64(d.Seq), d.Deleted, sid}
 		var row int64
 		if exists {
 			row = old.id
 			_, err = tx.ExecContext(ctx, "UPDATE "+t.contacts+" SET name = ?, name_key = ?, email = ?, email_key = ?, phone = ?, "+
 				"title = ?, notes = ?, tags = ?, created_by = ?, created_at = ?, updated_by = ?, updated_at = ?, "+
-				"version = ?, seq = ?, deleted = ? WHERE id = ?", append(args, row)...)
+				"version = ?, seq = ?, deleted = ?, sid = ? WHERE id = ?", append(args, row)...)
 			if err == nil && !old.deleted {
 				_, err = tx.ExecContext(ctx, "DELETE FROM "+t.contactTags+" WHERE contact = ?", row)
 				counts[""]--
@@ -126,14 +138,17 @@ func commitContacts(ctx context.Context, tx *sql.Tx, t tables, docs []readmodel.
 			}
 		} else {
 			err = tx.QueryRowContext(ctx, "INSERT INTO "+t.contacts+" (contact_id, name, name_key, email, email_key, phone, "+
-				"title, notes, tags, created_by, created_at, updated_by, updated_at, version, seq, deleted) "+
-				"VALUES ("+placeholders(16)+") RETURNING id", append([]any{d.ID}, args...)...).Scan(&row)
+				"title, notes, tags, created_by, created_at, updated_by, updated_at, version, seq, deleted, sid) "+
+				"VALUES ("+placeholders(17)+") RETURNING id", append([]any{d.ID}, args...)...).Scan(&row)
 		}
 		if err != nil {
 			return fmt.Errorf("contact %s: %w", d.ID, err)
 		}
 		if d.Deleted {
 			continue
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO "+t.contactFts+" (rowid, terms) VALUES (?, ?)", sid.Int64, contactIndexText(d)); err != nil {
+			return fmt.Errorf("contact %s: %w", d.ID, err)
 		}
 		counts[""]++
 		for _, tag := range distinct(d.Tags) {
@@ -188,6 +203,9 @@ func (s *Store) GetContact(ctx context.Context, id string) (readmodel.Contact, e
 func (s *Store) ListContacts(ctx context.Context, q readmodel.ContactQuery) (readmodel.ContactPage, error) {
 	if s.closed.Load() {
 		return readmodel.ContactPage{}, s.fail("list contacts", errClosed)
+	}
+	if q.Text != "" {
+		return s.searchContacts(ctx, q)
 	}
 	limit := q.Limit()
 	query, args, err := contactListSQL(live, q, limit+1)

@@ -18,6 +18,7 @@ type tables struct {
 
 	contacts      string // one row per contact, tombstones included
 	contactTags   string // (tag, sort keys, contact) of live contacts: the tag filter in every order
+	contactFts    string // FTS5 index of the search tokens of live contacts
 	contactCounts string // live contacts per tag ('' = all of them)
 	links         string // (customer, contact) links, ended ones as tombstones
 	activities    string // one row per activity, tombstones included
@@ -36,6 +37,7 @@ var (
 
 		contacts:      "contacts",
 		contactTags:   "contact_tags",
+		contactFts:    "contacts_fts",
 		contactCounts: "contact_counts",
 		links:         "contact_links",
 		activities:    "activities",
@@ -52,6 +54,7 @@ var (
 
 		contacts:      "contacts_rebuild",
 		contactTags:   "contact_tags_rebuild",
+		contactFts:    "contacts_fts_rebuild",
 		contactCounts: "contact_counts_rebuild",
 		links:         "contact_links_rebuild",
 		activities:    "activities_rebuild",
@@ -60,7 +63,7 @@ var (
 )
 
 func (t tables) all() []string {
-	return []string{t.customers, t.tags, t.fts, t.checkpoint, t.counts, t.tagCounts, t.dups, t.contacts, t.contactTags, t.contactCounts, t.links,
+	return []string{t.customers, t.tags, t.fts, t.checkpoint, t.counts, t.tagCounts, t.dups, t.contacts, t.contactTags, t.contactFts, t.contactCounts, t.links,
 		t.activities, t.timeline}
 }
 
@@ -109,7 +112,12 @@ func schema(t tables, gen int64) []string {
 // each live contact once per tag, so that a tag filter reads its page in
 // any order from one index range (a join would sort every match);
 // contact_counts keeps the number of live contacts per tag and in all
-// (tag ”), so that a list's total is one row.
+// (tag ”), so that a list's total is one row. contacts_fts is the search
+// index of the live contacts, built as the customers' (their marked
+// tokens: "n" name, "t" title, "e" email, and a tag facet per tag), its
+// rowid the contact's search id (sid: the bucket of its name, then a
+// slot), so that a search reads its matches in name order
+// (contactsearch.go).
 func contactSchema(t tables, gen int64) []string {
 	g := "_g" + strconv.FormatInt(gen, 10)
 	ix := func(table, name, cols string) string {
@@ -133,9 +141,16 @@ func contactSchema(t tables, gen int64) []string {
 			updated_at INTEGER,
 			version    INTEGER NOT NULL,
 			seq        INTEGER NOT NULL,
-			deleted    INTEGER NOT NULL
+			deleted    INTEGER NOT NULL,
+			sid        INTEGER           -- search id of a live contact; NULL for a tombstone
 		)`,
 		ix(t.contacts, "contacts_name", "deleted, name_key, contact_id"),
+		ix(t.contacts, "contacts_sid", "sid, name_key, contact_id"),
+		`CREATE VIRTUAL TABLE ` + t.contactFts + ` USING fts5(
+			terms,
+			content='', contentless_delete=1, detail=none,
+			tokenize='ascii', prefix='2 3 4 5 6 7'
+		)`,
 		ix(t.contacts, "contacts_created", "deleted, created_at, contact_id"),
 		ix(t.contacts, "contacts_updated", "deleted, updated_at, contact_id"),
 		"CREATE INDEX contacts_email_key" + g + " ON " + t.contacts + " (email_key) WHERE deleted = 0 AND email_key != ''",

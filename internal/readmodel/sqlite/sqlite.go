@@ -28,7 +28,7 @@ import (
 
 // schemaVersion is stored in PRAGMA user_version. A database of another
 // version is emptied and recreated by Open (see migrate).
-const schemaVersion = 11
+const schemaVersion = 12
 
 // readers is the size of the query-only connection pool.
 const readers = 6
