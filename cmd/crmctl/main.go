@@ -26,7 +26,7 @@ Usage:
   crmctl history <id|code>  a customer's history from the stream (--json for JSON)
   crmctl state <id|code>    a customer's state, optionally --as-of a time
   crmctl tail               follow new events live (--kind created|updated|deleted)
-  crmctl verify             compare the read model with the fold of the stream
+  crmctl verify             compare the read model (customers, links, contacts, activities) with the fold of the stream
   crmctl export             export customers (ndjson|csv, --as-of, --events)
   crmctl import FILE        import customers from CSV/NDJSON through the API's import jobs (--map, --dry-run)
   crmctl token              mint a JWT for development

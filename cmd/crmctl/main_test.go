@@ -54,9 +54,24 @@ func TestCrmctlAgainstRunningService(t *testing.T) {
 	e.Do("DELETE", "/api/v1/crm/customers/"+ids[2], nil)
 	// A contact's events in the same stream are no customer's: verify and
 	// export pass over them.
-	if r := e.Do("POST", "/api/v1/crm/contacts", `{"name":"Jane Doe","tags":["billing"]}`); r.Status != http.StatusCreated {
+	r := e.Do("POST", "/api/v1/crm/contacts", `{"name":"Jane Doe","tags":["billing"]}`)
+	if r.Status != http.StatusCreated {
 		t.Fatalf("create contact: %d %s", r.Status, r.Body)
 	}
+	var kenv struct{ Data struct{ ContactID string } }
+	r.JSON(t, &kenv)
+	kid := kenv.Data.ContactID
+	// Linked to Ann Lee, with an activity: verify compares them too.
+	if r := e.Do("PUT", "/api/v1/crm/customers/"+ids[1]+"/contacts/"+kid, `{"role":"billing"}`); r.Status != http.StatusCreated {
+		t.Fatalf("link: %d %s", r.Status, r.Body)
+	}
+	r = e.Do("POST", "/api/v1/crm/customers/"+ids[1]+"/activities", `{"type":"call","occurredAt":"2026-11-30T09:00:00Z","subject":"Hello"}`)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("activity: %d %s", r.Status, r.Body)
+	}
+	var aenv struct{ Data struct{ ActivityID string } }
+	r.JSON(t, &aenv)
+	aid := aenv.Data.ActivityID
 
 	out, err := crmctl(t, e, "history", "C001")
 	if err != nil || !strings.Contains(out, "C001") || !strings.Contains(out, "status") || !strings.Contains(out, `"john@example.com"`) {
@@ -83,7 +98,8 @@ func TestCrmctlAgainstRunningService(t *testing.T) {
 		t.Fatalf("state before the deletion: %v\n%s", err, out)
 	}
 
-	if out, err := crmctl(t, e, "verify"); err != nil || !strings.Contains(out, "0 difference") || !strings.Contains(out, "verified 3 customers (2 live)") {
+	if out, err := crmctl(t, e, "verify"); err != nil || !strings.Contains(out, "0 difference") ||
+		!strings.Contains(out, "verified 3 customers (2 live), 1 links, 1 contacts (1 live), 1 activities (1 live)") {
 		t.Fatalf("verify on a consistent system: %v\n%s", err, out)
 	}
 
@@ -173,6 +189,37 @@ func TestCrmctlAgainstRunningService(t *testing.T) {
 	}
 	if err == nil || !slices.Equal(diffLines(out16), diffLines(out)) || !strings.Contains(out16, "16 pass(es)") {
 		t.Fatalf("verify --passes 16: %v\n%s\nwant the differences of\n%s", err, out16, out)
+	}
+
+	// A contact, a link and an activity tampered with, a contact invented:
+	// each named with its field.
+	inventedContact := "88888888-8888-4888-8888-888888888888"
+	for _, q := range []string{
+		`UPDATE contacts SET title = 'Tampered Title' WHERE contact_id = '` + kid + `'`,
+		`UPDATE contact_links SET role = 'hacked' WHERE contact_id = '` + kid + `'`,
+		`UPDATE activities SET subject = 'Tampered' WHERE activity_id = '` + aid + `'`,
+		`CREATE TEMP TABLE kcopy AS SELECT * FROM contacts WHERE contact_id = '` + kid + `'`,
+		`UPDATE kcopy SET id = id + 1000, contact_id = '` + inventedContact + `', seq = 1`,
+		`INSERT INTO contacts SELECT * FROM kcopy`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	out, err = crmctl(t, e, "verify")
+	for _, want := range []string{
+		"DIFF contact " + kid + " title: read model \"Tampered Title\", stream \"\"",
+		"DIFF customer " + ids[1] + " contacts." + kid + ".role: read model \"hacked\", stream \"billing\"",
+		"DIFF activity " + aid + " subject: read model \"Tampered\", stream \"Hello\"",
+		"DIFF contact " + inventedContact + " document: read model \"present\", stream \"absent\"",
+		"7 difference(s)",
+	} {
+		if err == nil || !strings.Contains(out, want) {
+			t.Errorf("verify after tampering with the others: want %s\n%v\n%s", want, err, out)
+		}
+	}
+	if out16, _ := crmctl(t, e, "verify", "--passes", "16"); !slices.Equal(diffLines(out16), diffLines(out)) {
+		t.Errorf("verify --passes 16 of the others:\n%s\nwant the differences of\n%s", out16, out)
 	}
 }
 

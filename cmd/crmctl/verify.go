@@ -9,9 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"crm/internal/activity"
 	"crm/internal/app"
 	"crm/internal/audit"
 	"crm/internal/config"
+	"crm/internal/contact"
 	"crm/internal/customer"
 	"crm/internal/events"
 	"crm/internal/readmodel"
@@ -45,6 +47,7 @@ func (f storeFlags) open(ctx context.Context) (readmodel.Store, error) {
 type diff struct {
 	id, code, field string
 	readModel, fold any
+	kind            string // "" (a customer), "contact", "activity"
 }
 
 func runVerify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -91,6 +94,8 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	var (
 		res         comparison
 		total, live int
+		others      otherCounts
+		liveContact = map[string]bool{} // every live contact of the fold: the read model lists no other
 		folded      time.Duration
 		width       = 16 / parts
 	)
@@ -103,14 +108,22 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 		t0 := time.Now()
 		foldBar, fEnd := progressBar(fmt.Sprintf("fold   %d/%d", p+1, parts))
 		states := map[string]customer.Customer{}
+		contacts := map[string]contact.Contact{}
+		activities := map[string]activity.Activity{}
 		_, err := c.replayWith(ctx, replayOpts{upTo: last, keep: func(subject string) bool {
-			if agg, _, _, err := events.ParseAggregateSubject(subject); err == nil && agg != events.Customers {
-				return false // another aggregate's event (a contact's): not in the customers read model
+			if _, id, _, err := events.ParseAggregateSubject(subject); err == nil {
+				return inPart(id)
 			}
-			id, ok := strings.CutPrefix(subject, events.SubjectPrefix+".")
-			return !ok || id == "" || inPart(id) // another subject is decoded: Decode reports it
+			return !events.IsClaimSubject(subject) // another subject is decoded: Decode reports it
 		}}, func(ev events.Event) error {
-			states[ev.AggregateID] = customer.Evolve(states[ev.AggregateID], ev)
+			switch ev.Data.Aggregate() {
+			case events.Contacts:
+				contacts[ev.AggregateID] = contact.Evolve(contacts[ev.AggregateID], ev)
+			case events.Activities:
+				activities[ev.AggregateID] = activity.Evolve(activities[ev.AggregateID], ev)
+			default:
+				states[ev.AggregateID] = customer.Evolve(states[ev.AggregateID], ev)
+			}
 			return nil
 		}, foldBar)
 		fEnd()
@@ -119,9 +132,13 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		folded += time.Since(t0)
 		n := len(states)
-		for _, st := range states {
+		links := map[string]map[string]customer.Link{} // the links of the live customers, checked after compare
+		for id, st := range states {
 			if st.Exists() {
 				live++
+			}
+			if len(st.Contacts) > 0 {
+				links[id] = st.Contacts
 			}
 		}
 		total += n
@@ -141,15 +158,36 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 		res.diffs, res.newer = append(res.diffs, r.diffs...), res.newer+r.newer
+		r, err = compareOthers(ctx, store, links, contacts, activities, last, &others)
+		if err != nil {
+			return err
+		}
+		res.diffs, res.newer = append(res.diffs, r.diffs...), res.newer+r.newer
+		for id, k := range contacts {
+			if k.Exists() {
+				liveContact[id] = true
+			}
+		}
 	}
+	r, err := extraContacts(ctx, store, liveContact, last)
+	if err != nil {
+		return err
+	}
+	res.diffs, res.newer = append(res.diffs, r.diffs...), res.newer+r.newer
 	for _, d := range res.diffs {
-		fmt.Fprintf(stdout, "DIFF customer %s (%s) %s: read model %s, stream %s\n", d.id, d.code, d.field, show(d.readModel), show(d.fold))
+		switch d.kind {
+		case "":
+			fmt.Fprintf(stdout, "DIFF customer %s (%s) %s: read model %s, stream %s\n", d.id, d.code, d.field, show(d.readModel), show(d.fold))
+		default:
+			fmt.Fprintf(stdout, "DIFF %s %s %s: read model %s, stream %s\n", d.kind, d.id, d.field, show(d.readModel), show(d.fold))
+		}
 	}
 	if res.newer > 0 {
-		fmt.Fprintf(stdout, "%d customer(s) changed after the fold (stream sequence > %d): not compared\n", res.newer, last)
+		fmt.Fprintf(stdout, "%d document(s) changed after the fold (stream sequence > %d): not compared\n", res.newer, last)
 	}
-	fmt.Fprintf(stdout, "verified %d customers (%d live) up to stream sequence %d in %v (%d pass(es), fold %v): %d difference(s)\n",
-		total, live, last, time.Since(start).Round(time.Millisecond), parts, folded.Round(time.Millisecond), len(res.diffs))
+	fmt.Fprintf(stdout, "verified %d customers (%d live), %d links, %d contacts (%d live), %d activities (%d live) up to stream sequence %d in %v (%d pass(es), fold %v): %d difference(s)\n",
+		total, live, others.links, others.contacts, others.liveContacts, others.activities, others.liveActivities,
+		last, time.Since(start).Round(time.Millisecond), parts, folded.Round(time.Millisecond), len(res.diffs))
 	if len(res.diffs) > 0 {
 		return fmt.Errorf("verify: the read model differs from the stream in %d place(s)", len(res.diffs))
 	}
@@ -222,9 +260,9 @@ scan:
 			case d.Seq > last:
 				res.newer++
 			case !ok && !d.Deleted:
-				res.diffs = append(res.diffs, diff{d.ID, d.Code, "document", "present", "absent"})
+				res.diffs = append(res.diffs, diff{d.ID, d.Code, "document", "present", "absent", ""})
 			case !ok:
-				res.diffs = append(res.diffs, diff{d.ID, d.Code, "tombstone", "present", "absent"})
+				res.diffs = append(res.diffs, diff{d.ID, d.Code, "tombstone", "present", "absent", ""})
 			default:
 				res.diffs = append(res.diffs, docDiff(d.State(), want)...)
 			}
@@ -240,14 +278,15 @@ scan:
 	}
 	slices.Sort(missing)
 	for _, id := range missing {
-		res.diffs = append(res.diffs, diff{id, states[id].Code, "document", nil, "present"})
+		res.diffs = append(res.diffs, diff{id, states[id].Code, "document", nil, "present", ""})
 	}
 	return res, nil
 }
 
 func docDiff(got, want customer.Customer) []diff {
 	var out []diff
-	add := func(field string, g, w any) { out = append(out, diff{want.ID, want.Code, field, g, w}) }
+	add := func(field string, g, w any) { out = append(out, diff{want.ID, want.Code, field, g, w, ""}) }
+	want.Contacts = nil // the links are documents of their own (compareOthers)
 	for _, ch := range audit.Diff(got, want) {
 		add(ch.Field, ch.Old, ch.New)
 	}
