@@ -438,6 +438,33 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := a.text("#timeline"); !strings.Contains(got, "Contact linked (billing)") || !strings.Contains(got, "Customer created") {
 		t.Errorf("the timeline shows %q, want the link and the creation", got)
 	}
+	// A task with its due date, then marked done from the timeline.
+	var shown bool
+	if a.eval("the task fields of a call", `document.querySelector('#a-due').offsetParent !== null`, &shown); shown {
+		t.Error("the due date shows for a call")
+	}
+	a.eval("choose a task", `(() => { const s = document.querySelector('#a-type'); s.value = 'task'; s.dispatchEvent(new Event('change')); return true })()`, nil)
+	a.fill("#a-subject", "Send the contract")
+	a.eval("set the due date", `(() => { document.querySelector('#a-due').value = '2026-12-24T10:00'; return true })()`, nil)
+	a.click("#activity-form button[type=submit]")
+	a.waitText("the task first on the timeline", "#timeline li:first-child", "Send the contract")
+	if got := a.text("#timeline li:first-child"); !strings.Contains(got, "open, due") || !strings.Contains(got, "Mark done") {
+		t.Errorf("the open task shows %q, want its due date and Mark done", got)
+	}
+	a.click("#timeline li:first-child button.mark-done")
+	a.waitText("the task done", "#timeline li:first-child", "· done")
+	var tasks struct {
+		Data []struct {
+			Activity struct {
+				Done  bool   `json:"done"`
+				DueAt string `json:"dueAt"`
+			} `json:"activity"`
+		}
+	}
+	e.Do("GET", "/api/v1/crm/customers/"+id+"/timeline?types=task", nil).JSON(t, &tasks)
+	if len(tasks.Data) != 1 || !tasks.Data[0].Activity.Done || tasks.Data[0].Activity.DueAt == "" {
+		t.Errorf("the API's task: %+v", tasks.Data)
+	}
 	var links struct{ Meta struct{ Total int } }
 	e.Do("GET", "/api/v1/crm/customers/"+id+"/contacts", nil).JSON(t, &links)
 	if links.Meta.Total != 1 {

@@ -659,13 +659,31 @@
     call: 'Call', email: 'Email', meeting: 'Meeting', note: 'Note', task: 'Task',
   };
 
-  // entryText describes one timeline entry in words.
-  function entryText(e) {
+  // entryText describes one timeline entry in words; an open task gets a
+  // button that marks it done (with crm.edit), then onChange runs.
+  function entryText(e, onChange) {
     if (e.activity) {
       const a = e.activity;
+      let markDone = null;
+      if (a.type === 'task' && !a.done && can('crm.edit')) {
+        markDone = h('button', {
+          type: 'button', class: 'mark-done',
+          onclick: async (ev) => {
+            ev.target.disabled = true;
+            const rr = await api('PATCH', '/activities/' + encodeURIComponent(a.activityId), { body: { done: true } });
+            if (!rr.ok) {
+              ev.target.disabled = false;
+              return onChange(rr);
+            }
+            toast('Marked the task done');
+            onChange(null);
+          },
+        }, 'Mark done');
+      }
       return [h('strong', {}, KIND_TEXT[a.type] || a.type), a.subject ? ': ' + a.subject : null,
         a.outcome ? ' (' + a.outcome + ')' : null,
         a.type === 'task' ? (a.done ? ' · done' : ' · open') + (a.dueAt ? ', due ' + fmtTime(a.dueAt) : '') : null,
+        markDone ? [' ', markDone] : null,
         a.body ? h('div', { class: 'muted pre' }, a.body.length > 300 ? a.body.slice(0, 300) + '…' : a.body) : null];
     }
     const ev = e.event || {};
@@ -683,7 +701,8 @@
     const base = '/customers/' + encodeURIComponent(c.customerId) + '/timeline?perPage=20';
     function append(page) {
       for (const e of page.data) {
-        list.append(h('li', {}, h('time', { datetime: e.at }, fmtTime(e.at)), ' ', entryText(e)));
+        list.append(h('li', {}, h('time', { datetime: e.at }, fmtTime(e.at)), ' ',
+          entryText(e, (failed) => (failed ? put(msg, problemBox(failed)) : reloadCustomer(c)))));
       }
       put(more, page.meta.next ? h('button', {
         type: 'button', id: 'timeline-more',
@@ -715,6 +734,15 @@
           if (isNaN(at.getTime())) return put(msg, h('p', { class: 'alert', role: 'alert' }, 'Give the date and time it happened.'));
           const body = { type: val('a-type'), occurredAt: at.toISOString() };
           for (const [id, k] of [['a-subject', 'subject'], ['a-body', 'body'], ['a-outcome', 'outcome']]) if (val(id)) body[k] = val(id);
+          if (body.type === 'task') {
+            const due = val('a-due');
+            if (due) {
+              const d = new Date(due);
+              if (isNaN(d.getTime())) return put(msg, h('p', { class: 'alert', role: 'alert' }, 'Give the date and time the task is due.'));
+              body.dueAt = d.toISOString();
+            }
+            body.done = form.querySelector('#a-done').checked;
+          }
           const rr = await api('POST', '/customers/' + encodeURIComponent(c.customerId) + '/activities', { body });
           if (!rr.ok) return put(msg, problemBox(rr));
           toast('Recorded the ' + body.type);
@@ -724,10 +752,16 @@
       h('fieldset', {}, h('legend', {}, 'Record an activity'),
         h('div', { class: 'grid' },
           h('div', { class: 'field' }, h('label', { for: 'a-type' }, 'Type'),
-            h('select', { id: 'a-type' }, ['call', 'email', 'meeting', 'note', 'task'].map((t) => h('option', { value: t }, KIND_TEXT[t])))),
+            h('select', {
+              id: 'a-type',
+              onchange: (ev) => { form.querySelector('#a-task').hidden = ev.target.value !== 'task'; },
+            }, ['call', 'email', 'meeting', 'note', 'task'].map((t) => h('option', { value: t }, KIND_TEXT[t])))),
           h('div', { class: 'field' }, h('label', { for: 'a-when' }, 'When'), h('input', { id: 'a-when', type: 'datetime-local', required: true, value: opened })),
           h('div', { class: 'field' }, h('label', { for: 'a-subject' }, 'Subject'), h('input', { id: 'a-subject', autocomplete: 'off' })),
           h('div', { class: 'field' }, h('label', { for: 'a-outcome' }, 'Outcome'), h('input', { id: 'a-outcome', autocomplete: 'off' }))),
+        h('div', { class: 'grid', id: 'a-task', hidden: true },
+          h('div', { class: 'field' }, h('label', { for: 'a-due' }, 'Due'), h('input', { id: 'a-due', type: 'datetime-local' })),
+          h('div', { class: 'field' }, h('label', {}, h('input', { type: 'checkbox', id: 'a-done' }), ' Done'))),
         h('div', { class: 'field' }, h('label', { for: 'a-body' }, 'Notes'), h('textarea', { id: 'a-body', rows: 3 })),
         h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Record'))));
     }
