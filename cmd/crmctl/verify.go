@@ -137,7 +137,7 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 			if st.Exists() {
 				live++
 			}
-			if len(st.Contacts) > 0 {
+			if len(st.Contacts) > 0 && st.Exists() { // a merged customer keeps its links, hidden with it
 				links[id] = st.Contacts
 			}
 		}

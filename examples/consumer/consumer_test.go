@@ -211,8 +211,14 @@ func TestConsumerCopyEqualsReadModel(t *testing.T) {
 		e.Do("GET", "/api/v1/crm/contacts/"+k.ContactID+"/customers", nil).JSON(t, &custs)
 		var ids []string
 		json.Unmarshal(copyState.Contacts[k.ContactID]["customers"], &ids)
-		if name != k.Name || len(ids) != custs.Meta.Total {
-			t.Fatalf("contact %s: copy %q with %d customers, read model %q with %d live ones", k.ContactID, name, len(ids), k.Name, custs.Meta.Total)
+		live := 0 // a customer merged into another keeps its links, hidden with it
+		for _, id := range ids {
+			if copyState.Customers[id] != nil {
+				live++
+			}
+		}
+		if name != k.Name || live != custs.Meta.Total {
+			t.Fatalf("contact %s: copy %q with %d live customers, read model %q with %d", k.ContactID, name, live, k.Name, custs.Meta.Total)
 		}
 	}
 }

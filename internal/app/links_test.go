@@ -151,16 +151,6 @@ func TestLinks(t *testing.T) {
 	if e.Do("GET", "/api/v1/crm/contacts/"+bob.ContactID+"/customers", nil).JSON(t, &bobCustomers); bobCustomers.Meta.Total != 0 || bobCustomers.Data == nil {
 		t.Fatalf("bob's customers after unlink: %+v", bobCustomers)
 	}
-	// A merge does not move links (yet): absorbing a customer that has
-	// linked contacts is refused, naming it, and appends nothing.
-	n = len(e.StreamMessages())
-	r = e.Do("POST", "/api/v1/crm/customers/"+acme.CustomerID+"/merge", map[string]any{"customerIds": []string{globex.CustomerID}})
-	if r.Status != http.StatusBadRequest || !slices.Contains(problemFields(t, r), "customerIds[0]") {
-		t.Fatalf("merge of a linked customer: %d %s", r.Status, r.Body)
-	}
-	if s := subjectsSince(e, n); len(s) != 0 {
-		t.Fatalf("a refused merge appended %v", s)
-	}
 }
 
 // TestLinksEndWithDeletion: deleting a customer ends its links (the
@@ -349,4 +339,148 @@ func TestLinkRacesDeletion(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestMergeMovesLinks: a merge copies the absorbed customers' links to the
+// contacts the survivor is not linked to (primary only when the survivor
+// has none), on both sides, in the merge's batch; the contacts then list
+// the survivor, not the absorbed customer; an unmerge ends the copied links
+// that did not change since and brings the absorbed customer back with its
+// own.
+func TestMergeMovesLinks(t *testing.T) {
+	e := apptest.StartEmbedded(t)
+	acme := create(t, e, `{"name":"Acme"}`)
+	globex := create(t, e, `{"name":"Globex"}`)
+	initech := create(t, e, `{"name":"Initech"}`)
+	ann := createContact(t, e, `{"name":"Ann"}`)
+	bob := createContact(t, e, `{"name":"Bob"}`)
+	carl := createContact(t, e, `{"name":"Carl"}`)
+	link := func(cu, k, body string, want int) {
+		t.Helper()
+		if r := e.Do("PUT", "/api/v1/crm/customers/"+cu+"/contacts/"+k, body); r.Status != want {
+			t.Fatalf("link %s-%s: %d %s", cu, k, r.Status, r.Body)
+		}
+	}
+	link(acme.CustomerID, ann.ContactID, `{"role":"billing","primary":true}`, http.StatusCreated)
+	link(globex.CustomerID, ann.ContactID, `{"role":"support"}`, http.StatusCreated)
+	link(globex.CustomerID, bob.ContactID, `{"role":"cto","primary":true,"from":"2025-01-01"}`, http.StatusCreated)
+	link(initech.CustomerID, carl.ContactID, `{"role":"buyer"}`, http.StatusCreated)
+	contactsOf := func(cu string) []string {
+		t.Helper()
+		var l linkList
+		if r := e.Do("GET", "/api/v1/crm/customers/"+cu+"/contacts", nil); r.Status != http.StatusOK {
+			t.Fatalf("contacts of %s: %d %s", cu, r.Status, r.Body)
+		} else {
+			r.JSON(t, &l)
+		}
+		var out []string
+		for _, x := range l.Data {
+			s := x.Contact.Name + ":" + deref(x.Role)
+			if x.Primary {
+				s += ":primary"
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	customersOf := func(k string) []string {
+		t.Helper()
+		var l linkList
+		e.Do("GET", "/api/v1/crm/contacts/"+k+"/customers", nil).JSON(t, &l)
+		var out []string
+		for _, x := range l.Data {
+			out = append(out, x.Customer.Name)
+		}
+		return out
+	}
+	merge := map[string]any{"customerIds": []string{globex.CustomerID, initech.CustomerID}}
+	type moved struct {
+		ContactID, CustomerID string
+		Primary               bool
+	}
+	var preview struct {
+		Merge struct{ Links []moved }
+	}
+	n := len(e.StreamMessages())
+	r := e.Do("POST", "/api/v1/crm/customers/"+acme.CustomerID+"/merge", map[string]any{"customerIds": merge["customerIds"], "dryRun": true})
+	if r.JSON(t, &preview); r.Status != http.StatusOK || r.Header.Get("ETag") != `"2"` || len(subjectsSince(e, n)) != 0 {
+		t.Fatalf("dry run: %d %v %s", r.Status, r.Header, r.Body)
+	}
+	wantMoved := []moved{{bob.ContactID, globex.CustomerID, false}, {carl.ContactID, initech.CustomerID, false}}
+	if !slices.Equal(preview.Merge.Links, wantMoved) {
+		t.Fatalf("dry run links %+v, want %+v", preview.Merge.Links, wantMoved)
+	}
+	var done struct {
+		Merge struct{ Links []moved }
+	}
+	r = e.Do("POST", "/api/v1/crm/customers/"+acme.CustomerID+"/merge", merge)
+	if r.JSON(t, &done); r.Status != http.StatusOK || r.Header.Get("ETag") != `"5"` || !slices.Equal(done.Merge.Links, wantMoved) {
+		t.Fatalf("merge: %d %v %s", r.Status, r.Header, r.Body)
+	}
+	got := subjectsSince(e, n)
+	want := []string{"crm.customers." + acme.CustomerID + ".merged", "crm.customers." + acme.CustomerID + ".contactlinked",
+		"crm.customers." + acme.CustomerID + ".contactlinked", "crm.customers." + globex.CustomerID + ".mergedinto",
+		"crm.customers." + initech.CustomerID + ".mergedinto", "crm.contacts." + bob.ContactID + ".linked", "crm.contacts." + carl.ContactID + ".linked"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("merge events\n%v\nwant\n%v", got, want)
+	}
+	if got := contactsOf(acme.CustomerID); !slices.Equal(got, []string{"Ann:billing:primary", "Bob:cto", "Carl:buyer"}) {
+		t.Errorf("the survivor's contacts: %v", got)
+	}
+	for k, want := range map[string][]string{ann.ContactID: {"Acme"}, bob.ContactID: {"Acme"}, carl.ContactID: {"Acme"}} {
+		if got := customersOf(k); !slices.Equal(got, want) {
+			t.Errorf("customers of %s: %v, want %v", k, got, want)
+		}
+	}
+	var tl timelineBody
+	e.Do("GET", "/api/v1/crm/customers/"+acme.CustomerID+"/timeline?types=contactlinked", nil).JSON(t, &tl)
+	if len(tl.Data) < 4 { // acme's own link to ann, the two copies, and the absorbed customers' own links
+		t.Errorf("the survivor's timeline of links: %+v", tl.Data)
+	}
+
+	// The copy of Carl's link changes (the role): it stays at the unmerge of
+	// Initech. Bob's copy did not: the unmerge of Globex ends it.
+	link(acme.CustomerID, carl.ContactID, `{"role":"head buyer"}`, http.StatusOK)
+	n = len(e.StreamMessages())
+	var un struct {
+		Unmerge struct{ Unlinked []string }
+	}
+	r = e.Do("POST", "/api/v1/crm/customers/"+acme.CustomerID+"/unmerge", map[string]string{"customerId": globex.CustomerID})
+	if r.JSON(t, &un); r.Status != http.StatusOK || !slices.Equal(un.Unmerge.Unlinked, []string{bob.ContactID}) {
+		t.Fatalf("unmerge globex: %d %s", r.Status, r.Body)
+	}
+	want = []string{"crm.customers." + acme.CustomerID + ".mergeundone", "crm.customers." + acme.CustomerID + ".contactunlinked",
+		"crm.customers." + globex.CustomerID + ".unmerged", "crm.contacts." + bob.ContactID + ".unlinked"}
+	if got := subjectsSince(e, n); !slices.Equal(got, want) {
+		t.Fatalf("unmerge events\n%v\nwant\n%v", got, want)
+	}
+	if got := contactsOf(acme.CustomerID); !slices.Equal(got, []string{"Ann:billing:primary", "Carl:head buyer"}) {
+		t.Errorf("the survivor's contacts after the unmerge: %v", got)
+	}
+	if got := contactsOf(globex.CustomerID); !slices.Equal(got, []string{"Bob:cto:primary", "Ann:support"}) {
+		t.Errorf("the unmerged customer's contacts: %v", got)
+	}
+	if got := customersOf(bob.ContactID); !slices.Equal(got, []string{"Globex"}) {
+		t.Errorf("bob's customers after the unmerge: %v", got)
+	}
+	if got := customersOf(ann.ContactID); !slices.Equal(got, []string{"Acme", "Globex"}) {
+		t.Errorf("ann's customers after the unmerge: %v", got)
+	}
+	r = e.Do("POST", "/api/v1/crm/customers/"+acme.CustomerID+"/unmerge", map[string]string{"customerId": initech.CustomerID})
+	if r.JSON(t, &un); r.Status != http.StatusOK || len(un.Unmerge.Unlinked) != 0 {
+		t.Fatalf("unmerge initech: %d %s", r.Status, r.Body)
+	}
+	if got := contactsOf(acme.CustomerID); !slices.Equal(got, []string{"Ann:billing:primary", "Carl:head buyer"}) {
+		t.Errorf("the survivor keeps the changed link: %v", got)
+	}
+	if got := customersOf(carl.ContactID); !slices.Equal(got, []string{"Acme", "Initech"}) {
+		t.Errorf("carl's customers: %v", got)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

@@ -108,26 +108,45 @@ const maxBatchEvents = 1000
 var errBatchTooLarge = fault.New(fault.Unprocessable, "the change would record more than 1,000 events at once "+
 	"(deleting customers or contacts also ends their links): split it")
 
-// linkFanOut adds to evs the other half of every link a deletion among
-// them ends: for a customer's link ended because the customer was
-// deleted, the contact's event; for a contact's link ended because the
-// contact was deleted, the customer's. It loads each other party (their
-// last sequences go into expected, so a concurrent change of one of them
-// fails the append and the command is decided again); a party no longer
-// linked (its half already ended) gets no event. claims is the number of
-// claims that go into the same append: a batch that would exceed the
-// event store's limit is refused before anything is loaded. causes[i] is
-// the index in evs of the event that extra event i answers.
+// linkFanOut adds to evs the other half of every link event among them
+// that lacks one: for a customer's link begun (a merge copying an absorbed
+// customer's link) or ended (its deletion, an unmerge), the contact's
+// event; for a contact's link ended (its deletion), the customer's. It
+// loads each other party; one that gets an event has its last sequence in
+// expected, so a concurrent change of it fails the append and the command
+// is decided again; a party whose half is already so (linked, or no
+// longer linked) gets none. claims is the number of claims that go into
+// the same append: a batch that would exceed the event store's limit is
+// refused before anything is loaded. causes[i] is the index in evs of the
+// event that extra event i answers.
 func (h *Handler) linkFanOut(ctx context.Context, r Request, evs []events.Event, expected map[string]uint64, claims int) (all []events.Event, causes []int, err error) {
+	type pair struct{ customer, contact string }
+	contactHalf, customerHalf := map[pair]bool{}, map[pair]bool{}
+	for _, ev := range evs {
+		switch d := ev.Data.(type) {
+		case *events.ContactLinked:
+			contactHalf[pair{d.CustomerID, d.ContactID}] = true
+		case *events.ContactUnlinked:
+			contactHalf[pair{d.CustomerID, d.ContactID}] = true
+		case *events.CustomerContactLinked:
+			customerHalf[pair{d.CustomerID, d.ContactID}] = true
+		case *events.CustomerContactUnlinked:
+			customerHalf[pair{d.CustomerID, d.ContactID}] = true
+		}
+	}
 	extra := 0
 	for _, ev := range evs {
 		switch d := ev.Data.(type) {
+		case *events.CustomerContactLinked:
+			if d.MergedFrom != "" && !contactHalf[pair{d.CustomerID, d.ContactID}] {
+				extra++
+			}
 		case *events.CustomerContactUnlinked:
-			if d.Reason == events.UnlinkCustomerDeleted {
+			if !contactHalf[pair{d.CustomerID, d.ContactID}] {
 				extra++
 			}
 		case *events.ContactUnlinked:
-			if d.Reason == events.UnlinkContactDeleted {
+			if !customerHalf[pair{d.CustomerID, d.ContactID}] {
 				extra++
 			}
 		}
@@ -140,31 +159,64 @@ func (h *Handler) linkFanOut(ctx context.Context, r Request, evs []events.Event,
 	}
 	m := h.meta(r)
 	contacts := map[string]contact.Contact{}
+	contactLast := map[string]uint64{}
 	customers := map[string]customer.Customer{}
+	customerLast := map[string]uint64{}
+	loadContact := func(id string) (contact.Contact, error) {
+		if k, ok := contacts[id]; ok {
+			return k, nil
+		}
+		kevs, last, err := h.store.LoadAggregate(ctx, events.Contacts, id)
+		if err != nil {
+			return contact.Contact{}, err
+		}
+		contacts[id], contactLast[id] = contact.Fold(kevs), last
+		return contacts[id], nil
+	}
 	all = evs
 	for i, ev := range evs {
-		m.Now = ev.Time // the other half happens with the deletion
+		m.Now = ev.Time // the other half happens with its cause
+		var e events.Event
 		switch d := ev.Data.(type) {
-		case *events.CustomerContactUnlinked:
-			if d.Reason != events.UnlinkCustomerDeleted {
+		case *events.CustomerContactLinked:
+			if d.MergedFrom == "" || contactHalf[pair{d.CustomerID, d.ContactID}] {
+				continue // a link command records both halves itself
+			}
+			k, err := loadContact(d.ContactID)
+			if err != nil {
+				return nil, nil, err
+			}
+			if _, linked := k.Customers[d.CustomerID]; linked {
 				continue
 			}
-			k, ok := contacts[d.ContactID]
-			if !ok {
-				kevs, last, err := h.store.LoadAggregate(ctx, events.Contacts, d.ContactID)
-				if err != nil {
-					return nil, nil, err
-				}
-				k, expected[d.ContactID] = contact.Fold(kevs), last
+			switch {
+			case !k.Exists():
+				return nil, nil, contact.ErrNotFound
+			case len(k.Customers) >= customer.MaxLinks:
+				return nil, nil, contact.ErrTooManyLinks
+			}
+			e = events.Event{ID: h.newID(), Source: m.Source, AggregateID: k.ID, Time: m.Now.UTC(), Version: k.Version + 1,
+				Actor: m.Actor, CorrelationID: m.CorrelationID, CausationID: m.CausationID,
+				Data: &events.ContactLinked{ContactID: k.ID, CustomerID: d.CustomerID, CustomerCode: d.CustomerCode, Link: d.Link,
+					LinkedBy: d.LinkedBy, LinkedAt: d.LinkedAt}}
+			contacts[k.ID] = contact.Evolve(k, e)
+			expected[k.ID] = contactLast[k.ID]
+		case *events.CustomerContactUnlinked:
+			if contactHalf[pair{d.CustomerID, d.ContactID}] {
+				continue
+			}
+			k, err := loadContact(d.ContactID)
+			if err != nil {
+				return nil, nil, err
 			}
 			if _, linked := k.Customers[d.CustomerID]; !linked || !k.Exists() {
 				continue
 			}
-			e := contact.ContactUnlinked(k, d.CustomerID, d.CustomerCode, events.UnlinkCustomerDeleted, m, h.newID(), k.Version+1)
-			contacts[d.ContactID] = contact.Evolve(k, e)
-			all, causes = append(all, e), append(causes, i)
+			e = contact.ContactUnlinked(k, d.CustomerID, d.CustomerCode, d.Reason, m, h.newID(), k.Version+1)
+			contacts[k.ID] = contact.Evolve(k, e)
+			expected[k.ID] = contactLast[k.ID]
 		case *events.ContactUnlinked:
-			if d.Reason != events.UnlinkContactDeleted {
+			if customerHalf[pair{d.CustomerID, d.ContactID}] {
 				continue
 			}
 			cu, ok := customers[d.CustomerID]
@@ -173,15 +225,19 @@ func (h *Handler) linkFanOut(ctx context.Context, r Request, evs []events.Event,
 				if err != nil {
 					return nil, nil, err
 				}
-				cu, expected[d.CustomerID] = customer.Fold(cevs), last
+				cu, customerLast[d.CustomerID] = customer.Fold(cevs), last
 			}
 			if _, linked := cu.Contacts[d.ContactID]; !linked {
+				customers[d.CustomerID] = cu
 				continue
 			}
-			e := contact.CustomerUnlinked(cu, d.ContactID, events.UnlinkContactDeleted, m, h.newID(), cu.Version+1)
+			e = contact.CustomerUnlinked(cu, d.ContactID, d.Reason, m, h.newID(), cu.Version+1)
 			customers[d.CustomerID] = customer.Evolve(cu, e)
-			all, causes = append(all, e), append(causes, i)
+			expected[d.CustomerID] = customerLast[d.CustomerID]
+		default:
+			continue
 		}
+		all, causes = append(all, e), append(causes, i)
 	}
 	return all, causes, nil
 }

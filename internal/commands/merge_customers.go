@@ -46,12 +46,24 @@ func (h *Handler) MergeCustomers(ctx context.Context, r Request, survivorID stri
 	if err != nil || dryRun {
 		return MergeResult{Plan: plan}, err
 	}
-	seqs, err := h.appendDecided(ctx, plan.Events, absorbedIDs, survivorID, last)
+	seqs, err := h.appendDecided(ctx, r, plan.Events, absorbedIDs, survivorID, last)
 	if err != nil {
 		return MergeResult{}, err
 	}
-	plan.Survivor.Seq = seqs[0]
+	plan.Survivor.Seq = lastOf(plan.Events, seqs, survivorID)
 	return MergeResult{Plan: plan, Seq: seqs[len(seqs)-1]}, nil
+}
+
+// lastOf returns the stream sequence of the last of evs (appended at
+// seqs) about id.
+func lastOf(evs []events.Event, seqs []uint64, id string) uint64 {
+	var seq uint64
+	for i, e := range evs {
+		if e.AggregateID == id && i < len(seqs) {
+			seq = seqs[i]
+		}
+	}
+	return seq
 }
 
 // UnmergeCustomer takes absorbedID out of survivorID (see
@@ -79,12 +91,12 @@ func (h *Handler) UnmergeCustomer(ctx context.Context, r Request, survivorID, ab
 	if err != nil {
 		return customer.UnmergeResult{}, 0, err
 	}
-	seqs, err := h.appendDecided(ctx, res.Events, []string{absorbedID}, survivorID, last, claims...)
+	seqs, err := h.appendDecided(ctx, r, res.Events, []string{absorbedID}, survivorID, last, claims...)
 	if err != nil {
 		return customer.UnmergeResult{}, 0, err
 	}
-	res.Survivor.Seq, res.Absorbed.Seq = seqs[0], seqs[1]
-	return res, seqs[1], nil
+	res.Survivor.Seq, res.Absorbed.Seq = lastOf(res.Events, seqs, survivorID), lastOf(res.Events, seqs, absorbedID)
+	return res, seqs[len(seqs)-1], nil
 }
 
 // loadAll folds the customers ids (at most a merge's), loaded in parallel,
@@ -110,13 +122,18 @@ func (h *Handler) loadAll(ctx context.Context, ids []string) ([]customer.Custome
 	return states, last, nil
 }
 
-// appendDecided appends the events of a multi-customer decision, expecting
+// appendDecided appends the events of a multi-customer decision, with the
+// contacts' halves of the links it begins or ends (linkFanOut), expecting
 // each customer (the survivor, then others, matching last) at its loaded
-// sequence; a conflict is ErrMergeRaced.
-func (h *Handler) appendDecided(ctx context.Context, evs []events.Event, others []string, survivorID string, last []uint64, claims ...events.Claim) ([]uint64, error) {
+// sequence, and each contact at its; a conflict is ErrMergeRaced.
+func (h *Handler) appendDecided(ctx context.Context, r Request, evs []events.Event, others []string, survivorID string, last []uint64, claims ...events.Claim) ([]uint64, error) {
 	expected := map[string]uint64{survivorID: last[0]}
 	for i, id := range others {
 		expected[id] = last[i+1]
+	}
+	evs, _, err := h.linkFanOut(ctx, r, evs, expected, len(claims))
+	if err != nil {
+		return nil, err
 	}
 	seqs, err := h.store.Append(ctx, evs, expected, claims...)
 	if fault.Is(err, fault.Conflict) {

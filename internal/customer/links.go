@@ -23,11 +23,15 @@ type Link struct {
 	From, To string
 	LinkedBy string
 	LinkedAt time.Time
+	// MergedFrom is the absorbed customer a merge copied the link from,
+	// until the link is changed ("" for a link made here).
+	MergedFrom string
 }
 
 // LinkOf returns the link an event records.
 func LinkOf(d *events.CustomerContactLinked) Link {
-	return Link{Role: deref(d.Role), Primary: d.Primary, From: deref(d.From), To: deref(d.To), LinkedBy: d.LinkedBy, LinkedAt: d.LinkedAt}
+	return Link{Role: deref(d.Role), Primary: d.Primary, From: deref(d.From), To: deref(d.To), LinkedBy: d.LinkedBy, LinkedAt: d.LinkedAt,
+		MergedFrom: d.MergedFrom}
 }
 
 // Attributes returns the link's attributes as events carry them.

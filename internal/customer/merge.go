@@ -39,11 +39,22 @@ type Choice struct {
 }
 
 // MergePlan is a decided merge: the survivor as merged, the choice made
-// for each field, and the events that record it (the survivor's first).
+// for each field, the links it copies to the survivor, and the events that
+// record it (the survivor's first: the merge, then the copied links; then
+// each absorbed customer's).
 type MergePlan struct {
 	Survivor Customer
 	Choices  []Choice
+	Links    []MovedLink
 	Events   []events.Event
+}
+
+// MovedLink is a link of an absorbed customer that a merge copies to the
+// survivor.
+type MovedLink struct {
+	ContactID string
+	From      string // the absorbed customer
+	Primary   bool   // primary on the survivor too
 }
 
 // DecideMerge decides a merge of absorbed (in cmd.AbsorbedIDs' order) into
@@ -54,10 +65,17 @@ type MergePlan struct {
 // cmd.Resolve overrides a field with the named customer's value. m.EventID
 // and then m.NextID give the events' ids.
 //
+// The absorbed customers' links go with them: each contact an absorbed
+// customer is linked to and the survivor is not gets a link to the
+// survivor with the same attributes (primary only when the survivor has no
+// primary contact yet, the first such), recorded with MergedFrom so that
+// an unmerge can end it. The absorbed customer keeps its own links, hidden
+// with it while it is merged, and is live again with them when unmerged.
+//
 // Errors: MovedTo or ErrNotFound for the survivor; a fault.Invalid error
-// naming customerIds[i] or resolve.<field> for a bad reference (an
-// absorbed customer with linked contacts is one), or tags / notes when the
-// merged value would exceed its limit.
+// naming customerIds[i] or resolve.<field> for a bad reference, customerIds
+// when the survivor would have more than MaxLinks links, or tags / notes
+// when the merged value would exceed its limit.
 func DecideMerge(survivor Customer, absorbed []Customer, cmd Merge, m Meta) (MergePlan, error) {
 	switch {
 	case survivor.MergedInto != "":
@@ -84,11 +102,6 @@ func DecideMerge(survivor Customer, absorbed []Customer, cmd Merge, m Meta) (Mer
 			fail(f, "is merged into "+a.MergedInto+" already")
 		case a.Deleted:
 			fail(f, "is deleted")
-		case len(a.Contacts) > 0:
-			// A merge does not move links yet: an absorbed customer's
-			// links would be stranded on it (hidden, and out of reach of
-			// an unlink through the survivor).
-			fail(f, "has "+strconv.Itoa(len(a.Contacts))+" linked contact(s): unlink them, or link them to the survivor, before the merge")
 		}
 		byID[a.ID] = a
 	}
@@ -181,6 +194,11 @@ func DecideMerge(survivor Customer, absorbed []Customer, cmd Merge, m Meta) (Mer
 		fail("notes", "the joined notes are "+strconv.Itoa(n)+" characters, at most "+strconv.Itoa(MaxNotes)+
 			": choose one customer's with resolve.notes")
 	}
+	moved := movedLinks(survivor, absorbed)
+	if n := len(survivor.Contacts) + len(moved); n > MaxLinks {
+		fail("customerIds", "the merged customer would have "+strconv.Itoa(n)+" linked contacts, at most "+
+			strconv.Itoa(MaxLinks)+": unlink some first")
+	}
 	if len(errs) > 0 {
 		return MergePlan{}, fault.InvalidFields(errs...)
 	}
@@ -201,19 +219,59 @@ func DecideMerge(survivor Customer, absorbed []Customer, cmd Merge, m Meta) (Mer
 	}
 	evs := []events.Event{ev(survivor, &events.CustomersMerged{CustomerID: survivor.ID, CustomerCode: survivor.Code,
 		Absorbed: names, Changes: ch, Previous: prev, Sources: sources, MergedBy: m.Actor, MergedAt: at})}
+	after := Evolve(survivor, evs[0])
+	for _, l := range moved {
+		link := byID[l.From].Contacts[l.ContactID]
+		link.Primary = l.Primary
+		e := ev(after, &events.CustomerContactLinked{CustomerID: survivor.ID, CustomerCode: survivor.Code, ContactID: l.ContactID,
+			Link: link.Attributes(), LinkedBy: m.Actor, LinkedAt: at, MergedFrom: l.From})
+		evs = append(evs, e)
+		after = Evolve(after, e)
+	}
 	for _, a := range absorbed {
 		evs = append(evs, ev(a, &events.CustomerMergedInto{CustomerID: a.ID, CustomerCode: a.Code, SurvivorID: survivor.ID,
 			SurvivorCode: survivor.Code, MergedBy: m.Actor, MergedAt: at}))
 	}
-	return MergePlan{Survivor: Evolve(survivor, evs[0]), Choices: choices, Events: evs}, nil
+	return MergePlan{Survivor: after, Choices: choices, Links: moved, Events: evs}, nil
 }
 
-// UnmergeResult is a decided unmerge: its events (the survivor's first) and
-// the fields of the survivor it set back and kept.
+// movedLinks returns the links of absorbed (in their order, each's
+// contacts by id) to contacts the survivor is not linked to, each contact
+// once: the first absorbed customer's link wins; a primary one stays
+// primary only when the survivor has no primary contact and no link
+// before it was made primary.
+func movedLinks(survivor Customer, absorbed []Customer) []MovedLink {
+	hasPrimary := false
+	for _, l := range survivor.Contacts {
+		hasPrimary = hasPrimary || l.Primary
+	}
+	var out []MovedLink
+	seen := map[string]bool{}
+	for _, a := range absorbed {
+		for _, kid := range a.LinkedContacts() {
+			if _, linked := survivor.Contacts[kid]; linked || seen[kid] {
+				continue
+			}
+			seen[kid] = true
+			primary := a.Contacts[kid].Primary && !hasPrimary
+			hasPrimary = hasPrimary || primary
+			out = append(out, MovedLink{ContactID: kid, From: a.ID, Primary: primary})
+		}
+	}
+	return out
+}
+
+// UnmergeResult is a decided unmerge: its events (the survivor's first:
+// the undo, then the ends of the links the merge copied; the absorbed
+// customer's last) and the fields of the survivor it set back and kept.
 type UnmergeResult struct {
 	Events   []events.Event
 	Reverted []string
 	Kept     []string // changed since the merge: not set back
+	// Unlinked are the contacts whose links the merge had copied from the
+	// absorbed customer to the survivor, ended on the survivor (a link
+	// changed since is kept).
+	Unlinked []string
 	Survivor Customer
 	Absorbed Customer
 }
@@ -222,7 +280,8 @@ type UnmergeResult struct {
 // was when merged; on the survivor, each field absorbed gave is set back to
 // its value before the merge unless it was changed since (then kept and
 // reported); tags lose the tags absorbed added, notes the text it
-// appended. Errors: MovedTo or ErrNotFound for the survivor, a
+// appended; each link the merge copied from absorbed to the survivor, and
+// unchanged since, ends (absorbed has its own). Errors: MovedTo or ErrNotFound for the survivor, a
 // fault.Invalid error naming customerId when absorbed is not merged into
 // survivor.
 func DecideUnmerge(survivor, absorbed Customer, cmd Unmerge, m Meta) (UnmergeResult, error) {
@@ -280,18 +339,36 @@ func DecideUnmerge(survivor, absorbed Customer, cmd Unmerge, m Meta) (UnmergeRes
 	if kept == nil {
 		kept = []string{}
 	}
-	evs := []events.Event{
-		{ID: ids(), Source: m.Source, AggregateID: survivor.ID, Time: at, Version: survivor.Version + 1, Actor: m.Actor,
-			CorrelationID: m.CorrelationID, CausationID: m.CausationID,
-			Data: &events.CustomerMergeUndone{CustomerID: survivor.ID, CustomerCode: survivor.Code, AbsorbedID: absorbed.ID,
-				AbsorbedCode: absorbed.Code, Changes: ch, Kept: kept, UndoneBy: m.Actor, UndoneAt: at}},
-		{ID: ids(), Source: m.Source, AggregateID: absorbed.ID, Time: at, Version: absorbed.Version + 1, Actor: m.Actor,
-			CorrelationID: m.CorrelationID, CausationID: m.CausationID,
-			Data: &events.CustomerUnmerged{CustomerID: absorbed.ID, CustomerCode: absorbed.Code, SurvivorID: survivor.ID,
-				UnmergedBy: m.Actor, UnmergedAt: at}},
+	base := events.Event{Source: m.Source, Time: at, Actor: m.Actor, CorrelationID: m.CorrelationID, CausationID: m.CausationID}
+	undo := base
+	undo.ID, undo.AggregateID, undo.Version = ids(), survivor.ID, survivor.Version+1
+	undo.Data = &events.CustomerMergeUndone{CustomerID: survivor.ID, CustomerCode: survivor.Code, AbsorbedID: absorbed.ID,
+		AbsorbedCode: absorbed.Code, Changes: ch, Kept: kept, UndoneBy: m.Actor, UndoneAt: at}
+	evs := []events.Event{undo}
+	after := Evolve(survivor, undo)
+	var unlinked []string
+	for _, kid := range survivor.LinkedContacts() {
+		if survivor.Contacts[kid].MergedFrom != absorbed.ID {
+			continue
+		}
+		e := base
+		e.ID, e.AggregateID, e.Version = ids(), survivor.ID, after.Version+1
+		e.Data = &events.CustomerContactUnlinked{CustomerID: survivor.ID, CustomerCode: survivor.Code, ContactID: kid,
+			Reason: events.UnlinkRemoved, UnlinkedBy: m.Actor, UnlinkedAt: at}
+		evs = append(evs, e)
+		after = Evolve(after, e)
+		unlinked = append(unlinked, kid)
 	}
-	return UnmergeResult{Events: evs, Reverted: reverted, Kept: kept,
-		Survivor: Evolve(survivor, evs[0]), Absorbed: Evolve(absorbed, evs[1])}, nil
+	back2 := base
+	back2.ID, back2.AggregateID, back2.Version = ids(), absorbed.ID, absorbed.Version+1
+	back2.Data = &events.CustomerUnmerged{CustomerID: absorbed.ID, CustomerCode: absorbed.Code, SurvivorID: survivor.ID,
+		UnmergedBy: m.Actor, UnmergedAt: at}
+	evs = append(evs, back2)
+	if unlinked == nil {
+		unlinked = []string{}
+	}
+	return UnmergeResult{Events: evs, Reverted: reverted, Kept: kept, Unlinked: unlinked,
+		Survivor: after, Absorbed: Evolve(absorbed, back2)}, nil
 }
 
 // EventIDs returns m.EventID, then m.NextID for every further id.

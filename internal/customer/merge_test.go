@@ -224,3 +224,79 @@ func TestDecideUnmerge(t *testing.T) {
 		t.Fatalf("survivor after both unmerges %+v", g)
 	}
 }
+
+// TestDecideMergeLinks: the absorbed customers' links to contacts the
+// survivor lacks are copied to it (each contact once, the first absorbed
+// customer's link; primary only while the survivor has none), recorded
+// with MergedFrom after the merge event; beyond MaxLinks the merge is
+// refused naming customerIds; an unmerge ends the copies from that
+// customer still marked, and keeps a changed one.
+func TestDecideMergeLinks(t *testing.T) {
+	s, older, newer := mergeRig(t)
+	kid := func(n int) string { return fmt.Sprintf("00000000-0000-4000-a000-%012d", n) }
+	at := t0.Add(3 * time.Hour)
+	s.Contacts = map[string]Link{kid(1): {Role: "own", LinkedBy: "u", LinkedAt: at}}
+	older.Contacts = map[string]Link{kid(1): {Role: "dup"}, kid(2): {Role: "cfo", Primary: true, From: "2025-01-01"}, kid(3): {Role: "x"}}
+	newer.Contacts = map[string]Link{kid(3): {Role: "y", Primary: true}, kid(4): {Primary: true}}
+	plan, err := DecideMerge(s, []Customer{older, newer}, Merge{SurvivorID: s.ID}, mergeMeta(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []MovedLink{{kid(2), older.ID, true}, {kid(3), older.ID, false}, {kid(4), newer.ID, false}}
+	if !slices.Equal(plan.Links, want) {
+		t.Fatalf("links %+v, want %+v", plan.Links, want)
+	}
+	var kinds []string
+	for _, e := range plan.Events {
+		kinds = append(kinds, e.AggregateID[len(e.AggregateID)-1:]+":"+string(e.Kind())+":"+fmt.Sprint(e.Version))
+		if d, ok := e.Data.(*events.CustomerContactLinked); ok && (d.MergedFrom == "" || d.CustomerID != s.ID) {
+			t.Errorf("a copied link without its origin: %+v", d)
+		}
+	}
+	if got := strings.Join(kinds, " "); got != "a:merged:2 a:contactlinked:3 a:contactlinked:4 a:contactlinked:5 b:mergedinto:2 c:mergedinto:2" {
+		t.Errorf("events %s", got)
+	}
+	if l := plan.Survivor.Contacts[kid(2)]; l.Role != "cfo" || !l.Primary || l.From != "2025-01-01" || l.MergedFrom != older.ID ||
+		len(plan.Survivor.Contacts) != 4 || plan.Survivor.Contacts[kid(1)].Role != "own" || plan.Survivor.Version != 5 {
+		t.Errorf("survivor after the merge: %d links %+v, version %d", len(plan.Survivor.Contacts), plan.Survivor.Contacts, plan.Survivor.Version)
+	}
+
+	// Unmerge of older: its copies (2, 3) end, unless changed since (3).
+	merged := plan.Survivor
+	absorbed := Fold(nil)
+	for _, e := range plan.Events {
+		if e.AggregateID == older.ID {
+			absorbed = Evolve(older, e)
+		}
+	}
+	changed := merged.Contacts[kid(3)]
+	changed.Role, changed.MergedFrom = "changed", ""
+	merged.Contacts[kid(3)] = changed
+	res, err := DecideUnmerge(merged, absorbed, Unmerge{SurvivorID: s.ID, AbsorbedID: older.ID}, mergeMeta(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Unlinked, []string{kid(2)}) || len(res.Events) != 3 {
+		t.Fatalf("unmerge: unlinked %v, %d events", res.Unlinked, len(res.Events))
+	}
+	if d, ok := res.Events[1].Data.(*events.CustomerContactUnlinked); !ok || d.ContactID != kid(2) || d.Reason != events.UnlinkRemoved ||
+		res.Events[1].Version != merged.Version+2 || res.Events[2].AggregateID != older.ID {
+		t.Errorf("unmerge events: %+v", res.Events)
+	}
+	if _, ok := res.Survivor.Contacts[kid(2)]; ok || len(res.Survivor.Contacts) != 3 || len(res.Absorbed.Contacts) != 3 {
+		t.Errorf("after the unmerge: survivor %v, absorbed %v", res.Survivor.Contacts, res.Absorbed.Contacts)
+	}
+
+	// Too many links on the survivor: refused.
+	big := map[string]Link{}
+	for i := range MaxLinks - 1 {
+		big[kid(100+i)] = Link{}
+	}
+	s.Contacts = big
+	if _, err := DecideMerge(s, []Customer{older, newer}, Merge{SurvivorID: s.ID}, mergeMeta(1)); !slices.ContainsFunc(fault.Fields(err),
+		func(f fault.FieldError) bool {
+			return f.Field == "customerIds" && strings.Contains(f.Message, "203 linked contacts")
+		}) {
+		t.Errorf("a merge beyond MaxLinks: %v", err)
+	}
+}

@@ -59,6 +59,10 @@ type CustomerContactLinked struct {
 	Link
 	LinkedBy string    `json:"linkedBy"`
 	LinkedAt time.Time `json:"linkedAt"`
+	// MergedFrom, when set, is the customer merged into this one whose
+	// link to the contact the merge copied here (an undo of that merge
+	// ends it, unless it changed since). Optional.
+	MergedFrom string `json:"mergedFrom,omitempty"`
 }
 
 // CustomerContactUnlinked records, on the customer, that its link to a

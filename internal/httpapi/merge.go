@@ -113,6 +113,15 @@ type mergeJSON struct {
 	DryRun   bool              `json:"dryRun"`
 	Absorbed []mergedJSON      `json:"absorbed"`
 	Choices  []mergeChoiceJSON `json:"choices"`
+	Links    []movedLinkJSON   `json:"links"`
+}
+
+// movedLinkJSON is a link of an absorbed customer that the merge copies to
+// the survivor.
+type movedLinkJSON struct {
+	ContactID  string `json:"contactId"`
+	CustomerID string `json:"customerId"` // the absorbed customer it came from
+	Primary    bool   `json:"primary"`
 }
 
 type mergeResponse struct {
@@ -154,13 +163,18 @@ func (a *api) mergeCustomers(c *gin.Context) {
 	for _, ch := range res.Plan.Choices {
 		out.Merge.Choices = append(out.Merge.Choices, mergeChoiceJSON{Field: ch.Field, CustomerID: opt(ch.CustomerID), Rule: ch.Rule})
 	}
-	for _, e := range res.Plan.Events[1:] {
-		d := e.Data.(*events.CustomerMergedInto)
-		out.Merge.Absorbed = append(out.Merge.Absorbed, mergedJSON{CustomerID: d.CustomerID, CustomerCode: d.CustomerCode})
+	for _, e := range res.Plan.Events {
+		if d, ok := e.Data.(*events.CustomerMergedInto); ok {
+			out.Merge.Absorbed = append(out.Merge.Absorbed, mergedJSON{CustomerID: d.CustomerID, CustomerCode: d.CustomerCode})
+		}
+	}
+	out.Merge.Links = []movedLinkJSON{}
+	for _, l := range res.Plan.Links {
+		out.Merge.Links = append(out.Merge.Links, movedLinkJSON{ContactID: l.ContactID, CustomerID: l.From, Primary: l.Primary})
 	}
 	if req.dryRun {
 		out.Message = "Merge preview: nothing was changed"
-		c.Header("ETag", etag(res.Plan.Survivor.Version-1))
+		c.Header("ETag", etag(res.Plan.Survivor.Version-1-uint64(len(res.Plan.Links)))) // the survivor's version now
 		c.JSON(http.StatusOK, out)
 		return
 	}
@@ -173,6 +187,9 @@ type unmergeJSON struct {
 	Customer customerJSON `json:"customer"`
 	Reverted []string     `json:"reverted"`
 	Kept     []string     `json:"kept"`
+	// Unlinked are the contacts whose links the merge had copied to the
+	// survivor, ended there.
+	Unlinked []string `json:"unlinked"`
 }
 
 type unmergeResponse struct {
@@ -226,7 +243,8 @@ func (a *api) unmergeCustomer(c *gin.Context) {
 	}
 	logFrom(c).Info("customer unmerged", "customer_id", id, "absorbed", absorbed, "seq", seq)
 	out := unmergeResponse{Data: toJSON(readmodel.FromState(res.Survivor)), Message: "Customer unmerged successfully",
-		Unmerge: unmergeJSON{Customer: toJSON(readmodel.FromState(res.Absorbed)), Reverted: nonNil(res.Reverted), Kept: nonNil(res.Kept)}}
+		Unmerge: unmergeJSON{Customer: toJSON(readmodel.FromState(res.Absorbed)), Reverted: nonNil(res.Reverted), Kept: nonNil(res.Kept),
+			Unlinked: nonNil(res.Unlinked)}}
 	a.commandDone(c, http.StatusOK, commands.Result{Customer: res.Survivor, Seq: seq}, out)
 }
 
