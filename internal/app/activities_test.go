@@ -311,4 +311,23 @@ func TestTimeline(t *testing.T) {
 	if len(back.Data) != 1 {
 		t.Fatalf("the unmerged customer's own timeline: %+v", back.Data)
 	}
+
+	// Merged in turn: the survivor of a merge absorbed by another brings
+	// its absorbed customers' entries along, at any depth.
+	if r := e.Do("POST", "/api/v1/crm/customers/"+cu.CustomerID+"/merge", map[string]any{"customerIds": []string{other.CustomerID}}); r.Status != http.StatusOK {
+		t.Fatalf("merge again: %d %s", r.Status, r.Body)
+	}
+	top := create(t, e, `{"name":"Acme Holding"}`)
+	if r := e.Do("POST", "/api/v1/crm/customers/"+top.CustomerID+"/merge", map[string]any{"customerIds": []string{cu.CustomerID}}); r.Status != http.StatusOK {
+		t.Fatalf("merge into the holding: %d %s", r.Status, r.Body)
+	}
+	var deep timelineBody
+	e.Do("GET", "/api/v1/crm/customers/"+top.CustomerID+"/timeline?types=meeting&perPage=100", nil).JSON(t, &deep)
+	found := false
+	for _, it := range deep.Data {
+		found = found || it.Activity != nil && it.Activity.ActivityID == meeting.ActivityID && it.CustomerID == other.CustomerID
+	}
+	if !found {
+		t.Fatalf("the meeting of a customer merged into one merged in turn is not on the top survivor's timeline: %+v", deep.Data)
+	}
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -294,6 +295,49 @@ var timelineKinds = func() []string {
 // customerTimeline serves GET /customers/{id}/timeline: the customer's
 // activities and its own events (and those of the customers merged into
 // it), newest first, paged by cursor.
+// maxTimelineCustomers bounds the customers one timeline shows: the
+// customer and those merged into it, at any depth (a customer that had
+// absorbed others, merged in turn).
+const maxTimelineCustomers = 1000
+
+// docLoader is the read model's load of documents by id, merged ones
+// included (both stores have it: the projector's Writer.Load).
+type docLoader interface {
+	Load(ctx context.Context, ids []string) (map[string]readmodel.Customer, error)
+}
+
+// mergedInto returns cu's id and the ids of the customers merged into it,
+// and into those, breadth first, at most maxTimelineCustomers.
+func (a *api) mergedInto(ctx context.Context, cu readmodel.Customer) ([]string, error) {
+	ids := []string{cu.ID}
+	seen := map[string]bool{cu.ID: true}
+	var frontier []string
+	for _, ab := range cu.Absorbed {
+		if !seen[ab.ID] && len(ids) < maxTimelineCustomers {
+			seen[ab.ID] = true
+			ids, frontier = append(ids, ab.ID), append(frontier, ab.ID)
+		}
+	}
+	load, ok := a.Reader.(docLoader)
+	for ok && len(frontier) > 0 && len(ids) < maxTimelineCustomers {
+		docs, err := load.Load(ctx, frontier)
+		if err != nil {
+			return nil, err
+		}
+		var next []string
+		for _, fid := range frontier {
+			for _, ab := range docs[fid].Absorbed {
+				if !seen[ab.ID] && len(ids) < maxTimelineCustomers {
+					seen[ab.ID] = true
+					ids, next = append(ids, ab.ID), append(next, ab.ID)
+				}
+			}
+		}
+		frontier = next
+	}
+	return ids, nil
+}
+
 func (a *api) customerTimeline(c *gin.Context) {
 	id, err := customerID(c)
 	if err != nil {
@@ -317,9 +361,9 @@ func (a *api) customerTimeline(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	q.CustomerIDs = []string{id}
-	for _, ab := range cu.Absorbed {
-		q.CustomerIDs = append(q.CustomerIDs, ab.ID)
+	if q.CustomerIDs, err = a.mergedInto(c.Request.Context(), cu); err != nil {
+		writeError(c, err)
+		return
 	}
 	p, err := a.Reader.Timeline(c.Request.Context(), q)
 	if err != nil {
