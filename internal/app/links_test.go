@@ -188,12 +188,18 @@ func TestLinksEndWithDeletion(t *testing.T) {
 	if r := e.Do("GET", "/api/v1/crm/customers/"+acme.CustomerID+"/contacts", nil); r.Status != http.StatusNotFound {
 		t.Fatalf("contacts of a deleted customer: %d", r.Status)
 	}
-	// A restored customer comes back without its links.
+	// A restored customer comes back with its links (TestRestoreBringsLinksBack);
+	// they end again here for what follows.
 	if r := e.Do("POST", "/api/v1/crm/customers/"+acme.CustomerID+"/restore", nil); r.Status != http.StatusOK {
 		t.Fatalf("restore: %d %s", r.Status, r.Body)
 	}
-	if e.Do("GET", "/api/v1/crm/customers/"+acme.CustomerID+"/contacts", nil).JSON(t, &l); l.Meta.Total != 0 {
+	if e.Do("GET", "/api/v1/crm/customers/"+acme.CustomerID+"/contacts", nil).JSON(t, &l); l.Meta.Total != 2 {
 		t.Fatalf("a restored customer's contacts: %+v", l)
+	}
+	for _, k := range []string{ann.ContactID, bob.ContactID} {
+		if r := e.Do("DELETE", "/api/v1/crm/customers/"+acme.CustomerID+"/contacts/"+k, nil); r.Status != http.StatusOK {
+			t.Fatalf("unlink after the restore: %d %s", r.Status, r.Body)
+		}
 	}
 	// Deleting Ann ends her link to Globex.
 	n = len(e.StreamMessages())
@@ -483,4 +489,63 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// TestRestoreBringsLinksBack: a restore links the customer again to the
+// contacts its deletion unlinked, as they were, on both sides, in the
+// restore's batch, except to a contact deleted meanwhile.
+func TestRestoreBringsLinksBack(t *testing.T) {
+	e := apptest.StartEmbedded(t)
+	acme := create(t, e, `{"name":"Acme"}`)
+	ann := createContact(t, e, `{"name":"Ann"}`)
+	bob := createContact(t, e, `{"name":"Bob"}`)
+	carl := createContact(t, e, `{"name":"Carl"}`)
+	for k, body := range map[string]string{ann.ContactID: `{"role":"billing","primary":true,"from":"2025-01-01"}`,
+		bob.ContactID: `{"role":"cto"}`, carl.ContactID: `{}`} {
+		if r := e.Do("PUT", "/api/v1/crm/customers/"+acme.CustomerID+"/contacts/"+k, body); r.Status != http.StatusCreated {
+			t.Fatalf("link: %d %s", r.Status, r.Body)
+		}
+	}
+	if r := e.Do("DELETE", "/api/v1/crm/customers/"+acme.CustomerID, nil); r.Status != http.StatusOK {
+		t.Fatalf("delete: %d %s", r.Status, r.Body)
+	}
+	if r := e.Do("DELETE", "/api/v1/crm/contacts/"+carl.ContactID, nil); r.Status != http.StatusOK { // meanwhile
+		t.Fatalf("delete carl: %d %s", r.Status, r.Body)
+	}
+	n := len(e.StreamMessages())
+	r := e.Do("POST", "/api/v1/crm/customers/"+acme.CustomerID+"/restore", nil)
+	if r.Status != http.StatusOK || r.Header.Get("ETag") != `"11"` { // create, 3 links, 3 unlinks, delete, restore, 2 links again
+		t.Fatalf("restore: %d %v %s", r.Status, r.Header, r.Body)
+	}
+	got := subjectsSince(e, n)
+	want := []string{"crm.customers." + acme.CustomerID + ".restored", "crm.customers." + acme.CustomerID + ".contactlinked",
+		"crm.customers." + acme.CustomerID + ".contactlinked", "crm.contacts." + ann.ContactID + ".linked", "crm.contacts." + bob.ContactID + ".linked"}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("restore events\n%v\nwant\n%v", got, want)
+	}
+	var l linkList
+	e.Do("GET", "/api/v1/crm/customers/"+acme.CustomerID+"/contacts", nil).JSON(t, &l)
+	var links []string
+	for _, x := range l.Data {
+		links = append(links, fmt.Sprintf("%s:%s:%v:%s", x.Contact.Name, deref(x.Role), x.Primary, deref(x.From)))
+	}
+	if !slices.Equal(links, []string{"Ann:billing:true:2025-01-01", "Bob:cto:false:"}) {
+		t.Errorf("the restored customer's links: %v", links)
+	}
+	for _, k := range []string{ann.ContactID, bob.ContactID} {
+		var cl linkList
+		if e.Do("GET", "/api/v1/crm/contacts/"+k+"/customers", nil).JSON(t, &cl); cl.Meta.Total != 1 || cl.Data[0].CustomerID != acme.CustomerID {
+			t.Errorf("contact %s's customers after the restore: %+v", k, cl)
+		}
+	}
+	// A second delete and restore: the same links again.
+	e.Do("DELETE", "/api/v1/crm/customers/"+acme.CustomerID, nil)
+	if r := e.Do("POST", "/api/v1/crm/customers/"+acme.CustomerID+"/restore", nil); r.Status != http.StatusOK {
+		t.Fatalf("restore again: %d %s", r.Status, r.Body)
+	}
+	if e.Do("GET", "/api/v1/crm/customers/"+acme.CustomerID+"/contacts", nil).JSON(t, &l); l.Meta.Total != 2 {
+		t.Errorf("after the second restore: %+v", l)
+	}
 }

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"strings"
 
 	"crm/internal/auth"
 	"crm/internal/contact"
@@ -138,7 +139,7 @@ func (h *Handler) linkFanOut(ctx context.Context, r Request, evs []events.Event,
 	for _, ev := range evs {
 		switch d := ev.Data.(type) {
 		case *events.CustomerContactLinked:
-			if d.MergedFrom != "" && !contactHalf[pair{d.CustomerID, d.ContactID}] {
+			if !contactHalf[pair{d.CustomerID, d.ContactID}] {
 				extra++
 			}
 		case *events.CustomerContactUnlinked:
@@ -174,24 +175,26 @@ func (h *Handler) linkFanOut(ctx context.Context, r Request, evs []events.Event,
 		return contacts[id], nil
 	}
 	all = evs
+	var gone []string // contacts a link was to begin with, deleted meanwhile
 	for i, ev := range evs {
 		m.Now = ev.Time // the other half happens with its cause
 		var e events.Event
 		switch d := ev.Data.(type) {
 		case *events.CustomerContactLinked:
-			if d.MergedFrom == "" || contactHalf[pair{d.CustomerID, d.ContactID}] {
-				continue // a link command records both halves itself
+			if contactHalf[pair{d.CustomerID, d.ContactID}] {
+				continue // a new link: its command records both halves
 			}
 			k, err := loadContact(d.ContactID)
 			if err != nil {
 				return nil, nil, err
 			}
 			if _, linked := k.Customers[d.CustomerID]; linked {
-				continue
+				continue // a change of the link's attributes: the customer's alone
 			}
 			switch {
 			case !k.Exists():
-				return nil, nil, contact.ErrNotFound
+				gone = append(gone, d.ContactID)
+				continue
 			case len(k.Customers) >= customer.MaxLinks:
 				return nil, nil, contact.ErrTooManyLinks
 			}
@@ -239,5 +242,20 @@ func (h *Handler) linkFanOut(ctx context.Context, r Request, evs []events.Event,
 		}
 		all, causes = append(all, e), append(causes, i)
 	}
+	if len(gone) > 0 {
+		return nil, nil, &contactsGone{ids: gone}
+	}
 	return all, causes, nil
 }
+
+// errContactsGone (fault.Conflict): a link was to begin with a contact
+// deleted since the decision (a restore decides again without it).
+var errContactsGone = fault.New(fault.Conflict, "a contact to link was deleted meanwhile; retry")
+
+// contactsGone is errContactsGone naming the contacts.
+type contactsGone struct{ ids []string }
+
+func (e *contactsGone) Error() string {
+	return errContactsGone.Error() + ": " + strings.Join(e.ids, ", ")
+}
+func (e *contactsGone) Unwrap() error { return errContactsGone }

@@ -70,6 +70,9 @@ type Customer struct {
 	// (Command side only: the read model keeps links as documents of
 	// their own.)
 	Contacts map[string]Link
+	// EndedLinks are the links its deletion ended, by contact id: what a
+	// restore links again (command side only).
+	EndedLinks map[string]Link
 }
 
 // MergeRecord is one merge a customer survived.
@@ -180,6 +183,7 @@ func Evolve(c Customer, e events.Event) Customer {
 	case *events.CustomerRestored:
 		c.Deleted = false
 		c.UpdatedAt = d.RestoredAt
+		c.EndedLinks = nil
 	case *events.CustomerContactLinked, *events.CustomerContactUnlinked:
 		// A link is a change of the customer (its version moves) but not
 		// of its fields (updatedAt stays).

@@ -1,6 +1,7 @@
 package customer
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -52,6 +53,9 @@ type Delete struct {
 type Restore struct {
 	CustomerID      string
 	ExpectedVersion uint64
+	// Gone are contacts deleted since: the links the deletion ended are
+	// linked again except to these.
+	Gone map[string]bool
 }
 
 func (Restore) isCommand() {}
@@ -147,7 +151,23 @@ func Decide(state Customer, cmd Command, m Meta) ([]events.Event, error) {
 		ev.Data = &events.CustomerRestored{
 			CustomerID: state.ID, CustomerCode: state.Code, RestoredBy: m.Actor, RestoredAt: ev.Time,
 		}
-		return []events.Event{ev}, nil
+		out := []events.Event{ev}
+		// The links its deletion ended come back, as they were, except to
+		// the contacts deleted since.
+		ids := EventIDs(m)
+		ids() // the restore's own id
+		for _, kid := range slices.Sorted(maps.Keys(state.EndedLinks)) {
+			if c.Gone[kid] {
+				continue
+			}
+			l := state.EndedLinks[kid]
+			e := ev
+			e.ID, e.Version = ids(), ev.Version+uint64(len(out))
+			e.Data = &events.CustomerContactLinked{CustomerID: state.ID, CustomerCode: state.Code, ContactID: kid, Link: l.Attributes(),
+				LinkedBy: m.Actor, LinkedAt: ev.Time}
+			out = append(out, e)
+		}
+		return out, nil
 	}
 	panic("customer.Decide: unknown command type")
 }

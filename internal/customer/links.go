@@ -55,6 +55,14 @@ func evolveLink(c Customer, e events.Event) Customer {
 	case *events.CustomerContactLinked:
 		links[d.ContactID] = LinkOf(d)
 	case *events.CustomerContactUnlinked:
+		if l, ok := links[d.ContactID]; ok && d.Reason == events.UnlinkCustomerDeleted {
+			ended := maps.Clone(c.EndedLinks)
+			if ended == nil {
+				ended = map[string]Link{}
+			}
+			ended[d.ContactID] = l
+			c.EndedLinks = ended
+		}
 		delete(links, d.ContactID)
 	}
 	c.Contacts = links

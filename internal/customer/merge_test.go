@@ -300,3 +300,34 @@ func TestDecideMergeLinks(t *testing.T) {
 		t.Errorf("a merge beyond MaxLinks: %v", err)
 	}
 }
+
+// TestRestoreLinksAgain: a deletion remembers the links it ended; a
+// restore links them again (after its own event, as they were) except to
+// the contacts named gone, and forgets them.
+func TestRestoreLinksAgain(t *testing.T) {
+	s, _, _ := mergeRig(t)
+	kid := func(n int) string { return fmt.Sprintf("00000000-0000-4000-a000-%012d", n) }
+	s.Contacts = map[string]Link{kid(1): {Role: "billing", Primary: true}, kid(2): {Role: "cto"}, kid(3): {}}
+	deleted := s
+	for _, e := range mustDecide(t, s, Delete{CustomerID: s.ID}, mergeMeta(1)) {
+		deleted = Evolve(deleted, e)
+	}
+	if len(deleted.Contacts) != 0 || len(deleted.EndedLinks) != 3 || !deleted.Deleted {
+		t.Fatalf("deleted: links %v, ended %v", deleted.Contacts, deleted.EndedLinks)
+	}
+	evs := mustDecide(t, deleted, Restore{CustomerID: s.ID, Gone: map[string]bool{kid(2): true}}, mergeMeta(2))
+	var got []string
+	for _, e := range evs {
+		got = append(got, string(e.Kind())+":"+fmt.Sprint(e.Version))
+	}
+	if strings.Join(got, " ") != fmt.Sprintf("restored:%d contactlinked:%d contactlinked:%d", deleted.Version+1, deleted.Version+2, deleted.Version+3) {
+		t.Fatalf("restore events %v", got)
+	}
+	back := deleted
+	for _, e := range evs {
+		back = Evolve(back, e)
+	}
+	if l := back.Contacts[kid(1)]; len(back.Contacts) != 2 || l.Role != "billing" || !l.Primary || back.EndedLinks != nil || back.Deleted {
+		t.Errorf("restored: links %v, ended %v", back.Contacts, back.EndedLinks)
+	}
+}
