@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"strconv"
 	"strings"
 
 	"crm/internal/auth"
@@ -191,12 +192,9 @@ func (h *Handler) linkFanOut(ctx context.Context, r Request, evs []events.Event,
 			if _, linked := k.Customers[d.CustomerID]; linked {
 				continue // a change of the link's attributes: the customer's alone
 			}
-			switch {
-			case !k.Exists():
-				gone = append(gone, d.ContactID)
+			if !k.Exists() || len(k.Customers) >= customer.MaxLinks {
+				gone = append(gone, d.ContactID) // deleted, or full, since the decision
 				continue
-			case len(k.Customers) >= customer.MaxLinks:
-				return nil, nil, contact.ErrTooManyLinks
 			}
 			e = events.Event{ID: h.newID(), Source: m.Source, AggregateID: k.ID, Time: m.Now.UTC(), Version: k.Version + 1,
 				Actor: m.Actor, CorrelationID: m.CorrelationID, CausationID: m.CausationID,
@@ -249,8 +247,10 @@ func (h *Handler) linkFanOut(ctx context.Context, r Request, evs []events.Event,
 }
 
 // errContactsGone (fault.Conflict): a link was to begin with a contact
-// deleted since the decision (a restore decides again without it).
-var errContactsGone = fault.New(fault.Conflict, "a contact to link was deleted meanwhile; retry")
+// deleted since the decision, or linked to customer.MaxLinks customers (a
+// restore decides again without it; a merge fails).
+var errContactsGone = fault.New(fault.Conflict, "a contact to link was deleted meanwhile, or has "+
+	strconv.Itoa(customer.MaxLinks)+" linked customers: unlink some, or check it and retry")
 
 // contactsGone is errContactsGone naming the contacts.
 type contactsGone struct{ ids []string }

@@ -53,8 +53,9 @@ type Delete struct {
 type Restore struct {
 	CustomerID      string
 	ExpectedVersion uint64
-	// Gone are contacts deleted since: the links the deletion ended are
-	// linked again except to these.
+	// Gone are contacts deleted since, or linked to customer.MaxLinks
+	// customers since: the links the deletion ended are linked again
+	// except to these.
 	Gone map[string]bool
 }
 
@@ -164,7 +165,7 @@ func Decide(state Customer, cmd Command, m Meta) ([]events.Event, error) {
 			e := ev
 			e.ID, e.Version = ids(), ev.Version+uint64(len(out))
 			e.Data = &events.CustomerContactLinked{CustomerID: state.ID, CustomerCode: state.Code, ContactID: kid, Link: l.Attributes(),
-				LinkedBy: m.Actor, LinkedAt: ev.Time}
+				LinkedBy: m.Actor, LinkedAt: ev.Time, MergedFrom: l.MergedFrom} // a merge's copy stays one
 			out = append(out, e)
 		}
 		return out, nil

@@ -169,6 +169,13 @@ var byType = func() map[string]typeEntry {
 	return m
 }()
 
+// DefinitionOfType returns the definition of a CloudEvents type written
+// today or in an older version.
+func DefinitionOfType(t string) (Definition, bool) {
+	e, ok := byType[t]
+	return e.def, ok
+}
+
 type typeEntry struct {
 	def Definition
 	up  Upcaster // nil for the current version

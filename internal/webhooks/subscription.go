@@ -273,24 +273,39 @@ func matchPattern(p, t string) bool {
 	}
 }
 
-// Matches reports whether an event of CloudEvents type t is for s: with
-// no types, every customer event; else what a pattern matches; of one
-// customer, customer events only.
+// Matches reports whether an event of CloudEvents type t (of any
+// version) is for s. Without types: every customer event. A pattern
+// matches the customers' events it matches, and a contact's or an
+// activity's only when it names the aggregate as a segment of its own
+// (".contact.", ".activity."): the patterns of the subscriptions made
+// before those events existed ("*", "*.deleted.*") keep meaning the
+// customers' events. Of one customer: customer events only.
 func (s Subscription) Matches(t string) bool {
-	if len(s.Types) == 0 || s.CustomerID != "" {
-		if !slices.Contains(events.TypesOf(events.Customers), t) {
-			return false
-		}
-		if len(s.Types) == 0 {
-			return true
-		}
+	d, known := events.DefinitionOfType(t)
+	customers := !known || d.Aggregate == events.Customers
+	if !customers && s.CustomerID != "" {
+		return false
 	}
+	if len(s.Types) == 0 {
+		return customers
+	}
+	seg := "." + typeSegment(t) + "."
 	for _, p := range s.Types {
-		if matchPattern(p, t) {
+		if matchPattern(p, t) && (customers || strings.Contains("."+p, seg)) {
 			return true
 		}
 	}
 	return false
+}
+
+// typeSegment is the aggregate's segment of a type: "contact" of
+// com.a64core.crm.contact.created.v1.
+func typeSegment(t string) string {
+	parts := strings.Split(t, ".")
+	if len(parts) < 3 {
+		return t
+	}
+	return parts[len(parts)-3]
 }
 
 // FilterSubjects returns the subjects of the stream s's consumer reads:

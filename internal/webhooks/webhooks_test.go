@@ -141,9 +141,14 @@ func TestFilterSubjects(t *testing.T) {
 	}{
 		// No types: the customers' events (as before contacts existed).
 		{Subscription{}, []string{events.SubjectAll}},
-		{Subscription{Types: []string{"*"}}, []string{"crm.customers.>", "crm.contacts.>", "crm.activities.>"}},
+		// A pattern reaches a contact's or an activity's events only when
+		// it names the aggregate: "*" and "*.deleted.*" keep meaning the
+		// customers' (what they meant before those events existed).
+		{Subscription{Types: []string{"*"}}, []string{"crm.customers.>"}},
+		{Subscription{Types: []string{"*", "*.contact.*", "*.activity.*"}}, []string{"crm.customers.>", "crm.contacts.>", "crm.activities.>"}},
 		{Subscription{Types: []string{"*.contact.*"}}, []string{"crm.contacts.>"}},
-		{Subscription{Types: []string{"*.deleted.*"}}, []string{"crm.customers.*.deleted", "crm.contacts.*.deleted", "crm.activities.*.deleted"}},
+		{Subscription{Types: []string{"*.deleted.*"}}, []string{"crm.customers.*.deleted"}},
+		{Subscription{Types: []string{"*.deleted.*", "*.activity.deleted.*"}}, []string{"crm.customers.*.deleted", "crm.activities.*.deleted"}},
 		{Subscription{Types: []string{events.TypeActivityCreatedV1, "*.customer.contact*"}},
 			[]string{"crm.customers.*.contactlinked", "crm.customers.*.contactunlinked", "crm.activities.*.created"}},
 		{Subscription{CustomerID: id}, []string{events.CustomerSubjects(id)}},
@@ -156,6 +161,25 @@ func TestFilterSubjects(t *testing.T) {
 		if got := c.s.FilterSubjects(); !slices.Equal(got, c.want) {
 			t.Errorf("%+v: %v, want %v", c.s, got, c.want)
 		}
+	}
+}
+
+// TestMatchesOlderVersions: a subscription takes an event stored in an
+// older version of its type as it takes the current one.
+func TestMatchesOlderVersions(t *testing.T) {
+	for _, d := range events.Definitions() {
+		for old := range d.Upcasters {
+			all, one := Subscription{}, Subscription{CustomerID: "6f1c2a7e-4b3d-4c2e-9a1f-0e5d8b7c6a41"}
+			wantCustomer := d.Aggregate == events.Customers
+			if all.Matches(old) != wantCustomer || one.Matches(old) != wantCustomer || all.Matches(d.Type) != wantCustomer {
+				t.Errorf("%s (older %s of %s): matched %v/%v, want %v", d.Type, old, d.Aggregate, all.Matches(old), one.Matches(old), wantCustomer)
+			}
+		}
+	}
+	if !(Subscription{Types: []string{"*.contact.*"}}).Matches(events.TypeContactDeletedV1) ||
+		(Subscription{Types: []string{"*"}}).Matches(events.TypeContactDeletedV1) ||
+		!(Subscription{Types: []string{"com.a64core.crm.activity.created.v1"}}).Matches(events.TypeActivityCreatedV1) {
+		t.Error("patterns of contact and activity types")
 	}
 }
 
