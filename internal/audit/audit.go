@@ -126,14 +126,21 @@ func tags(t []string, none bool) any {
 // AsOf folds the events that happened at or before t. ok is false when the
 // customer did not exist yet at t.
 func AsOf(evs []events.Event, t time.Time) (customer.Customer, bool) {
-	var state customer.Customer
+	state := foldUntil(evs, t, customer.Evolve)
+	return state, state.Version > 0
+}
+
+// foldUntil folds, with evolve, the events of one aggregate that
+// happened at or before t (they are in stream order).
+func foldUntil[S any](evs []events.Event, t time.Time, evolve func(S, events.Event) S) S {
+	var state S
 	for _, ev := range evs {
 		if ev.Time.After(t) {
 			break
 		}
-		state = customer.Evolve(state, ev)
+		state = evolve(state, ev)
 	}
-	return state, state.Version > 0
+	return state
 }
 
 // ParseAsOf parses the RFC 3339 time of an "as of" query and returns the

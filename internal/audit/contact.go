@@ -85,12 +85,6 @@ func ContactDiff(a, b contact.Contact) []Change {
 // ContactAsOf folds the contact's events that happened at or before t; ok
 // is false when the contact did not exist yet at t.
 func ContactAsOf(evs []events.Event, t time.Time) (contact.Contact, bool) {
-	var state contact.Contact
-	for _, ev := range evs {
-		if ev.Time.After(t) {
-			break
-		}
-		state = contact.Evolve(state, ev)
-	}
+	state := foldUntil(evs, t, contact.Evolve)
 	return state, state.Version > 0
 }
